@@ -1,0 +1,8 @@
+//! nslab: network labs on one Linux host from kernel namespaces alone.
+//!
+//! The data flows one way: [`topology`] (parse, validate) → [`plan`] →
+//! [`kernel`] (namespaces, netlink) → [`state`]; [`lab`] drives the flow and the
+//! `nslab` binary is a thin CLI over it.
+
+pub mod plan;
+pub mod topology;

@@ -1,0 +1,1 @@
+//! The topology file: parse and validate.
