@@ -1,1 +1,52 @@
 //! Topology → plan.
+
+use super::{EndpointPlan, LinkPlan, NodePlan, Place, Plan};
+use crate::topology::{Endpoint, HOST, Topology};
+
+impl Plan {
+    /// Builds the plan of a validated topology. Infallible: every rule was
+    /// checked by [`crate::topology::load`] / [`crate::topology::parse_str`].
+    pub fn from_topology(t: &Topology) -> Plan {
+        let nodes = t
+            .nodes
+            .iter()
+            .map(|(name, n)| NodePlan {
+                name: name.clone(),
+                kind: n.kind,
+                hostname: n.hostname.clone(),
+                tmpfs: n.tmpfs.clone(),
+                binds: n.binds.clone(),
+                sysctls: n.sysctls.clone(),
+                routes: n.routes.clone(),
+                env: n.env.clone(),
+                exec: n.exec.clone(),
+            })
+            .collect();
+        let endpoint = |e: &Endpoint| EndpointPlan {
+            place: if e.node == HOST {
+                Place::Host
+            } else {
+                // Validation guarantees the node exists; fall back to the host
+                // would be wrong, so an unknown node is a bug upstream.
+                Place::Node(t.nodes.get_index_of(&e.node).unwrap_or(usize::MAX))
+            },
+            ifname: e.iface.clone(),
+            addresses: e.ipv4.iter().chain(e.ipv6.iter()).copied().collect(),
+            mac: e.mac,
+        };
+        let links = t
+            .links
+            .iter()
+            .map(|l| LinkPlan {
+                endpoints: [endpoint(&l.endpoints[0]), endpoint(&l.endpoints[1])],
+                mtu: l.mtu,
+            })
+            .collect();
+        Plan {
+            lab: t.name.clone(),
+            source: Some(t.source.clone()),
+            nodes,
+            links,
+        }
+    }
+}

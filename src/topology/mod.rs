@@ -1,1 +1,78 @@
 //! The topology file: parse and validate.
+//!
+//! [`load`] reads a file (at most [`MAX_FILE_BYTES`]), parses it with
+//! serde_yaml into the raw shapes of `model`, then `validate` checks every
+//! rule, collecting all problems, and produces a [`Topology`] whose values
+//! are already merged with `defaults`, typed and normalised, ready for
+//! [`crate::plan::Plan::from_topology`].
+
+mod error;
+mod load;
+mod model;
+mod names;
+mod route;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+
+use crate::plan::{BindPlan, NodeKind, RoutePlan, SysctlPlan};
+
+pub use error::{Problem, TopologyError};
+pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
+pub use names::is_valid_name;
+pub use route::parse_route;
+
+/// The reserved endpoint node name for the host's own network namespace.
+pub const HOST: &str = "host";
+
+/// A validated topology with defaults merged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// The lab name.
+    pub name: String,
+    /// The file it came from (or the `origin` given to [`parse_str`]).
+    pub source: PathBuf,
+    /// Nodes in file order, by name.
+    pub nodes: IndexMap<String, Node>,
+    /// Links in file order.
+    pub links: Vec<Link>,
+}
+
+/// One node, with `defaults` merged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub hostname: String,
+    /// Absolute, normalised paths.
+    pub tmpfs: Vec<PathBuf>,
+    /// Absolute, normalised paths; sources exist at validation time.
+    pub binds: Vec<BindPlan>,
+    pub sysctls: Vec<SysctlPlan>,
+    pub routes: Vec<RoutePlan>,
+    pub env: Vec<(String, String)>,
+    pub exec: Vec<String>,
+}
+
+/// One link (a veth pair).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub endpoints: [Endpoint; 2],
+    pub mtu: Option<u32>,
+}
+
+/// One end of a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// A node name of the topology, or [`HOST`].
+    pub node: String,
+    pub iface: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: Option<[u8; 6]>,
+}

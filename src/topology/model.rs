@@ -1,0 +1,269 @@
+//! Raw serde shapes of the topology file, before validation.
+//!
+//! Every string, list and map goes through the wrappers below, which charge a
+//! per-parse budget before allocating. serde_yaml bounds nesting (128 levels)
+//! and the number of alias jumps, but an alias to a large subtree (or a long
+//! string) that is repeated many times would still expand quadratically; the
+//! budget turns that into an error instead of a hang or an out-of-memory.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+thread_local! {
+    /// Units left for the parse running on this thread (`None`: unlimited).
+    static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Installs a budget for the current thread until dropped.
+#[derive(Debug)]
+pub(crate) struct BudgetGuard {
+    previous: Option<u64>,
+}
+
+impl BudgetGuard {
+    pub(crate) fn new(units: u64) -> BudgetGuard {
+        let previous = BUDGET.with(|b| b.replace(Some(units)));
+        BudgetGuard { previous }
+    }
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        BUDGET.with(|b| b.set(self.previous));
+    }
+}
+
+/// The message of the error raised when the budget runs out.
+pub(crate) const BUDGET_MESSAGE: &str =
+    "the document expands (through YAML aliases) to far more data than the file holds; refusing it";
+
+fn charge<E: de::Error>(units: u64) -> Result<(), E> {
+    BUDGET.with(|b| match b.get() {
+        None => Ok(()),
+        Some(left) if left >= units => {
+            b.set(Some(left - units));
+            Ok(())
+        }
+        Some(_) => {
+            b.set(Some(0));
+            Err(E::custom(BUDGET_MESSAGE))
+        }
+    })
+}
+
+/// A string scalar (charged by length).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                charge(v.len() as u64 + 1)?;
+                Ok(Text(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A scalar value of a map (`sysctls`, `env`): string, integer or boolean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    Str(String),
+    Int(i128),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, an integer or a boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                charge(v.len() as u64 + 1)?;
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                charge(1)?;
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                charge(1)?;
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                charge(1)?;
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Scalar, E> {
+                charge(1)?;
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Scalar, E> {
+                charge(1)?;
+                i128::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list (each element charged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seq<T>(pub Vec<T>);
+
+impl<T> Default for Seq<T> {
+    fn default() -> Self {
+        Seq(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Seq<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Seq<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Seq<T>, A::Error> {
+                let mut out = Vec::new();
+                loop {
+                    charge::<A::Error>(1)?;
+                    match seq.next_element()? {
+                        Some(x) => out.push(x),
+                        None => return Ok(Seq(out)),
+                    }
+                }
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// A mapping with string keys, in file order. Duplicate keys are not an
+/// error here: they are kept in `duplicates` so that validation reports them
+/// with the other problems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UMap<V> {
+    pub entries: IndexMap<String, V>,
+    pub duplicates: Vec<String>,
+}
+
+impl<V> Default for UMap<V> {
+    fn default() -> Self {
+        UMap {
+            entries: IndexMap::new(),
+            duplicates: Vec::new(),
+        }
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = UMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UMap<V>, A::Error> {
+                let mut out = UMap::default();
+                loop {
+                    charge::<A::Error>(1)?;
+                    let Some(Text(key)) = map.next_key::<Text>()? else {
+                        return Ok(out);
+                    };
+                    let value = map.next_value::<V>()?;
+                    if out.entries.contains_key(&key) {
+                        if !out.duplicates.contains(&key) {
+                            out.duplicates.push(key);
+                        }
+                    } else {
+                        out.entries.insert(key, value);
+                    }
+                }
+            }
+        }
+        d.deserialize_map(Vis(PhantomData))
+    }
+}
+
+/// The whole file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileModel {
+    pub name: Text,
+    #[serde(default)]
+    pub topology: Option<TopologyModel>,
+}
+
+/// `topology:`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopologyModel {
+    #[serde(default)]
+    pub defaults: Option<NodeModel>,
+    #[serde(default)]
+    pub nodes: Option<UMap<Option<NodeModel>>>,
+    #[serde(default)]
+    pub links: Option<Seq<LinkModel>>,
+}
+
+/// One node, or `defaults`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeModel {
+    #[serde(default)]
+    pub kind: Option<Text>,
+    #[serde(default)]
+    pub hostname: Option<Text>,
+    #[serde(default)]
+    pub sysctls: Option<UMap<Scalar>>,
+    #[serde(default)]
+    pub routes: Option<Seq<Text>>,
+    #[serde(default)]
+    pub binds: Option<Seq<Text>>,
+    #[serde(default)]
+    pub tmpfs: Option<Seq<Text>>,
+    #[serde(default)]
+    pub env: Option<UMap<Scalar>>,
+    #[serde(default)]
+    pub exec: Option<Seq<Text>>,
+}
+
+/// One link.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkModel {
+    pub endpoints: Seq<Text>,
+    #[serde(default)]
+    pub ipv4: Option<Seq<Option<Text>>>,
+    #[serde(default)]
+    pub ipv6: Option<Seq<Option<Text>>>,
+    #[serde(default)]
+    pub mtu: Option<i64>,
+    #[serde(default)]
+    pub mac: Option<Seq<Option<Text>>>,
+}
+
+/// Only the lab name, ignoring everything else (for [`super::lab_name_of`]).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NameOnly {
+    pub name: String,
+}

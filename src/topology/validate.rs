@@ -1,0 +1,843 @@
+//! Validation rules: raw model → [`Topology`], collecting every problem.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+
+use super::model::{FileModel, LinkModel, NodeModel, Scalar, Seq, Text, UMap};
+use super::names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
+use super::route::parse_route;
+use super::{Endpoint, HOST, Link, Node, Problem, Topology};
+use crate::plan::{BindPlan, NodeKind, RoutePlan, SysctlPlan};
+
+/// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
+pub const MAX_BRIDGE_PORTS: usize = 1023;
+/// The tmpfs mounted in a node when neither it nor `defaults` says otherwise.
+pub const DEFAULT_TMPFS: [&str; 2] = ["/tmp", "/run"];
+
+const TOP: &str = "topology";
+const DEFAULTS: &str = "topology.defaults";
+
+/// A node's own keys (or those of `defaults`), each checked and typed;
+/// `None` when the key is absent.
+#[derive(Debug, Default, Clone)]
+struct Fields {
+    kind: Option<NodeKind>,
+    hostname: Option<String>,
+    sysctls: Option<Vec<SysctlPlan>>,
+    /// Each route with the key path it was written at.
+    routes: Option<Vec<(String, RoutePlan)>>,
+    binds: Option<Vec<BindPlan>>,
+    tmpfs: Option<Vec<PathBuf>>,
+    env: Option<Vec<(String, String)>>,
+    exec: Option<Vec<String>>,
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+    base_dir: PathBuf,
+}
+
+pub(crate) fn validate(
+    model: FileModel,
+    origin: &Path,
+    base_dir: &Path,
+) -> Result<Topology, Vec<Problem>> {
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base_dir
+    };
+    let base_dir = normalize(&std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.into()));
+    let mut c = Checker {
+        problems: Vec::new(),
+        base_dir,
+    };
+
+    let name = model.name.0;
+    if let Some(why) = name_problem(&name) {
+        c.push("name", format!("lab name {name:?} {why}"));
+    }
+
+    let topo = model.topology.unwrap_or_default();
+    let defaults = topo
+        .defaults
+        .map(|d| c.fields(&d, DEFAULTS))
+        .unwrap_or_default();
+
+    let node_models = topo.nodes.unwrap_or_default();
+    for dup in &node_models.duplicates {
+        c.push(
+            format!("{TOP}.nodes"),
+            format!("node {dup:?} is defined more than once"),
+        );
+    }
+    if node_models.entries.is_empty() {
+        c.push(
+            format!("{TOP}.nodes"),
+            "no nodes: a lab needs at least one node",
+        );
+    }
+
+    // Nodes, merged with defaults; routes are checked after the links are known.
+    let mut nodes: IndexMap<String, Node> = IndexMap::new();
+    let mut own_routes: HashMap<String, Vec<(String, RoutePlan)>> = HashMap::new();
+    for (node_name, model) in &node_models.entries {
+        let path = node_path(node_name);
+        if node_name == HOST {
+            c.push(
+                &path,
+                format!("node name {HOST:?} is reserved for the host's own network namespace"),
+            );
+        } else if let Some(why) = name_problem(node_name) {
+            c.push(&path, format!("node name {node_name:?} {why}"));
+        }
+        let own = model
+            .as_ref()
+            .map(|m| c.fields(m, &path))
+            .unwrap_or_default();
+        let kind = own.kind.or(defaults.kind).unwrap_or(NodeKind::Node);
+        if kind == NodeKind::Bridge && node_name.len() > super::names::MAX_IFNAME_BYTES {
+            c.push(
+                &path,
+                format!(
+                    "bridge node name {node_name:?} is longer than 15 bytes; the bridge device is named after the node"
+                ),
+            );
+        }
+        if kind == NodeKind::Bridge && own.routes.as_ref().is_some_and(|r| !r.is_empty()) {
+            c.push(
+                format!("{path}.routes"),
+                format!("node {node_name:?} is a bridge; a bridge node cannot have routes"),
+            );
+        }
+        let routes = match (&own.routes, kind) {
+            (Some(r), _) => r.clone(),
+            (None, NodeKind::Node) => defaults.routes.clone().unwrap_or_default(),
+            (None, NodeKind::Bridge) => Vec::new(),
+        };
+        own_routes.insert(node_name.clone(), routes);
+        let node = Node {
+            kind,
+            hostname: own
+                .hostname
+                .clone()
+                .or_else(|| defaults.hostname.clone())
+                .unwrap_or_else(|| node_name.clone()),
+            tmpfs: own
+                .tmpfs
+                .clone()
+                .or_else(|| defaults.tmpfs.clone())
+                .unwrap_or_else(|| DEFAULT_TMPFS.iter().map(PathBuf::from).collect()),
+            binds: own
+                .binds
+                .clone()
+                .or_else(|| defaults.binds.clone())
+                .unwrap_or_default(),
+            sysctls: merge(defaults.sysctls.as_deref(), own.sysctls.as_deref(), |s| {
+                &s.path
+            }),
+            routes: Vec::new(),
+            env: merge(defaults.env.as_deref(), own.env.as_deref(), |e| &e.0),
+            exec: own
+                .exec
+                .clone()
+                .or_else(|| defaults.exec.clone())
+                .unwrap_or_default(),
+        };
+        nodes.insert(node_name.clone(), node);
+    }
+
+    // Links.
+    let mut links = Vec::new();
+    let mut used: HashMap<(String, String), String> = HashMap::new();
+    let mut bridge_ports: IndexMap<String, usize> = IndexMap::new();
+    let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
+    for (i, link) in topo.links.unwrap_or_default().0.iter().enumerate() {
+        if let Some(l) = c.link(i, link, &nodes, &mut used) {
+            for e in &l.endpoints {
+                ifaces
+                    .entry(e.node.clone())
+                    .or_default()
+                    .insert(e.iface.clone());
+                if nodes
+                    .get(&e.node)
+                    .is_some_and(|n| n.kind == NodeKind::Bridge)
+                {
+                    *bridge_ports.entry(e.node.clone()).or_default() += 1;
+                }
+            }
+            links.push(l);
+        }
+    }
+    for (bridge, count) in &bridge_ports {
+        if *count > MAX_BRIDGE_PORTS {
+            c.push(
+                node_path(bridge),
+                format!(
+                    "bridge {bridge:?} has {count} ports; a Linux bridge takes at most {MAX_BRIDGE_PORTS}"
+                ),
+            );
+        }
+    }
+
+    // Routes: `dev` must be an interface of the node.
+    let empty = HashSet::new();
+    for (node_name, node) in nodes.iter_mut() {
+        let routes = own_routes.remove(node_name).unwrap_or_default();
+        let mine = ifaces.get(node_name).unwrap_or(&empty);
+        for (path, route) in routes {
+            if let Some(dev) = &route.device
+                && !mine.contains(dev)
+            {
+                c.push(
+                    path,
+                    format!(
+                        "route {:?}: dev {dev:?} is not an interface of node {node_name:?}",
+                        route.text
+                    ),
+                );
+            }
+            node.routes.push(route);
+        }
+    }
+
+    if c.problems.is_empty() {
+        Ok(Topology {
+            name,
+            source: origin.to_path_buf(),
+            nodes,
+            links,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+/// The key path of a node.
+fn node_path(name: &str) -> String {
+    if super::is_valid_name(name) {
+        format!("{TOP}.nodes.{name}")
+    } else {
+        format!("{TOP}.nodes.{name:?}")
+    }
+}
+
+/// Merges two maps kept as ordered lists: entries of `own` replace those of
+/// `defaults` with the same key (in place), others are appended.
+fn merge<T: Clone, K: PartialEq + ?Sized>(
+    defaults: Option<&[T]>,
+    own: Option<&[T]>,
+    key: impl Fn(&T) -> &K,
+) -> Vec<T> {
+    let mut out: Vec<T> = defaults.unwrap_or_default().to_vec();
+    for item in own.unwrap_or_default() {
+        match out.iter_mut().find(|x| key(x) == key(item)) {
+            Some(slot) => *slot = item.clone(),
+            None => out.push(item.clone()),
+        }
+    }
+    out
+}
+
+/// Lexical normalisation: drops `.` and resolves `..` against the previous
+/// component (never above the root). Does not touch the file system.
+pub(crate) fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in p.components() {
+        match comp {
+            Component::Prefix(_) | Component::RootDir => out.push(comp.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() || out.as_os_str().is_empty() {
+                    if p.is_absolute() {
+                        out.push("/");
+                    } else {
+                        out.push("..");
+                    }
+                }
+            }
+            Component::Normal(s) => out.push(s),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+fn has_parent_component(p: &str) -> bool {
+    Path::new(p).components().any(|c| c == Component::ParentDir)
+}
+
+/// A sysctl key → its path below /proc/sys, refusing anything that is not
+/// namespaced (and so could change the host).
+pub(crate) fn sysctl_path(key: &str) -> Result<PathBuf, String> {
+    if key.is_empty() {
+        return Err("sysctl key is empty".to_owned());
+    }
+    if let Some(bad) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(format!(
+            "sysctl {key:?} holds {bad:?}; only letters, digits, '_', '.', '-' and '/' are allowed"
+        ));
+    }
+    let path = if key.contains('/') {
+        key.to_owned()
+    } else {
+        key.replace('.', "/")
+    };
+    let comps: Vec<&str> = path.split('/').collect();
+    if comps
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(format!(
+            "sysctl {key:?} has an empty, \".\" or \"..\" component"
+        ));
+    }
+    let namespaced = match comps.as_slice() {
+        ["net", _, ..] => true,
+        ["kernel", k] => {
+            k.starts_with("shm")
+                || k.starts_with("msg")
+                || k.starts_with("sem")
+                || *k == "domainname"
+        }
+        ["fs", "mqueue", _] => true,
+        _ => false,
+    };
+    if !namespaced {
+        return Err(format!(
+            "sysctl {key:?} is not namespaced: setting it would change the host"
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Parses `SRC:DST[:ro|:rw]`; relative sources are resolved against `base`.
+/// Does not look at the file system.
+pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<BindPlan, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, read_only) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        [_, _, mode] => {
+            return Err(format!("bind {spec:?}: mode {mode:?} is not ro or rw"));
+        }
+        _ => {
+            return Err(format!(
+                "bind {spec:?} must be SRC:DST, SRC:DST:ro or SRC:DST:rw"
+            ));
+        }
+    };
+    if src.is_empty() {
+        return Err(format!("bind {spec:?}: source is empty"));
+    }
+    if !dst.starts_with('/') {
+        return Err(format!(
+            "bind {spec:?}: target {dst:?} must be an absolute path"
+        ));
+    }
+    if has_parent_component(dst) {
+        return Err(format!(
+            "bind {spec:?}: target {dst:?} may not contain \"..\""
+        ));
+    }
+    Ok(BindPlan {
+        source: normalize(&base.join(src)),
+        target: normalize(Path::new(dst)),
+        read_only,
+    })
+}
+
+/// Checks one tmpfs path.
+pub(crate) fn tmpfs_path(p: &str) -> Result<PathBuf, String> {
+    if !p.starts_with('/') {
+        return Err(format!("tmpfs {p:?} must be an absolute path"));
+    }
+    if has_parent_component(p) {
+        return Err(format!("tmpfs {p:?} may not contain \"..\""));
+    }
+    let n = normalize(Path::new(p));
+    if ["/", "/proc", "/sys", "/dev"]
+        .iter()
+        .any(|f| n == Path::new(f))
+    {
+        return Err(format!(
+            "tmpfs {p:?} is not allowed: it would hide {}",
+            n.display()
+        ));
+    }
+    Ok(n)
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`, requiring a unicast, non-zero address.
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bad = || format!("MAC address {s:?} is not of the form aa:bb:cc:dd:ee:ff");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(&parts) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        *slot = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if mac == [0; 6] {
+        return Err(format!("MAC address {s:?} is all zeros"));
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!(
+            "MAC address {s:?} is multicast (lowest bit of the first byte set); use a unicast address"
+        ));
+    }
+    Ok(mac)
+}
+
+/// Parses `ADDR/LEN` of the given family (`v4`).
+fn parse_address(s: &str, v4: bool) -> Result<IpNet, String> {
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => {
+            return Err(match s.parse::<IpAddr>() {
+                Ok(_) => format!(
+                    "address {s:?} has no prefix length (write it as {s}/{}, for example)",
+                    if v4 { 24 } else { 64 }
+                ),
+                Err(_) => format!("{s:?} is not an address with a prefix length (ADDR/LEN)"),
+            });
+        }
+    };
+    match (net, v4) {
+        (IpNet::V4(_), true) | (IpNet::V6(_), false) => Ok(net),
+        (IpNet::V6(_), true) => Err(format!("address {s:?} is IPv6; put it in ipv6, not ipv4")),
+        (IpNet::V4(_), false) => Err(format!("address {s:?} is IPv4; put it in ipv4, not ipv6")),
+    }
+}
+
+fn scalar_string(v: &Scalar, bool_text: (&str, &str)) -> String {
+    match v {
+        Scalar::Str(s) => s.clone(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Bool(true) => bool_text.0.to_owned(),
+        Scalar::Bool(false) => bool_text.1.to_owned(),
+    }
+}
+
+impl Checker {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    fn duplicates<V>(&mut self, map: &UMap<V>, path: &str) {
+        for d in &map.duplicates {
+            self.push(path, format!("key {d:?} is given more than once"));
+        }
+    }
+
+    /// Checks a node's (or `defaults`') own keys.
+    fn fields(&mut self, m: &NodeModel, path: &str) -> Fields {
+        let mut f = Fields::default();
+        if let Some(Text(kind)) = &m.kind {
+            f.kind = match kind.as_str() {
+                "node" => Some(NodeKind::Node),
+                "bridge" => Some(NodeKind::Bridge),
+                _ => {
+                    self.push(
+                        format!("{path}.kind"),
+                        format!("kind {kind:?} is not known: use node or bridge"),
+                    );
+                    None
+                }
+            };
+        }
+        if let Some(Text(h)) = &m.hostname {
+            if !is_valid_hostname(h) {
+                self.push(
+                    format!("{path}.hostname"),
+                    format!(
+                        "hostname {h:?} is invalid: use 1 to 64 bytes of letters, digits, '-' and '.'"
+                    ),
+                );
+            }
+            f.hostname = Some(h.clone());
+        }
+        if let Some(map) = &m.sysctls {
+            let p = format!("{path}.sysctls");
+            self.duplicates(map, &p);
+            let mut out: Vec<SysctlPlan> = Vec::new();
+            for (key, value) in &map.entries {
+                match sysctl_path(key) {
+                    Ok(sp) => {
+                        if let Some(prev) = out.iter().find(|s| s.path == sp) {
+                            let msg = format!(
+                                "sysctl {key:?} is the same as {:?}, given before",
+                                prev.key
+                            );
+                            self.push(format!("{p}.{key}"), msg);
+                        }
+                        out.push(SysctlPlan {
+                            key: key.clone(),
+                            path: sp,
+                            value: scalar_string(value, ("1", "0")),
+                        });
+                    }
+                    Err(msg) => self.push(format!("{p}.{key}"), msg),
+                }
+            }
+            f.sysctls = Some(out);
+        }
+        if let Some(Seq(routes)) = &m.routes {
+            let mut out = Vec::new();
+            for (i, Text(r)) in routes.iter().enumerate() {
+                let p = format!("{path}.routes[{i}]");
+                match parse_route(r) {
+                    Ok(route) => out.push((p, route)),
+                    Err(msg) => self.push(p, format!("route {r:?}: {msg}")),
+                }
+            }
+            f.routes = Some(out);
+        }
+        if let Some(Seq(binds)) = &m.binds {
+            let mut out = Vec::new();
+            for (i, Text(b)) in binds.iter().enumerate() {
+                let p = format!("{path}.binds[{i}]");
+                match parse_bind(b, &self.base_dir) {
+                    Ok(bind) => match std::fs::metadata(&bind.source) {
+                        Ok(_) => out.push(bind),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.push(
+                            p,
+                            format!(
+                                "bind {b:?}: source {:?} does not exist",
+                                bind.source.display().to_string()
+                            ),
+                        ),
+                        Err(e) => self.push(
+                            p,
+                            format!(
+                                "bind {b:?}: source {:?} cannot be used: {e}",
+                                bind.source.display().to_string()
+                            ),
+                        ),
+                    },
+                    Err(msg) => self.push(p, msg),
+                }
+            }
+            f.binds = Some(out);
+        }
+        if let Some(Seq(tmpfs)) = &m.tmpfs {
+            let mut out = Vec::new();
+            for (i, Text(t)) in tmpfs.iter().enumerate() {
+                match tmpfs_path(t) {
+                    Ok(p) => out.push(p),
+                    Err(msg) => self.push(format!("{path}.tmpfs[{i}]"), msg),
+                }
+            }
+            f.tmpfs = Some(out);
+        }
+        if let Some(map) = &m.env {
+            let p = format!("{path}.env");
+            self.duplicates(map, &p);
+            let mut out = Vec::new();
+            for (key, value) in &map.entries {
+                if !is_valid_env_key(key) {
+                    self.push(
+                        format!("{p}.{key}"),
+                        format!(
+                            "environment variable name {key:?} is invalid: use letters, digits and '_', not starting with a digit"
+                        ),
+                    );
+                }
+                let value = scalar_string(value, ("true", "false"));
+                if value.contains('\0') {
+                    self.push(
+                        format!("{p}.{key}"),
+                        format!("value {value:?} holds a NUL byte"),
+                    );
+                }
+                out.push((key.clone(), value));
+            }
+            f.env = Some(out);
+        }
+        if let Some(Seq(exec)) = &m.exec {
+            let mut out = Vec::new();
+            for (i, Text(e)) in exec.iter().enumerate() {
+                if e.trim().is_empty() {
+                    self.push(format!("{path}.exec[{i}]"), "exec command is empty");
+                } else if e.contains('\0') {
+                    self.push(
+                        format!("{path}.exec[{i}]"),
+                        format!("exec command {e:?} holds a NUL byte"),
+                    );
+                }
+                out.push(e.clone());
+            }
+            f.exec = Some(out);
+        }
+        f
+    }
+
+    /// Checks one link; `None` when it has problems.
+    fn link(
+        &mut self,
+        i: usize,
+        m: &LinkModel,
+        nodes: &IndexMap<String, Node>,
+        used: &mut HashMap<(String, String), String>,
+    ) -> Option<Link> {
+        let path = format!("{TOP}.links[{i}]");
+        let before = self.problems.len();
+        let n = m.endpoints.0.len();
+        if n != 2 {
+            self.push(
+                format!("{path}.endpoints"),
+                format!("a link has exactly two endpoints, found {n}"),
+            );
+        }
+        // (node, iface, is a bridge port) of each well-formed endpoint.
+        let mut ends: Vec<Option<(String, String, bool)>> = Vec::new();
+        for (j, Text(e)) in m.endpoints.0.iter().enumerate() {
+            let p = format!("{path}.endpoints[{j}]");
+            let Some((node, iface)) = e.split_once(':').filter(|(_, i)| !i.contains(':')) else {
+                self.push(p, format!("endpoint {e:?} must be NODE:IFACE"));
+                ends.push(None);
+                continue;
+            };
+            let mut ok = true;
+            let mut bridge = false;
+            if node != HOST {
+                match nodes.get(node) {
+                    None => {
+                        self.push(&p, format!("endpoint {e:?}: no node named {node:?}"));
+                        ok = false;
+                    }
+                    Some(n) => bridge = n.kind == NodeKind::Bridge,
+                }
+            }
+            if let Some(why) = ifname_problem(iface) {
+                self.push(
+                    &p,
+                    format!("endpoint {e:?}: interface name {iface:?} {why}"),
+                );
+                ok = false;
+            } else if bridge && iface == node {
+                self.push(
+                    &p,
+                    format!(
+                        "endpoint {e:?}: a port of bridge {node:?} may not be named like the bridge"
+                    ),
+                );
+                ok = false;
+            }
+            if ok {
+                let k = (node.to_owned(), iface.to_owned());
+                if let Some(first) = used.get(&k) {
+                    self.push(&p, format!("interface {e:?} is already used at {first}"));
+                    ok = false;
+                } else {
+                    used.insert(k, p);
+                }
+            }
+            ends.push(ok.then(|| (node.to_owned(), iface.to_owned(), bridge)));
+        }
+
+        let mut addrs: [[Option<IpNet>; 2]; 2] = [[None; 2]; 2];
+        for (fam, (key, list)) in [("ipv4", &m.ipv4), ("ipv6", &m.ipv6)]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(Seq(list)) = list else { continue };
+            let p = format!("{path}.{key}");
+            if list.len() != 2 {
+                self.push(
+                    &p,
+                    format!(
+                        "{key} needs one entry per endpoint (2, null for none), found {}",
+                        list.len()
+                    ),
+                );
+                continue;
+            }
+            for (j, entry) in list.iter().enumerate() {
+                let Some(Text(s)) = entry else { continue };
+                let pj = format!("{p}[{j}]");
+                match parse_address(s, fam == 0) {
+                    Ok(net) => {
+                        if let Some(Some((node, iface, true))) = ends.get(j) {
+                            self.push(
+                                pj,
+                                format!(
+                                    "address {s:?} on \"{node}:{iface}\": a port of bridge {node:?} cannot have an address"
+                                ),
+                            );
+                        } else {
+                            addrs[fam][j] = Some(net);
+                        }
+                    }
+                    Err(msg) => self.push(pj, msg),
+                }
+            }
+        }
+
+        let mut mtu = None;
+        if let Some(v) = m.mtu {
+            match u32::try_from(v) {
+                Ok(v) if (68..=65535).contains(&v) => mtu = Some(v),
+                _ => self.push(
+                    format!("{path}.mtu"),
+                    format!("mtu {v} is out of range: use 68 to 65535"),
+                ),
+            }
+        }
+
+        let mut macs: [Option<[u8; 6]>; 2] = [None; 2];
+        if let Some(Seq(list)) = &m.mac {
+            let p = format!("{path}.mac");
+            if list.len() != 2 {
+                self.push(
+                    &p,
+                    format!(
+                        "mac needs one entry per endpoint (2, null for none), found {}",
+                        list.len()
+                    ),
+                );
+            } else {
+                for (j, entry) in list.iter().enumerate() {
+                    let Some(Text(s)) = entry else { continue };
+                    match parse_mac(s) {
+                        Ok(mac) => macs[j] = Some(mac),
+                        Err(msg) => self.push(format!("{p}[{j}]"), msg),
+                    }
+                }
+            }
+        }
+
+        if self.problems.len() != before {
+            return None;
+        }
+        let mut it = ends
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(j, (node, iface, _))| Endpoint {
+                node,
+                iface,
+                ipv4: addrs[0][j],
+                ipv6: addrs[1][j],
+                mac: macs[j],
+            });
+        let a = it.next()?;
+        let b = it.next()?;
+        Some(Link {
+            endpoints: [a, b],
+            mtu,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        for (i, o) in [
+            ("/a/./b//c/", "/a/b/c"),
+            ("/a/../b", "/b"),
+            ("/../x", "/x"),
+            ("/", "/"),
+            ("/a/b/../../..", "/"),
+        ] {
+            assert_eq!(normalize(Path::new(i)), PathBuf::from(o), "{i}");
+        }
+    }
+
+    #[test]
+    fn sysctl_paths() {
+        let ok = [
+            ("net.ipv4.ip_forward", "net/ipv4/ip_forward"),
+            (
+                "net/ipv4/conf/eth0.10/forwarding",
+                "net/ipv4/conf/eth0.10/forwarding",
+            ),
+            ("kernel.shmmax", "kernel/shmmax"),
+            ("kernel.msgmnb", "kernel/msgmnb"),
+            ("kernel.sem", "kernel/sem"),
+            ("kernel.domainname", "kernel/domainname"),
+            ("fs.mqueue.msg_max", "fs/mqueue/msg_max"),
+        ];
+        for (k, p) in ok {
+            assert_eq!(sysctl_path(k), Ok(PathBuf::from(p)), "{k}");
+        }
+        let bad = [
+            ("vm.swappiness", "is not namespaced"),
+            ("kernel.pid_max", "is not namespaced"),
+            ("kernel.hostname", "is not namespaced"),
+            ("fs.file-max", "is not namespaced"),
+            ("net", "is not namespaced"),
+            ("net..x", "empty"),
+            ("net/../vm/swappiness", "\"..\" component"),
+            ("/net/ipv4/ip_forward", "empty"),
+            ("net.ipv4.ip forward", "holds ' '"),
+            ("", "empty"),
+        ];
+        for (k, want) in bad {
+            let e = sysctl_path(k).expect_err(k);
+            assert!(e.contains(want), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn binds_parse() {
+        let b = parse_bind("./files/x:/etc/hosts:ro", Path::new("/lab")).expect("ok");
+        assert_eq!(b.source, PathBuf::from("/lab/files/x"));
+        assert_eq!(b.target, PathBuf::from("/etc/hosts"));
+        assert!(b.read_only);
+        let b = parse_bind("../x:/data/:rw", Path::new("/lab/sub")).expect("ok");
+        assert_eq!(b.source, PathBuf::from("/lab/x"));
+        assert_eq!(b.target, PathBuf::from("/data"));
+        assert!(!b.read_only);
+        let b = parse_bind("/abs:/t", Path::new("/lab")).expect("ok");
+        assert_eq!(b.source, PathBuf::from("/abs"));
+        for (spec, want) in [
+            ("/a", "must be SRC:DST"),
+            ("/a:/b:ro:x", "must be SRC:DST"),
+            ("/a:/b:rx", "mode \"rx\" is not ro or rw"),
+            (":/b", "source is empty"),
+            ("/a:b", "target \"b\" must be an absolute path"),
+            ("/a:", "target \"\" must be an absolute path"),
+            ("/a:/b/../etc", "may not contain \"..\""),
+        ] {
+            let e = parse_bind(spec, Path::new("/lab")).expect_err(spec);
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(
+            parse_mac("02:00:00:aa:BB:0f"),
+            Ok([2, 0, 0, 0xaa, 0xbb, 0x0f])
+        );
+        for (m, want) in [
+            ("01:00:5e:00:00:01", "multicast"),
+            ("00:00:00:00:00:00", "all zeros"),
+            ("02:00:00:00:00", "not of the form"),
+            ("02:00:00:00:00:0g", "not of the form"),
+            ("2:00:00:00:00:01", "not of the form"),
+            ("02-00-00-00-00-01", "not of the form"),
+        ] {
+            let e = parse_mac(m).expect_err(m);
+            assert!(e.contains(want), "{m}: {e}");
+        }
+    }
+}
