@@ -1,0 +1,235 @@
+//! The node's mount namespace: private propagation, its own /proc and /sys,
+//! private tmpfs and binds. Nothing here can reach the host's mount table:
+//! the first step makes every mount of the new namespace private.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::plan::BindPlan;
+
+pub(super) fn setup(tmpfs: &[PathBuf], binds: &[BindPlan]) -> Result<(), String> {
+    mount_flags(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+        .map_err(|e| format!("make / private: {e}"))?;
+    // Bind sources are host paths: hold them open before the node's own
+    // tmpfs can hide them (a source under the host's /tmp, say).
+    let sources = binds
+        .iter()
+        .map(|b| {
+            open_path(&b.source)
+                .map_err(|e| format!("open bind source {}: {e}", b.source.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    detach_namespace_files()?;
+    let host_has_cgroup2 = is_cgroup2(Path::new("/sys/fs/cgroup"));
+    remount_fresh("proc", "/proc")?;
+    remount_fresh("sysfs", "/sys")?;
+    if host_has_cgroup2 {
+        mount_flags(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None,
+        )
+        .map_err(|e| format!("mount cgroup2 on /sys/fs/cgroup: {e}"))?;
+    }
+    for path in tmpfs {
+        let mode = if path == Path::new("/tmp") || path == Path::new("/var/tmp") {
+            "mode=1777"
+        } else {
+            "mode=755"
+        };
+        mount_flags(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(mode),
+        )
+        .map_err(|e| format!("mount tmpfs on {}: {e}", path.display()))?;
+    }
+    for (bind, source) in binds.iter().zip(&sources) {
+        bind_mount(bind, source, tmpfs)?;
+    }
+    Ok(())
+}
+
+fn open_path(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn mount_flags(
+    source: Option<&str>,
+    target: impl AsRef<Path>,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
+    mount(source, target.as_ref(), fstype, flags, data)
+}
+
+/// Replaces the host's /proc or /sys with one of this node's pid or net
+/// namespace.
+fn remount_fresh(fstype: &str, target: &str) -> Result<(), String> {
+    // Detach the inherited one (and its submounts); not a mount point is fine.
+    let _ = umount2(target, MntFlags::MNT_DETACH);
+    mount_flags(
+        Some(fstype),
+        target,
+        Some(fstype),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+    .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+}
+
+/// A copied mount namespace also copies every nsfs bind (`/run/netns/*` of
+/// other labs, `ip netns add`...), and each copy would keep that namespace
+/// alive after its owner removed it. Detach them all in this node.
+fn detach_namespace_files() -> Result<(), String> {
+    let info = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    for target in nsfs_mount_points(&info).iter().rev() {
+        match umount2(target.as_path(), MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+            Err(e) => return Err(format!("detach {}: {e}", target.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Mount points of nsfs mounts in a mountinfo text.
+fn nsfs_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let mount_point = left.split(' ').nth(4)?;
+            (fstype == "nsfs").then(|| PathBuf::from(unescape_mountinfo(mount_point)))
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_cgroup2(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// Bind-mounts a host path into the node. A missing target is created only
+/// inside one of the node's own tmpfs mounts, never on a host filesystem.
+fn bind_mount(bind: &BindPlan, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let what = || {
+        format!(
+            "bind {} on {}",
+            bind.source.display(),
+            bind.target.display()
+        )
+    };
+    if !bind.target.exists() {
+        if !is_inside_any(&bind.target, tmpfs) {
+            return Err(format!(
+                "{}: the target does not exist in the node (nslab creates missing targets only inside the node's tmpfs)",
+                what()
+            ));
+        }
+        let is_dir = source.metadata().is_ok_and(|m| m.is_dir());
+        create_mount_point(is_dir, &bind.target).map_err(|e| format!("{}: {e}", what()))?;
+    }
+    mount_flags(
+        Some(format!("/proc/self/fd/{}", source.as_raw_fd()).as_str()),
+        &bind.target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .map_err(|e| format!("{}: {e}", what()))?;
+    if bind.read_only {
+        mount_flags(
+            None,
+            &bind.target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )
+        .map_err(|e| format!("{} read-only: {e}", what()))?;
+    }
+    Ok(())
+}
+
+fn is_inside_any(path: &Path, roots: &[PathBuf]) -> bool {
+    roots
+        .iter()
+        .any(|root| path.starts_with(root) && path != root)
+}
+
+fn create_mount_point(is_dir: bool, target: &Path) -> std::io::Result<()> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    if is_dir {
+        fs::create_dir(target)
+    } else {
+        fs::File::create(target).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nsfs_mounts_and_unescapes_them() {
+        let info = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+612 25 0:4 net:[4026532290] /run/netns/lab-h1 rw shared:5 - nsfs nsfs rw
+613 25 0:4 net:[4026532291] /run/netns/with\\040space rw - nsfs nsfs rw
+";
+        assert_eq!(
+            nsfs_mount_points(info),
+            vec![
+                PathBuf::from("/run/netns/lab-h1"),
+                PathBuf::from("/run/netns/with space")
+            ]
+        );
+    }
+
+    #[test]
+    fn creates_targets_only_below_tmpfs() {
+        let tmpfs = [PathBuf::from("/tmp"), PathBuf::from("/run")];
+        assert!(is_inside_any(Path::new("/tmp/a/b"), &tmpfs));
+        assert!(!is_inside_any(Path::new("/tmp"), &tmpfs));
+        assert!(!is_inside_any(Path::new("/etc/hosts"), &tmpfs));
+        assert!(!is_inside_any(Path::new("/tmpx/y"), &tmpfs));
+    }
+}

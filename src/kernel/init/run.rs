@@ -1,0 +1,126 @@
+//! Init side: the PID 1 of a node.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use super::{CONFIG_ENV, InitConfig, STATUS_FD, mounts};
+
+/// Runs as the init of a node; never returns.
+pub fn run() -> ! {
+    // Terminal signals must never end a node: leave the caller's session.
+    let _ = nix::unistd::setsid();
+    // Block the signals we wait for before anything else, so that a SIGTERM
+    // sent right after we report ready is queued, not lost. (A pid
+    // namespace's init ignores unhandled signals unless they are blocked.)
+    let mut waited = SigSet::empty();
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        waited.add(signal);
+    }
+    let _ = waited.thread_block();
+    set_process_name(c"nslab-init");
+    // SAFETY: fd 3 is the status pipe that spawn() placed there for us.
+    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
+    // Close whatever else the parent leaked (fds >= 4).
+    // SAFETY: close_range(2) only closes fds of this process.
+    unsafe { libc::syscall(libc::SYS_close_range, STATUS_FD + 1, u32::MAX, 0) };
+
+    match setup() {
+        Ok(()) => {
+            let _ = status.write_all(b"OK\n");
+        }
+        Err(message) => {
+            let _ = writeln!(status, "ERR {message}");
+            std::process::exit(1);
+        }
+    }
+    drop(status);
+    detach_stdio();
+    wait_forever(&waited)
+}
+
+fn setup() -> Result<(), String> {
+    let json = std::env::var(CONFIG_ENV).map_err(|_| format!("{CONFIG_ENV} is not set"))?;
+    let config: InitConfig =
+        serde_json::from_str(&json).map_err(|e| format!("bad init config: {e}"))?;
+    if std::process::id() != 1 {
+        return Err("the init must be PID 1 of a new pid namespace".into());
+    }
+    mounts::setup(&config.tmpfs, &config.binds)?;
+    nix::unistd::sethostname(&config.hostname)
+        .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
+    bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+fn set_process_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+fn detach_stdio() {
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard fds of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Sets IFF_UP on `lo` with SIOCSIFFLAGS: the init has no netlink socket and
+/// needs none for this one flag.
+fn bring_loopback_up() -> std::io::Result<()> {
+    // SAFETY: plain socket(2) call; the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket nobody else owns.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Reaps every child that ends up with us, until SIGTERM.
+fn wait_forever(waited: &SigSet) -> ! {
+    loop {
+        match waited.wait() {
+            Ok(Signal::SIGTERM) => std::process::exit(0),
+            Ok(Signal::SIGCHLD) => reap_all(),
+            _ => {}
+        }
+    }
+}
+
+fn reap_all() {
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Everything that touches the kernel: namespaces, the node init, processes,
+//! netlink and sysctls. Callers hand in plan data; nothing here reads YAML.
+
+pub mod enter;
+pub mod init;
+pub mod namespace;
+pub mod netlink;
+pub mod process;
+pub mod sysctl;

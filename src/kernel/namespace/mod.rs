@@ -1,0 +1,124 @@
+//! The namespaces a node is made of, in the one order they are entered.
+
+mod name;
+
+pub use name::{
+    NETNS_DIR, NetnsNameError, bind_netns_name, netns_name_inode, remove_netns_name,
+    reserve_netns_name,
+};
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::sched::CloneFlags;
+
+/// One kind of namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsKind {
+    Cgroup,
+    Ipc,
+    Uts,
+    Net,
+    Pid,
+    Mnt,
+}
+
+/// The order in which a process enters a node (nsenter's order): the mount
+/// namespace last, because after it the host's /proc is no longer visible.
+pub const ENTER_ORDER: [NsKind; 6] = [
+    NsKind::Cgroup,
+    NsKind::Ipc,
+    NsKind::Uts,
+    NsKind::Net,
+    NsKind::Pid,
+    NsKind::Mnt,
+];
+
+impl NsKind {
+    /// The file name under /proc/PID/ns.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            NsKind::Cgroup => "cgroup",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+            NsKind::Net => "net",
+            NsKind::Pid => "pid",
+            NsKind::Mnt => "mnt",
+        }
+    }
+
+    pub fn clone_flag(self) -> CloneFlags {
+        match self {
+            NsKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            NsKind::Ipc => CloneFlags::CLONE_NEWIPC,
+            NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+            NsKind::Net => CloneFlags::CLONE_NEWNET,
+            NsKind::Pid => CloneFlags::CLONE_NEWPID,
+            NsKind::Mnt => CloneFlags::CLONE_NEWNS,
+        }
+    }
+}
+
+/// The clone flags that give a node every namespace of [`ENTER_ORDER`].
+pub fn all_clone_flags() -> CloneFlags {
+    ENTER_ORDER
+        .iter()
+        .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
+}
+
+/// Open namespace files of one process, in [`ENTER_ORDER`].
+#[derive(Debug)]
+pub struct NamespaceFds {
+    fds: Vec<(NsKind, OwnedFd)>,
+}
+
+impl NamespaceFds {
+    /// Opens the given namespaces of `pid`.
+    pub fn open(pid: i32, kinds: &[NsKind]) -> io::Result<Self> {
+        let fds = kinds
+            .iter()
+            .map(|&kind| Ok((kind, OwnedFd::from(File::open(ns_path(pid, kind))?))))
+            .collect::<io::Result<_>>()?;
+        Ok(Self { fds })
+    }
+
+    /// Opens all six namespaces of `pid`.
+    pub fn open_all(pid: i32) -> io::Result<Self> {
+        Self::open(pid, &ENTER_ORDER)
+    }
+
+    pub fn get(&self, kind: NsKind) -> Option<&OwnedFd> {
+        self.fds.iter().find(|(k, _)| *k == kind).map(|(_, fd)| fd)
+    }
+
+    /// Moves the calling thread (or, for mnt and pid, process) into every
+    /// namespace held, in order. Entering the mount namespace fails with
+    /// EINVAL in a multi-threaded process: call this in a forked child or,
+    /// without mnt and pid, on a dedicated thread.
+    pub fn enter(&self) -> nix::Result<()> {
+        for (kind, fd) in &self.fds {
+            nix::sched::setns(fd.as_fd(), kind.clone_flag())?;
+        }
+        Ok(())
+    }
+
+    /// Raw fds with their kinds, for code that must not allocate (after fork).
+    pub fn raw(&self) -> Vec<(NsKind, i32)> {
+        self.fds
+            .iter()
+            .map(|(kind, fd)| (*kind, fd.as_raw_fd()))
+            .collect()
+    }
+}
+
+/// `/proc/PID/ns/KIND`.
+pub fn ns_path(pid: i32, kind: NsKind) -> String {
+    format!("/proc/{pid}/ns/{}", kind.proc_name())
+}
+
+/// The inode number that identifies a namespace of `pid` (as `lsns` shows).
+pub fn ns_inode(pid: i32, kind: NsKind) -> io::Result<u64> {
+    Ok(std::fs::metadata(ns_path(pid, kind))?.ino())
+}

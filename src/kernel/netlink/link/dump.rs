@@ -1,0 +1,71 @@
+//! Listing the links of a namespace.
+
+use futures::TryStreamExt;
+use rtnetlink::Handle;
+use rtnetlink::packet_route::link::{
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo as Info, LinkMessage,
+};
+
+use crate::kernel::netlink::NetlinkError;
+
+/// What nslab needs to know of a live link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    pub up: bool,
+    pub alias: Option<String>,
+    /// For a veth: the peer's ifindex (in the peer's namespace).
+    pub peer_index: Option<u32>,
+    /// The bridge this link is a port of.
+    pub controller: Option<u32>,
+}
+
+pub async fn dump_links(handle: &Handle, netns: &str) -> Result<Vec<LinkInfo>, NetlinkError> {
+    handle
+        .link()
+        .get()
+        .execute()
+        .map_ok(|m| LinkInfo::from_message(&m))
+        .try_collect()
+        .await
+        .map_err(NetlinkError::request(format!("list links in {netns}")))
+}
+
+impl LinkInfo {
+    fn from_message(message: &LinkMessage) -> Self {
+        let mut info = LinkInfo {
+            index: message.header.index,
+            name: String::new(),
+            kind: None,
+            mtu: None,
+            mac: None,
+            up: message.header.flags.contains(LinkFlags::Up),
+            alias: None,
+            peer_index: None,
+            controller: None,
+        };
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::IfName(name) => info.name = name.clone(),
+                LinkAttribute::Mtu(mtu) => info.mtu = Some(*mtu),
+                LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
+                LinkAttribute::Link(peer) => info.peer_index = Some(*peer),
+                LinkAttribute::Controller(bridge) => info.controller = Some(*bridge),
+                LinkAttribute::LinkInfo(infos) => {
+                    info.kind = infos.iter().find_map(|i| match i {
+                        Info::Kind(InfoKind::Other(k)) => Some(k.clone()),
+                        Info::Kind(k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}

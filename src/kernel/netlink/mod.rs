@@ -1,0 +1,88 @@
+//! rtnetlink requests, one small file per request, grouped by object kind
+//! (as rtnetlink itself is). A socket stays bound to the net namespace it
+//! was opened in, so [`open_sockets`] opens one per node.
+
+pub mod address;
+pub mod link;
+pub mod route;
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rtnetlink::Handle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("open a netlink socket in {netns}: {reason}")]
+    Open { netns: String, reason: String },
+    #[error("{0}: not found in the kernel after it was created")]
+    Missing(String),
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        source: rtnetlink::Error,
+    },
+}
+
+impl NetlinkError {
+    /// Wraps a failed request with the object it was about.
+    pub fn request(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
+        let what = what.into();
+        move |source| NetlinkError::Request { what, source }
+    }
+}
+
+/// The errno behind a netlink error, if the kernel sent one.
+pub fn errno(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// Opens one rtnetlink connection in each given net namespace (`None` is
+/// the caller's own). Must be called inside a tokio runtime: the connections
+/// are spawned on it. The sockets are opened on one short-lived thread that
+/// hops from namespace to namespace and is then thrown away.
+pub fn open_sockets(
+    namespaces: &[(String, Option<BorrowedFd<'_>>)],
+) -> Result<Vec<Handle>, NetlinkError> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let _guard = runtime.enter();
+                let mut handles = Vec::with_capacity(namespaces.len());
+                for (name, fd) in namespaces {
+                    let fail = |reason: String| NetlinkError::Open {
+                        netns: name.clone(),
+                        reason,
+                    };
+                    match fd {
+                        Some(fd) => {
+                            nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                                .map_err(|e| fail(format!("setns: {e}")))?
+                        }
+                        None => enter_own_netns().map_err(|e| fail(format!("setns: {e}")))?,
+                    }
+                    let (connection, handle, _) =
+                        rtnetlink::new_connection().map_err(|e| fail(e.to_string()))?;
+                    runtime.spawn(connection);
+                    handles.push(handle);
+                }
+                Ok(handles)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetlinkError::Open {
+                    netns: "?".into(),
+                    reason: "socket thread panicked".into(),
+                })
+            })
+    })
+}
+
+/// Returns the thread to the process's own net namespace.
+fn enter_own_netns() -> nix::Result<()> {
+    let own = std::fs::File::open("/proc/self/ns/net").map_err(|_| nix::Error::ENOENT)?;
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+}

@@ -1,0 +1,5 @@
+//! Route requests.
+
+mod add;
+
+pub use add::AddRoute;

@@ -1,0 +1,222 @@
+//! Finding, signalling and awaiting node inits without races on PID reuse:
+//! every signal goes through a pidfd opened before the process was checked.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
+pub const INIT_ARGV0: &str = "nslab-init";
+/// `argv[1]` that makes the nslab binary run as a node init.
+pub const INIT_MARKER: &str = "__init";
+
+/// A node init found in /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundInit {
+    pub pid: i32,
+    pub lab: String,
+    pub node: String,
+}
+
+/// The `LAB/NODE` argument of an init's command line.
+pub fn init_tag(lab: &str, node: &str) -> String {
+    format!("{lab}/{node}")
+}
+
+/// Reads `/proc/PID/cmdline` as its NUL-separated arguments.
+pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline"))?;
+    Ok(raw
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect())
+}
+
+/// The lab and node of an init's command line, if it is one.
+pub fn parse_init_cmdline(args: &[String]) -> Option<(String, String)> {
+    match args {
+        [argv0, marker, tag] if argv0 == INIT_ARGV0 && marker == INIT_MARKER => {
+            let (lab, node) = tag.split_once('/')?;
+            Some((lab.to_string(), node.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Every node init on the host, optionally only those of one lab.
+pub fn find_inits(lab: Option<&str>) -> io::Result<Vec<FoundInit>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit between readdir and read: skip it.
+        let Ok(args) = cmdline(pid) else { continue };
+        if let Some((init_lab, node)) = parse_init_cmdline(&args)
+            && lab.is_none_or(|l| l == init_lab)
+        {
+            found.push(FoundInit {
+                pid,
+                lab: init_lab,
+                node,
+            });
+        }
+    }
+    found.sort_by_key(|f| f.pid);
+    Ok(found)
+}
+
+/// A process pinned by a pidfd, so signals reach it and nothing that later
+/// reuses its PID.
+#[derive(Debug)]
+pub struct PinnedProcess {
+    pub pid: i32,
+    fd: OwnedFd,
+}
+
+impl PinnedProcess {
+    /// Pins `pid` and checks, after pinning, that it is still the init of
+    /// `lab/node`. Returns `Ok(None)` when there is no such init.
+    pub fn pin_init(pid: i32, lab: &str, node: &str) -> io::Result<Option<Self>> {
+        let fd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let is_it = cmdline(pid)
+            .ok()
+            .and_then(|args| parse_init_cmdline(&args))
+            .is_some_and(|(l, n)| l == lab && n == node);
+        Ok(is_it.then_some(Self { pid, fd }))
+    }
+
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and a
+        // null siginfo, as documented in pidfd_send_signal(2).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => match io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Reaps the process if it is our child (a no-op otherwise).
+    fn reap(&self) {
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(self.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+    }
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits until every process has exited or `timeout` passes; returns those
+/// still alive. Exited children of ours are reaped.
+pub fn wait_exited(mut procs: Vec<PinnedProcess>, timeout: Duration) -> Vec<PinnedProcess> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if procs.is_empty() {
+            return procs;
+        }
+        let mut pollfds: Vec<libc::pollfd> = procs
+            .iter()
+            .map(|p| libc::pollfd {
+                fd: p.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        // SAFETY: pollfds is a valid array of pollfd of the given length.
+        let rc = unsafe {
+            libc::poll(
+                pollfds.as_mut_ptr(),
+                pollfds.len() as libc::nfds_t,
+                left.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return procs;
+        }
+        let mut alive = Vec::with_capacity(procs.len());
+        for (proc, pfd) in procs.into_iter().zip(&pollfds) {
+            if pfd.revents != 0 {
+                proc.reap();
+            } else {
+                alive.push(proc);
+            }
+        }
+        procs = alive;
+        if Instant::now() >= deadline {
+            return procs;
+        }
+    }
+}
+
+/// Ends inits: SIGTERM (the init exits and the kernel ends its pid
+/// namespace), then SIGKILL for any still there after `grace`. Returns how
+/// many were ended.
+pub fn terminate(procs: Vec<PinnedProcess>, grace: Duration) -> io::Result<usize> {
+    let count = procs.len();
+    for p in &procs {
+        p.signal(libc::SIGTERM)?;
+    }
+    let stubborn = wait_exited(procs, grace);
+    for p in &stubborn {
+        p.signal(libc::SIGKILL)?;
+    }
+    let left = wait_exited(stubborn, Duration::from_secs(5));
+    if let Some(p) = left.first() {
+        return Err(io::Error::other(format!(
+            "process {} did not exit after SIGKILL",
+            p.pid
+        )));
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_init_command_lines() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_init_cmdline(&args(&["nslab-init", "__init", "lab1/h1"])),
+            Some(("lab1".into(), "h1".into()))
+        );
+        assert_eq!(parse_init_cmdline(&args(&["nslab", "up", "x"])), None);
+        assert_eq!(
+            parse_init_cmdline(&args(&["nslab-init", "__init", "nolab"])),
+            None
+        );
+        assert_eq!(parse_init_cmdline(&args(&["bash"])), None);
+    }
+}
