@@ -1,0 +1,258 @@
+//! What a lab made, on disk under /run/nslab/LAB/ (tmpfs: it goes at reboot
+//! together with the namespaces it describes).
+//!
+//! `plan.json` is written once, atomically, before the first kernel object;
+//! `journal` gets one line per object, appended as the object is created, so
+//! `down` knows everything a lab made even when `up` was killed halfway.
+
+mod lock;
+
+pub use lock::LabLock;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+
+/// Root of all state.
+pub const STATE_ROOT: &str = "/run/nslab";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("lab {0} already exists (use `nslab down --lab {0}` or `up --reconfigure`)")]
+    Exists(String),
+    #[error("{path}: unreadable state: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One object a lab made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// A node init was started.
+    Init { node: String, pid: i32 },
+    /// /run/netns/NAME is about to be bound (recorded before, so a crash in
+    /// between still leaves a trace).
+    NetnsName { name: String },
+    /// A veth end in the host namespace is about to be created.
+    HostLink { name: String },
+    /// `up` finished.
+    Ready,
+}
+
+/// Everything recorded about a lab.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub plan: Option<Plan>,
+    pub entries: Vec<Entry>,
+}
+
+impl Recorded {
+    pub fn is_ready(&self) -> bool {
+        self.entries.contains(&Entry::Ready)
+    }
+
+    /// The last recorded init pid of each node.
+    pub fn init_pids(&self) -> Vec<(String, i32)> {
+        let mut pids: Vec<(String, i32)> = Vec::new();
+        for entry in &self.entries {
+            if let Entry::Init { node, pid } = entry {
+                pids.retain(|(n, _)| n != node);
+                pids.push((node.clone(), *pid));
+            }
+        }
+        pids
+    }
+}
+
+/// The state folder of one lab.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    journal: File,
+}
+
+pub fn lab_dir(lab: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(lab)
+}
+
+/// Creates /run/nslab (root only) if needed.
+pub fn ensure_root() -> Result<(), StateError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(STATE_ROOT)
+        .map_err(io_error(Path::new(STATE_ROOT)))
+}
+
+impl StateDir {
+    /// Creates the folder of a new lab and writes its plan. Fails if the lab
+    /// exists.
+    pub fn create(plan: &Plan) -> Result<Self, StateError> {
+        ensure_root()?;
+        let dir = lab_dir(&plan.lab);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists(plan.lab.clone()));
+            }
+            other => other.map_err(io_error(&dir))?,
+        }
+        let json = serde_json::to_vec_pretty(plan).map_err(|e| StateError::Corrupt {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&dir.join("plan.json"), &json)?;
+        let path = dir.join("journal");
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(Self { dir, journal })
+    }
+
+    /// Appends entries to the journal in one write.
+    pub fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
+        let mut buf = Vec::new();
+        for entry in entries {
+            serde_json::to_writer(&mut buf, entry).map_err(|e| StateError::Corrupt {
+                path: self.dir.clone(),
+                reason: e.to_string(),
+            })?;
+            buf.push(b'\n');
+        }
+        self.journal
+            .write_all(&buf)
+            .map_err(io_error(&self.dir.join("journal")))
+    }
+}
+
+/// Reads what is recorded of a lab; `None` if it has no state folder.
+pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
+    let dir = lab_dir(lab);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let plan_path = dir.join("plan.json");
+    let plan = match fs::read(&plan_path) {
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path: plan_path.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(&plan_path)(e)),
+    };
+    let journal_path = dir.join("journal");
+    let entries = match fs::read_to_string(&journal_path) {
+        // A line cut short by a crash is skipped, not fatal.
+        Ok(text) => text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_error(&journal_path)(e)),
+    };
+    Ok(Some(Recorded { plan, entries }))
+}
+
+/// Removes a lab's state folder; a missing one is fine.
+pub fn remove(lab: &str) -> Result<bool, StateError> {
+    let dir = lab_dir(lab);
+    match fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error(&dir)(e)),
+    }
+}
+
+/// Names of labs with a state folder.
+pub fn list_labs() -> Result<Vec<String>, StateError> {
+    let root = Path::new(STATE_ROOT);
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(root)(e)),
+    };
+    let mut labs: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    labs.sort();
+    Ok(labs)
+}
+
+/// Removes /run/nslab when no lab is left (best effort: another nslab may
+/// be creating a lab right now, and then the folder stays).
+pub fn remove_root_if_empty() {
+    let _ = fs::remove_dir(STATE_ROOT);
+}
+
+/// Writes a file readable by root only, atomically: temp file, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_error(&tmp))?;
+    file.write_all(bytes).map_err(io_error(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_init_of_a_node_wins() {
+        let recorded = Recorded {
+            plan: None,
+            entries: vec![
+                Entry::Init {
+                    node: "a".into(),
+                    pid: 1,
+                },
+                Entry::Init {
+                    node: "b".into(),
+                    pid: 2,
+                },
+                Entry::Init {
+                    node: "a".into(),
+                    pid: 3,
+                },
+            ],
+        };
+        assert_eq!(recorded.init_pids(), vec![("b".into(), 2), ("a".into(), 3)]);
+        assert!(!recorded.is_ready());
+    }
+
+    #[test]
+    fn entries_are_one_json_object_per_line() {
+        let line =
+            serde_json::to_string(&Entry::HostLink { name: "v0".into() }).unwrap_or_default();
+        assert_eq!(line, r#"{"host_link":{"name":"v0"}}"#);
+        assert_eq!(
+            serde_json::to_string(&Entry::Ready).unwrap_or_default(),
+            r#""ready""#
+        );
+    }
+}
