@@ -4,5 +4,9 @@
 //! [`kernel`] (namespaces, netlink) → [`state`]; [`lab`] drives the flow and the
 //! `nslab` binary is a thin CLI over it.
 
+pub mod kernel;
+pub mod lab;
 pub mod plan;
+pub mod privileges;
+pub mod state;
 pub mod topology;

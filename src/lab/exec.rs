@@ -1,0 +1,185 @@
+//! `exec`: run a command in a node, or in every node of a lab.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+
+use super::running::{RunningNode, running_nodes};
+use super::{LabError, resolve_node};
+use crate::kernel::enter::{self, NodeCommand, Stdio};
+use crate::kernel::namespace::NamespaceFds;
+use crate::plan::Plan;
+
+/// The environment of a command in a node: nslab's own, with the node's
+/// `env` on top.
+pub(crate) fn node_environment(node_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| !node_env.iter().any(|(nk, _)| nk == k))
+        .collect();
+    env.extend(node_env.iter().cloned());
+    env
+}
+
+fn node_env<'a>(plan: Option<&'a Plan>, node: &str) -> &'a [(String, String)] {
+    plan.and_then(|p| p.nodes.iter().find(|n| n.name == node))
+        .map_or(&[], |n| n.env.as_slice())
+}
+
+/// The command to run: `argv`, or an interactive shell when it is empty.
+fn command_line(argv: &[String]) -> Vec<String> {
+    if argv.is_empty() {
+        vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into())]
+    } else {
+        argv.to_vec()
+    }
+}
+
+fn enter_error(node: &RunningNode) -> impl FnOnce(enter::EnterError) -> LabError + '_ {
+    move |source| LabError::Enter {
+        node: format!("{}/{}", node.lab, node.node),
+        source,
+    }
+}
+
+fn open_namespaces(node: &RunningNode) -> Result<NamespaceFds, LabError> {
+    NamespaceFds::open_all(node.pid).map_err(|source| LabError::Io {
+        what: format!("open the namespaces of {}/{}", node.lab, node.node),
+        source,
+    })
+}
+
+/// Runs `argv` (or a shell) in the node `spec` (`LAB/NODE` or `NODE`) with
+/// the caller's terminal; returns the command's exit code.
+pub fn exec(spec: &str, argv: &[String]) -> Result<i32, LabError> {
+    let (node, plan) = resolve_node(spec)?;
+    let namespaces = open_namespaces(&node)?;
+    let command = NodeCommand {
+        argv: command_line(argv),
+        env: node_environment(node_env(plan.as_ref(), &node.node)),
+        cwd: std::env::current_dir().ok(),
+    };
+    let _quiet = IgnoreInterrupts::new();
+    enter::spawn(
+        &namespaces,
+        &command,
+        [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+    )
+    .and_then(|running| running.wait())
+    .map_err(enter_error(&node))
+}
+
+/// Runs `argv` on every running node of `lab` at once, each output line
+/// prefixed by its node's name. Returns 0 when all succeeded, else the
+/// first non-zero exit code in node order.
+pub fn exec_all(lab: &str, argv: &[String]) -> Result<i32, LabError> {
+    if argv.is_empty() {
+        return Err(LabError::NotFound("exec --all needs a command".into()));
+    }
+    let nodes = running_nodes(lab)?;
+    if nodes.is_empty() {
+        return Err(LabError::NotFound(format!("lab {lab} has no running node")));
+    }
+    let plan = crate::state::read(lab)?.and_then(|r| r.plan);
+    let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(0);
+    let _quiet = IgnoreInterrupts::new();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                let plan = plan.as_ref();
+                scope.spawn(move || run_prefixed(node, plan, argv, width))
+            })
+            .collect();
+        let mut first_failure = 0;
+        for (node, worker) in nodes.iter().zip(workers) {
+            let code = match worker.join() {
+                Ok(Ok(code)) => code,
+                Ok(Err(e)) => {
+                    eprintln!("{:width$} | nslab: {e}", node.node);
+                    1
+                }
+                Err(_) => 1,
+            };
+            if first_failure == 0 {
+                first_failure = code;
+            }
+        }
+        Ok(first_failure)
+    })
+}
+
+fn run_prefixed(
+    node: &RunningNode,
+    plan: Option<&Plan>,
+    argv: &[String],
+    width: usize,
+) -> Result<i32, LabError> {
+    let namespaces = open_namespaces(node)?;
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LabError::Io {
+            what: "pipe".into(),
+            source: e.into(),
+        })
+    };
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    let null: OwnedFd = std::fs::File::open("/dev/null")
+        .map_err(|source| LabError::Io {
+            what: "/dev/null".into(),
+            source,
+        })?
+        .into();
+    let command = NodeCommand {
+        argv: argv.to_vec(),
+        env: node_environment(node_env(plan, &node.node)),
+        cwd: std::env::current_dir().ok(),
+    };
+    let running = enter::spawn(
+        &namespaces,
+        &command,
+        [Stdio::Fd(null), Stdio::Fd(out_write), Stdio::Fd(err_write)],
+    )
+    .map_err(enter_error(node))?;
+    std::thread::scope(|scope| {
+        scope.spawn(|| copy_prefixed(out_read, &node.node, width, false));
+        scope.spawn(|| copy_prefixed(err_read, &node.node, width, true));
+    });
+    running.wait().map_err(enter_error(node))
+}
+
+fn copy_prefixed(from: OwnedFd, node: &str, width: usize, to_stderr: bool) {
+    for line in BufReader::new(std::fs::File::from(from))
+        .split(b'\n')
+        .map_while(Result::ok)
+    {
+        let line = String::from_utf8_lossy(&line);
+        let text = format!("{node:width$} | {line}\n");
+        let _ = if to_stderr {
+            std::io::stderr().lock().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().lock().write_all(text.as_bytes())
+        };
+    }
+}
+
+/// While a command runs in the foreground, Ctrl-C is for it, not for us.
+struct IgnoreInterrupts;
+
+impl IgnoreInterrupts {
+    fn new() -> Self {
+        set_interrupt_disposition(libc::SIG_IGN);
+        IgnoreInterrupts
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        set_interrupt_disposition(libc::SIG_DFL);
+    }
+}
+
+fn set_interrupt_disposition(disposition: libc::sighandler_t) {
+    for signal in [libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: installs SIG_IGN or SIG_DFL, no handler code runs.
+        unsafe { libc::signal(signal, disposition) };
+    }
+}

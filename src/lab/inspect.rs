@@ -1,0 +1,265 @@
+//! `inspect`: labs, nodes and interfaces, read live from the kernel.
+//!
+//! The JSON form is stable for scripts: the field names below are the
+//! documented interface (see README, "inspect --json").
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+
+use futures::future::try_join_all;
+use serde::Serialize;
+
+use super::running::is_init_of;
+use super::{LabError, runtime};
+use crate::kernel::namespace::{self, ENTER_ORDER, NamespaceFds, NsKind};
+use crate::kernel::netlink::address::dump_addresses;
+use crate::kernel::netlink::link::{LinkInfo, dump_links};
+use crate::kernel::netlink::open_sockets;
+use crate::plan::{Place, Plan};
+use crate::state;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabView {
+    pub name: String,
+    /// `running` (every node up), `degraded` (some init gone) or `building`.
+    pub status: String,
+    pub topology: Option<String>,
+    pub nodes: Vec<NodeView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub kind: String,
+    pub running: bool,
+    pub pid: Option<i32>,
+    pub hostname: Option<String>,
+    /// Namespace inode numbers by kind (`net`, `mnt`, ...), as `lsns` shows.
+    pub namespaces: BTreeMap<String, u64>,
+    /// The name under /run/netns.
+    pub netns: String,
+    pub interfaces: Vec<InterfaceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceView {
+    pub name: String,
+    pub index: u32,
+    pub kind: Option<String>,
+    pub mtu: Option<u32>,
+    pub mac: Option<String>,
+    pub up: bool,
+    pub addresses: Vec<String>,
+    /// `node:iface` at the other end of a veth, verified against the kernel.
+    pub peer: Option<String>,
+    /// The bridge this interface is a port of.
+    pub bridge: Option<String>,
+}
+
+/// Inspects one lab, or every lab with state.
+pub fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
+    let labs = match lab {
+        Some(lab) => vec![lab.to_string()],
+        None => state::list_labs()?,
+    };
+    let mut views = Vec::new();
+    for lab in labs {
+        let Some(recorded) = state::read(&lab)? else {
+            return Err(LabError::NotFound(format!("no lab {lab}")));
+        };
+        let Some(plan) = recorded.plan.clone() else {
+            continue;
+        };
+        let pids: BTreeMap<String, i32> = recorded
+            .init_pids()
+            .into_iter()
+            .filter(|(node, pid)| is_init_of(*pid, &lab, node))
+            .collect();
+        let mut view = inspect_lab(&plan, &pids)?;
+        view.status = match (recorded.is_ready(), pids.len() == plan.nodes.len()) {
+            (true, true) => "running",
+            (true, false) => "degraded",
+            (false, _) => "building",
+        }
+        .into();
+        views.push(view);
+    }
+    Ok(views)
+}
+
+fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, LabError> {
+    let running: Vec<(usize, i32)> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(id, n)| pids.get(&n.name).map(|pid| (id, *pid)))
+        .collect();
+    let hostnames = read_hostnames(&running);
+    let live = read_interfaces(plan, &running)?;
+
+    let nodes = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(id, node)| {
+            let pid = pids.get(&node.name).copied();
+            let namespaces = pid
+                .map(|pid| {
+                    ENTER_ORDER
+                        .iter()
+                        .filter_map(|&k| {
+                            Some((k.proc_name().to_string(), namespace::ns_inode(pid, k).ok()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let links = live
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, l)| l.as_slice())
+                .unwrap_or(&[]);
+            NodeView {
+                name: node.name.clone(),
+                kind: format!("{:?}", node.kind).to_lowercase(),
+                running: pid.is_some(),
+                pid,
+                hostname: hostnames
+                    .iter()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, h)| h.clone()),
+                namespaces,
+                netns: plan.netns_name(id),
+                interfaces: links
+                    .iter()
+                    .map(|(link, addresses)| {
+                        interface_view(plan, id, link, addresses, links, &live)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(LabView {
+        name: plan.lab.clone(),
+        status: String::new(),
+        topology: plan.source.as_ref().map(|p| p.display().to_string()),
+        nodes,
+    })
+}
+
+type LiveLinks = Vec<(usize, Vec<(LinkInfo, Vec<String>)>)>;
+
+/// Links with their addresses for every running node, over one socket per
+/// node, all dumps in flight together.
+fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, LabError> {
+    let fds: Vec<(usize, OwnedFd)> = running
+        .iter()
+        .filter_map(|&(id, pid)| {
+            let fd = std::fs::File::open(namespace::ns_path(pid, NsKind::Net)).ok()?;
+            Some((id, fd.into()))
+        })
+        .collect();
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let targets: Vec<_> = fds
+            .iter()
+            .map(|(id, fd)| (plan.netns_name(*id), Some(fd.as_fd())))
+            .collect();
+        let sockets = open_sockets(&targets)?;
+        let reads = fds
+            .iter()
+            .zip(&sockets)
+            .map(|((id, _), socket)| async move {
+                let name = plan.netns_name(*id);
+                let links = dump_links(socket, &name).await?;
+                let addresses = dump_addresses(socket, &name).await?;
+                let links = links
+                    .into_iter()
+                    .map(|link| {
+                        let own = addresses
+                            .iter()
+                            .filter(|a| a.index == link.index)
+                            .map(|a| a.address.to_string())
+                            .collect();
+                        (link, own)
+                    })
+                    .collect();
+                Ok::<_, LabError>((*id, links))
+            });
+        try_join_all(reads).await
+    })
+}
+
+fn interface_view(
+    plan: &Plan,
+    node: usize,
+    link: &LinkInfo,
+    addresses: &[String],
+    siblings: &[(LinkInfo, Vec<String>)],
+    live: &LiveLinks,
+) -> InterfaceView {
+    InterfaceView {
+        name: link.name.clone(),
+        index: link.index,
+        kind: link.kind.clone(),
+        mtu: link.mtu,
+        mac: link.mac.map(|m| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        }),
+        up: link.up,
+        addresses: addresses.to_vec(),
+        peer: verified_peer(plan, node, link, live),
+        bridge: link
+            .controller
+            .and_then(|c| siblings.iter().find(|(l, _)| l.index == c))
+            .map(|(l, _)| l.name.clone()),
+    }
+}
+
+/// The planned peer of an interface, reported only when the kernel agrees:
+/// the peer exists and the two point at each other's ifindex.
+fn verified_peer(plan: &Plan, node: usize, link: &LinkInfo, live: &LiveLinks) -> Option<String> {
+    let planned = plan.links.iter().find_map(|l| {
+        let [a, b] = &l.endpoints;
+        if a.place == Place::Node(node) && a.ifname == link.name {
+            Some(b)
+        } else if b.place == Place::Node(node) && b.ifname == link.name {
+            Some(a)
+        } else {
+            None
+        }
+    })?;
+    let label = plan.endpoint_label(planned);
+    match planned.place {
+        // The host's side is not read here; the planned name is reported.
+        Place::Host => Some(label),
+        Place::Node(peer_node) => {
+            let (_, peer_links) = live.iter().find(|(id, _)| *id == peer_node)?;
+            let (peer, _) = peer_links.iter().find(|(l, _)| l.name == planned.ifname)?;
+            (link.peer_index == Some(peer.index) && peer.peer_index == Some(link.index))
+                .then_some(label)
+        }
+    }
+}
+
+/// Hostnames of running nodes: a thread enters each uts namespace in turn.
+fn read_hostnames(running: &[(usize, i32)]) -> Vec<(usize, String)> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                running
+                    .iter()
+                    .filter_map(|&(id, pid)| {
+                        let ns = NamespaceFds::open(pid, &[NsKind::Uts]).ok()?;
+                        ns.enter().ok()?;
+                        let name = nix::unistd::gethostname().ok()?;
+                        Some((id, name.to_string_lossy().into_owned()))
+                    })
+                    .collect()
+            })
+            .join()
+            .unwrap_or_default()
+    })
+}

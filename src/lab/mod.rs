@@ -1,0 +1,97 @@
+//! Labs: bring up, tear down, run commands in, and inspect. This layer
+//! drives plan → kernel → state; the CLI is a thin shell around it.
+
+mod down;
+mod exec;
+mod inspect;
+mod running;
+mod up;
+
+pub use down::{DownReport, down, down_all};
+pub use exec::{exec, exec_all};
+pub use inspect::{InterfaceView, LabView, NodeView, inspect};
+pub use running::{RunningNode, resolve_node};
+pub use up::{UpOptions, UpReport, up};
+
+use crate::kernel::enter::EnterError;
+use crate::kernel::init::InitError;
+use crate::kernel::namespace::NetnsNameError;
+use crate::kernel::netlink::NetlinkError;
+use crate::kernel::sysctl::SysctlError;
+use crate::state::StateError;
+
+/// The mark (interface alias) of a lab's veth ends in the host namespace.
+pub fn host_link_alias(lab: &str) -> String {
+    format!("nslab:{lab}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Init(#[from] InitError),
+    #[error(transparent)]
+    NetnsName(#[from] NetnsNameError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error("node {node}: exec {command:?} exited with code {code}{}", stderr_suffix(.stderr))]
+    ExecStep {
+        node: String,
+        command: String,
+        code: i32,
+        stderr: String,
+    },
+    #[error("node {node}: {source}")]
+    Enter { node: String, source: EnterError },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(
+        "lab {lab} has leftovers of an earlier run ({what}); remove them with `nslab down --lab {lab}`"
+    )]
+    Leftovers { lab: String, what: String },
+    #[error("{cause}\nrolled back: {rollback}")]
+    RolledBack {
+        cause: Box<LabError>,
+        rollback: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("teardown of lab {lab} left errors:\n  {}", .errors.join("\n  "))]
+    Teardown { lab: String, errors: Vec<String> },
+}
+
+impl LabError {
+    /// The process exit code for this error (a command's own when it could
+    /// not run in a node, as shells do).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::Enter { source, .. } => source.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let trimmed = stderr.trim_end();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr:\n{trimmed}")
+    }
+}
+
+/// A tokio runtime for one CLI call.
+fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(LabError::Runtime)
+}

@@ -1,0 +1,532 @@
+//! `up`: plan → kernel objects, recorded in state as they are made, rolled
+//! back when any step fails.
+//!
+//! Phases, each finished for every node before the next starts:
+//! nodes (inits cloned, then awaited) → names (/run/netns) → sockets →
+//! links (bridges, then veths born in place) → addresses and ports → routes
+//! → sysctls → exec.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use rtnetlink::Handle;
+use serde::Serialize;
+
+use super::{LabError, down, host_link_alias, runtime};
+use crate::kernel::enter::{self, NodeCommand, Stdio};
+use crate::kernel::init::{self, InitConfig};
+use crate::kernel::namespace::{self, NamespaceFds, NsKind};
+use crate::kernel::netlink::address::AddAddress;
+use crate::kernel::netlink::link::{
+    AttachPort, CreateBridge, CreateVeth, SetUp, VethEnd, dump_links,
+};
+use crate::kernel::netlink::route::AddRoute;
+use crate::kernel::netlink::{NetlinkError, open_sockets};
+use crate::kernel::process::find_inits;
+use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
+use crate::plan::{NodeKind, NodePlan, Place, Plan};
+use crate::state::{self, Entry, LabLock, StateDir, StateError};
+
+/// How many netlink requests are in flight at once.
+const IN_FLIGHT: usize = 128;
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Tear an existing lab of the same name down first.
+    pub reconfigure: bool,
+}
+
+/// What `up` built and how long each phase took.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub lab: String,
+    pub nodes: usize,
+    pub links: usize,
+    pub phases: Vec<(String, Duration)>,
+    pub total: Duration,
+}
+
+/// Builds the lab of `plan`. On failure everything built so far is removed
+/// and the error names the failing object.
+pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
+    let started = Instant::now();
+    let lock = LabLock::acquire(&plan.lab, || {
+        eprintln!(
+            "nslab: waiting for another nslab working on lab {}",
+            plan.lab
+        )
+    })?;
+    if state::read(&plan.lab)?.is_some() {
+        if !options.reconfigure {
+            return Err(StateError::Exists(plan.lab.clone()).into());
+        }
+        down::teardown_locked(&plan.lab)?.into_result()?;
+    }
+    let leftovers = find_inits(Some(&plan.lab)).map_err(|source| LabError::Io {
+        what: "scan /proc".into(),
+        source,
+    })?;
+    if !leftovers.is_empty() {
+        return Err(LabError::Leftovers {
+            lab: plan.lab.clone(),
+            what: format!("{} node init(s) without state", leftovers.len()),
+        });
+    }
+
+    let state = StateDir::create(plan)?;
+    let mut builder = Builder {
+        plan,
+        state,
+        nodes: Vec::new(),
+        phases: Vec::new(),
+        clock: Instant::now(),
+    };
+    match builder.build() {
+        Ok(()) => {
+            builder.state.record(&[Entry::Ready])?;
+            Ok(UpReport {
+                lab: plan.lab.clone(),
+                nodes: plan.nodes.len(),
+                links: plan.links.len(),
+                phases: builder.phases,
+                total: started.elapsed(),
+            })
+        }
+        Err(cause) => {
+            // Our fds and sockets keep namespaces alive: close them first.
+            drop(builder);
+            let rollback = match down::teardown_locked(&plan.lab) {
+                Ok(report) if report.errors.is_empty() => report.summary(),
+                Ok(report) => format!("{}; errors: {}", report.summary(), report.errors.join("; ")),
+                Err(e) => format!("incomplete: {e}"),
+            };
+            lock.release_and_remove();
+            state::remove_root_if_empty();
+            Err(LabError::RolledBack {
+                cause: Box::new(cause),
+                rollback,
+            })
+        }
+    }
+}
+
+/// A node whose init is ready.
+struct NodeHandle {
+    pid: i32,
+    netns: OwnedFd,
+}
+
+struct Builder<'a> {
+    plan: &'a Plan,
+    state: StateDir,
+    nodes: Vec<NodeHandle>,
+    phases: Vec<(String, Duration)>,
+    clock: Instant,
+}
+
+impl Builder<'_> {
+    fn build(&mut self) -> Result<(), LabError> {
+        self.start_nodes()?;
+        self.lap("nodes");
+        self.name_namespaces()?;
+        self.lap("names");
+        let runtime = runtime()?;
+        runtime.block_on(self.wire())?;
+        drop(runtime);
+        self.write_sysctls()?;
+        self.lap("sysctls");
+        self.run_exec_steps()?;
+        self.lap("exec");
+        Ok(())
+    }
+
+    fn lap(&mut self, phase: &str) {
+        let now = Instant::now();
+        self.phases.push((phase.to_string(), now - self.clock));
+        self.clock = now;
+    }
+
+    /// Clones every init first and only then waits for them, so they set
+    /// themselves up in parallel.
+    fn start_nodes(&mut self) -> Result<(), LabError> {
+        let mut starting = Vec::with_capacity(self.plan.nodes.len());
+        for node in &self.plan.nodes {
+            let init = init::spawn(&InitConfig {
+                lab: self.plan.lab.clone(),
+                node: node.name.clone(),
+                hostname: node.hostname.clone(),
+                tmpfs: node.tmpfs.clone(),
+                binds: node.binds.clone(),
+            })?;
+            self.state.record(&[Entry::Init {
+                node: node.name.clone(),
+                pid: init.pid,
+            }])?;
+            starting.push(init);
+        }
+        for init in starting {
+            let pid = init.wait_ready()?;
+            let path = namespace::ns_path(pid, NsKind::Net);
+            let netns = File::open(&path).map_err(|source| LabError::Io { what: path, source })?;
+            self.nodes.push(NodeHandle {
+                pid,
+                netns: netns.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// /run/netns/LAB-NODE for each node. Runs after every init exists, so
+    /// no node's mount namespace holds a copy of a sibling's name.
+    fn name_namespaces(&mut self) -> Result<(), LabError> {
+        for (id, node) in self.nodes.iter().enumerate() {
+            let name = self.plan.netns_name(id);
+            namespace::reserve_netns_name(&name)?;
+            self.state
+                .record(&[Entry::NetnsName { name: name.clone() }])?;
+            namespace::bind_netns_name(&name, node.pid)?;
+        }
+        Ok(())
+    }
+
+    async fn wire(&mut self) -> Result<(), LabError> {
+        let plan = self.plan;
+        let uses_host = plan
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .any(|e| e.place == Place::Host);
+        let host_netns: Option<OwnedFd> = if uses_host {
+            Some(
+                File::open("/proc/self/ns/net")
+                    .map_err(|source| LabError::Io {
+                        what: "/proc/self/ns/net".into(),
+                        source,
+                    })?
+                    .into(),
+            )
+        } else {
+            None
+        };
+        let mut targets: Vec<(String, Option<std::os::fd::BorrowedFd<'_>>)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| (plan.netns_name(id), Some(n.netns.as_fd())))
+            .collect();
+        if uses_host {
+            targets.push(("the host namespace".into(), None));
+        }
+        let sockets = open_sockets(&targets)?;
+        let wiring = Wiring {
+            plan,
+            sockets: &sockets,
+            netns_fds: self.nodes.iter().map(|n| n.netns.as_raw_fd()).collect(),
+            host_netns: host_netns.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        self.lap("sockets");
+
+        wiring.create_bridges().await?;
+        let host_links: Vec<Entry> = plan
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .filter(|e| e.place == Place::Host)
+            .map(|e| Entry::HostLink {
+                name: e.ifname.clone(),
+            })
+            .collect();
+        self.state.record(&host_links)?;
+        wiring.create_veths().await?;
+        self.lap("links");
+
+        let indexes = wiring.link_indexes().await?;
+        wiring.configure_interfaces(&indexes).await?;
+        self.lap("addresses");
+        wiring.add_routes(&indexes).await?;
+        self.lap("routes");
+        Ok(())
+    }
+
+    fn write_sysctls(&self) -> Result<(), LabError> {
+        let mut work = Vec::new();
+        for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
+            if node.sysctls.is_empty() {
+                continue;
+            }
+            let namespaces =
+                NamespaceFds::open(handle.pid, &SYSCTL_NAMESPACES).map_err(|source| {
+                    LabError::Io {
+                        what: format!("open the namespaces of node {}", node.name),
+                        source,
+                    }
+                })?;
+            work.push(NodeSysctls {
+                node: &node.name,
+                namespaces,
+                sysctls: &node.sysctls,
+            });
+        }
+        Ok(sysctl::write_all(work)?)
+    }
+
+    fn run_exec_steps(&self) -> Result<(), LabError> {
+        for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
+            for command in &node.exec {
+                run_exec_step(node, handle.pid, command)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one `exec:` command of a node; its output goes to memory files, so
+/// a daemon it leaves behind never blocks `up` by holding a pipe open.
+fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabError> {
+    let io = |what: &str| {
+        let what = format!("node {}: {what}", node.name);
+        move |source: std::io::Error| LabError::Io { what, source }
+    };
+    let namespaces = NamespaceFds::open_all(pid).map_err(io("open its namespaces"))?;
+    let stderr = memory_file(c"nslab-exec-stderr").map_err(io("create an output buffer"))?;
+    let stdout = memory_file(c"nslab-exec-stdout").map_err(io("create an output buffer"))?;
+    let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
+    let spec = NodeCommand {
+        argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
+        env: super::exec::node_environment(&node.env),
+        cwd: None,
+    };
+    let stdio = [
+        Stdio::Fd(null.into()),
+        Stdio::Fd(stdout.into()),
+        Stdio::Fd(stderr.try_clone().map_err(io("dup"))?.into()),
+    ];
+    let enter_error = |source| LabError::Enter {
+        node: node.name.clone(),
+        source,
+    };
+    let code = enter::spawn(&namespaces, &spec, stdio)
+        .and_then(|running| running.wait())
+        .map_err(enter_error)?;
+    if code != 0 {
+        return Err(LabError::ExecStep {
+            node: node.name.clone(),
+            command: command.to_string(),
+            code,
+            stderr: read_tail(stderr, 4096),
+        });
+    }
+    Ok(())
+}
+
+fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(File::from(fd))
+}
+
+fn read_tail(mut file: File, limit: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(limit)));
+    let mut text = String::new();
+    let _ = file.take(limit).read_to_string(&mut text);
+    text
+}
+
+/// The netlink half of `up`: sockets and fds of every place, borrowed.
+struct Wiring<'a> {
+    plan: &'a Plan,
+    sockets: &'a [Handle],
+    netns_fds: Vec<i32>,
+    host_netns: Option<i32>,
+}
+
+/// Interface name → ifindex, per place.
+struct Indexes {
+    nodes: Vec<HashMap<String, u32>>,
+    host: HashMap<String, u32>,
+}
+
+impl Indexes {
+    fn get(&self, place: Place, name: &str) -> Option<u32> {
+        match place {
+            Place::Host => self.host.get(name).copied(),
+            Place::Node(id) => self.nodes[id].get(name).copied(),
+        }
+    }
+}
+
+impl Wiring<'_> {
+    fn socket(&self, place: Place) -> &Handle {
+        match place {
+            Place::Node(id) => &self.sockets[id],
+            Place::Host => &self.sockets[self.plan.nodes.len()],
+        }
+    }
+
+    fn netns_fd(&self, place: Place) -> i32 {
+        match place {
+            Place::Node(id) => self.netns_fds[id],
+            Place::Host => self.host_netns.unwrap_or(-1),
+        }
+    }
+
+    async fn create_bridges(&self) -> Result<(), NetlinkError> {
+        let bridges = self
+            .plan
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind == NodeKind::Bridge);
+        stream::iter(bridges.map(|(id, node)| {
+            CreateBridge {
+                name: node.name.clone(),
+            }
+            .execute(&self.sockets[id])
+        }))
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+    }
+
+    async fn create_veths(&self) -> Result<(), NetlinkError> {
+        let requests = self.plan.links.iter().map(|link| {
+            let end = |i: usize| {
+                let e = &link.endpoints[i];
+                VethEnd {
+                    name: e.ifname.clone(),
+                    netns: self.netns_fd(e.place),
+                    mac: e.mac,
+                }
+            };
+            CreateVeth {
+                ends: [end(0), end(1)],
+                mtu: link.mtu,
+                label: format!("link {}", self.plan.link_label(link)),
+            }
+            .execute(self.socket(link.endpoints[0].place))
+        });
+        stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+
+    /// One link dump per namespace instead of a lookup per interface.
+    async fn link_indexes(&self) -> Result<Indexes, NetlinkError> {
+        let dumps = (0..self.plan.nodes.len()).map(|id| async move {
+            let links = dump_links(&self.sockets[id], &self.plan.netns_name(id)).await?;
+            Ok::<_, NetlinkError>(links.into_iter().map(|l| (l.name, l.index)).collect())
+        });
+        let nodes: Vec<HashMap<String, u32>> = stream::iter(dumps)
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let host = match self.host_netns {
+            Some(_) => dump_links(self.socket(Place::Host), "the host namespace")
+                .await?
+                .into_iter()
+                .map(|l| (l.name, l.index))
+                .collect(),
+            None => HashMap::new(),
+        };
+        Ok(Indexes { nodes, host })
+    }
+
+    /// Bridge ports join their bridge; other ends get their addresses; all
+    /// come up.
+    async fn configure_interfaces(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
+        let mut requests = Vec::new();
+        for link in &self.plan.links {
+            for end in &link.endpoints {
+                let label = self.plan.endpoint_label(end);
+                let index = indexes
+                    .get(end.place, &end.ifname)
+                    .ok_or_else(|| missing(&label))?;
+                let socket = self.socket(end.place).clone();
+                let alias = (end.place == Place::Host).then(|| host_link_alias(&self.plan.lab));
+                let bridge = match end.place {
+                    Place::Node(id) if self.plan.nodes[id].kind == NodeKind::Bridge => Some(
+                        indexes
+                            .get(end.place, &self.plan.nodes[id].name)
+                            .ok_or_else(|| missing(&label))?,
+                    ),
+                    _ => None,
+                };
+                requests.push(Box::pin(async move {
+                    if let Some(bridge) = bridge {
+                        return AttachPort {
+                            port: index,
+                            bridge,
+                            label: format!("bridge port {label}"),
+                        }
+                        .execute(&socket)
+                        .await;
+                    }
+                    for address in &end.addresses {
+                        AddAddress {
+                            index,
+                            address: *address,
+                            label: label.clone(),
+                        }
+                        .execute(&socket)
+                        .await?;
+                    }
+                    SetUp {
+                        index,
+                        label,
+                        alias,
+                    }
+                    .execute(&socket)
+                    .await
+                }));
+            }
+        }
+        stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+
+    async fn add_routes(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
+        let mut requests = Vec::new();
+        for (id, node) in self.plan.nodes.iter().enumerate() {
+            for route in &node.routes {
+                let label = format!("node {}: route {}", node.name, route.text);
+                let output_index = match &route.device {
+                    Some(dev) => Some(
+                        indexes
+                            .get(Place::Node(id), dev)
+                            .ok_or_else(|| missing(&label))?,
+                    ),
+                    None => None,
+                };
+                requests.push(
+                    AddRoute {
+                        destination: route.destination,
+                        gateway: route.gateway,
+                        output_index,
+                        metric: route.metric,
+                        label,
+                    }
+                    .execute(&self.sockets[id]),
+                );
+            }
+        }
+        stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+}
+
+fn missing(label: &str) -> NetlinkError {
+    NetlinkError::Missing(label.to_string())
+}
