@@ -1,0 +1,262 @@
+//! Command-line parsing and output. Everything real lives in the library.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use nslab::lab::{self, DownReport, LabView, UpOptions, UpReport};
+use nslab::plan::Plan;
+use nslab::topology;
+
+/// Exit code for bad input (the topology or the command line).
+const EXIT_INVALID: i32 = 2;
+/// Exit code for everything else that fails.
+const EXIT_FAILED: i32 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nslab",
+    version,
+    about = "Network labs on one Linux host from kernel namespaces alone"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a lab from a topology file
+    #[command(visible_alias = "deploy")]
+    Up {
+        file: PathBuf,
+        /// Tear down an existing lab of the same name first
+        #[arg(long)]
+        reconfigure: bool,
+    },
+    /// Remove a lab and everything it made
+    #[command(visible_alias = "destroy")]
+    Down(DownArgs),
+    /// Run a command inside a node (a shell when no command is given)
+    Exec {
+        /// LAB/NODE, or NODE when one running lab has it; with --all, a LAB
+        target: String,
+        /// Run on every node of the lab, output prefixed by node name
+        #[arg(long)]
+        all: bool,
+        /// The command and its arguments (after --)
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Show labs, nodes and interfaces, read live from the kernel
+    Inspect {
+        lab: Option<String>,
+        /// Stable JSON output for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a topology file without touching anything
+    Validate { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct DownArgs {
+    /// The topology file of the lab
+    file: Option<PathBuf>,
+    /// The lab's name
+    #[arg(long)]
+    lab: Option<String>,
+    /// Every lab on this host
+    #[arg(long)]
+    all: bool,
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_INVALID } else { 0 };
+        }
+    };
+    match run(cli.command) {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("nslab: {message}");
+            code
+        }
+    }
+}
+
+type Outcome = Result<i32, (i32, String)>;
+
+fn failed(e: impl std::fmt::Display) -> (i32, String) {
+    (EXIT_FAILED, e.to_string())
+}
+
+fn run(command: Command) -> Outcome {
+    if let Command::Validate { file } = &command {
+        let plan = load(file)?;
+        println!(
+            "{}: lab {} is valid: {} node(s), {} link(s)",
+            file.display(),
+            plan.lab,
+            plan.nodes.len(),
+            plan.links.len()
+        );
+        return Ok(0);
+    }
+    // Bad input is reported before privileges, so anyone can see it.
+    let plan = match &command {
+        Command::Up { file, .. } => Some(load(file)?),
+        _ => None,
+    };
+    nslab::privileges::check().map_err(|e| (EXIT_FAILED, e))?;
+    match command {
+        Command::Up { reconfigure, .. } => {
+            let plan = plan.ok_or_else(|| failed("no plan"))?;
+            let report = lab::up(&plan, &UpOptions { reconfigure }).map_err(failed)?;
+            print_up(&plan, &report);
+            Ok(0)
+        }
+        Command::Down(args) => down(args),
+        Command::Exec {
+            target,
+            all,
+            command,
+        } => {
+            let result = if all {
+                lab::exec_all(&target, &command)
+            } else {
+                lab::exec(&target, &command)
+            };
+            result.map_err(|e| (e.exit_code(), e.to_string()))
+        }
+        Command::Inspect { lab, json } => {
+            let views = lab::inspect(lab.as_deref()).map_err(failed)?;
+            if json {
+                let text = serde_json::to_string_pretty(&views).map_err(failed)?;
+                println!("{text}");
+            } else {
+                print_inspect(&views);
+            }
+            Ok(0)
+        }
+        Command::Validate { .. } => Ok(0),
+    }
+}
+
+fn load(file: &Path) -> Result<Plan, (i32, String)> {
+    let topology = topology::load(file).map_err(|e| (EXIT_INVALID, e.to_string()))?;
+    Ok(Plan::from_topology(&topology))
+}
+
+fn down(args: DownArgs) -> Outcome {
+    let reports: Vec<DownReport> = if args.all {
+        lab::down_all().map_err(failed)?
+    } else {
+        let name = match (args.lab, args.file) {
+            (Some(name), _) => name,
+            (None, Some(file)) => topology::lab_name_of(&file).ok_or_else(|| {
+                (
+                    EXIT_INVALID,
+                    format!("{}: no lab name found (use --lab NAME)", file.display()),
+                )
+            })?,
+            (None, None) => return Err((EXIT_INVALID, "say FILE, --lab NAME or --all".into())),
+        };
+        if !topology::is_valid_name(&name) {
+            return Err((EXIT_INVALID, format!("{name:?} is not a valid lab name")));
+        }
+        vec![lab::down(&name).map_err(failed)?]
+    };
+    for report in &reports {
+        if report.is_empty() {
+            println!("lab {}: nothing to remove", report.lab);
+        } else {
+            println!("lab {}: {}", report.lab, report.summary());
+        }
+    }
+    if args.all && reports.is_empty() {
+        println!("no labs");
+    }
+    Ok(0)
+}
+
+fn print_up(plan: &Plan, report: &UpReport) {
+    println!(
+        "lab {} is up: {} node(s), {} link(s) in {:.3} s",
+        report.lab,
+        report.nodes,
+        report.links,
+        report.total.as_secs_f64()
+    );
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(name, took)| format!("{name} {:.3}", took.as_secs_f64()))
+        .collect();
+    println!("  phases (s): {}", phases.join(", "));
+    if let Some(node) = plan
+        .nodes
+        .iter()
+        .find(|n| n.kind == nslab::plan::NodeKind::Node)
+    {
+        println!("  try: nslab exec {}/{} -- ip address", plan.lab, node.name);
+    }
+}
+
+fn print_inspect(views: &[LabView]) {
+    if views.is_empty() {
+        println!("no labs");
+    }
+    for view in views {
+        println!(
+            "lab {} ({}){}",
+            view.name,
+            view.status,
+            view.topology
+                .as_deref()
+                .map(|t| format!(" from {t}"))
+                .unwrap_or_default()
+        );
+        for node in &view.nodes {
+            let pid = node.pid.map_or("-".to_string(), |p| p.to_string());
+            println!(
+                "  {:<12} {:<6} pid {:<8} hostname {:<12} netns {}  net:[{}]",
+                node.name,
+                node.kind,
+                pid,
+                node.hostname.as_deref().unwrap_or("-"),
+                node.netns,
+                node.namespaces
+                    .get("net")
+                    .map_or("-".into(), |i| i.to_string()),
+            );
+            for iface in &node.interfaces {
+                let mut details = vec![if iface.up {
+                    "up".to_string()
+                } else {
+                    "down".to_string()
+                }];
+                if let Some(mtu) = iface.mtu {
+                    details.push(format!("mtu {mtu}"));
+                }
+                if let Some(peer) = &iface.peer {
+                    details.push(format!("peer {peer}"));
+                }
+                if let Some(bridge) = &iface.bridge {
+                    details.push(format!("bridge {bridge}"));
+                }
+                println!(
+                    "      {:<10} {:<40} {}",
+                    iface.name,
+                    iface.addresses.join(" "),
+                    details.join(", ")
+                );
+            }
+        }
+    }
+}
