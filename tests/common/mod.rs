@@ -1,0 +1,204 @@
+//! Helpers for the integration tests: they drive the real `nslab` binary,
+//! build labs under unique names, and always tear them down.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The nslab binary under test.
+pub fn nslab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nslab"))
+}
+
+/// Runs nslab with `args`; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    output_of(nslab().args(args).output().expect("run nslab"))
+}
+
+pub fn output_of(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// True when the tests may build labs. Otherwise prints why the calling test
+/// is skipped, so a run without root never looks like a pass.
+pub fn can_build_labs(test: &str) -> bool {
+    match nslab::privileges::check() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
+        }
+    }
+}
+
+/// What every lab, netns name and host interface of this test process
+/// starts with, so that snapshots can leave out what parallel tests make.
+pub fn run_prefix() -> String {
+    format!("t{}", std::process::id() % 100_000)
+}
+
+/// A lab name no other test (or test run) uses.
+pub fn unique_lab(tag: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{tag}{}",
+        run_prefix(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A host interface name of this test process (at most 15 bytes).
+pub fn host_ifname(n: usize) -> String {
+    format!("{}h{n}", run_prefix())
+}
+
+/// A topology written to a temp folder, with `LAB` replaced by the lab name.
+/// The lab is torn down when this is dropped, pass or fail.
+pub struct TestLab {
+    pub name: String,
+    pub dir: PathBuf,
+    pub file: PathBuf,
+}
+
+impl TestLab {
+    /// `LAB` in `yaml` becomes the lab name and `HOSTIF` a host interface
+    /// name of this test run.
+    pub fn new(tag: &str, yaml: &str) -> Self {
+        static HOST_IFS: AtomicUsize = AtomicUsize::new(0);
+        let name = unique_lab(tag);
+        let yaml = yaml.replace(
+            "HOSTIF",
+            &host_ifname(HOST_IFS.fetch_add(1, Ordering::Relaxed)),
+        );
+        let dir = std::env::temp_dir().join(format!("nslab-test-{name}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("lab.yml");
+        std::fs::write(&file, yaml.replace("LAB", &name)).expect("write topology");
+        Self { name, dir, file }
+    }
+
+    /// Writes an extra file next to the topology (for binds).
+    pub fn write(&self, relative: &str, contents: &str) -> PathBuf {
+        let path = self.dir.join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write");
+        path
+    }
+
+    pub fn file(&self) -> &str {
+        self.file.to_str().expect("utf-8 path")
+    }
+
+    /// `nslab up FILE`, asserting success.
+    pub fn up(&self) {
+        let (code, out, err) = run(&["up", self.file()]);
+        assert_eq!(code, 0, "up failed:\n{out}\n{err}");
+    }
+
+    /// `nslab exec LAB/NODE -- ARGS...`
+    pub fn exec(&self, node: &str, args: &[&str]) -> (i32, String, String) {
+        let target = format!("{}/{node}", self.name);
+        let mut all = vec!["exec", target.as_str(), "--"];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    /// Asserts that `node` can ping `address` (one try, up to 3 s).
+    pub fn assert_ping(&self, node: &str, address: &str) {
+        let (code, out, err) = self.exec(node, &["ping", "-c", "1", "-W", "3", address]);
+        assert_eq!(code, 0, "{node} -> {address} failed:\n{out}\n{err}");
+    }
+
+    pub fn inspect_json(&self) -> serde_json::Value {
+        let (code, out, err) = run(&["inspect", &self.name, "--json"]);
+        assert_eq!(code, 0, "inspect failed: {err}");
+        serde_json::from_str(&out).expect("inspect --json is JSON")
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = nslab().args(["down", "--lab", &self.name]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a lab could leave behind, looked up by the lab's name.
+pub fn leftovers_of(lab: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let prefix = format!("{lab}-");
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                found.push(format!("netns name {name}"));
+            }
+        }
+    }
+    if Path::new("/run/nslab").join(lab).exists() {
+        found.push(format!("state /run/nslab/{lab}"));
+    }
+    if Path::new("/run/nslab").join(format!("{lab}.lock")).exists() {
+        found.push(format!("lock /run/nslab/{lab}.lock"));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        if line.contains(&format!("/run/netns/{prefix}"))
+            || line.contains(&format!("/run/nslab/{lab}"))
+        {
+            found.push(format!("mount {line}"));
+        }
+    }
+    for init in nslab::kernel::process::find_inits(Some(lab)).unwrap_or_default() {
+        found.push(format!("init pid {} of node {}", init.pid, init.node));
+    }
+    let alias = format!("nslab:{lab}");
+    let links = Command::new("ip")
+        .args(["-d", "-o", "link", "show"])
+        .output()
+        .expect("ip link");
+    for line in String::from_utf8_lossy(&links.stdout).lines() {
+        if line.contains(&format!("alias {alias}")) {
+            found.push(format!("host link {line}"));
+        }
+    }
+    found
+}
+
+/// The host's own network and mount configuration, to compare before and
+/// after a test: links, addresses, routes, named netns and mounts.
+pub fn host_snapshot(ignore_prefix: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for args in [
+        &["-o", "link", "show"][..],
+        &["-o", "address", "show"],
+        &["route", "show", "table", "all"],
+        &["-6", "route", "show", "table", "all"],
+        &["netns", "list"],
+    ] {
+        let out = Command::new("ip").args(args).output().expect("ip");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if !line.contains(ignore_prefix) {
+                // Counters and timers change on their own; keep the facts.
+                let line: String = line.split(" valid_lft").next().unwrap_or(line).to_string();
+                lines.push(format!("{} | {line}", args.join(" ")));
+            }
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        if !line.contains(ignore_prefix) {
+            // Drop the mount id and parent id, which are not stable facts.
+            let rest: Vec<&str> = line.split(' ').skip(2).collect();
+            lines.push(format!("mount | {}", rest.join(" ")));
+        }
+    }
+    lines.sort();
+    lines
+}
