@@ -150,7 +150,10 @@ fn run(command: Command) -> Outcome {
 
 fn load(file: &Path) -> Result<Plan, (i32, String)> {
     let topology = topology::load(file).map_err(|e| (EXIT_INVALID, e.to_string()))?;
-    Ok(Plan::from_topology(&topology))
+    let mut plan = Plan::from_topology(&topology);
+    // State outlives the caller's working directory.
+    plan.source = plan.source.and_then(|p| std::path::absolute(p).ok());
+    Ok(plan)
 }
 
 fn down(args: DownArgs) -> Outcome {

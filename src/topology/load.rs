@@ -130,9 +130,13 @@ pub fn parse_str(text: &str, origin: &Path, base_dir: &Path) -> Result<Topology,
 /// file is invalid. Only returns names that pass [`is_valid_name`].
 pub fn lab_name_of(path: &Path) -> Option<String> {
     let text = read_limited(path).ok()?;
-    let name = match serde_yaml::from_str::<NameOnly>(&text) {
-        Ok(n) => n.name,
-        Err(_) => scan_name(&text)?,
+    let parsed = match check_flow_depth(&text) {
+        Ok(()) => serde_yaml::from_str::<NameOnly>(&text).ok(),
+        Err(_) => None,
+    };
+    let name = match parsed {
+        Some(n) => n.name,
+        None => scan_name(&text)?,
     };
     is_valid_name(&name).then_some(name)
 }
@@ -367,6 +371,12 @@ mod tests {
         assert_eq!(lab_name_of(&f.0), Some("lab2".to_owned()));
         let f = TempFile::new("name3", b"name: ../etc\n");
         assert_eq!(lab_name_of(&f.0), None);
+        let mut deep = b"name: deep\nx: ".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 100_000));
+        let f = TempFile::new("deep", &deep);
+        let start = Instant::now();
+        assert_eq!(lab_name_of(&f.0), Some("deep".to_owned()));
+        assert!(start.elapsed() < Duration::from_secs(1));
         let f = TempFile::new("name4", b"topology: {}\n");
         assert_eq!(lab_name_of(&f.0), None);
         assert_eq!(lab_name_of(Path::new("/nonexistent/nslab/x.yml")), None);

@@ -1,1 +1,1071 @@
+//! Validation rules, end to end through [`parse_str`], and the plan built
+//! from a topology.
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use super::*;
+use crate::plan::{EndpointPlan, LinkPlan, NodeKind, NodePlan, Place, Plan, RoutePlan, SysctlPlan};
+
+const ORIGIN: &str = "lab.yml";
+
+fn parse(yaml: &str) -> Result<Topology, TopologyError> {
+    parse_str(yaml, Path::new(ORIGIN), Path::new("/"))
+}
+
+fn problems(yaml: &str) -> Vec<Problem> {
+    match parse(yaml) {
+        Err(TopologyError::Invalid { file, problems }) => {
+            assert_eq!(file, PathBuf::from(ORIGIN));
+            problems
+        }
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+/// Asserts that one problem has exactly this key path and a message holding `msg`.
+#[track_caller]
+fn assert_problem(yaml: &str, path: &str, msg: &str) {
+    let ps = problems(yaml);
+    assert!(
+        ps.iter().any(|p| p.path == path && p.message.contains(msg)),
+        "no problem at {path:?} containing {msg:?}; got {ps:#?}"
+    );
+}
+
+#[track_caller]
+fn assert_parse_error(yaml: &str, want: &str) {
+    match parse(yaml) {
+        Err(e @ TopologyError::Parse { .. }) => {
+            let s = e.to_string();
+            assert!(s.contains(want), "got {s:?}, want {want:?}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("test net")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test ip")
+}
+
+/// A two-node lab with `extra` appended to node `a` (indented 6 spaces).
+fn with_node_a(extra: &str) -> String {
+    format!(
+        "name: t\ntopology:\n  nodes:\n    a:\n{extra}    b: {{}}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth0\"]\n"
+    )
+}
+
+/// A lab with one link whose body (keys after `- `) is `link`.
+fn with_link(link: &str) -> String {
+    format!(
+        "name: t\ntopology:\n  nodes:\n    a: {{}}\n    b: {{}}\n    br: {{kind: bridge}}\n  links:\n    - {link}\n"
+    )
+}
+
+// ---------------------------------------------------------------- names
+
+#[test]
+fn lab_name_rule() {
+    assert_problem(
+        "name: Lab1\ntopology: {nodes: {a: {}}}\n",
+        "name",
+        "lab name \"Lab1\" may hold only lowercase letters",
+    );
+    assert_problem(
+        &format!(
+            "name: {}\ntopology: {{nodes: {{a: {{}}}}}}\n",
+            "x".repeat(41)
+        ),
+        "name",
+        "is longer than 40 bytes",
+    );
+    assert_problem(
+        "name: \"../etc\"\ntopology: {nodes: {a: {}}}\n",
+        "name",
+        "lab name \"../etc\"",
+    );
+    assert_problem(
+        "name: \"\"\ntopology: {nodes: {a: {}}}\n",
+        "name",
+        "lab name \"\" is empty",
+    );
+}
+
+#[test]
+fn name_is_required() {
+    assert_parse_error("topology: {nodes: {a: {}}}\n", "missing field `name`");
+}
+
+#[test]
+fn node_name_rules() {
+    assert_problem(
+        "name: t\ntopology: {nodes: {R1: {}}}\n",
+        "topology.nodes.\"R1\"",
+        "node name \"R1\" may hold only lowercase letters",
+    );
+    assert_problem(
+        "name: t\ntopology: {nodes: {a.b: {}}}\n",
+        "topology.nodes.\"a.b\"",
+        "node name \"a.b\"",
+    );
+    assert_problem(
+        &format!(
+            "name: t\ntopology: {{nodes: {{{}: {{}}}}}}\n",
+            "n".repeat(41)
+        ),
+        &format!("topology.nodes.\"{}\"", "n".repeat(41)),
+        "is longer than 40 bytes",
+    );
+}
+
+#[test]
+fn host_is_reserved() {
+    assert_problem(
+        "name: t\ntopology: {nodes: {host: {}}}\n",
+        "topology.nodes.host",
+        "node name \"host\" is reserved",
+    );
+}
+
+#[test]
+fn bridge_name_must_fit_an_interface_name() {
+    assert_problem(
+        "name: t\ntopology: {nodes: {abcdefghijklmnop: {kind: bridge}}}\n",
+        "topology.nodes.abcdefghijklmnop",
+        "bridge node name \"abcdefghijklmnop\" is longer than 15 bytes",
+    );
+    // A plain node may be longer.
+    parse("name: t\ntopology: {nodes: {abcdefghijklmnop: {}}}\n").expect("valid");
+}
+
+#[test]
+fn duplicate_node_names() {
+    assert_problem(
+        "name: t\ntopology:\n  nodes:\n    r1: {}\n    r2: {}\n    r1: {kind: bridge}\n",
+        "topology.nodes",
+        "node \"r1\" is defined more than once",
+    );
+}
+
+#[test]
+fn duplicate_keys() {
+    assert_parse_error(
+        "name: t\nname: u\ntopology: {nodes: {a: {}}}\n",
+        "duplicate field `name`",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      kind: node\n      kind: bridge\n",
+        "lab.yml:5:7: topology.nodes.a: duplicate field `kind`",
+    );
+    assert_problem(
+        &with_node_a("      sysctls: {net.ipv4.ip_forward: 1, net.ipv4.ip_forward: 0}\n"),
+        "topology.nodes.a.sysctls",
+        "key \"net.ipv4.ip_forward\" is given more than once",
+    );
+    assert_problem(
+        &with_node_a("      sysctls: {net.ipv4.ip_forward: 1, net/ipv4/ip_forward: 0}\n"),
+        "topology.nodes.a.sysctls.net/ipv4/ip_forward",
+        "sysctl \"net/ipv4/ip_forward\" is the same as \"net.ipv4.ip_forward\"",
+    );
+    assert_problem(
+        &with_node_a("      env: {A: 1, A: 2}\n"),
+        "topology.nodes.a.env",
+        "key \"A\" is given more than once",
+    );
+}
+
+#[test]
+fn no_nodes() {
+    for yaml in [
+        "name: t\n",
+        "name: t\ntopology: {}\n",
+        "name: t\ntopology:\n  nodes: {}\n",
+        "name: t\ntopology:\n  nodes:\n",
+    ] {
+        assert_problem(yaml, "topology.nodes", "no nodes");
+    }
+}
+
+// ---------------------------------------------------------------- unknown keys, types
+
+#[test]
+fn unknown_keys_are_errors() {
+    assert_parse_error(
+        "name: t\ntopolgy: {}\n",
+        "lab.yml:2:1: unknown field `topolgy`, expected `name` or `topology`",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      image: alpine\n",
+        "lab.yml:5:7: topology.nodes.a: unknown field `image`",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  defaults: {knd: bridge}\n  nodes: {a: {}}\n",
+        "topology.defaults: unknown field `knd`",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:e\", \"b:e\"]\n      vlan: 3\n",
+        "topology.links[0]: unknown field `vlan`",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes: {a: {}}\n  kinds: {}\n",
+        "topology: unknown field `kinds`",
+    );
+}
+
+#[test]
+fn wrong_types_are_parse_errors() {
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      routes: default via 10.0.0.1\n",
+        "lab.yml:5:15: topology.nodes.a.routes: invalid type: string \"default via 10.0.0.1\", expected a list",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      sysctls: {net.ipv4.ip_forward: [1]}\n",
+        "expected a string, an integer or a boolean",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      env: {A: 1.5}\n",
+        "expected a string, an integer or a boolean",
+    );
+    assert_parse_error(
+        "name: [t]\n",
+        "lab.yml:1:7: name: invalid type: sequence, expected a string",
+    );
+    assert_parse_error("", "lab.yml:1:1: missing field `name`");
+    assert_parse_error("name: t\n---\nname: u\n", "more than one document");
+}
+
+#[test]
+fn yaml_syntax_error_has_location() {
+    let err = parse("name: t\ntopology:\n  nodes: {a: {}}\n  links: [\n\n").expect_err("syntax");
+    let s = err.to_string();
+    assert_eq!(
+        s,
+        "lab.yml:6:1: did not find expected node content, while parsing a flow node"
+    );
+    match err {
+        TopologyError::Parse { line, column, .. } => {
+            assert_eq!((line, column), (Some(6), Some(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- node keys
+
+#[test]
+fn kind_rule() {
+    assert_problem(
+        "name: t\ntopology: {nodes: {a: {kind: router}}}\n",
+        "topology.nodes.a.kind",
+        "kind \"router\" is not known: use node or bridge",
+    );
+    assert_problem(
+        "name: t\ntopology: {defaults: {kind: Bridge}, nodes: {a: {}}}\n",
+        "topology.defaults.kind",
+        "kind \"Bridge\" is not known",
+    );
+}
+
+#[test]
+fn hostname_rule() {
+    assert_problem(
+        &with_node_a("      hostname: r_1\n"),
+        "topology.nodes.a.hostname",
+        "hostname \"r_1\" is invalid",
+    );
+    assert_problem(
+        &with_node_a(&format!("      hostname: {}\n", "h".repeat(65))),
+        "topology.nodes.a.hostname",
+        "is invalid: use 1 to 64 bytes",
+    );
+    let t = parse(&with_node_a("      hostname: R1.example-lab\n")).expect("valid");
+    assert_eq!(t.nodes["a"].hostname, "R1.example-lab");
+    assert_eq!(t.nodes["b"].hostname, "b");
+}
+
+#[test]
+fn interface_name_rules() {
+    let cases = [
+        ("a:", "interface name \"\" is empty"),
+        (
+            "a:abcdefghijklmnop",
+            "interface name \"abcdefghijklmnop\" is longer than 15 bytes",
+        ),
+        ("a:.", "interface name \".\" is not allowed"),
+        ("a:..", "interface name \"..\" is not allowed"),
+        (
+            "a:lo",
+            "interface name \"lo\" is reserved for the loopback interface",
+        ),
+        ("a:e/1", "interface name \"e/1\" may not hold '/'"),
+        ("a:e 1", "interface name \"e 1\" may not hold"),
+        ("a:e\\t1", "interface name \"e\\t1\" may not hold"),
+    ];
+    for (ep, msg) in cases {
+        assert_problem(
+            &with_link(&format!("endpoints: [\"{ep}\", \"b:eth0\"]")),
+            "topology.links[0].endpoints[0]",
+            msg,
+        );
+    }
+}
+
+#[test]
+fn bridge_port_may_not_be_named_like_the_bridge() {
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\", \"br:br\"]"),
+        "topology.links[0].endpoints[1]",
+        "endpoint \"br:br\": a port of bridge \"br\" may not be named like the bridge",
+    );
+}
+
+#[test]
+fn endpoint_rules() {
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\"]"),
+        "topology.links[0].endpoints",
+        "a link has exactly two endpoints, found 1",
+    );
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\", \"b:eth0\", \"br:p1\"]"),
+        "topology.links[0].endpoints",
+        "found 3",
+    );
+    assert_problem(
+        &with_link("endpoints: [\"a\", \"b:eth0\"]"),
+        "topology.links[0].endpoints[0]",
+        "endpoint \"a\" must be NODE:IFACE",
+    );
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\", \"b:eth0:1\"]"),
+        "topology.links[0].endpoints[1]",
+        "endpoint \"b:eth0:1\" must be NODE:IFACE",
+    );
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\", \"zz:eth0\"]"),
+        "topology.links[0].endpoints[1]",
+        "endpoint \"zz:eth0\": no node named \"zz\"",
+    );
+    assert_parse_error(
+        "name: t\ntopology:\n  nodes: {a: {}}\n  links:\n    - ipv4: [null, null]\n",
+        "missing field `endpoints`",
+    );
+}
+
+#[test]
+fn interface_used_twice() {
+    let yaml = "name: t\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth0\"]\n    - endpoints: [\"a:eth1\", \"b:eth0\"]\n";
+    assert_problem(
+        yaml,
+        "topology.links[1].endpoints[1]",
+        "interface \"b:eth0\" is already used at topology.links[0].endpoints[1]",
+    );
+    let host = "name: t\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:eth0\", \"host:v1\"]\n    - endpoints: [\"b:eth0\", \"host:v1\"]\n";
+    assert_problem(
+        host,
+        "topology.links[1].endpoints[1]",
+        "interface \"host:v1\" is already used at topology.links[0].endpoints[1]",
+    );
+    // Same interface name on different nodes is fine.
+    parse("name: t\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth0\"]\n")
+        .expect("valid");
+}
+
+// ---------------------------------------------------------------- addresses
+
+#[test]
+fn address_rules() {
+    let cases = [
+        (
+            "ipv4: [10.0.0.1, null]",
+            "topology.links[0].ipv4[0]",
+            "address \"10.0.0.1\" has no prefix length (write it as 10.0.0.1/24, for example)",
+        ),
+        (
+            "ipv6: [null, \"2001:db8::1\"]",
+            "topology.links[0].ipv6[1]",
+            "address \"2001:db8::1\" has no prefix length",
+        ),
+        (
+            "ipv4: [\"2001:db8::1/64\", null]",
+            "topology.links[0].ipv4[0]",
+            "address \"2001:db8::1/64\" is IPv6; put it in ipv6",
+        ),
+        (
+            "ipv6: [10.0.0.1/24, null]",
+            "topology.links[0].ipv6[0]",
+            "address \"10.0.0.1/24\" is IPv4; put it in ipv4",
+        ),
+        (
+            "ipv4: [10.0.0.1/33, null]",
+            "topology.links[0].ipv4[0]",
+            "\"10.0.0.1/33\" is not an address with a prefix length",
+        ),
+        (
+            "ipv4: [banana, null]",
+            "topology.links[0].ipv4[0]",
+            "\"banana\" is not an address with a prefix length",
+        ),
+        (
+            "ipv4: [10.0.0.1/24]",
+            "topology.links[0].ipv4",
+            "ipv4 needs one entry per endpoint (2, null for none), found 1",
+        ),
+        (
+            "ipv6: []",
+            "topology.links[0].ipv6",
+            "ipv6 needs one entry per endpoint (2, null for none), found 0",
+        ),
+    ];
+    for (extra, path, msg) in cases {
+        assert_problem(
+            &with_link(&format!(
+                "endpoints: [\"a:eth0\", \"b:eth0\"]\n      {extra}"
+            )),
+            path,
+            msg,
+        );
+    }
+}
+
+#[test]
+fn no_address_on_bridge_port() {
+    assert_problem(
+        &with_link("endpoints: [\"a:eth0\", \"br:p1\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]"),
+        "topology.links[0].ipv4[1]",
+        "address \"10.0.0.2/24\" on \"br:p1\": a port of bridge \"br\" cannot have an address",
+    );
+}
+
+#[test]
+fn addresses_allowed_on_host_endpoints() {
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"host:nsl0\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n      ipv6: [null, \"fd00::2/64\"]",
+    ))
+    .expect("valid");
+    let plan = Plan::from_topology(&t);
+    assert_eq!(plan.links[0].endpoints[1].place, Place::Host);
+    assert_eq!(
+        plan.links[0].endpoints[1].addresses,
+        vec![net("10.0.0.2/24"), net("fd00::2/64")]
+    );
+}
+
+#[test]
+fn bridge_port_limit() {
+    let mut yaml = String::from(
+        "name: t\ntopology:\n  nodes:\n    lan: {kind: bridge}\n    a: {}\n  links:\n",
+    );
+    for i in 0..1024 {
+        yaml.push_str(&format!("    - endpoints: [\"a:e{i}\", \"lan:p{i}\"]\n"));
+    }
+    assert_problem(
+        &yaml,
+        "topology.nodes.lan",
+        "bridge \"lan\" has 1024 ports; a Linux bridge takes at most 1023",
+    );
+    // 1023 is fine.
+    let cut = yaml.rfind("    - endpoints").expect("a link");
+    parse(&yaml[..cut]).expect("1023 ports are fine");
+}
+
+#[test]
+fn mtu_rule() {
+    for (mtu, ok) in [
+        ("67", false),
+        ("68", true),
+        ("65535", true),
+        ("65536", false),
+        ("-1", false),
+        ("0", false),
+    ] {
+        let yaml = with_link(&format!(
+            "endpoints: [\"a:eth0\", \"b:eth0\"]\n      mtu: {mtu}"
+        ));
+        if ok {
+            let t = parse(&yaml).expect(mtu);
+            assert_eq!(t.links[0].mtu, mtu.parse().ok());
+        } else {
+            assert_problem(
+                &yaml,
+                "topology.links[0].mtu",
+                &format!("mtu {mtu} is out of range: use 68 to 65535"),
+            );
+        }
+    }
+}
+
+#[test]
+fn mac_rule() {
+    let cases = [
+        (
+            "[\"01:00:5e:00:00:01\", null]",
+            "topology.links[0].mac[0]",
+            "MAC address \"01:00:5e:00:00:01\" is multicast",
+        ),
+        (
+            "[null, \"00:00:00:00:00:00\"]",
+            "topology.links[0].mac[1]",
+            "MAC address \"00:00:00:00:00:00\" is all zeros",
+        ),
+        (
+            "[\"02:00:00:00:01\", null]",
+            "topology.links[0].mac[0]",
+            "MAC address \"02:00:00:00:01\" is not of the form aa:bb:cc:dd:ee:ff",
+        ),
+        (
+            "[\"02:00:00:00:00:01\"]",
+            "topology.links[0].mac",
+            "mac needs one entry per endpoint (2, null for none), found 1",
+        ),
+    ];
+    for (mac, path, msg) in cases {
+        assert_problem(
+            &with_link(&format!(
+                "endpoints: [\"a:eth0\", \"b:eth0\"]\n      mac: {mac}"
+            )),
+            path,
+            msg,
+        );
+    }
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      mac: [\"02:aa:bb:cc:dd:ee\", null]",
+    ))
+    .expect("valid");
+    assert_eq!(
+        t.links[0].endpoints[0].mac,
+        Some([2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee])
+    );
+    assert_eq!(t.links[0].endpoints[1].mac, None);
+}
+
+// ---------------------------------------------------------------- routes
+
+#[test]
+fn route_grammar_errors_are_reported() {
+    assert_problem(
+        &with_node_a("      routes: [\"default via 10.0.0.1 onlink\"]\n"),
+        "topology.nodes.a.routes[0]",
+        "route \"default via 10.0.0.1 onlink\": unexpected \"onlink\"",
+    );
+    assert_problem(
+        &with_node_a("      routes: [\"default via 10.0.0.1\", \"10.0.0.0/8\"]\n"),
+        "topology.nodes.a.routes[1]",
+        "route \"10.0.0.0/8\": needs \"via ADDR\" or \"dev IFACE\"",
+    );
+    assert_problem(
+        &with_node_a("      routes: [\"10.0.0.0/8 via 2001:db8::1\"]\n"),
+        "topology.nodes.a.routes[0]",
+        "destination 10.0.0.0/8 is IPv4 but gateway 2001:db8::1 is IPv6",
+    );
+}
+
+#[test]
+fn route_dev_must_be_an_interface_of_the_node() {
+    assert_problem(
+        &with_node_a("      routes: [\"10.9.0.0/16 dev eth9\"]\n"),
+        "topology.nodes.a.routes[0]",
+        "route \"10.9.0.0/16 dev eth9\": dev \"eth9\" is not an interface of node \"a\"",
+    );
+    let t = parse(&with_node_a(
+        "      routes: [\"10.9.0.0/16 dev eth0 metric 5\"]\n",
+    ))
+    .expect("valid");
+    assert_eq!(
+        t.nodes["a"].routes,
+        vec![RoutePlan {
+            text: "10.9.0.0/16 dev eth0 metric 5".into(),
+            destination: net("10.9.0.0/16"),
+            gateway: None,
+            device: Some("eth0".into()),
+            metric: Some(5),
+        }]
+    );
+    // From defaults: reported at the defaults' path, naming the node.
+    let yaml = "name: t\ntopology:\n  defaults: {routes: [\"default dev eth0\"]}\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth1\"]\n";
+    assert_problem(
+        yaml,
+        "topology.defaults.routes[0]",
+        "route \"default dev eth0\": dev \"eth0\" is not an interface of node \"b\"",
+    );
+}
+
+#[test]
+fn no_routes_on_bridges() {
+    assert_problem(
+        "name: t\ntopology:\n  nodes:\n    lan: {kind: bridge, routes: [\"default via 10.0.0.1\"]}\n",
+        "topology.nodes.lan.routes",
+        "node \"lan\" is a bridge; a bridge node cannot have routes",
+    );
+    // Routes from defaults skip bridges.
+    let t = parse(
+        "name: t\ntopology:\n  defaults: {routes: [\"default via 10.0.0.1\"]}\n  nodes:\n    lan: {kind: bridge}\n    a: {}\n",
+    )
+    .expect("valid");
+    assert!(t.nodes["lan"].routes.is_empty());
+    assert_eq!(t.nodes["a"].routes.len(), 1);
+}
+
+#[test]
+fn route_destination_is_normalised() {
+    let t = parse(&with_node_a("      routes: [\"10.0.1.5/24 via 10.0.0.1\", \"10.7.7.7 via 10.0.0.1\", \"2001:db8::1:2/64 via fe80::1\"]\n")).expect("valid");
+    let dests: Vec<IpNet> = t.nodes["a"].routes.iter().map(|r| r.destination).collect();
+    assert_eq!(
+        dests,
+        vec![net("10.0.1.0/24"), net("10.7.7.7/32"), net("2001:db8::/64")]
+    );
+}
+
+// ---------------------------------------------------------------- sysctls
+
+#[test]
+fn sysctl_rules() {
+    assert_problem(
+        &with_node_a("      sysctls: {vm.swappiness: 10}\n"),
+        "topology.nodes.a.sysctls.vm.swappiness",
+        "sysctl \"vm.swappiness\" is not namespaced: setting it would change the host",
+    );
+    assert_problem(
+        "name: t\ntopology: {defaults: {sysctls: {kernel.pid_max: 10}}, nodes: {a: {}}}\n",
+        "topology.defaults.sysctls.kernel.pid_max",
+        "sysctl \"kernel.pid_max\" is not namespaced",
+    );
+    assert_problem(
+        &with_node_a("      sysctls: {\"net/ipv4/../../vm/swappiness\": 1}\n"),
+        "topology.nodes.a.sysctls.net/ipv4/../../vm/swappiness",
+        "has an empty, \".\" or \"..\" component",
+    );
+    assert_problem(
+        &with_node_a("      sysctls: {\"net..ipv4\": 1}\n"),
+        "topology.nodes.a.sysctls.net..ipv4",
+        "has an empty",
+    );
+    assert_problem(
+        &with_node_a("      sysctls: {\"net.ipv4.ip_forward\\n\": 1}\n"),
+        "topology.nodes.a.sysctls.\"net.ipv4.ip_forward\\n\"",
+        "sysctl \"net.ipv4.ip_forward\\n\" holds '\\n'",
+    );
+    let t = parse(&with_node_a(
+        "      sysctls: {net.ipv4.ip_forward: true, net/ipv4/conf/eth0.10/forwarding: 0, kernel.shmmax: \"4096\", net.ipv6.conf.all.disable_ipv6: false}\n",
+    ))
+    .expect("valid");
+    let got: Vec<(&str, &Path, &str)> = t.nodes["a"]
+        .sysctls
+        .iter()
+        .map(|s| (s.key.as_str(), s.path.as_path(), s.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("net.ipv4.ip_forward", Path::new("net/ipv4/ip_forward"), "1"),
+            (
+                "net/ipv4/conf/eth0.10/forwarding",
+                Path::new("net/ipv4/conf/eth0.10/forwarding"),
+                "0"
+            ),
+            ("kernel.shmmax", Path::new("kernel/shmmax"), "4096"),
+            (
+                "net.ipv6.conf.all.disable_ipv6",
+                Path::new("net/ipv6/conf/all/disable_ipv6"),
+                "0"
+            ),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- binds, tmpfs, env, exec
+
+/// A unique temp folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nslab-topo-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(p.join("files")).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn bind_rules() {
+    let dir = TempDir::new("binds");
+    std::fs::write(dir.0.join("files/hosts"), "").expect("write");
+    let run = |binds: &str| {
+        parse_str(
+            &with_node_a(&format!("      binds: {binds}\n")),
+            Path::new(ORIGIN),
+            &dir.0,
+        )
+    };
+    let probs = |binds: &str| match run(binds) {
+        Err(TopologyError::Invalid { problems, .. }) => problems,
+        other => panic!("{other:?}"),
+    };
+    let missing = dir.0.join("files/nope");
+    let ps = probs("[\"./files/nope:/etc/x\"]");
+    assert_eq!(ps[0].path, "topology.nodes.a.binds[0]");
+    assert_eq!(
+        ps[0].message,
+        format!(
+            "bind \"./files/nope:/etc/x\": source {:?} does not exist",
+            missing.display().to_string()
+        )
+    );
+    for (spec, msg) in [
+        (
+            "/etc",
+            "bind \"/etc\" must be SRC:DST, SRC:DST:ro or SRC:DST:rw",
+        ),
+        ("./files/hosts:/etc/hosts:rx", "mode \"rx\" is not ro or rw"),
+        (
+            "./files/hosts:etc/hosts",
+            "target \"etc/hosts\" must be an absolute path",
+        ),
+        (
+            "./files/hosts:/etc/../root/x",
+            "target \"/etc/../root/x\" may not contain \"..\"",
+        ),
+        ("./files/hosts:/etc/x\\0", "holds a NUL byte"),
+    ] {
+        let ps = probs(&format!("[\"{spec}\"]"));
+        assert_eq!(ps[0].path, "topology.nodes.a.binds[0]");
+        assert!(ps[0].message.contains(msg), "{spec}: {ps:?}");
+    }
+    let t = run("[\"./files/../files/hosts:/etc/hosts:ro\", \"files:/data/\"]").expect("valid");
+    assert_eq!(
+        t.nodes["a"].binds,
+        vec![
+            BindPlan {
+                source: dir.0.join("files/hosts"),
+                target: "/etc/hosts".into(),
+                read_only: true
+            },
+            BindPlan {
+                source: dir.0.join("files"),
+                target: "/data".into(),
+                read_only: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn tmpfs_rules() {
+    for (t, msg) in [
+        ("tmp", "tmpfs \"tmp\" must be an absolute path"),
+        (
+            "/var/../tmp",
+            "tmpfs \"/var/../tmp\" may not contain \"..\"",
+        ),
+        ("/", "tmpfs \"/\" is not allowed: it would hide /"),
+        (
+            "/proc",
+            "tmpfs \"/proc\" is not allowed: it would hide /proc",
+        ),
+        (
+            "/sys/",
+            "tmpfs \"/sys/\" is not allowed: it would hide /sys",
+        ),
+        ("/dev", "is not allowed: it would hide /dev"),
+        ("/a\\0b", "holds a NUL byte"),
+    ] {
+        assert_problem(
+            &with_node_a(&format!("      tmpfs: [\"/x\", \"{t}\"]\n")),
+            "topology.nodes.a.tmpfs[1]",
+            msg,
+        );
+    }
+    let t = parse(&with_node_a("      tmpfs: []\n")).expect("valid");
+    assert!(t.nodes["a"].tmpfs.is_empty());
+    assert_eq!(
+        t.nodes["b"].tmpfs,
+        vec![PathBuf::from("/tmp"), PathBuf::from("/run")]
+    );
+    let t = parse(&with_node_a(
+        "      tmpfs: [\"/dev/shm\", \"/var/cache/\"]\n",
+    ))
+    .expect("valid");
+    assert_eq!(
+        t.nodes["a"].tmpfs,
+        vec![PathBuf::from("/dev/shm"), PathBuf::from("/var/cache")]
+    );
+}
+
+#[test]
+fn env_rules() {
+    assert_problem(
+        &with_node_a("      env: {1ABC: x}\n"),
+        "topology.nodes.a.env.1ABC",
+        "environment variable name \"1ABC\" is invalid",
+    );
+    assert_problem(
+        &with_node_a("      env: {A B: x}\n"),
+        "topology.nodes.a.env.\"A B\"",
+        "environment variable name \"A B\" is invalid",
+    );
+    assert_problem(
+        &with_node_a("      env: {A: \"x\\0y\"}\n"),
+        "topology.nodes.a.env.A",
+        "holds a NUL byte",
+    );
+    let t = parse(&with_node_a("      env: {_B: 1, A: true, C: text}\n")).expect("valid");
+    assert_eq!(
+        t.nodes["a"].env,
+        vec![
+            ("_B".to_owned(), "1".to_owned()),
+            ("A".to_owned(), "true".to_owned()),
+            ("C".to_owned(), "text".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn exec_rules() {
+    assert_problem(
+        &with_node_a("      exec: [\"true\", \"  \"]\n"),
+        "topology.nodes.a.exec[1]",
+        "exec command is empty",
+    );
+}
+
+// ---------------------------------------------------------------- all problems at once
+
+#[test]
+fn every_problem_is_listed_with_the_file() {
+    let yaml = "name: Bad\ntopology:\n  nodes:\n    a: {kind: router, sysctls: {vm.swappiness: 1}}\n    b: {}\n  links:\n    - endpoints: [\"a:eth0\", \"c:eth0\"]\n      mtu: 1\n";
+    let err = parse(yaml).expect_err("invalid");
+    let text = err.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "lab.yml: name: lab name \"Bad\" may hold only lowercase letters, digits, '_' and '-', and must start with a letter or digit",
+            "lab.yml: topology.nodes.a.kind: kind \"router\" is not known: use node or bridge",
+            "lab.yml: topology.nodes.a.sysctls.vm.swappiness: sysctl \"vm.swappiness\" is not namespaced: setting it would change the host",
+            "lab.yml: topology.links[0].endpoints[1]: endpoint \"c:eth0\": no node named \"c\"",
+            "lab.yml: topology.links[0].mtu: mtu 1 is out of range: use 68 to 65535",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- defaults
+
+#[test]
+fn defaults_merge_node_wins_maps_merge() {
+    let yaml = "name: t
+topology:
+  defaults:
+    hostname: shared
+    sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1}
+    env: {A: a, B: b}
+    exec: [\"echo d\"]
+    tmpfs: [/tmp]
+    routes: [\"default via 10.0.0.1\"]
+  nodes:
+    x:
+      sysctls: {net/ipv4/ip_forward: 0, net.ipv4.conf.all.rp_filter: 2}
+      env: {B: own, C: c}
+      exec: [\"echo x\"]
+      tmpfs: []
+      routes: []
+    y:
+";
+    let t = parse(yaml).expect("valid");
+    let x = &t.nodes["x"];
+    assert_eq!(x.hostname, "shared");
+    let sys: Vec<(&str, &str)> = x
+        .sysctls
+        .iter()
+        .map(|s| (s.key.as_str(), s.value.as_str()))
+        .collect();
+    assert_eq!(
+        sys,
+        vec![
+            ("net/ipv4/ip_forward", "0"),
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv4.conf.all.rp_filter", "2"),
+        ]
+    );
+    let env: Vec<(&str, &str)> = x
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(env, vec![("A", "a"), ("B", "own"), ("C", "c")]);
+    assert_eq!(x.exec, vec!["echo x".to_owned()]);
+    assert!(x.tmpfs.is_empty());
+    assert!(x.routes.is_empty());
+
+    let y = &t.nodes["y"];
+    assert_eq!(y.hostname, "shared");
+    assert_eq!(y.sysctls.len(), 2);
+    assert_eq!(y.env.len(), 2);
+    assert_eq!(y.exec, vec!["echo d".to_owned()]);
+    assert_eq!(y.tmpfs, vec![PathBuf::from("/tmp")]);
+    assert_eq!(y.routes.len(), 1);
+    assert_eq!(y.routes[0].gateway, Some(ip("10.0.0.1")));
+}
+
+// ---------------------------------------------------------------- the example
+
+const EXAMPLE: &str = r#"name: chain3
+topology:
+  defaults:                       # merged into every node; a node's own keys win
+    sysctls: {net.ipv4.ip_forward: 1}
+  nodes:
+    h1:
+      routes: ["default via 10.0.1.1", "default via 2001:db8:1::1"]
+    r1: {}
+    h2:
+      routes: ["default via 10.0.2.1"]
+      binds: ["./files/h2-hosts:/etc/hosts:ro"]
+      env: {ROLE: server}
+      exec: ["sh -c 'echo ready > /tmp/state'"]
+    lan:
+      kind: bridge
+  links:
+    - endpoints: ["h1:eth0", "r1:eth0"]
+      ipv4: [10.0.1.2/24, 10.0.1.1/24]
+      ipv6: ["2001:db8:1::2/64", "2001:db8:1::1/64"]
+    - endpoints: ["r1:eth1", "lan:p1"]
+      ipv4: [10.0.2.1/24, null]
+    - endpoints: ["h2:eth0", "lan:p2"]
+      ipv4: [10.0.2.2/24, null]
+      mtu: 9000
+"#;
+
+#[test]
+fn example_plans_exactly() {
+    let dir = TempDir::new("example");
+    std::fs::write(dir.0.join("files/h2-hosts"), "127.0.0.1 localhost\n").expect("write");
+    let t = parse_str(EXAMPLE, Path::new("chain3.yml"), &dir.0).expect("valid");
+    assert_eq!(t.name, "chain3");
+    let plan = Plan::from_topology(&t);
+
+    let fwd = || SysctlPlan {
+        key: "net.ipv4.ip_forward".into(),
+        path: "net/ipv4/ip_forward".into(),
+        value: "1".into(),
+    };
+    let tmpfs = || vec![PathBuf::from("/tmp"), PathBuf::from("/run")];
+    let route = |text: &str, dest: &str, gw: &str| RoutePlan {
+        text: text.into(),
+        destination: net(dest),
+        gateway: Some(ip(gw)),
+        device: None,
+        metric: None,
+    };
+    let node = |name: &str| NodePlan {
+        name: name.into(),
+        kind: NodeKind::Node,
+        hostname: name.into(),
+        tmpfs: tmpfs(),
+        binds: vec![],
+        sysctls: vec![fwd()],
+        routes: vec![],
+        env: vec![],
+        exec: vec![],
+    };
+    let ep = |place: Place, ifname: &str, addrs: &[&str]| EndpointPlan {
+        place,
+        ifname: ifname.into(),
+        addresses: addrs.iter().map(|a| net(a)).collect(),
+        mac: None,
+    };
+    let want = Plan {
+        lab: "chain3".into(),
+        source: Some(PathBuf::from("chain3.yml")),
+        nodes: vec![
+            NodePlan {
+                routes: vec![
+                    route("default via 10.0.1.1", "0.0.0.0/0", "10.0.1.1"),
+                    route("default via 2001:db8:1::1", "::/0", "2001:db8:1::1"),
+                ],
+                ..node("h1")
+            },
+            node("r1"),
+            NodePlan {
+                routes: vec![route("default via 10.0.2.1", "0.0.0.0/0", "10.0.2.1")],
+                binds: vec![BindPlan {
+                    source: dir.0.join("files/h2-hosts"),
+                    target: "/etc/hosts".into(),
+                    read_only: true,
+                }],
+                env: vec![("ROLE".into(), "server".into())],
+                exec: vec!["sh -c 'echo ready > /tmp/state'".into()],
+                ..node("h2")
+            },
+            NodePlan {
+                kind: NodeKind::Bridge,
+                ..node("lan")
+            },
+        ],
+        links: vec![
+            LinkPlan {
+                endpoints: [
+                    ep(Place::Node(0), "eth0", &["10.0.1.2/24", "2001:db8:1::2/64"]),
+                    ep(Place::Node(1), "eth0", &["10.0.1.1/24", "2001:db8:1::1/64"]),
+                ],
+                mtu: None,
+            },
+            LinkPlan {
+                endpoints: [
+                    ep(Place::Node(1), "eth1", &["10.0.2.1/24"]),
+                    ep(Place::Node(3), "p1", &[]),
+                ],
+                mtu: None,
+            },
+            LinkPlan {
+                endpoints: [
+                    ep(Place::Node(2), "eth0", &["10.0.2.2/24"]),
+                    ep(Place::Node(3), "p2", &[]),
+                ],
+                mtu: Some(9000),
+            },
+        ],
+    };
+    assert_eq!(plan, want);
+    assert_eq!(plan.link_label(&plan.links[1]), "r1:eth1 <-> lan:p1");
+}
+
+#[test]
+fn example_loads_from_a_file() {
+    let dir = TempDir::new("load");
+    std::fs::write(dir.0.join("files/h2-hosts"), "").expect("write");
+    let file = dir.0.join("chain3.yml");
+    std::fs::write(&file, EXAMPLE).expect("write");
+    let t = load(&file).expect("valid");
+    let plan = Plan::from_topology(&t);
+    assert_eq!(plan.source, Some(file.clone()));
+    assert_eq!(plan.nodes[2].binds[0].source, dir.0.join("files/h2-hosts"));
+    assert_eq!(lab_name_of(&file), Some("chain3".to_owned()));
+}
+
+#[test]
+fn null_node_is_a_default_node() {
+    let t = parse("name: t\ntopology:\n  nodes:\n    r1:\n    r2: {}\n").expect("valid");
+    let r2 = Node {
+        hostname: "r1".into(),
+        ..t.nodes["r2"].clone()
+    };
+    assert_eq!(t.nodes["r1"], r2);
+    assert_eq!(t.nodes.keys().collect::<Vec<_>>(), ["r1", "r2"]);
+}

@@ -217,6 +217,19 @@ pub(crate) fn validate(
     }
 }
 
+/// A map key as a key path component: as is when it holds only
+/// `[A-Za-z0-9_./-]`, else quoted and escaped (so a path stays on one line).
+fn key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+    {
+        k.to_owned()
+    } else {
+        format!("{k:?}")
+    }
+}
+
 /// The key path of a node.
 fn node_path(name: &str) -> String {
     if super::is_valid_name(name) {
@@ -340,6 +353,9 @@ pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<BindPlan, String> {
     if src.is_empty() {
         return Err(format!("bind {spec:?}: source is empty"));
     }
+    if spec.contains('\0') {
+        return Err(format!("bind {spec:?} holds a NUL byte"));
+    }
     if !dst.starts_with('/') {
         return Err(format!(
             "bind {spec:?}: target {dst:?} must be an absolute path"
@@ -364,6 +380,9 @@ pub(crate) fn tmpfs_path(p: &str) -> Result<PathBuf, String> {
     }
     if has_parent_component(p) {
         return Err(format!("tmpfs {p:?} may not contain \"..\""));
+    }
+    if p.contains('\0') {
+        return Err(format!("tmpfs {p:?} holds a NUL byte"));
     }
     let n = normalize(Path::new(p));
     if ["/", "/proc", "/sys", "/dev"]
@@ -475,23 +494,21 @@ impl Checker {
             let p = format!("{path}.sysctls");
             self.duplicates(map, &p);
             let mut out: Vec<SysctlPlan> = Vec::new();
-            for (key, value) in &map.entries {
-                match sysctl_path(key) {
+            for (k, value) in &map.entries {
+                match sysctl_path(k) {
                     Ok(sp) => {
                         if let Some(prev) = out.iter().find(|s| s.path == sp) {
-                            let msg = format!(
-                                "sysctl {key:?} is the same as {:?}, given before",
-                                prev.key
-                            );
-                            self.push(format!("{p}.{key}"), msg);
+                            let msg =
+                                format!("sysctl {k:?} is the same as {:?}, given before", prev.key);
+                            self.push(format!("{p}.{}", key(k)), msg);
                         }
                         out.push(SysctlPlan {
-                            key: key.clone(),
+                            key: k.clone(),
                             path: sp,
                             value: scalar_string(value, ("1", "0")),
                         });
                     }
-                    Err(msg) => self.push(format!("{p}.{key}"), msg),
+                    Err(msg) => self.push(format!("{p}.{}", key(k)), msg),
                 }
             }
             f.sysctls = Some(out);
@@ -548,23 +565,23 @@ impl Checker {
             let p = format!("{path}.env");
             self.duplicates(map, &p);
             let mut out = Vec::new();
-            for (key, value) in &map.entries {
-                if !is_valid_env_key(key) {
+            for (k, value) in &map.entries {
+                if !is_valid_env_key(k) {
                     self.push(
-                        format!("{p}.{key}"),
+                        format!("{p}.{}", key(k)),
                         format!(
-                            "environment variable name {key:?} is invalid: use letters, digits and '_', not starting with a digit"
+                            "environment variable name {k:?} is invalid: use letters, digits and '_', not starting with a digit"
                         ),
                     );
                 }
                 let value = scalar_string(value, ("true", "false"));
                 if value.contains('\0') {
                     self.push(
-                        format!("{p}.{key}"),
+                        format!("{p}.{}", key(k)),
                         format!("value {value:?} holds a NUL byte"),
                     );
                 }
-                out.push((key.clone(), value));
+                out.push((k.clone(), value));
             }
             f.env = Some(out);
         }

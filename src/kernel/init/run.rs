@@ -58,7 +58,25 @@ fn setup() -> Result<(), String> {
     nix::unistd::sethostname(&config.hostname)
         .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
     bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
+    skip_ipv6_dad()?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+/// A lab's addresses are planned, so duplicate address detection only
+/// delays it: while a link-local address is tentative, neighbour discovery
+/// waits, and the first IPv6 packets across a fresh lab take seconds. Every
+/// interface made later in this namespace inherits `default`. (A kernel
+/// without IPv6 has no such files: nothing to do.)
+fn skip_ipv6_dad() -> Result<(), String> {
+    for scope in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{scope}/accept_dad");
+        match std::fs::write(&path, "0") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("write {path}: {e}")),
+        }
+    }
     Ok(())
 }
 
