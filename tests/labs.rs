@@ -408,3 +408,80 @@ topology:
         "host lo changed"
     );
 }
+
+#[test]
+fn two_ups_of_one_lab_never_build_it_twice() {
+    if !can_build_labs("two_ups_of_one_lab_never_build_it_twice") {
+        return;
+    }
+    let lab = TestLab::new("race", CHAIN);
+    let spawn = || {
+        common::nslab()
+            .args(["up", lab.file()])
+            .output()
+            .expect("up")
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let codes = [first.status.code(), second.status.code()];
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(1)),
+        "exit codes {codes:?}"
+    );
+    let loser = if first.status.success() {
+        second
+    } else {
+        first
+    };
+    assert!(String::from_utf8_lossy(&loser.stderr).contains("already exists"));
+    lab.assert_ping("h1", "10.0.2.2");
+    let json = lab.inspect_json();
+    assert_eq!(json[0]["nodes"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn exec_finds_a_node_by_its_name_alone_and_runs_a_shell() {
+    if !can_build_labs("exec_finds_a_node_by_its_name_alone_and_runs_a_shell") {
+        return;
+    }
+    // A node named like the lab is unique among running labs.
+    let lab = TestLab::new("solo", "name: LAB\ntopology:\n  nodes:\n    LAB: {}\n");
+    lab.up();
+    let (code, out, err) = run(&["exec", &lab.name, "--", "hostname"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), lab.name);
+    // No command: an interactive shell on the terminal. `script` gives it one.
+    let shell = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} exec {}", env!("CARGO_BIN_EXE_nslab"), lab.name),
+            "/dev/null",
+        ])
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut shell) = shell else {
+        eprintln!(
+            "SKIPPED interactive part of exec_finds_a_node_by_its_name_alone_and_runs_a_shell: `script` (util-linux) is not installed"
+        );
+        return;
+    };
+    use std::io::Write;
+    shell
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"echo in-$(hostname)-pid1=$(cat /proc/1/comm); exit 5\n")
+        .expect("type");
+    let out = shell.wait_with_output().expect("shell");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("in-{}-pid1=nslab-init", lab.name)),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(5), "{text}");
+}

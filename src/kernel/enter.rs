@@ -42,6 +42,11 @@ pub struct NodeCommand {
     pub env: Vec<(String, String)>,
     /// Working directory; `/` when it does not exist inside the node.
     pub cwd: Option<PathBuf>,
+    /// Make the command the foreground job of the terminal on stdin (as a
+    /// shell does). Needed for interactive programs: the caller's process
+    /// group lives outside the node's pid namespace, where a shell cannot
+    /// hand the terminal back to it.
+    pub foreground: bool,
 }
 
 /// Where a standard stream of the command goes.
@@ -104,6 +109,7 @@ pub fn spawn(
     )
     .map_err(prepare)?;
     let namespaces = ns.raw();
+    let foreground = command.foreground;
     let stdio_fds: [Option<RawFd>; 3] = [0, 1, 2].map(|i| match &stdio[i] {
         Stdio::Inherit => None,
         Stdio::Fd(fd) => Some(fd.as_raw_fd()),
@@ -126,6 +132,7 @@ pub fn spawn(
                 &envp,
                 stdio_fds,
                 err_fd,
+                foreground,
             )
         }
     }
@@ -244,6 +251,7 @@ unsafe fn report_and_exit(err_fd: RawFd, stage: u32, value: i32, extra: u8) -> !
 }
 
 /// The forked helper: enter, fork the command, pass its status on.
+#[allow(clippy::too_many_arguments)]
 ///
 /// # Safety
 /// Must run in a freshly forked child; makes only async-signal-safe calls.
@@ -255,6 +263,7 @@ unsafe fn helper(
     envp: &[*const libc::c_char],
     stdio: [Option<RawFd>; 3],
     err_fd: RawFd,
+    foreground: bool,
 ) -> ! {
     // SAFETY: all calls below are async-signal-safe syscalls on fds and
     // buffers that were prepared before the fork and stay valid.
@@ -286,6 +295,14 @@ unsafe fn helper(
                 if let Some(fd) = fd {
                     libc::dup2(*fd, target as i32);
                 }
+            }
+            if foreground {
+                // Our own process group, given the terminal; SIGTTOU is
+                // ignored meanwhile because we start in the background.
+                libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+                libc::setpgid(0, 0);
+                libc::tcsetpgrp(0, libc::getpid());
+                libc::signal(libc::SIGTTOU, libc::SIG_DFL);
             }
             let mut failure = libc::ENOENT;
             for path in candidates {

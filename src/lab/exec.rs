@@ -52,19 +52,37 @@ fn open_namespaces(node: &RunningNode) -> Result<NamespaceFds, LabError> {
 pub fn exec(spec: &str, argv: &[String]) -> Result<i32, LabError> {
     let (node, plan) = resolve_node(spec)?;
     let namespaces = open_namespaces(&node)?;
+    let foreground = owns_terminal();
     let command = NodeCommand {
         argv: command_line(argv),
         env: node_environment(node_env(plan.as_ref(), &node.node)),
         cwd: std::env::current_dir().ok(),
+        foreground,
     };
     let _quiet = IgnoreInterrupts::new();
-    enter::spawn(
-        &namespaces,
-        &command,
-        [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
-    )
-    .and_then(|running| running.wait())
-    .map_err(enter_error(&node))
+    let stdio = [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit];
+    let result = enter::spawn(&namespaces, &command, stdio).and_then(|running| running.wait());
+    if foreground {
+        take_terminal_back();
+    }
+    result.map_err(enter_error(&node))
+}
+
+/// Is stdin a terminal whose foreground job we are?
+fn owns_terminal() -> bool {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only read process state.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+/// Makes our process group the terminal's foreground job again.
+fn take_terminal_back() {
+    // SAFETY: as a shell does after a foreground job: ignore SIGTTOU (we
+    // are in the background now), take the terminal, restore SIGTTOU.
+    unsafe {
+        let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::tcsetpgrp(0, libc::getpgrp());
+        libc::signal(libc::SIGTTOU, previous);
+    }
 }
 
 /// Runs `argv` on every running node of `lab` at once, each output line
@@ -132,6 +150,7 @@ fn run_prefixed(
         argv: argv.to_vec(),
         env: node_environment(node_env(plan, &node.node)),
         cwd: std::env::current_dir().ok(),
+        foreground: false,
     };
     let running = enter::spawn(
         &namespaces,

@@ -298,6 +298,7 @@ fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabErro
         argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
         env: super::exec::node_environment(&node.env),
         cwd: None,
+        foreground: false,
     };
     let stdio = [
         Stdio::Fd(null.into()),
