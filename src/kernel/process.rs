@@ -24,6 +24,17 @@ pub fn init_tag(lab: &str, node: &str) -> String {
     format!("{lab}/{node}")
 }
 
+/// The alias of `lo` in a node's net namespace: `nslab:LAB/NODE`.
+pub fn netns_mark(lab: &str, node: &str) -> String {
+    format!("nslab:{}", init_tag(lab, node))
+}
+
+/// The lab and node of a `lo` alias, if it is a node's mark.
+pub fn parse_netns_mark(alias: &str) -> Option<(String, String)> {
+    let (lab, node) = alias.strip_prefix("nslab:")?.split_once('/')?;
+    Some((lab.to_string(), node.to_string()))
+}
+
 /// Reads `/proc/PID/cmdline` as its NUL-separated arguments.
 pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline"))?;

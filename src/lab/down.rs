@@ -10,16 +10,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{LabError, host_link_alias, runtime};
-use crate::kernel::namespace::{self, NsKind};
-use crate::kernel::netlink::link::{DeleteLink, LinkInfo, dump_links};
-use crate::kernel::netlink::open_sockets;
+use super::LabError;
+use super::marks::{HostLinks, marked_netns_names};
+use crate::kernel::namespace;
 use crate::kernel::process::{self, PinnedProcess};
-use crate::plan::netns_name;
 use crate::state::{self, Entry, LabLock};
 
 /// How long an init gets to exit on SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
+/// How many times `down` looks for inits.
+const ROUNDS: usize = 3;
+/// How long to wait for the kernel to remove a host end whose peer's
+/// namespace is gone.
+const HOST_LINK_WAIT: Duration = Duration::from_secs(5);
 
 /// What `down` removed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,7 +73,8 @@ pub fn down(lab: &str) -> Result<DownReport, LabError> {
     Ok(report)
 }
 
-/// Tears down every lab: those with state and those only their inits show.
+/// Tears down every lab: those with state and those whose marks the kernel
+/// still shows (running inits, marked /run/netns names, marked host links).
 pub fn down_all() -> Result<Vec<DownReport>, LabError> {
     let mut labs: BTreeSet<String> = state::list_labs()?.into_iter().collect();
     let inits = process::find_inits(None).map_err(|source| LabError::Io {
@@ -78,6 +82,8 @@ pub fn down_all() -> Result<Vec<DownReport>, LabError> {
         source,
     })?;
     labs.extend(inits.into_iter().map(|i| i.lab));
+    labs.extend(marked_netns_names(|_| true)?.into_iter().map(|m| m.lab));
+    labs.extend(HostLinks::open()?.marked_labs()?);
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for lab in labs {
@@ -103,130 +109,123 @@ pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
         lab: lab.to_string(),
         ..Default::default()
     };
-    let recorded = match state::read(lab) {
-        Ok(recorded) => recorded.unwrap_or_default(),
-        Err(e) => {
-            report.errors.push(e.to_string());
-            Default::default()
-        }
-    };
+    let mut note = |e: &dyn std::fmt::Display| report.errors.push(e.to_string());
+    let recorded = state::read(lab).unwrap_or_else(|e| {
+        note(&e);
+        None
+    });
+    let recorded = recorded.unwrap_or_default();
+    let standing = recorded.standing();
 
-    // Inits: from the journal, and any the journal missed (a crash between
-    // clone and record) from /proc.
+    // Inits: from the journal, and from /proc those it missed (a crash
+    // between clone and record, or lost state).
     let mut candidates: Vec<(String, i32)> = recorded.init_pids();
     match process::find_inits(Some(lab)) {
         Ok(found) => candidates.extend(found.into_iter().map(|f| (f.node, f.pid))),
-        Err(e) => report.errors.push(format!("scan /proc: {e}")),
+        Err(e) => note(&format!("scan /proc: {e}")),
     }
     candidates.sort_by_key(|(_, pid)| *pid);
     candidates.dedup_by_key(|(_, pid)| *pid);
+    let mut pinned = Vec::new();
+    for (node, pid) in candidates {
+        match PinnedProcess::pin_init(pid, lab, &node) {
+            Ok(Some(p)) => pinned.push(p),
+            Ok(None) => {}
+            Err(e) => note(&format!("node {node} (pid {pid}): {e}")),
+        }
+    }
 
-    // Names: those the journal says we reserved, plus a node's expected name
-    // when it is provably bound to that node's namespace.
-    let mut names: BTreeSet<String> = recorded
-        .entries
+    // Names: those the journal says we reserved, and any other `LAB-*`
+    // name whose namespace carries one of this lab's node marks.
+    let mut names: BTreeSet<String> = standing
         .iter()
         .filter_map(|e| match e {
             Entry::NetnsName { name } => Some(name.clone()),
             _ => None,
         })
         .collect();
+    let prefix = format!("{lab}-");
+    match marked_netns_names(|n| n.starts_with(&prefix) && !names.contains(n)) {
+        Ok(marked) => names.extend(marked.into_iter().filter(|m| m.lab == lab).map(|m| m.name)),
+        Err(e) => note(&e),
+    }
 
-    // Host-side ends, listed before the inits end: the kernel removes most
-    // of them itself once their peer's namespace is gone.
-    let host = HostLinks::open(lab);
-    let marked = match &host {
-        Ok(host) => host.marked().unwrap_or_else(|e| {
-            report.errors.push(e.to_string());
+    // Host-side ends, listed before the inits end.
+    let host = HostLinks::open();
+    let marked_links = match &host {
+        Ok(host) => host.marked(lab).unwrap_or_else(|e| {
+            note(&e);
             Vec::new()
         }),
         Err(e) => {
-            report.errors.push(e.to_string());
+            note(e);
             Vec::new()
         }
     };
+    let journaled_links: Vec<String> = standing
+        .iter()
+        .filter_map(|e| match e {
+            Entry::HostLink { name } => Some(name.clone()),
+            _ => None,
+        })
+        .filter(|name| !marked_links.iter().any(|l| &l.name == name))
+        .collect();
 
-    let mut pinned = Vec::new();
-    for (node, pid) in candidates {
-        match PinnedProcess::pin_init(pid, lab, &node) {
-            Ok(Some(p)) => {
-                let name = netns_name(lab, &node);
-                let own = namespace::ns_inode(pid, NsKind::Net).ok();
-                if own.is_some() && namespace::netns_name_inode(&name) == own {
-                    names.insert(name);
-                }
-                pinned.push(p);
-            }
-            Ok(None) => {}
-            Err(e) => report.errors.push(format!("node {node} (pid {pid}): {e}")),
+    // With its last holder gone the kernel destroys each namespace, and all
+    // its interfaces, at once. An init that `up` cloned just before it died
+    // may not have exec'd yet when we first looked (its command line is
+    // still `nslab up`): look again until a scan finds none.
+    for round in 0..ROUNDS {
+        match process::terminate(std::mem::take(&mut pinned), GRACE) {
+            Ok(count) => report.nodes += count,
+            Err(e) => note(&format!("end node inits: {e}")),
+        }
+        if round + 1 < ROUNDS {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match process::find_inits(Some(lab)) {
+            Ok(found) => pinned.extend(
+                found
+                    .into_iter()
+                    .filter_map(|f| PinnedProcess::pin_init(f.pid, lab, &f.node).ok().flatten()),
+            ),
+            Err(e) => note(&format!("scan /proc: {e}")),
+        }
+        if pinned.is_empty() {
+            break;
         }
     }
-    match process::terminate(pinned, GRACE) {
-        Ok(count) => report.nodes = count,
-        Err(e) => report.errors.push(format!("end node inits: {e}")),
-    }
-
     for name in &names {
         match namespace::remove_netns_name(name) {
             Ok(true) => report.netns_names += 1,
             Ok(false) => {}
-            Err(e) => report.errors.push(e.to_string()),
+            Err(e) => note(&e),
         }
     }
-
     if let Ok(host) = &host {
-        for link in &marked {
+        for link in &marked_links {
             match host.delete(link) {
                 Ok(()) => report.host_links += 1,
-                Err(e) => report.errors.push(e.to_string()),
+                Err(e) => note(&e),
             }
+        }
+        // Ends created but not yet marked when `up` died: the kernel removes
+        // them with their peer's namespace. Not ours to delete by name.
+        match host.wait_gone(journaled_links, HOST_LINK_WAIT) {
+            Ok(left) => {
+                for name in left {
+                    note(&format!(
+                        "host link {name} is still there and does not carry the lab's mark; left alone"
+                    ));
+                }
+            }
+            Err(e) => note(&e),
         }
     }
 
     match state::remove(lab) {
         Ok(removed) => report.state = removed,
-        Err(e) => report.errors.push(e.to_string()),
+        Err(e) => note(&e),
     }
     Ok(report)
-}
-
-/// The host namespace's links that carry a lab's mark.
-struct HostLinks {
-    alias: String,
-    runtime: tokio::runtime::Runtime,
-    socket: rtnetlink::Handle,
-}
-
-impl HostLinks {
-    fn open(lab: &str) -> Result<Self, LabError> {
-        let runtime = runtime()?;
-        let socket = runtime
-            .block_on(async { open_sockets(&[("the host namespace".to_string(), None)]) })?
-            .remove(0);
-        Ok(Self {
-            alias: host_link_alias(lab),
-            runtime,
-            socket,
-        })
-    }
-
-    fn marked(&self) -> Result<Vec<LinkInfo>, LabError> {
-        let links = self
-            .runtime
-            .block_on(dump_links(&self.socket, "the host namespace"))?;
-        Ok(links
-            .into_iter()
-            .filter(|l| l.alias.as_deref() == Some(self.alias.as_str()))
-            .collect())
-    }
-
-    /// Deletes a marked link if it is still there.
-    fn delete(&self, link: &LinkInfo) -> Result<(), LabError> {
-        let request = DeleteLink {
-            index: link.index,
-            label: format!("host:{}", link.name),
-        };
-        self.runtime.block_on(request.execute(&self.socket))?;
-        Ok(())
-    }
 }

@@ -3,7 +3,9 @@
 
 mod down;
 mod exec;
+pub mod fault;
 mod inspect;
+mod marks;
 mod running;
 mod up;
 
@@ -20,10 +22,7 @@ use crate::kernel::netlink::NetlinkError;
 use crate::kernel::sysctl::SysctlError;
 use crate::state::StateError;
 
-/// The mark (interface alias) of a lab's veth ends in the host namespace.
-pub fn host_link_alias(lab: &str) -> String {
-    format!("nslab:{lab}")
-}
+pub use marks::host_link_alias;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

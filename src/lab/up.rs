@@ -11,11 +11,11 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
 use rtnetlink::Handle;
 use serde::Serialize;
 
-use super::{LabError, down, host_link_alias, runtime};
+use super::{LabError, down, fault, host_link_alias, runtime};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
 use crate::kernel::init::{self, InitConfig};
 use crate::kernel::namespace::{self, NamespaceFds, NsKind};
@@ -77,6 +77,7 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
     }
 
     let state = StateDir::create(plan)?;
+    fault::step();
     let mut builder = Builder {
         plan,
         state,
@@ -84,7 +85,11 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
         phases: Vec::new(),
         clock: Instant::now(),
     };
-    match builder.build() {
+    let built = builder.build();
+    if let Some(steps) = fault::report() {
+        eprintln!("nslab: fault injection armed: {steps} kernel-changing steps taken");
+    }
+    match built {
         Ok(()) => {
             builder.state.record(&[Entry::Ready])?;
             Ok(UpReport {
@@ -137,6 +142,7 @@ impl Builder<'_> {
         runtime.block_on(self.wire())?;
         drop(runtime);
         self.write_sysctls()?;
+        fault::step();
         self.lap("sysctls");
         self.run_exec_steps()?;
         self.lap("exec");
@@ -165,6 +171,7 @@ impl Builder<'_> {
                 node: node.name.clone(),
                 pid: init.pid,
             }])?;
+            fault::step();
             starting.push(init);
         }
         for init in starting {
@@ -184,10 +191,17 @@ impl Builder<'_> {
     fn name_namespaces(&mut self) -> Result<(), LabError> {
         for (id, node) in self.nodes.iter().enumerate() {
             let name = self.plan.netns_name(id);
-            namespace::reserve_netns_name(&name)?;
-            self.state
-                .record(&[Entry::NetnsName { name: name.clone() }])?;
+            // Recorded before it exists, so a crash right after creation
+            // leaves a trace; retracted if the name turns out to be taken.
+            let entry = Entry::NetnsName { name: name.clone() };
+            self.state.record(std::slice::from_ref(&entry))?;
+            if let Err(e) = namespace::reserve_netns_name(&name) {
+                self.state.record(&[Entry::Retracted(Box::new(entry))])?;
+                return Err(e.into());
+            }
+            fault::step();
             namespace::bind_netns_name(&name, node.pid)?;
+            fault::step();
         }
         Ok(())
     }
@@ -240,7 +254,21 @@ impl Builder<'_> {
             })
             .collect();
         self.state.record(&host_links)?;
-        wiring.create_veths().await?;
+        if let Err((failed, error)) = wiring.create_veths().await {
+            // The pair was not made: its host-side name is someone else's.
+            let retracted: Vec<Entry> = plan.links[failed]
+                .endpoints
+                .iter()
+                .filter(|e| e.place == Place::Host)
+                .map(|e| {
+                    Entry::Retracted(Box::new(Entry::HostLink {
+                        name: e.ifname.clone(),
+                    }))
+                })
+                .collect();
+            self.state.record(&retracted)?;
+            return Err(error.into());
+        }
         self.lap("links");
 
         let indexes = wiring.link_indexes().await?;
@@ -277,6 +305,7 @@ impl Builder<'_> {
         for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
             for command in &node.exec {
                 run_exec_step(node, handle.pid, command)?;
+                fault::step();
             }
         }
         Ok(())
@@ -382,20 +411,18 @@ impl Wiring<'_> {
             .iter()
             .enumerate()
             .filter(|(_, n)| n.kind == NodeKind::Bridge);
-        stream::iter(bridges.map(|(id, node)| {
+        in_flight(bridges.map(|(id, node)| {
             CreateBridge {
                 name: node.name.clone(),
             }
             .execute(&self.sockets[id])
         }))
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect::<Vec<()>>()
         .await
-        .map(drop)
     }
 
-    async fn create_veths(&self) -> Result<(), NetlinkError> {
-        let requests = self.plan.links.iter().map(|link| {
+    /// Creates every veth pair; an error names the link that failed.
+    async fn create_veths(&self) -> Result<(), (usize, NetlinkError)> {
+        let requests = self.plan.links.iter().enumerate().map(|(i, link)| {
             let end = |i: usize| {
                 let e = &link.endpoints[i];
                 VethEnd {
@@ -410,12 +437,9 @@ impl Wiring<'_> {
                 label: format!("link {}", self.plan.link_label(link)),
             }
             .execute(self.socket(link.endpoints[0].place))
+            .map_err(move |e| (i, e))
         });
-        stream::iter(requests)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        in_flight(requests).await
     }
 
     /// One link dump per namespace instead of a lookup per interface.
@@ -488,11 +512,7 @@ impl Wiring<'_> {
                 }));
             }
         }
-        stream::iter(requests)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        in_flight(requests).await
     }
 
     async fn add_routes(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
@@ -520,12 +540,22 @@ impl Wiring<'_> {
                 );
             }
         }
-        stream::iter(requests)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        in_flight(requests).await
     }
+}
+
+/// Runs requests with up to [`IN_FLIGHT`] of them in flight together; each
+/// one that succeeds is a kernel-changing step.
+async fn in_flight<E>(
+    requests: impl IntoIterator<Item = impl Future<Output = Result<(), E>>>,
+) -> Result<(), E> {
+    stream::iter(requests)
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|()| async {
+            fault::step();
+            Ok(())
+        })
+        .await
 }
 
 fn missing(label: &str) -> NetlinkError {

@@ -29,13 +29,21 @@ impl LabLock {
         };
         let mut on_wait = Some(on_wait);
         loop {
-            let file = OpenOptions::new()
+            let opened = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .mode(0o600)
-                .open(&path)
-                .map_err(fail)?;
+                .open(&path);
+            let file = match opened {
+                Ok(file) => file,
+                // Another nslab removed the empty /run/nslab just now.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    ensure_root()?;
+                    continue;
+                }
+                Err(e) => return Err(fail(e)),
+            };
             let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => locked,
                 Err((file, nix::Error::EWOULDBLOCK)) => {

@@ -49,6 +49,9 @@ pub enum Entry {
     NetnsName { name: String },
     /// A veth end in the host namespace is about to be created.
     HostLink { name: String },
+    /// An earlier entry turned out not to be ours (its creation failed, say
+    /// because the name was taken): teardown must leave that object alone.
+    Retracted(Box<Entry>),
     /// `up` finished.
     Ready,
 }
@@ -63,6 +66,22 @@ pub struct Recorded {
 impl Recorded {
     pub fn is_ready(&self) -> bool {
         self.entries.contains(&Entry::Ready)
+    }
+
+    /// Entries that still stand: neither retractions nor retracted.
+    pub fn standing(&self) -> Vec<&Entry> {
+        let retracted: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Retracted(inner) => Some(inner.as_ref()),
+                _ => None,
+            })
+            .collect();
+        self.entries
+            .iter()
+            .filter(|e| !matches!(e, Entry::Retracted(_)) && !retracted.contains(e))
+            .collect()
     }
 
     /// The last recorded init pid of each node.
@@ -243,6 +262,21 @@ mod tests {
         };
         assert_eq!(recorded.init_pids(), vec![("b".into(), 2), ("a".into(), 3)]);
         assert!(!recorded.is_ready());
+    }
+
+    #[test]
+    fn retracted_entries_do_not_stand() {
+        let taken = Entry::NetnsName { name: "x".into() };
+        let ours = Entry::NetnsName { name: "y".into() };
+        let recorded = Recorded {
+            plan: None,
+            entries: vec![
+                taken.clone(),
+                ours.clone(),
+                Entry::Retracted(Box::new(taken)),
+            ],
+        };
+        assert_eq!(recorded.standing(), vec![&ours]);
     }
 
     #[test]

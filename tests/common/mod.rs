@@ -62,6 +62,8 @@ pub fn host_ifname(n: usize) -> String {
 /// The lab is torn down when this is dropped, pass or fail.
 pub struct TestLab {
     pub name: String,
+    /// What `HOSTIF` in the topology became.
+    pub host_if: String,
     pub dir: PathBuf,
     pub file: PathBuf,
 }
@@ -72,15 +74,30 @@ impl TestLab {
     pub fn new(tag: &str, yaml: &str) -> Self {
         static HOST_IFS: AtomicUsize = AtomicUsize::new(0);
         let name = unique_lab(tag);
-        let yaml = yaml.replace(
-            "HOSTIF",
-            &host_ifname(HOST_IFS.fetch_add(1, Ordering::Relaxed)),
-        );
+        let host_if = host_ifname(HOST_IFS.fetch_add(1, Ordering::Relaxed));
+        let yaml = yaml.replace("HOSTIF", &host_if);
         let dir = std::env::temp_dir().join(format!("nslab-test-{name}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("lab.yml");
         std::fs::write(&file, yaml.replace("LAB", &name)).expect("write topology");
-        Self { name, dir, file }
+        Self {
+            name,
+            host_if,
+            dir,
+            file,
+        }
+    }
+
+    /// What the lab could leave behind, its host interface included.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found = leftovers_of(&self.name);
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "dev", &self.host_if])
+            .output();
+        if out.is_ok_and(|o| o.status.success()) {
+            found.push(format!("host interface {}", self.host_if));
+        }
+        found
     }
 
     /// Writes an extra file next to the topology (for binds).

@@ -58,6 +58,11 @@ fn setup() -> Result<(), String> {
     nix::unistd::sethostname(&config.hostname)
         .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
     bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
+    // The namespace's own mark: `down` can tell a /run/netns name is this
+    // node's even when the state and the init are gone.
+    let mark = crate::kernel::process::netns_mark(&config.lab, &config.node);
+    std::fs::write("/sys/class/net/lo/ifalias", &mark)
+        .map_err(|e| format!("mark lo with {mark:?}: {e}"))?;
     skip_ipv6_dad()?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())

@@ -46,37 +46,46 @@ pub fn errno(error: &rtnetlink::Error) -> Option<i32> {
 pub fn open_sockets(
     namespaces: &[(String, Option<BorrowedFd<'_>>)],
 ) -> Result<Vec<Handle>, NetlinkError> {
+    open_each_socket(namespaces).into_iter().collect()
+}
+
+/// Like [`open_sockets`], with one result per namespace, so that one
+/// namespace that cannot be entered does not stop the others.
+pub fn open_each_socket(
+    namespaces: &[(String, Option<BorrowedFd<'_>>)],
+) -> Vec<Result<Handle, NetlinkError>> {
     let runtime = tokio::runtime::Handle::current();
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 let _guard = runtime.enter();
-                let mut handles = Vec::with_capacity(namespaces.len());
-                for (name, fd) in namespaces {
-                    let fail = |reason: String| NetlinkError::Open {
-                        netns: name.clone(),
-                        reason,
-                    };
-                    match fd {
-                        Some(fd) => {
-                            nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                                .map_err(|e| fail(format!("setns: {e}")))?
+                namespaces
+                    .iter()
+                    .map(|(name, fd)| {
+                        let fail = |reason: String| NetlinkError::Open {
+                            netns: name.clone(),
+                            reason,
+                        };
+                        match fd {
+                            Some(fd) => {
+                                nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                            }
+                            None => enter_own_netns(),
                         }
-                        None => enter_own_netns().map_err(|e| fail(format!("setns: {e}")))?,
-                    }
-                    let (connection, handle, _) =
-                        rtnetlink::new_connection().map_err(|e| fail(e.to_string()))?;
-                    runtime.spawn(connection);
-                    handles.push(handle);
-                }
-                Ok(handles)
+                        .map_err(|e| fail(format!("setns: {e}")))?;
+                        let (connection, handle, _) =
+                            rtnetlink::new_connection().map_err(|e| fail(e.to_string()))?;
+                        runtime.spawn(connection);
+                        Ok(handle)
+                    })
+                    .collect()
             })
             .join()
             .unwrap_or_else(|_| {
-                Err(NetlinkError::Open {
+                vec![Err(NetlinkError::Open {
                     netns: "?".into(),
                     reason: "socket thread panicked".into(),
-                })
+                })]
             })
     })
 }

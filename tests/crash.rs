@@ -1,0 +1,357 @@
+//! Nothing lost, nothing leaked: `up` killed at every step, killed at
+//! random moments, failing on its own, racing with `down` and with other
+//! labs; state lost. After each, `down` leaves no trace.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use common::{TestLab, can_build_labs, nslab, run};
+
+/// Every feature: nodes, a bridge, a host link, binds, tmpfs, routes,
+/// sysctls, exec.
+const EVERYTHING: &str = r#"
+name: LAB
+topology:
+  defaults:
+    sysctls: {net.ipv4.ip_forward: 1}
+  nodes:
+    h1:
+      routes: ["default via 10.0.1.1"]
+      binds: ["./files/motd:/etc/motd:ro"]
+      tmpfs: [/tmp, /run, /var/tmp]
+      exec: ["echo up > /tmp/state"]
+    r1:
+      routes: ["10.9.0.0/24 via 10.0.2.2"]
+    h2:
+      routes: ["default via 10.0.2.1"]
+    sw: {kind: bridge}
+  links:
+    - endpoints: ["h1:eth0", "r1:eth0"]
+      ipv4: [10.0.1.2/24, 10.0.1.1/24]
+      ipv6: ["2001:db8:1::2/64", "2001:db8:1::1/64"]
+    - endpoints: ["r1:eth1", "sw:p1"]
+      ipv4: [10.0.2.1/24, null]
+    - endpoints: ["h2:eth0", "sw:p2"]
+      ipv4: [10.0.2.2/24, null]
+    - endpoints: ["host:HOSTIF", "sw:p3"]
+      ipv4: [10.0.3.1/30, null]
+"#;
+
+fn everything() -> TestLab {
+    let lab = TestLab::new("all", EVERYTHING);
+    lab.write("files/motd", "motd\n");
+    lab
+}
+
+fn down_and_check(lab: &TestLab, context: &str) {
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "{context}: down failed: {out}{err}");
+    let left = lab.leftovers();
+    assert!(
+        left.is_empty(),
+        "{context}: leftovers after down: {left:#?}"
+    );
+}
+
+#[test]
+fn up_killed_after_every_step_is_cleaned_by_down() {
+    if !can_build_labs("up_killed_after_every_step_is_cleaned_by_down") {
+        return;
+    }
+    let lab = everything();
+    let mut crashes = 0;
+    for k in 1..500 {
+        let out = nslab()
+            .args(["up", lab.file()])
+            .env("NSLAB_FAULT_AFTER", k.to_string())
+            .output()
+            .expect("up");
+        if out.status.success() {
+            // k went past the last step: the lab came up whole.
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("kernel-changing steps taken"), "{err}");
+            down_and_check(&lab, "after a full up");
+            break;
+        }
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "k={k}: expected death by SIGKILL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashes += 1;
+        down_and_check(&lab, &format!("killed after step {k}"));
+    }
+    eprintln!(
+        "up was killed after each of its {crashes} kernel-changing steps; down cleaned every time"
+    );
+    assert!(
+        crashes >= 20,
+        "only {crashes} steps: is the fault switch wired?"
+    );
+}
+
+fn chain(nodes: usize) -> String {
+    let mut yaml = String::from("name: LAB\ntopology:\n  nodes:\n");
+    for i in 0..nodes {
+        yaml.push_str(&format!("    n{i}:\n      binds: [\"./files/x:/tmp/x\"]\n"));
+    }
+    yaml.push_str("  links:\n");
+    for i in 1..nodes {
+        yaml.push_str(&format!(
+            "    - endpoints: [\"n{}:right\", \"n{i}:left\"]\n      ipv4: [10.{}.{}.1/30, 10.{}.{}.2/30]\n",
+            i - 1,
+            i / 256,
+            i % 256,
+            i / 256,
+            i % 256
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn up_killed_at_random_moments_is_cleaned_by_down() {
+    if !can_build_labs("up_killed_at_random_moments_is_cleaned_by_down") {
+        return;
+    }
+    let lab = TestLab::new("rand", &chain(30));
+    lab.write("files/x", "x");
+    // Time one full up to know the window to shoot into.
+    let started = Instant::now();
+    lab.up();
+    let full = started.elapsed();
+    down_and_check(&lab, "after a full up");
+    let mut seed = u64::from(std::process::id()) | 1;
+    for round in 0..8 {
+        // xorshift: a different moment each round, reproducible per pid.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+        let mut child = nslab().args(["up", lab.file()]).spawn().expect("up");
+        std::thread::sleep(delay);
+        // SAFETY: kill(2) of our own child by pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        down_and_check(
+            &lab,
+            &format!("round {round}: killed after {delay:?} of {full:?}"),
+        );
+    }
+}
+
+#[test]
+fn up_failing_on_its_own_rolls_back() {
+    if !can_build_labs("up_failing_on_its_own_rolls_back") {
+        return;
+    }
+    let cases = [
+        (
+            "unreachable gateway",
+            "name: LAB\ntopology:\n  nodes:\n    a:\n      routes: [\"10.99.0.0/24 via 10.55.0.1\"]\n    b: {}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth0\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n",
+            "route 10.99.0.0/24 via 10.55.0.1",
+        ),
+        (
+            "failing exec",
+            "name: LAB\ntopology:\n  nodes:\n    a:\n      exec: [\"exit 9\"]\n",
+            "code 9",
+        ),
+        (
+            "host name taken",
+            "name: LAB\ntopology:\n  nodes:\n    a: {}\n  links:\n    - endpoints: [\"a:eth0\", \"host:HOSTIF\"]\n    - endpoints: [\"a:eth1\", \"host:HOSTIF\"]\n",
+            "",
+        ),
+    ];
+    for (what, yaml, expected) in cases {
+        let lab = TestLab::new("self", yaml);
+        let (code, _, err) = run(&["up", lab.file()]);
+        if what == "host name taken" && code == 2 {
+            // Validation already refuses a host interface used twice.
+            continue;
+        }
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains(expected), "{what}: {err}");
+        assert!(err.contains("rolled back"), "{what}: {err}");
+        let left = lab.leftovers();
+        assert!(left.is_empty(), "{what}: {left:#?}");
+    }
+}
+
+#[test]
+fn a_host_interface_that_exists_is_left_alone() {
+    if !can_build_labs("a_host_interface_that_exists_is_left_alone") {
+        return;
+    }
+    // Someone else's interface, made by the first lab; the second lab wants
+    // the same host name and must fail without touching it.
+    let owner = TestLab::new(
+        "own",
+        "name: LAB\ntopology:\n  nodes:\n    a: {}\n  links:\n    - endpoints: [\"a:eth0\", \"host:HOSTIF\"]\n",
+    );
+    owner.up();
+    let clash = TestLab::new(
+        "clash",
+        &format!(
+            "name: LAB\ntopology:\n  nodes:\n    a: {{}}\n  links:\n    - endpoints: [\"a:eth0\", \"host:{}\"]\n",
+            owner.host_if
+        ),
+    );
+    let (code, _, err) = run(&["up", clash.file()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exists"), "{err}");
+    assert!(common::leftovers_of(&clash.name).is_empty());
+    let still = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "dev", &owner.host_if])
+        .output()
+        .expect("ip");
+    assert!(
+        still.status.success(),
+        "the other lab's host interface was removed"
+    );
+    // And a down of the failed lab does not touch it either.
+    let _ = run(&["down", "--lab", &clash.name]);
+    let still = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "dev", &owner.host_if])
+        .output()
+        .expect("ip");
+    assert!(still.status.success(), "down of another lab removed it");
+}
+
+#[test]
+fn down_cleans_a_lab_whose_state_was_lost() {
+    if !can_build_labs("down_cleans_a_lab_whose_state_was_lost") {
+        return;
+    }
+    let lab = everything();
+    lab.up();
+    std::fs::remove_dir_all(format!("/run/nslab/{}", lab.name)).expect("remove state");
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed 4 node(s), 4 netns name(s), 1 host link(s)"),
+        "{out}"
+    );
+    assert!(lab.leftovers().is_empty(), "{:#?}", lab.leftovers());
+}
+
+#[test]
+fn down_all_finds_a_lab_by_its_marks_alone() {
+    if !can_build_labs("down_all_finds_a_lab_by_its_marks_alone") {
+        return;
+    }
+    let lab = everything();
+    lab.up();
+    std::fs::remove_dir_all(format!("/run/nslab/{}", lab.name)).expect("remove state");
+    // Kill every init too: only the netns names and the host link remain,
+    // found by the marks on the namespaces' lo and on the host link.
+    for init in nslab::kernel::process::find_inits(Some(&lab.name)).expect("scan") {
+        // SAFETY: kill(2) of a node init of this test's lab.
+        unsafe { libc::kill(init.pid, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!lab.leftovers().is_empty());
+    let (code, out, err) = run(&["down", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&lab.name), "{out}");
+    assert!(lab.leftovers().is_empty(), "{:#?}", lab.leftovers());
+}
+
+#[test]
+fn eight_labs_build_and_fall_side_by_side() {
+    if !can_build_labs("eight_labs_build_and_fall_side_by_side") {
+        return;
+    }
+    let labs: Vec<TestLab> = (0..8).map(|_| TestLab::new("par", &chain(6))).collect();
+    for lab in &labs {
+        lab.write("files/x", "x");
+    }
+    std::thread::scope(|s| {
+        for lab in &labs {
+            s.spawn(|| lab.up());
+        }
+    });
+    for lab in &labs {
+        lab.assert_ping("n0", "10.0.1.2");
+    }
+    std::thread::scope(|s| {
+        for lab in &labs {
+            s.spawn(|| down_and_check(lab, "parallel down"));
+        }
+    });
+}
+
+#[test]
+fn down_during_up_is_safe() {
+    if !can_build_labs("down_during_up_is_safe") {
+        return;
+    }
+    let lab = TestLab::new("dd", &chain(20));
+    lab.write("files/x", "x");
+    for delay_ms in [0, 2, 10, 30] {
+        let mut up = nslab().args(["up", lab.file()]).spawn().expect("up");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let (code, out, err) = run(&["down", "--lab", &lab.name]);
+        let _ = up.wait();
+        assert_eq!(code, 0, "{out}{err}");
+        // down waited for the lock, so whatever up built is gone, or up
+        // came second and its lab is whole: either way one more down clears.
+        down_and_check(&lab, &format!("down {delay_ms} ms into up"));
+    }
+}
+
+#[test]
+fn exec_refuses_a_node_that_is_not_running() {
+    if !can_build_labs("exec_refuses_a_node_that_is_not_running") {
+        return;
+    }
+    let lab = TestLab::new(
+        "dead",
+        "name: LAB\ntopology:\n  nodes:\n    a: {}\n    b: {}\n",
+    );
+    lab.up();
+    let init = nslab::kernel::process::find_inits(Some(&lab.name))
+        .expect("scan")
+        .into_iter()
+        .find(|i| i.node == "a")
+        .expect("init of a");
+    // SAFETY: kill(2) of this test lab's init.
+    unsafe { libc::kill(init.pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(100));
+    let (code, _, err) = lab.exec("a", &["true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not running"), "{err}");
+    let (code, _, _) = lab.exec("b", &["true"]);
+    assert_eq!(code, 0);
+    let (_, out, _) = run(&["inspect", &lab.name]);
+    assert!(out.contains("degraded"), "{out}");
+}
+
+#[test]
+fn state_is_for_root_only() {
+    if !can_build_labs("state_is_for_root_only") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let lab = TestLab::new("perm", "name: LAB\ntopology:\n  nodes:\n    a: {}\n");
+    lab.up();
+    let dir = format!("/run/nslab/{}", lab.name);
+    for (path, mode) in [
+        (dir.clone(), 0o700),
+        (format!("{dir}/plan.json"), 0o600),
+        (format!("{dir}/journal"), 0o600),
+        ("/run/nslab".to_string(), 0o700),
+    ] {
+        let actual = std::fs::metadata(&path).expect(&path).permissions().mode() & 0o777;
+        assert_eq!(actual, mode, "{path} has mode {actual:o}");
+    }
+    // No temp file is left next to the plan (it is written then renamed).
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
