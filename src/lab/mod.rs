@@ -87,9 +87,11 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// A tokio runtime for one CLI call.
+/// A tokio runtime for one call. Netlink work is I/O-bound, so one thread
+/// drives every socket; a worker pool per call would only add threads (and
+/// malloc arenas that a long-running library user never gets back).
 fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(LabError::Runtime)
