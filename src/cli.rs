@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use nslab::generate::Shape;
 use nslab::lab::{self, DownReport, LabView, UpOptions, UpReport};
 use nslab::plan::Plan;
 use nslab::topology;
@@ -57,6 +58,40 @@ enum Command {
     },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
+    /// Write a topology of any size, ready for `up`
+    Generate {
+        #[command(subcommand)]
+        shape: ShapeArg,
+        /// The lab name (default: the shape, e.g. linear-200)
+        #[arg(long, global = true)]
+        name: Option<String>,
+        /// Write to this file instead of standard output
+        #[arg(short, long, global = true)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ShapeArg {
+    /// A chain of N routers with routes so that every address is reachable
+    Linear { n: usize },
+    /// N hosts on a bridge (sharded over bridges past 1023 ports)
+    Star { n: usize },
+    /// Bridges DEPTH levels deep with FANOUT children each, hosts at the leaves
+    Tree { depth: usize, fanout: usize },
+    /// ROWS x COLS routers, each linked to its right and lower neighbour, XY-routed
+    Grid { rows: usize, cols: usize },
+}
+
+impl From<&ShapeArg> for Shape {
+    fn from(arg: &ShapeArg) -> Self {
+        match *arg {
+            ShapeArg::Linear { n } => Shape::Linear(n),
+            ShapeArg::Star { n } => Shape::Star(n),
+            ShapeArg::Tree { depth, fanout } => Shape::Tree { depth, fanout },
+            ShapeArg::Grid { rows, cols } => Shape::Grid { rows, cols },
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +132,14 @@ fn failed(e: impl std::fmt::Display) -> (i32, String) {
 }
 
 fn run(command: Command) -> Outcome {
+    if let Command::Generate {
+        shape,
+        name,
+        output,
+    } = &command
+    {
+        return generate(shape.into(), name.as_deref(), output.as_deref());
+    }
     if let Command::Validate { file } = &command {
         let plan = load(file)?;
         println!(
@@ -144,8 +187,31 @@ fn run(command: Command) -> Outcome {
             }
             Ok(0)
         }
-        Command::Validate { .. } => Ok(0),
+        Command::Validate { .. } | Command::Generate { .. } => Ok(0),
     }
+}
+
+fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome {
+    let name = name.map_or_else(|| shape.default_name(), str::to_string);
+    if !topology::is_valid_name(&name) {
+        return Err((EXIT_INVALID, format!("{name:?} is not a valid lab name")));
+    }
+    let yaml =
+        nslab::generate::generate(shape, &name).map_err(|e| (EXIT_INVALID, e.to_string()))?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, yaml).map_err(|e| failed(format!("{}: {e}", path.display())))?
+        }
+        None => print!("{yaml}"),
+    }
+    if let (Some(path), Some((node, address))) = (output, shape.far_ends()) {
+        eprintln!(
+            "wrote {}; after `nslab up {}`, try: nslab exec {name}/{node} -- ping -c 1 {address}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(0)
 }
 
 fn load(file: &Path) -> Result<Plan, (i32, String)> {

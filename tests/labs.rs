@@ -485,3 +485,26 @@ fn exec_finds_a_node_by_its_name_alone_and_runs_a_shell() {
     );
     assert_eq!(out.status.code(), Some(5), "{text}");
 }
+
+#[test]
+fn generated_shapes_come_up_and_route_end_to_end() {
+    if !can_build_labs("generated_shapes_come_up_and_route_end_to_end") {
+        return;
+    }
+    use nslab::generate::{Shape, generate};
+    for shape in [
+        Shape::Linear(12),
+        Shape::Star(6),
+        Shape::Tree {
+            depth: 2,
+            fanout: 3,
+        },
+        Shape::Grid { rows: 3, cols: 4 },
+    ] {
+        let yaml = generate(shape, "LAB").expect("generate");
+        let lab = TestLab::new("gen", &yaml);
+        lab.up();
+        let (node, address) = shape.far_ends().expect("ends");
+        lab.assert_ping(&node, &address.to_string());
+    }
+}
