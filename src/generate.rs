@@ -215,11 +215,10 @@ fn star(yaml: &mut String, n: usize) -> Result<(), GenerateError> {
 }
 
 fn tree(yaml: &mut String, depth: usize, fanout: usize) -> Result<(), GenerateError> {
-    let hosts = (depth as u32)
-        .try_into()
+    let hosts = u32::try_from(depth)
         .ok()
         .and_then(|d| fanout.checked_pow(d))
-        .filter(|&h| depth >= 1 && fanout >= 1 && fanout < MAX_BRIDGE_PORTS && h <= 1 << 20)
+        .filter(|&h| depth >= 1 && (1..MAX_BRIDGE_PORTS).contains(&fanout) && h <= 1 << 20)
         .ok_or_else(|| {
             out_of_range(format!(
                 "tree takes a depth of at least 1 and a fanout of 1 to {} with at most {} hosts",
