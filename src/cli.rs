@@ -37,7 +37,13 @@ enum Command {
     },
     /// Remove a lab and everything it made
     #[command(visible_alias = "destroy")]
-    Down(DownArgs),
+    Down {
+        #[command(flatten)]
+        target: DownArgs,
+        /// With --all: only list the labs that would be removed
+        #[arg(long, requires = "all")]
+        dry_run: bool,
+    },
     /// Run a command inside a node (a shell when no command is given)
     Exec {
         /// LAB/NODE, or NODE when one running lab has it; with --all, a LAB
@@ -164,7 +170,7 @@ fn run(command: Command) -> Outcome {
             print_up(&plan, &report);
             Ok(0)
         }
-        Command::Down(args) => down(args),
+        Command::Down { target, dry_run } => down(target, dry_run),
         Command::Exec {
             target,
             all,
@@ -222,7 +228,13 @@ fn load(file: &Path) -> Result<Plan, (i32, String)> {
     Ok(plan)
 }
 
-fn down(args: DownArgs) -> Outcome {
+fn down(args: DownArgs, dry_run: bool) -> Outcome {
+    if dry_run {
+        for lab in lab::find_labs().map_err(failed)? {
+            println!("{lab}");
+        }
+        return Ok(0);
+    }
     let reports: Vec<DownReport> = if args.all {
         lab::down_all().map_err(failed)?
     } else {

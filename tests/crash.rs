@@ -238,8 +238,8 @@ fn down_cleans_a_lab_whose_state_was_lost() {
 }
 
 #[test]
-fn down_all_finds_a_lab_by_its_marks_alone() {
-    if !can_build_labs("down_all_finds_a_lab_by_its_marks_alone") {
+fn a_lab_is_found_by_its_marks_alone() {
+    if !can_build_labs("a_lab_is_found_by_its_marks_alone") {
         return;
     }
     let lab = everything();
@@ -253,10 +253,89 @@ fn down_all_finds_a_lab_by_its_marks_alone() {
     }
     std::thread::sleep(Duration::from_millis(100));
     assert!(!lab.leftovers().is_empty());
-    let (code, out, err) = run(&["down", "--all"]);
+    // `down --all` would also end other tests' labs: ask what it would do.
+    let (code, out, err) = run(&["down", "--all", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&lab.name), "{out}");
+    assert!(out.lines().any(|l| l == lab.name), "{out}");
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 netns name(s), 1 host link(s)"), "{out}");
     assert!(lab.leftovers().is_empty(), "{:#?}", lab.leftovers());
+}
+
+/// Starts, as user nobody, a process whose command line looks like a node
+/// init's: `nslab-init __init TAG`.
+fn spoofed_init(tag: &str) -> std::process::Child {
+    let dir = std::env::temp_dir().join(format!("nslab-spoof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("__init"), "sleep 30\n").expect("script");
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "a+rX", dir.to_str().expect("utf-8")])
+        .status();
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+        ])
+        .arg(format!(
+            "cd {} && exec -a nslab-init bash __init '{tag}'",
+            dir.display()
+        ))
+        .spawn()
+        .expect("setpriv")
+}
+
+#[test]
+fn spoofed_inits_are_never_taken_for_nodes() {
+    if !can_build_labs("spoofed_inits_are_never_taken_for_nodes") {
+        return;
+    }
+    let fake_lab = common::unique_lab("spoof");
+    let mut escaping = spoofed_init("../x");
+    let mut lookalike = spoofed_init(&format!("{fake_lab}/n0"));
+    std::thread::sleep(Duration::from_millis(200));
+    let labs = nslab::lab::find_labs().expect("find labs");
+    assert!(
+        !labs.iter().any(|l| l == ".." || l.contains('/')),
+        "{labs:?}"
+    );
+    assert!(
+        !labs.contains(&fake_lab),
+        "a user's process passed for an init: {labs:?}"
+    );
+    // Neither `down` nor `exec` treats the look-alike as a node.
+    let (code, out, _) = run(&["down", "--lab", &fake_lab]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert!(
+        lookalike.try_wait().expect("wait").is_none(),
+        "down killed a user's process"
+    );
+    let (code, _, _) = run(&["exec", &format!("{fake_lab}/n0"), "--", "true"]);
+    assert_ne!(code, 0);
+    let _ = escaping.kill();
+    let _ = lookalike.kill();
+    let _ = escaping.wait();
+    let _ = lookalike.wait();
+}
+
+#[test]
+fn the_init_refuses_to_run_by_hand() {
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "exec -a nslab-init {} __init lab/node 3>&-",
+                env!("CARGO_BIN_EXE_nslab")
+            ),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not started by nslab"));
 }
 
 #[test]

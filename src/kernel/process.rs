@@ -6,6 +6,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::topology::is_valid_name;
+
 /// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
 pub const INIT_ARGV0: &str = "nslab-init";
 /// `argv[1]` that makes the nslab binary run as a node init.
@@ -29,10 +31,10 @@ pub fn netns_mark(lab: &str, node: &str) -> String {
     format!("nslab:{}", init_tag(lab, node))
 }
 
-/// The lab and node of a `lo` alias, if it is a node's mark.
+/// The lab and node of a `lo` alias, if it is a node's mark (with valid
+/// names: anyone with CAP_NET_ADMIN in a namespace can set an alias).
 pub fn parse_netns_mark(alias: &str) -> Option<(String, String)> {
-    let (lab, node) = alias.strip_prefix("nslab:")?.split_once('/')?;
-    Some((lab.to_string(), node.to_string()))
+    parse_tag(alias.strip_prefix("nslab:")?)
 }
 
 /// Reads `/proc/PID/cmdline` as its NUL-separated arguments.
@@ -45,15 +47,54 @@ pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
         .collect())
 }
 
-/// The lab and node of an init's command line, if it is one.
+/// The lab and node of an init's command line, if it is one. Anyone can
+/// run a process with any command line, so the names are held to the
+/// topology's rule: a spoofed `../x` never becomes a path.
 pub fn parse_init_cmdline(args: &[String]) -> Option<(String, String)> {
     match args {
-        [argv0, marker, tag] if argv0 == INIT_ARGV0 && marker == INIT_MARKER => {
-            let (lab, node) = tag.split_once('/')?;
-            Some((lab.to_string(), node.to_string()))
-        }
+        [argv0, marker, tag] if argv0 == INIT_ARGV0 && marker == INIT_MARKER => parse_tag(tag),
         _ => None,
     }
+}
+
+/// `LAB/NODE` with both names valid.
+fn parse_tag(tag: &str) -> Option<(String, String)> {
+    let (lab, node) = tag.split_once('/')?;
+    (is_valid_name(lab) && is_valid_name(node)).then(|| (lab.to_string(), node.to_string()))
+}
+
+/// Is `pid` a node init of `lab/node` that nslab could have started: the
+/// right command line, root in our user namespace, and PID 1 of a pid
+/// namespace of its own? (An unprivileged process can fake the first, not
+/// the others.)
+pub fn is_init_of(pid: i32, lab: &str, node: &str) -> bool {
+    let named = cmdline(pid)
+        .ok()
+        .and_then(|args| parse_init_cmdline(&args))
+        .is_some_and(|(l, n)| l == lab && n == node);
+    named && is_privileged_pid_one(pid)
+}
+
+fn is_privileged_pid_one(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let root = field("Uid:").iter().take(2).all(|uid| *uid == "0");
+    let pid_one = field("NSpid:").len() >= 2 && field("NSpid:").last() == Some(&"1");
+    let same_user_ns = {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: String| fs::metadata(p).map(|m| m.ino()).ok();
+        ino(format!("/proc/{pid}/ns/user")).is_some()
+            && ino(format!("/proc/{pid}/ns/user")) == ino("/proc/self/ns/user".into())
+    };
+    root && pid_one && same_user_ns
 }
 
 /// Every node init on the host, optionally only those of one lab.
@@ -93,18 +134,29 @@ pub struct PinnedProcess {
 
 impl PinnedProcess {
     /// Pins `pid` and checks, after pinning, that it is still the init of
-    /// `lab/node`. Returns `Ok(None)` when there is no such init.
+    /// `lab/node` (see [`is_init_of`]). Returns `Ok(None)` when there is no
+    /// such init.
     pub fn pin_init(pid: i32, lab: &str, node: &str) -> io::Result<Option<Self>> {
         let fd = match pidfd_open(pid) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let is_it = cmdline(pid)
-            .ok()
-            .and_then(|args| parse_init_cmdline(&args))
-            .is_some_and(|(l, n)| l == lab && n == node);
-        Ok(is_it.then_some(Self { pid, fd }))
+        Ok(is_init_of(pid, lab, node).then_some(Self { pid, fd }))
+    }
+
+    /// Whether the pinned process is still running. Anything read through
+    /// /proc/PID between pinning and a `true` here was read from it, not
+    /// from a process that reused its pid.
+    pub fn is_alive(&self) -> bool {
+        let mut pollfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, 0) };
+        rc == 0
     }
 
     pub fn signal(&self, signal: i32) -> io::Result<()> {
@@ -192,24 +244,25 @@ pub fn wait_exited(mut procs: Vec<PinnedProcess>, timeout: Duration) -> Vec<Pinn
 
 /// Ends inits: SIGTERM (the init exits and the kernel ends its pid
 /// namespace), then SIGKILL for any still there after `grace`. Returns how
-/// many were ended.
-pub fn terminate(procs: Vec<PinnedProcess>, grace: Duration) -> io::Result<usize> {
+/// many were ended and the errors met on the way (one failure does not
+/// stop the others from being ended).
+pub fn terminate(procs: Vec<PinnedProcess>, grace: Duration) -> (usize, Vec<String>) {
     let count = procs.len();
-    for p in &procs {
-        p.signal(libc::SIGTERM)?;
-    }
+    let mut errors = Vec::new();
+    let mut signal_all = |procs: &[PinnedProcess], signal: i32| {
+        for p in procs {
+            if let Err(e) = p.signal(signal) {
+                errors.push(format!("signal {signal} to pid {}: {e}", p.pid));
+            }
+        }
+    };
+    signal_all(&procs, libc::SIGTERM);
     let stubborn = wait_exited(procs, grace);
-    for p in &stubborn {
-        p.signal(libc::SIGKILL)?;
+    signal_all(&stubborn, libc::SIGKILL);
+    for p in wait_exited(stubborn, Duration::from_secs(5)) {
+        errors.push(format!("process {} did not exit after SIGKILL", p.pid));
     }
-    let left = wait_exited(stubborn, Duration::from_secs(5));
-    if let Some(p) = left.first() {
-        return Err(io::Error::other(format!(
-            "process {} did not exit after SIGKILL",
-            p.pid
-        )));
-    }
-    Ok(count)
+    (count, errors)
 }
 
 #[cfg(test)]

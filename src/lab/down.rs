@@ -12,14 +12,13 @@ use serde::Serialize;
 
 use super::LabError;
 use super::marks::{HostLinks, marked_netns_names};
-use crate::kernel::namespace;
+use crate::kernel::namespace::{self, NsKind};
 use crate::kernel::process::{self, PinnedProcess};
+use crate::plan::netns_name;
 use crate::state::{self, Entry, LabLock};
 
 /// How long an init gets to exit on SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
-/// How many times `down` looks for inits.
-const ROUNDS: usize = 3;
 /// How long to wait for the kernel to remove a host end whose peer's
 /// namespace is gone.
 const HOST_LINK_WAIT: Duration = Duration::from_secs(5);
@@ -73,17 +72,29 @@ pub fn down(lab: &str) -> Result<DownReport, LabError> {
     Ok(report)
 }
 
-/// Tears down every lab: those with state and those whose marks the kernel
-/// still shows (running inits, marked /run/netns names, marked host links).
-pub fn down_all() -> Result<Vec<DownReport>, LabError> {
+/// Every lab on this host: those with state and those whose marks the
+/// kernel still shows (running inits, marked /run/netns names, marked host
+/// links).
+pub fn find_labs() -> Result<Vec<String>, LabError> {
     let mut labs: BTreeSet<String> = state::list_labs()?.into_iter().collect();
     let inits = process::find_inits(None).map_err(|source| LabError::Io {
         what: "scan /proc".into(),
         source,
     })?;
-    labs.extend(inits.into_iter().map(|i| i.lab));
+    labs.extend(
+        inits
+            .into_iter()
+            .filter(|i| process::is_init_of(i.pid, &i.lab, &i.node))
+            .map(|i| i.lab),
+    );
     labs.extend(marked_netns_names(|_| true)?.into_iter().map(|m| m.lab));
     labs.extend(HostLinks::open()?.marked_labs()?);
+    Ok(labs.into_iter().collect())
+}
+
+/// Tears down every lab [`find_labs`] finds.
+pub fn down_all() -> Result<Vec<DownReport>, LabError> {
+    let labs = find_labs()?;
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for lab in labs {
@@ -126,27 +137,47 @@ pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
     }
     candidates.sort_by_key(|(_, pid)| *pid);
     candidates.dedup_by_key(|(_, pid)| *pid);
+    // Names: ours when bound to the namespace of one of this lab's live
+    // inits (one stat each), else when the namespace's `lo` carries the
+    // mark of this lab and of the node the name stands for. A journaled
+    // name that is not bound is our own reservation. Nothing else is ours,
+    // whatever the journal says (it may predate a failed reservation).
+    let mut names = BTreeSet::new();
     let mut pinned = Vec::new();
     for (node, pid) in candidates {
         match PinnedProcess::pin_init(pid, lab, &node) {
-            Ok(Some(p)) => pinned.push(p),
+            Ok(Some(p)) => {
+                let name = netns_name(lab, &node);
+                let own = namespace::ns_inode(pid, NsKind::Net).ok();
+                if own.is_some() && namespace::netns_name_inode(&name) == own && p.is_alive() {
+                    names.insert(name);
+                }
+                pinned.push(p);
+            }
             Ok(None) => {}
             Err(e) => note(&format!("node {node} (pid {pid}): {e}")),
         }
     }
-
-    // Names: those the journal says we reserved, and any other `LAB-*`
-    // name whose namespace carries one of this lab's node marks.
-    let mut names: BTreeSet<String> = standing
+    let journaled: BTreeSet<&String> = standing
         .iter()
         .filter_map(|e| match e {
-            Entry::NetnsName { name } => Some(name.clone()),
+            Entry::NetnsName { name } => Some(name),
             _ => None,
         })
         .collect();
+    for name in &journaled {
+        if namespace::netns_name_inode(name).is_none() && !names.contains(*name) {
+            names.insert((*name).clone());
+        }
+    }
     let prefix = format!("{lab}-");
     match marked_netns_names(|n| n.starts_with(&prefix) && !names.contains(n)) {
-        Ok(marked) => names.extend(marked.into_iter().filter(|m| m.lab == lab).map(|m| m.name)),
+        Ok(marked) => names.extend(
+            marked
+                .into_iter()
+                .filter(|m| m.lab == lab && m.name == netns_name(lab, &m.node))
+                .map(|m| m.name),
+        ),
         Err(e) => note(&e),
     }
 
@@ -172,28 +203,11 @@ pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
         .collect();
 
     // With its last holder gone the kernel destroys each namespace, and all
-    // its interfaces, at once. An init that `up` cloned just before it died
-    // may not have exec'd yet when we first looked (its command line is
-    // still `nslab up`): look again until a scan finds none.
-    for round in 0..ROUNDS {
-        match process::terminate(std::mem::take(&mut pinned), GRACE) {
-            Ok(count) => report.nodes += count,
-            Err(e) => note(&format!("end node inits: {e}")),
-        }
-        if round + 1 < ROUNDS {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        match process::find_inits(Some(lab)) {
-            Ok(found) => pinned.extend(
-                found
-                    .into_iter()
-                    .filter_map(|f| PinnedProcess::pin_init(f.pid, lab, &f.node).ok().flatten()),
-            ),
-            Err(e) => note(&format!("scan /proc: {e}")),
-        }
-        if pinned.is_empty() {
-            break;
-        }
+    // its interfaces, at once.
+    let (ended, errors) = process::terminate(pinned, GRACE);
+    report.nodes = ended;
+    for e in errors {
+        note(&format!("end node inits: {e}"));
     }
     for name in &names {
         match namespace::remove_netns_name(name) {
@@ -205,7 +219,8 @@ pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
     if let Ok(host) = &host {
         for link in &marked_links {
             match host.delete(link) {
-                Ok(()) => report.host_links += 1,
+                Ok(true) => report.host_links += 1,
+                Ok(false) => {}
                 Err(e) => note(&e),
             }
         }

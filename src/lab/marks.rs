@@ -113,18 +113,18 @@ impl HostLinks {
             .all()?
             .into_iter()
             .filter_map(|l| Some(l.alias?.strip_prefix(MARK_PREFIX)?.to_string()))
-            .filter(|lab| !lab.contains('/'))
+            // An alias is anyone's to set: only a valid lab name is a lab.
+            .filter(|lab| crate::topology::is_valid_name(lab))
             .collect())
     }
 
-    /// Deletes a link if it is still there.
-    pub fn delete(&self, link: &LinkInfo) -> Result<(), LabError> {
+    /// Deletes a link if it is still there; false when it was gone.
+    pub fn delete(&self, link: &LinkInfo) -> Result<bool, LabError> {
         let request = DeleteLink {
             index: link.index,
             label: format!("host:{}", link.name),
         };
-        self.runtime.block_on(request.execute(&self.socket))?;
-        Ok(())
+        Ok(self.runtime.block_on(request.execute(&self.socket))?)
     }
 
     /// Waits until none of `names` exists any more (the kernel removes a

@@ -9,7 +9,7 @@ mod marks;
 mod running;
 mod up;
 
-pub use down::{DownReport, down, down_all};
+pub use down::{DownReport, down, down_all, find_labs};
 pub use exec::{exec, exec_all};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
 pub use running::{RunningNode, resolve_node};

@@ -1,6 +1,6 @@
 //! Finding running labs and their nodes.
 
-use crate::kernel::process::{cmdline, parse_init_cmdline};
+pub use crate::kernel::process::is_init_of;
 use crate::plan::Plan;
 use crate::state;
 
@@ -12,14 +12,6 @@ pub struct RunningNode {
     pub lab: String,
     pub node: String,
     pub pid: i32,
-}
-
-/// Is `pid` still the init of `lab/node`?
-pub fn is_init_of(pid: i32, lab: &str, node: &str) -> bool {
-    cmdline(pid)
-        .ok()
-        .and_then(|args| parse_init_cmdline(&args))
-        .is_some_and(|(l, n)| l == lab && n == node)
 }
 
 /// Running nodes of one lab, from its journal, checked against /proc.

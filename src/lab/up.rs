@@ -21,7 +21,7 @@ use crate::kernel::init::{self, InitConfig};
 use crate::kernel::namespace::{self, NamespaceFds, NsKind};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, SetUp, VethEnd, dump_links,
+    AttachPort, CreateBridge, CreateVeth, MarkLink, SetUp, VethEnd, dump_links,
 };
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, open_sockets};
@@ -160,7 +160,7 @@ impl Builder<'_> {
     fn start_nodes(&mut self) -> Result<(), LabError> {
         let mut starting = Vec::with_capacity(self.plan.nodes.len());
         for node in &self.plan.nodes {
-            let init = init::spawn(&InitConfig {
+            let mut init = init::spawn(&InitConfig {
                 lab: self.plan.lab.clone(),
                 node: node.name.clone(),
                 hostname: node.hostname.clone(),
@@ -171,6 +171,7 @@ impl Builder<'_> {
                 node: node.name.clone(),
                 pid: init.pid,
             }])?;
+            init.release()?;
             fault::step();
             starting.push(init);
         }
@@ -254,20 +255,22 @@ impl Builder<'_> {
             })
             .collect();
         self.state.record(&host_links)?;
-        if let Err((failed, error)) = wiring.create_veths().await {
-            // The pair was not made: its host-side name is someone else's.
-            let retracted: Vec<Entry> = plan.links[failed]
-                .endpoints
-                .iter()
-                .filter(|e| e.place == Place::Host)
-                .map(|e| {
-                    Entry::Retracted(Box::new(Entry::HostLink {
-                        name: e.ifname.clone(),
-                    }))
-                })
-                .collect();
+        let failures = wiring.create_veths().await;
+        // Pairs that were not made: their host-side names are someone
+        // else's, never to be touched by teardown.
+        let retracted: Vec<Entry> = failures
+            .iter()
+            .flat_map(|(failed, _)| &plan.links[*failed].endpoints)
+            .filter(|e| e.place == Place::Host)
+            .map(|e| {
+                Entry::Retracted(Box::new(Entry::HostLink {
+                    name: e.ifname.clone(),
+                }))
+            })
+            .collect();
+        if let Some((_, first)) = failures.into_iter().next() {
             self.state.record(&retracted)?;
-            return Err(error.into());
+            return Err(first.into());
         }
         self.lap("links");
 
@@ -421,7 +424,11 @@ impl Wiring<'_> {
     }
 
     /// Creates every veth pair; an error names the link that failed.
-    async fn create_veths(&self) -> Result<(), (usize, NetlinkError)> {
+    /// Creates every veth pair, and marks each host-side end as the lab's
+    /// in its own request right away (the kernel ignores an alias at
+    /// creation). Returns every link that failed, by index.
+    async fn create_veths(&self) -> Vec<(usize, NetlinkError)> {
+        let alias = host_link_alias(&self.plan.lab);
         let requests = self.plan.links.iter().enumerate().map(|(i, link)| {
             let end = |i: usize| {
                 let e = &link.endpoints[i];
@@ -431,15 +438,33 @@ impl Wiring<'_> {
                     mac: e.mac,
                 }
             };
-            CreateVeth {
+            let create = CreateVeth {
                 ends: [end(0), end(1)],
                 mtu: link.mtu,
                 label: format!("link {}", self.plan.link_label(link)),
+            };
+            let alias = alias.clone();
+            async move {
+                create.execute(self.socket(link.endpoints[0].place)).await?;
+                fault::step();
+                for end in link.endpoints.iter().filter(|e| e.place == Place::Host) {
+                    MarkLink {
+                        name: end.ifname.clone(),
+                        alias: alias.clone(),
+                    }
+                    .execute(self.socket(Place::Host))
+                    .await?;
+                    fault::step();
+                }
+                Ok(())
             }
-            .execute(self.socket(link.endpoints[0].place))
             .map_err(move |e| (i, e))
         });
-        in_flight(requests).await
+        stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .filter_map(|result| async move { result.err() })
+            .collect()
+            .await
     }
 
     /// One link dump per namespace instead of a lookup per interface.
@@ -474,7 +499,6 @@ impl Wiring<'_> {
                     .get(end.place, &end.ifname)
                     .ok_or_else(|| missing(&label))?;
                 let socket = self.socket(end.place).clone();
-                let alias = (end.place == Place::Host).then(|| host_link_alias(&self.plan.lab));
                 let bridge = match end.place {
                     Place::Node(id) if self.plan.nodes[id].kind == NodeKind::Bridge => Some(
                         indexes
@@ -502,13 +526,7 @@ impl Wiring<'_> {
                         .execute(&socket)
                         .await?;
                     }
-                    SetUp {
-                        index,
-                        label,
-                        alias,
-                    }
-                    .execute(&socket)
-                    .await
+                    SetUp { index, label }.execute(&socket).await
                 }));
             }
         }

@@ -22,6 +22,8 @@ impl LabLock {
     /// calling `on_wait` once before waiting).
     pub fn acquire(lab: &str, on_wait: impl FnOnce()) -> Result<Self, StateError> {
         ensure_root()?;
+        // Validates the name: it becomes a path.
+        super::lab_dir(lab)?;
         let path = PathBuf::from(STATE_ROOT).join(format!("{lab}.lock"));
         let fail = |source: io::Error| StateError::Io {
             path: path.clone(),

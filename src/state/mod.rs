@@ -27,6 +27,8 @@ pub enum StateError {
     Io { path: PathBuf, source: io::Error },
     #[error("lab {0} already exists (use `nslab down --lab {0}` or `up --reconfigure`)")]
     Exists(String),
+    #[error("{0:?} is not a valid lab name")]
+    BadName(String),
     #[error("{path}: unreadable state: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -104,8 +106,14 @@ pub struct StateDir {
     journal: File,
 }
 
-pub fn lab_dir(lab: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(lab)
+/// /run/nslab/LAB, for a valid lab name only: names come from command
+/// lines and aliases too, and `..` must never become a path.
+pub fn lab_dir(lab: &str) -> Result<PathBuf, StateError> {
+    if crate::topology::is_valid_name(lab) {
+        Ok(Path::new(STATE_ROOT).join(lab))
+    } else {
+        Err(StateError::BadName(lab.to_string()))
+    }
 }
 
 /// Creates /run/nslab (root only) if needed.
@@ -122,7 +130,7 @@ impl StateDir {
     /// exists.
     pub fn create(plan: &Plan) -> Result<Self, StateError> {
         ensure_root()?;
-        let dir = lab_dir(&plan.lab);
+        let dir = lab_dir(&plan.lab)?;
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(StateError::Exists(plan.lab.clone()));
@@ -162,7 +170,7 @@ impl StateDir {
 
 /// Reads what is recorded of a lab; `None` if it has no state folder.
 pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
-    let dir = lab_dir(lab);
+    let dir = lab_dir(lab)?;
     if !dir.is_dir() {
         return Ok(None);
     }
@@ -192,7 +200,7 @@ pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
 
 /// Removes a lab's state folder; a missing one is fine.
 pub fn remove(lab: &str) -> Result<bool, StateError> {
-    let dir = lab_dir(lab);
+    let dir = lab_dir(lab)?;
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -212,6 +220,7 @@ pub fn list_labs() -> Result<Vec<String>, StateError> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| crate::topology::is_valid_name(name))
         .collect();
     labs.sort();
     Ok(labs)

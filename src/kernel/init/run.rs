@@ -27,7 +27,12 @@ pub fn run() -> ! {
     }
     let _ = waited.thread_block();
     set_process_name(c"nslab-init");
-    // SAFETY: fd 3 is the status pipe that spawn() placed there for us.
+    if !is_pipe(STATUS_FD) {
+        eprintln!("nslab-init: not started by nslab (fd {STATUS_FD} is not its status pipe)");
+        std::process::exit(2);
+    }
+    // SAFETY: fd 3 is a pipe, which spawn() placed there for us (checked
+    // above: a hand-run `nslab-init __init` has no such fd).
     let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
     // Close whatever else the parent leaked (fds >= 4).
     // SAFETY: close_range(2) only closes fds of this process.
@@ -83,6 +88,15 @@ fn skip_ipv6_dad() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn is_pipe(fd: i32) -> bool {
+    // SAFETY: fstat(2) writes into a stat buffer we own; a closed fd only
+    // makes it fail with EBADF.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    }
 }
 
 fn set_process_name(name: &std::ffi::CStr) {

@@ -29,6 +29,7 @@ pub struct StartingInit {
     pub pid: i32,
     node: String,
     status: File,
+    go: Option<File>,
 }
 
 /// Starts the init of one node. Returns as soon as the child exists, so many
@@ -63,6 +64,12 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?;
     let write_fd = write_end.as_raw_fd();
+    // The child waits on this pipe before it executes: until the caller has
+    // recorded its pid (see `release`), it is not yet an init anyone could
+    // find, and if the caller dies first it exits instead.
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?;
+    let (go_read_fd, go_write_fd) = (go_read.as_raw_fd(), go_write.as_raw_fd());
     let args = CloneArgs {
         flags: all_clone_flags().bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -70,8 +77,8 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
     // the child gets a copy of this thread on a copy of its stack. The child
-    // branch below only calls async-signal-safe functions (dup2, fcntl,
-    // execve, _exit) on data prepared above, then never returns.
+    // branch below only calls async-signal-safe functions (close, read, dup2,
+    // fcntl, execve, _exit) on data prepared above, then never returns.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -82,6 +89,11 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     if pid == 0 {
         // SAFETY: see above; only async-signal-safe calls, then exec or exit.
         unsafe {
+            libc::close(go_write_fd);
+            let mut go = 0u8;
+            if libc::read(go_read_fd, (&raw mut go).cast(), 1) != 1 {
+                libc::_exit(1);
+            }
             if write_fd == STATUS_FD {
                 libc::fcntl(STATUS_FD, libc::F_SETFD, 0);
             } else {
@@ -95,10 +107,12 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
         return Err(fail(io::Error::last_os_error()));
     }
     drop(write_end);
+    drop(go_read);
     Ok(StartingInit {
         pid: pid as i32,
         node: config.node.clone(),
         status: File::from(read_end),
+        go: Some(File::from(go_write)),
     })
 }
 
@@ -110,8 +124,22 @@ fn init_executable() -> String {
 }
 
 impl StartingInit {
+    /// Lets the child execute and become the init. Call it once its pid is
+    /// recorded.
+    pub fn release(&mut self) -> Result<(), InitError> {
+        use std::io::Write;
+        match self.go.take() {
+            Some(mut go) => go.write_all(b"g").map_err(|source| InitError::Spawn {
+                node: self.node.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Blocks until the init reports; returns its pid once it is ready.
     pub fn wait_ready(mut self) -> Result<i32, InitError> {
+        self.release()?;
         let mut report = String::new();
         self.status
             .read_to_string(&mut report)

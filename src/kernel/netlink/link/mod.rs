@@ -9,5 +9,5 @@ mod veth;
 pub use bridge::{AttachPort, CreateBridge};
 pub use delete::DeleteLink;
 pub use dump::{LinkInfo, dump_links};
-pub use set::SetUp;
+pub use set::{MarkLink, SetUp};
 pub use veth::{CreateVeth, VethEnd};

@@ -1,5 +1,4 @@
-//! Bringing a link up, optionally marking it with an alias in the same
-//! request.
+//! Changing an existing link: bringing it up, marking it with an alias.
 
 use rtnetlink::{Handle, LinkUnspec};
 
@@ -9,22 +8,40 @@ use crate::kernel::netlink::NetlinkError;
 pub struct SetUp {
     pub index: u32,
     pub label: String,
-    pub alias: Option<String>,
 }
 
 impl SetUp {
     pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         handle
             .link()
-            .set(match self.alias {
-                Some(alias) => LinkUnspec::new_with_index(self.index)
-                    .alias(alias)
-                    .up()
-                    .build(),
-                None => LinkUnspec::new_with_index(self.index).up().build(),
-            })
+            .set(LinkUnspec::new_with_index(self.index).up().build())
             .execute()
             .await
             .map_err(NetlinkError::request(format!("set {} up", self.label)))
+    }
+}
+
+/// Sets the alias of a link found by name.
+#[derive(Debug, Clone)]
+pub struct MarkLink {
+    pub name: String,
+    pub alias: String,
+}
+
+impl MarkLink {
+    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        handle
+            .link()
+            .set(
+                LinkUnspec::new_with_name(&self.name)
+                    .alias(self.alias.clone())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "mark host:{} as {}",
+                self.name, self.alias
+            )))
     }
 }
