@@ -508,3 +508,30 @@ fn generated_shapes_come_up_and_route_end_to_end() {
         lab.assert_ping(&node, &address.to_string());
     }
 }
+
+#[test]
+fn a_bind_target_inside_another_bind_is_never_created_on_the_host() {
+    if !can_build_labs("a_bind_target_inside_another_bind_is_never_created_on_the_host") {
+        return;
+    }
+    let lab = TestLab::new(
+        "nest",
+        r#"
+name: LAB
+topology:
+  nodes:
+    a:
+      binds: ["./files/dir:/tmp/d", "./files/f:/tmp/d/sub/f"]
+"#,
+    );
+    lab.write("files/dir/keep", "x");
+    lab.write("files/f", "y");
+    let (code, _, err) = run(&["up", lab.file()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not on the node's tmpfs"), "{err}");
+    assert!(
+        !lab.dir.join("files/dir/sub").exists(),
+        "created a folder on the host"
+    );
+    assert!(common::leftovers_of(&lab.name).is_empty());
+}

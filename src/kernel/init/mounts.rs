@@ -156,15 +156,9 @@ fn bind_mount(bind: &BindPlan, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(
             bind.target.display()
         )
     };
-    if !bind.target.exists() {
-        if !is_inside_any(&bind.target, tmpfs) {
-            return Err(format!(
-                "{}: the target does not exist in the node (nslab creates missing targets only inside the node's tmpfs)",
-                what()
-            ));
-        }
+    if fs::symlink_metadata(&bind.target).is_err() {
         let is_dir = source.metadata().is_ok_and(|m| m.is_dir());
-        create_mount_point(is_dir, &bind.target).map_err(|e| format!("{}: {e}", what()))?;
+        create_mount_point(is_dir, &bind.target, tmpfs).map_err(|e| format!("{}: {e}", what()))?;
     }
     mount_flags(
         Some(format!("/proc/self/fd/{}", source.as_raw_fd()).as_str()),
@@ -175,33 +169,110 @@ fn bind_mount(bind: &BindPlan, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(
     )
     .map_err(|e| format!("{}: {e}", what()))?;
     if bind.read_only {
-        mount_flags(
-            None,
-            &bind.target,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None,
-        )
-        .map_err(|e| format!("{} read-only: {e}", what()))?;
+        make_read_only(&bind.target).map_err(|e| format!("{} read-only: {e}", what()))?;
     }
     Ok(())
 }
 
-fn is_inside_any(path: &Path, roots: &[PathBuf]) -> bool {
-    roots
-        .iter()
-        .any(|root| path.starts_with(root) && path != root)
+/// Read-only for the bind and every mount below it, keeping their other
+/// flags (nosuid, nodev...). Kernels before 5.12 lack mount_setattr: there
+/// the top mount is remounted read-only.
+fn make_read_only(target: &Path) -> nix::Result<()> {
+    /// `struct mount_attr` of mount_setattr(2).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| nix::Error::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr(2) reads the path and the attr struct we own,
+    // with its size; it changes only mounts of this (private) namespace.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ if nix::Error::last() == nix::Error::ENOSYS => mount_flags(
+            None,
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        ),
+        _ => Err(nix::Error::last()),
+    }
 }
 
-fn create_mount_point(is_dir: bool, target: &Path) -> std::io::Result<()> {
-    if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)?;
+/// The tmpfs of the node that `path` lies strictly inside, if any.
+fn enclosing_tmpfs<'a>(path: &Path, roots: &'a [PathBuf]) -> Option<&'a PathBuf> {
+    roots
+        .iter()
+        .filter(|root| path.starts_with(root) && path != root.as_path())
+        .max_by_key(|root| root.components().count())
+}
+
+/// Creates a missing mount point below one of the node's tmpfs, walking
+/// one component at a time: every existing step must be a real directory
+/// on that tmpfs (no symlink, no other mount such as an earlier bind), so
+/// nothing is ever created on a host filesystem.
+fn create_mount_point(is_dir: bool, target: &Path, tmpfs: &[PathBuf]) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |why: String| std::io::Error::other(why);
+    let root = enclosing_tmpfs(target, tmpfs).ok_or_else(|| {
+        refuse("the target does not exist in the node (nslab creates missing targets only inside the node's tmpfs)".into())
+    })?;
+    let device = fs::metadata(root)?.dev();
+    let relative = target
+        .strip_prefix(root)
+        .map_err(|e| refuse(e.to_string()))?;
+    let mut at = root.clone();
+    let steps: Vec<_> = relative.components().collect();
+    for (i, step) in steps.iter().enumerate() {
+        at.push(step);
+        let last = i + 1 == steps.len();
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refuse(format!("{} is a symbolic link", at.display())));
+            }
+            Ok(meta) if meta.dev() != device => {
+                return Err(refuse(format!(
+                    "{} is not on the node's tmpfs {}",
+                    at.display(),
+                    root.display()
+                )));
+            }
+            Ok(meta) if !last && !meta.is_dir() => {
+                return Err(refuse(format!("{} is not a directory", at.display())));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !last || is_dir {
+                    fs::create_dir(&at)?;
+                } else {
+                    fs::File::options().write(true).create_new(true).open(&at)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
-    if is_dir {
-        fs::create_dir(target)
-    } else {
-        fs::File::create(target).map(drop)
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -226,10 +297,37 @@ mod tests {
 
     #[test]
     fn creates_targets_only_below_tmpfs() {
-        let tmpfs = [PathBuf::from("/tmp"), PathBuf::from("/run")];
-        assert!(is_inside_any(Path::new("/tmp/a/b"), &tmpfs));
-        assert!(!is_inside_any(Path::new("/tmp"), &tmpfs));
-        assert!(!is_inside_any(Path::new("/etc/hosts"), &tmpfs));
-        assert!(!is_inside_any(Path::new("/tmpx/y"), &tmpfs));
+        let tmpfs = [
+            PathBuf::from("/tmp"),
+            PathBuf::from("/tmp/deep"),
+            PathBuf::from("/run"),
+        ];
+        assert_eq!(
+            enclosing_tmpfs(Path::new("/tmp/a/b"), &tmpfs),
+            Some(&tmpfs[0])
+        );
+        assert_eq!(
+            enclosing_tmpfs(Path::new("/tmp/deep/x"), &tmpfs),
+            Some(&tmpfs[1])
+        );
+        assert_eq!(enclosing_tmpfs(Path::new("/tmp"), &tmpfs), None);
+        assert_eq!(enclosing_tmpfs(Path::new("/etc/hosts"), &tmpfs), None);
+        assert_eq!(enclosing_tmpfs(Path::new("/tmpx/y"), &tmpfs), None);
+    }
+
+    #[test]
+    fn mount_points_never_follow_links_or_leave_the_tmpfs() {
+        // The walk itself, on a scratch folder standing in for a tmpfs.
+        let root = std::env::temp_dir().join(format!("nslab-mp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        let roots = [root.clone()];
+        assert!(create_mount_point(false, &root.join("real/a/b/file"), &roots).is_ok());
+        assert!(root.join("real/a/b/file").is_file());
+        let escaped = create_mount_point(false, &root.join("link/nslab-should-not-exist"), &roots);
+        assert!(escaped.is_err());
+        assert!(!Path::new("/etc/nslab-should-not-exist").exists());
+        fs::remove_dir_all(&root).unwrap();
     }
 }
