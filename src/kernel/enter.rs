@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::namespace::{NamespaceFds, NsKind};
@@ -60,6 +60,7 @@ pub enum Stdio {
 #[derive(Debug)]
 pub struct Running {
     helper: Pid,
+    foreground: bool,
     errors: File,
     program: String,
 }
@@ -143,6 +144,7 @@ pub fn spawn(
     drop(stdio);
     Ok(Running {
         helper: Pid::from_raw(pid),
+        foreground,
         errors: File::from(err_read),
         program: program.clone(),
     })
@@ -154,9 +156,15 @@ impl Running {
     pub fn wait(mut self) -> Result<i32, EnterError> {
         let mut report = Vec::new();
         let _ = self.errors.read_to_end(&mut report);
+        let flags = self.foreground.then_some(WaitPidFlag::WUNTRACED);
         let status = loop {
-            match waitpid(self.helper, None) {
+            match waitpid(self.helper, flags) {
                 Err(nix::Error::EINTR) => continue,
+                // The helper stopped for a Ctrl-Z of the command: stop with
+                // it, so the caller's shell sees the job stopped.
+                Ok(WaitStatus::Stopped(..)) => {
+                    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+                }
                 other => break other.map_err(EnterError::Wait)?,
             }
         };
@@ -320,10 +328,26 @@ unsafe fn helper(
         }
         libc::close(err_fd);
         let mut status = 0;
-        while libc::waitpid(pid, &mut status, 0) < 0 {
-            if errno() != libc::EINTR {
+        loop {
+            let flags = if foreground { libc::WUNTRACED } else { 0 };
+            if libc::waitpid(pid, &mut status, flags) < 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
                 libc::_exit(1);
             }
+            if !libc::WIFSTOPPED(status) {
+                break;
+            }
+            // Ctrl-Z, as a shell handles it: take the terminal back, stop
+            // (the caller, waiting on us, stops too), and on `fg` hand the
+            // terminal back to the command and continue it.
+            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetpgrp(0, libc::getpgrp());
+            libc::raise(libc::SIGSTOP);
+            libc::tcsetpgrp(0, pid);
+            libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+            libc::kill(-pid, libc::SIGCONT);
         }
         let code = if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
