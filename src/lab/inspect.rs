@@ -58,6 +58,7 @@ pub struct InterfaceView {
 
 /// Inspects one lab, or every lab with state.
 pub fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
+    let all = lab.is_none();
     let labs = match lab {
         Some(lab) => vec![lab.to_string()],
         None => state::list_labs()?,
@@ -65,6 +66,10 @@ pub fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
     let mut views = Vec::new();
     for lab in labs {
         let Some(recorded) = state::read(&lab)? else {
+            if all {
+                // Taken down between listing and reading.
+                continue;
+            }
             return Err(LabError::NotFound(format!("no lab {lab}")));
         };
         let Some(plan) = recorded.plan.clone() else {

@@ -30,6 +30,8 @@ use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
 use crate::plan::{NodeKind, NodePlan, Place, Plan};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
+/// How long we wait for each init's report (they set up in parallel).
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many netlink requests are in flight at once.
 const IN_FLIGHT: usize = 128;
 
@@ -176,7 +178,7 @@ impl Builder<'_> {
             starting.push(init);
         }
         for init in starting {
-            let pid = init.wait_ready()?;
+            let pid = init.wait_ready(INIT_TIMEOUT)?;
             let path = namespace::ns_path(pid, NsKind::Net);
             let netns = File::open(&path).map_err(|source| LabError::Io { what: path, source })?;
             self.nodes.push(NodeHandle {

@@ -48,4 +48,6 @@ pub enum InitError {
     Setup { node: String, message: String },
     #[error("node {node}: its init exited before it was ready")]
     DiedEarly { node: String },
+    #[error("node {node}: its init was not ready after {seconds} s")]
+    Timeout { node: String, seconds: u64 },
 }

@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use super::{CONFIG_ENV, EXE_ENV, InitConfig, InitError, STATUS_FD};
 use crate::kernel::namespace::all_clone_flags;
@@ -137,16 +138,48 @@ impl StartingInit {
         }
     }
 
-    /// Blocks until the init reports; returns its pid once it is ready.
-    pub fn wait_ready(mut self) -> Result<i32, InitError> {
+    /// Waits until the init reports, for at most `timeout` (an init can
+    /// hang, on a bind source on a dead network filesystem say); returns
+    /// its pid once it is ready.
+    pub fn wait_ready(mut self, timeout: Duration) -> Result<i32, InitError> {
         self.release()?;
-        let mut report = String::new();
-        self.status
-            .read_to_string(&mut report)
-            .map_err(|source| InitError::Spawn {
-                node: self.node.clone(),
-                source,
-            })?;
+        let deadline = Instant::now() + timeout;
+        let mut report = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pollfd = libc::pollfd {
+                fd: self.status.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd on a pipe we own.
+            let ready = unsafe {
+                libc::poll(
+                    &mut pollfd,
+                    1,
+                    left.as_millis().min(i32::MAX as u128) as i32,
+                )
+            };
+            if ready == 0 {
+                return Err(InitError::Timeout {
+                    node: self.node,
+                    seconds: timeout.as_secs(),
+                });
+            }
+            match self.status.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => report.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(InitError::Spawn {
+                        node: self.node,
+                        source,
+                    });
+                }
+            }
+        }
+        let report = String::from_utf8_lossy(&report);
         match report.trim_end().split_once(' ') {
             _ if report.trim_end() == "OK" => Ok(self.pid),
             Some(("ERR", message)) => Err(InitError::Setup {
