@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use nslab::generate::Shape;
-use nslab::lab::{self, DownReport, LabView, UpOptions, UpReport};
+use nslab::lab::{self, DownReport, LabView, Progress, UpOptions, UpReport};
 use nslab::plan::Plan;
 use nslab::topology;
 
@@ -34,6 +34,9 @@ enum Command {
         /// Tear down an existing lab of the same name first
         #[arg(long)]
         reconfigure: bool,
+        /// No progress line and no summary
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Remove a lab and everything it made
     #[command(visible_alias = "destroy")]
@@ -43,6 +46,9 @@ enum Command {
         /// With --all: only list the labs that would be removed
         #[arg(long, requires = "all")]
         dry_run: bool,
+        /// No progress line and no report
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Run a command inside a node (a shell when no command is given)
     Exec {
@@ -164,13 +170,27 @@ fn run(command: Command) -> Outcome {
     };
     nslab::privileges::check().map_err(|e| (EXIT_FAILED, e))?;
     match command {
-        Command::Up { reconfigure, .. } => {
+        Command::Up {
+            reconfigure, quiet, ..
+        } => {
             let plan = plan.ok_or_else(|| failed("no plan"))?;
-            let report = lab::up(&plan, &UpOptions { reconfigure }).map_err(failed)?;
-            print_up(&plan, &report);
+            let options = UpOptions {
+                reconfigure,
+                progress: progress_line(quiet),
+            };
+            let result = lab::up(&plan, &options);
+            clear_progress_line(quiet);
+            let report = result.map_err(failed)?;
+            if !quiet {
+                print_up(&plan, &report);
+            }
             Ok(0)
         }
-        Command::Down { target, dry_run } => down(target, dry_run),
+        Command::Down {
+            target,
+            dry_run,
+            quiet,
+        } => down(target, dry_run, quiet),
         Command::Exec {
             target,
             all,
@@ -228,15 +248,45 @@ fn load(file: &Path) -> Result<Plan, (i32, String)> {
     Ok(plan)
 }
 
-fn down(args: DownArgs, dry_run: bool) -> Outcome {
+/// A progress line on the terminal, redrawn at most every 50 ms; nothing
+/// when stderr is not a terminal or under --quiet.
+fn progress_line(quiet: bool) -> Progress {
+    use std::io::{IsTerminal, Write};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    if quiet || !std::io::stderr().is_terminal() {
+        return Progress::default();
+    }
+    let last = Mutex::new(Instant::now() - Duration::from_secs(1));
+    Progress::new(move |phase, done, total| {
+        let Ok(mut last) = last.lock() else { return };
+        if done < total && last.elapsed() < Duration::from_millis(50) {
+            return;
+        }
+        *last = Instant::now();
+        let _ = write!(std::io::stderr(), "\r\x1b[K  {phase} {done}/{total}");
+    })
+}
+
+fn clear_progress_line(quiet: bool) {
+    use std::io::IsTerminal;
+    if !quiet && std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+}
+
+fn down(args: DownArgs, dry_run: bool, quiet: bool) -> Outcome {
     if dry_run {
         for lab in lab::find_labs().map_err(failed)? {
             println!("{lab}");
         }
         return Ok(0);
     }
+    let progress = progress_line(quiet);
     let reports: Vec<DownReport> = if args.all {
-        lab::down_all().map_err(failed)?
+        let result = lab::down_all(&progress);
+        clear_progress_line(quiet);
+        result.map_err(failed)?
     } else {
         let name = match (args.lab, args.file) {
             (Some(name), _) => name,
@@ -251,8 +301,13 @@ fn down(args: DownArgs, dry_run: bool) -> Outcome {
         if !topology::is_valid_name(&name) {
             return Err((EXIT_INVALID, format!("{name:?} is not a valid lab name")));
         }
-        vec![lab::down(&name).map_err(failed)?]
+        let result = lab::down_with(&name, &progress);
+        clear_progress_line(quiet);
+        vec![result.map_err(failed)?]
     };
+    if quiet {
+        return Ok(0);
+    }
     for report in &reports {
         if report.is_empty() {
             println!("lab {}: nothing to remove", report.lab);
@@ -280,6 +335,9 @@ fn print_up(plan: &Plan, report: &UpReport) {
         .map(|(name, took)| format!("{name} {:.3}", took.as_secs_f64()))
         .collect();
     println!("  phases (s): {}", phases.join(", "));
+    if let Some((before, after)) = report.raised_open_files {
+        println!("  raised the open-file limit from {before} to {after} for this lab");
+    }
     if let Some(node) = plan
         .nodes
         .iter()

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::LabError;
 use super::marks::{HostLinks, marked_netns_names};
+use super::{LabError, Progress};
 use crate::kernel::namespace::{self, NsKind};
 use crate::kernel::process::{self, PinnedProcess};
 use crate::plan::netns_name;
@@ -63,10 +63,15 @@ impl DownReport {
 
 /// Tears a lab down. Succeeds on a lab that is half built or already gone.
 pub fn down(lab: &str) -> Result<DownReport, LabError> {
+    down_with(lab, &Progress::default())
+}
+
+/// [`down`], telling `progress` how it advances.
+pub fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
     let lock = LabLock::acquire(lab, || {
         eprintln!("nslab: waiting for another nslab working on lab {lab}")
     })?;
-    let report = teardown_locked(lab)?.into_result()?;
+    let report = teardown_locked(lab, progress)?.into_result()?;
     lock.release_and_remove();
     state::remove_root_if_empty();
     Ok(report)
@@ -93,12 +98,12 @@ pub fn find_labs() -> Result<Vec<String>, LabError> {
 }
 
 /// Tears down every lab [`find_labs`] finds.
-pub fn down_all() -> Result<Vec<DownReport>, LabError> {
+pub fn down_all(progress: &Progress) -> Result<Vec<DownReport>, LabError> {
     let labs = find_labs()?;
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for lab in labs {
-        match down(&lab) {
+        match down_with(&lab, progress) {
             Ok(report) => reports.push(report),
             Err(e) => errors.push(e.to_string()),
         }
@@ -115,7 +120,7 @@ pub fn down_all() -> Result<Vec<DownReport>, LabError> {
 
 /// The teardown itself; the caller holds the lab's lock. Errors are
 /// collected in the report, not returned early.
-pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
+pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
     let mut report = DownReport {
         lab: lab.to_string(),
         ..Default::default()
@@ -204,12 +209,16 @@ pub(super) fn teardown_locked(lab: &str) -> Result<DownReport, LabError> {
 
     // With its last holder gone the kernel destroys each namespace, and all
     // its interfaces, at once.
+    let ending = progress.phase("ending nodes", pinned.len());
     let (ended, errors) = process::terminate(pinned, GRACE);
+    (0..ended).for_each(|_| ending.tick());
     report.nodes = ended;
     for e in errors {
         note(&format!("end node inits: {e}"));
     }
+    let unnaming = progress.phase("names", names.len());
     for name in &names {
+        unnaming.tick();
         match namespace::remove_netns_name(name) {
             Ok(true) => report.netns_names += 1,
             Ok(false) => {}

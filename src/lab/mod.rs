@@ -6,12 +6,14 @@ mod exec;
 pub mod fault;
 mod inspect;
 mod marks;
+mod progress;
 mod running;
 mod up;
 
-pub use down::{DownReport, down, down_all, find_labs};
+pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
+pub use progress::{Progress, ProgressFn};
 pub use running::{RunningNode, resolve_node};
 pub use up::{UpOptions, UpReport, up};
 

@@ -15,7 +15,7 @@ use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
 use rtnetlink::Handle;
 use serde::Serialize;
 
-use super::{LabError, down, fault, host_link_alias, runtime};
+use super::{LabError, Progress, down, fault, host_link_alias, runtime};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
 use crate::kernel::init::{self, InitConfig};
 use crate::kernel::namespace::{self, NamespaceFds, NsKind};
@@ -39,6 +39,8 @@ const IN_FLIGHT: usize = 128;
 pub struct UpOptions {
     /// Tear an existing lab of the same name down first.
     pub reconfigure: bool,
+    /// Told how each phase advances.
+    pub progress: Progress,
 }
 
 /// What `up` built and how long each phase took.
@@ -49,6 +51,8 @@ pub struct UpReport {
     pub links: usize,
     pub phases: Vec<(String, Duration)>,
     pub total: Duration,
+    /// The open-file limit, when `up` had to raise it: (before, after).
+    pub raised_open_files: Option<(u64, u64)>,
 }
 
 /// Builds the lab of `plan`. On failure everything built so far is removed
@@ -65,7 +69,7 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
         if !options.reconfigure {
             return Err(StateError::Exists(plan.lab.clone()).into());
         }
-        down::teardown_locked(&plan.lab)?.into_result()?;
+        down::teardown_locked(&plan.lab, &options.progress)?.into_result()?;
     }
     let leftovers = find_inits(Some(&plan.lab)).map_err(|source| LabError::Io {
         what: "scan /proc".into(),
@@ -78,10 +82,12 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
         });
     }
 
+    let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create(plan)?;
     fault::step();
     let mut builder = Builder {
         plan,
+        progress: &options.progress,
         state,
         nodes: Vec::new(),
         phases: Vec::new(),
@@ -100,12 +106,13 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
                 links: plan.links.len(),
                 phases: builder.phases,
                 total: started.elapsed(),
+                raised_open_files,
             })
         }
         Err(cause) => {
             // Our fds and sockets keep namespaces alive: close them first.
             drop(builder);
-            let rollback = match down::teardown_locked(&plan.lab) {
+            let rollback = match down::teardown_locked(&plan.lab, &Progress::default()) {
                 Ok(report) if report.errors.is_empty() => report.summary(),
                 Ok(report) => format!("{}; errors: {}", report.summary(), report.errors.join("; ")),
                 Err(e) => format!("incomplete: {e}"),
@@ -128,6 +135,7 @@ struct NodeHandle {
 
 struct Builder<'a> {
     plan: &'a Plan,
+    progress: &'a Progress,
     state: StateDir,
     nodes: Vec<NodeHandle>,
     phases: Vec<(String, Duration)>,
@@ -161,6 +169,7 @@ impl Builder<'_> {
     /// themselves up in parallel.
     fn start_nodes(&mut self) -> Result<(), LabError> {
         let mut starting = Vec::with_capacity(self.plan.nodes.len());
+        let cloned = self.progress.phase("nodes", self.plan.nodes.len());
         for node in &self.plan.nodes {
             let mut init = init::spawn(&InitConfig {
                 lab: self.plan.lab.clone(),
@@ -175,10 +184,13 @@ impl Builder<'_> {
             }])?;
             init.release()?;
             fault::step();
+            cloned.tick();
             starting.push(init);
         }
+        let ready = self.progress.phase("ready", starting.len());
         for init in starting {
             let pid = init.wait_ready(INIT_TIMEOUT)?;
+            ready.tick();
             let path = namespace::ns_path(pid, NsKind::Net);
             let netns = File::open(&path).map_err(|source| LabError::Io { what: path, source })?;
             self.nodes.push(NodeHandle {
@@ -192,6 +204,7 @@ impl Builder<'_> {
     /// /run/netns/LAB-NODE for each node. Runs after every init exists, so
     /// no node's mount namespace holds a copy of a sibling's name.
     fn name_namespaces(&mut self) -> Result<(), LabError> {
+        let named = self.progress.phase("names", self.nodes.len());
         for (id, node) in self.nodes.iter().enumerate() {
             let name = self.plan.netns_name(id);
             // Recorded before it exists, so a crash right after creation
@@ -205,6 +218,7 @@ impl Builder<'_> {
             fault::step();
             namespace::bind_netns_name(&name, node.pid)?;
             fault::step();
+            named.tick();
         }
         Ok(())
     }
@@ -240,6 +254,7 @@ impl Builder<'_> {
         let sockets = open_sockets(&targets)?;
         let wiring = Wiring {
             plan,
+            progress: self.progress,
             sockets: &sockets,
             netns_fds: self.nodes.iter().map(|n| n.netns.as_raw_fd()).collect(),
             host_netns: host_netns.as_ref().map(|fd| fd.as_raw_fd()),
@@ -317,6 +332,35 @@ impl Builder<'_> {
     }
 }
 
+/// Raises the soft open-file limit to what the lab needs while it is
+/// wired: per node a namespace fd and a netlink socket, and a status pipe
+/// while it starts. Returns (before, after) when it had to.
+fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = 4 * plan.nodes.len() as u64 + 256;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| LabError::Io {
+        what: "read the open-file limit".into(),
+        source: e.into(),
+    })?;
+    if soft >= need {
+        return Ok(None);
+    }
+    if hard < need {
+        return Err(LabError::Io {
+            what: format!(
+                "lab {} needs about {need} open files and the hard limit is {hard} (raise it with `ulimit -Hn {need}`)",
+                plan.lab
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EMFILE),
+        });
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, need, hard).map_err(|e| LabError::Io {
+        what: "raise the open-file limit".into(),
+        source: e.into(),
+    })?;
+    Ok(Some((soft, need)))
+}
+
 /// Runs one `exec:` command of a node; its output goes to memory files, so
 /// a daemon it leaves behind never blocks `up` by holding a pipe open.
 fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabError> {
@@ -374,6 +418,7 @@ fn read_tail(mut file: File, limit: u64) -> String {
 /// The netlink half of `up`: sockets and fds of every place, borrowed.
 struct Wiring<'a> {
     plan: &'a Plan,
+    progress: &'a Progress,
     sockets: &'a [Handle],
     netns_fds: Vec<i32>,
     host_netns: Option<i32>,
@@ -416,12 +461,16 @@ impl Wiring<'_> {
             .iter()
             .enumerate()
             .filter(|(_, n)| n.kind == NodeKind::Bridge);
-        in_flight(bridges.map(|(id, node)| {
-            CreateBridge {
-                name: node.name.clone(),
-            }
-            .execute(&self.sockets[id])
-        }))
+        in_flight(
+            self.progress,
+            "bridges",
+            bridges.map(|(id, node)| {
+                CreateBridge {
+                    name: node.name.clone(),
+                }
+                .execute(&self.sockets[id])
+            }),
+        )
         .await
     }
 
@@ -462,9 +511,13 @@ impl Wiring<'_> {
             }
             .map_err(move |e| (i, e))
         });
+        let made = self.progress.phase("links", self.plan.links.len());
         stream::iter(requests)
             .buffer_unordered(IN_FLIGHT)
-            .filter_map(|result| async move { result.err() })
+            .filter_map(|result| {
+                made.tick();
+                async move { result.err() }
+            })
             .collect()
             .await
     }
@@ -532,7 +585,7 @@ impl Wiring<'_> {
                 }));
             }
         }
-        in_flight(requests).await
+        in_flight(self.progress, "addresses", requests).await
     }
 
     async fn add_routes(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
@@ -560,20 +613,25 @@ impl Wiring<'_> {
                 );
             }
         }
-        in_flight(requests).await
+        in_flight(self.progress, "routes", requests).await
     }
 }
 
 /// Runs requests with up to [`IN_FLIGHT`] of them in flight together; each
 /// one that succeeds is a kernel-changing step.
 async fn in_flight<E>(
+    progress: &Progress,
+    phase: &'static str,
     requests: impl IntoIterator<Item = impl Future<Output = Result<(), E>>>,
 ) -> Result<(), E> {
+    let requests: Vec<_> = requests.into_iter().collect();
+    let phase = progress.phase(phase, requests.len());
     stream::iter(requests)
         .buffer_unordered(IN_FLIGHT)
-        .try_for_each(|()| async {
+        .try_for_each(|()| {
             fault::step();
-            Ok(())
+            phase.tick();
+            async { Ok(()) }
         })
         .await
 }
