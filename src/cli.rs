@@ -232,7 +232,7 @@ fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome 
     }
     if let (Some(path), Some((node, address))) = (output, shape.far_ends()) {
         eprintln!(
-            "wrote {}; after `nslab up {}`, try: nslab exec {name}/{node} -- ping -c 1 {address}",
+            "wrote {}; after `nslab up {}`, try: nslab exec {name}/{node} -- ping -c 1 -t 255 {address}",
             path.display(),
             path.display()
         );

@@ -48,17 +48,26 @@ impl Shape {
         }
     }
 
-    /// Two addresses at opposite ends of the shape, `(node, address)`:
-    /// the first can ping the second once the lab is up.
+    /// Two far-apart places, `(node, address)`: the node can ping the
+    /// address once the lab is up (with `ping -t 255`). They are the two
+    /// ends of the shape, unless a routed path between them would be longer
+    /// than IP allows ([`MAX_HOPS`]): then the address is the farthest one
+    /// within reach.
     pub fn far_ends(&self) -> Option<(String, Ipv4Addr)> {
         match *self {
-            Shape::Linear(n) if n >= 2 => Some(("r0".into(), offset(4 * (n - 2) as u32 + 2))),
+            Shape::Linear(n) if n >= 2 => {
+                // Router k's left address; r1..r(k-1) forward to it.
+                let k = (n - 1).min(MAX_HOPS + 1);
+                Some(("r0".into(), offset(4 * (k as u32 - 1) + 2)))
+            }
             Shape::Star(n) if n >= 2 => Some(("h0".into(), offset(n as u32))),
             Shape::Tree { depth, fanout } if depth >= 1 && fanout >= 1 => {
                 Some(("h0".into(), offset(fanout.pow(depth as u32) as u32)))
             }
             Shape::Grid { rows, cols } if rows * cols >= 2 => {
-                let (r, c) = (rows - 1, cols - 1);
+                // The XY path to (r, c) crosses r + c - 1 routers.
+                let c = (cols - 1).min(MAX_HOPS);
+                let r = (rows - 1).min(MAX_HOPS + 1 - c.max(1));
                 // The last router's address on the link from its left (or
                 // upper) neighbour.
                 let address = if c > 0 {
@@ -81,6 +90,13 @@ pub fn generate(shape: Shape, name: &str) -> Result<String, GenerateError> {
         Shape::Star(n) => star(&mut yaml, n)?,
         Shape::Tree { depth, fanout } => tree(&mut yaml, depth, fanout)?,
         Shape::Grid { rows, cols } => grid(&mut yaml, rows, cols)?,
+    }
+    if yaml.len() as u64 > crate::topology::MAX_FILE_BYTES {
+        return Err(out_of_range(format!(
+            "{shape:?} would take {} MiB of YAML; a topology file may be at most {} MiB",
+            yaml.len() >> 20,
+            crate::topology::MAX_FILE_BYTES >> 20
+        )));
     }
     Ok(yaml)
 }
@@ -112,9 +128,18 @@ fn cover(mut start: u32, end: u32) -> Vec<(Ipv4Addr, u8)> {
     prefixes
 }
 
+/// Routers forward; and replies start with the largest TTL, so they go as
+/// far as requests sent with `ping -t 255` (IP allows no more than 255
+/// hops, whatever the shape).
 fn routing_defaults(yaml: &mut String) {
-    yaml.push_str("  defaults:\n    sysctls: {net.ipv4.ip_forward: 1}\n");
+    yaml.push_str(
+        "  defaults:\n    sysctls: {net.ipv4.ip_forward: 1, net.ipv4.ip_default_ttl: 255}\n",
+    );
 }
+
+/// The most routers a packet can cross: a TTL of 255 reaches 254 routers
+/// away and no further.
+pub const MAX_HOPS: usize = 254;
 
 fn linear(yaml: &mut String, n: usize) -> Result<(), GenerateError> {
     if !(1..=1 << 20).contains(&n) {
@@ -465,6 +490,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn far_ends_stay_within_the_ttl() {
+        let long = plan(Shape::Linear(400));
+        let (from, to) = Shape::Linear(400).far_ends().expect("ends");
+        assert_eq!(walk(&long, &from, to), Ok(MAX_HOPS));
+        let (from, to) = Shape::Linear(40).far_ends().expect("ends");
+        assert_eq!(walk(&plan(Shape::Linear(40)), &from, to), Ok(38));
     }
 
     #[test]

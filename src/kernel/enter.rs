@@ -291,7 +291,7 @@ unsafe fn helper(
         // error pipes of other commands being started at the same time; keep
         // only ours, or their readers would wait for this helper to exit.
         let [a, b, c] = stdio.map(|fd| fd.unwrap_or(-1));
-        close_all_except([err_fd, a, b, c]);
+        super::fds::close_all_except([err_fd, a, b, c]);
         let pid = libc::fork();
         if pid == 0 {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
@@ -356,24 +356,6 @@ unsafe fn helper(
         };
         libc::_exit(code)
     }
-}
-
-/// Closes every fd from 3 up except those in `keep`. Async-signal-safe.
-unsafe fn close_all_except(mut keep: [RawFd; 4]) {
-    keep.sort_unstable();
-    let mut next: u32 = 3;
-    for fd in keep {
-        if fd < next as RawFd {
-            continue;
-        }
-        if fd > next as RawFd {
-            // SAFETY: close_range(2) only closes fds of this process.
-            unsafe { libc::syscall(libc::SYS_close_range, next, fd as u32 - 1, 0) };
-        }
-        next = fd as u32 + 1;
-    }
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
 }
 
 fn errno() -> i32 {

@@ -2,6 +2,7 @@
 //! netlink and sysctls. Callers hand in plan data; nothing here reads YAML.
 
 pub mod enter;
+mod fds;
 pub mod init;
 pub mod namespace;
 pub mod netlink;

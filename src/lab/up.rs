@@ -15,9 +15,10 @@ use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
 use rtnetlink::Handle;
 use serde::Serialize;
 
+use super::progress::Phase;
 use super::{LabError, Progress, down, fault, host_link_alias, runtime};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
-use crate::kernel::init::{self, InitConfig};
+use crate::kernel::init::{self, InitConfig, StartingInit};
 use crate::kernel::namespace::{self, NamespaceFds, NsKind};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
@@ -27,7 +28,7 @@ use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, open_sockets};
 use crate::kernel::process::find_inits;
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
-use crate::plan::{NodeKind, NodePlan, Place, Plan};
+use crate::plan::{NodeKind, NodePlan, Place, Plan, SysctlPlan};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
 /// How long we wait for each init's report (they set up in parallel).
@@ -145,12 +146,23 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn build(&mut self) -> Result<(), LabError> {
         self.start_nodes()?;
-        self.lap("nodes");
-        self.name_namespaces()?;
-        self.lap("names");
+        self.lap("ready");
+        // /run/netns names need nothing from the wiring and the wiring
+        // nothing from them: make them on a thread of their own meanwhile
+        // (file creation in /run/netns costs real time on some hosts).
+        let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        let mut journal = self.state.try_clone()?;
+        let (plan, progress) = (self.plan, self.progress);
         let runtime = runtime()?;
-        runtime.block_on(self.wire())?;
+        let (wired, named) = std::thread::scope(|scope| {
+            let names = scope.spawn(move || name_namespaces(plan, &pids, &mut journal, progress));
+            let wired = runtime.block_on(self.wire());
+            (wired, names.join())
+        });
         drop(runtime);
+        wired?;
+        let took = named.map_err(|_| LabError::NotFound("the naming thread panicked".into()))??;
+        self.phases.push(("names (alongside links)".into(), took));
         self.write_sysctls()?;
         fault::step();
         self.lap("sysctls");
@@ -168,25 +180,41 @@ impl Builder<'_> {
     /// Clones every init first and only then waits for them, so they set
     /// themselves up in parallel.
     fn start_nodes(&mut self) -> Result<(), LabError> {
-        let mut starting = Vec::with_capacity(self.plan.nodes.len());
-        let cloned = self.progress.phase("nodes", self.plan.nodes.len());
-        for node in &self.plan.nodes {
-            let mut init = init::spawn(&InitConfig {
-                lab: self.plan.lab.clone(),
-                node: node.name.clone(),
-                hostname: node.hostname.clone(),
-                tmpfs: node.tmpfs.clone(),
-                binds: node.binds.clone(),
-            })?;
-            self.state.record(&[Entry::Init {
-                node: node.name.clone(),
-                pid: init.pid,
-            }])?;
-            init.release()?;
-            fault::step();
-            cloned.tick();
-            starting.push(init);
+        // Cloning a node costs the kernel real work (a net namespace above
+        // all), so spread it over the cores, one contiguous share each.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let share = self.plan.nodes.len().div_ceil(workers).max(1);
+        let ids: Vec<usize> = (0..self.plan.nodes.len()).collect();
+        let journals = ids
+            .chunks(share)
+            .map(|_| self.state.try_clone())
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloned = self.progress.phase("nodes", ids.len());
+        let (plan, cloned) = (self.plan, &cloned);
+        let shares: Vec<Result<Vec<StartingInit>, LabError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = ids
+                .chunks(share)
+                .zip(journals)
+                .map(|(ids, mut journal)| {
+                    scope.spawn(move || spawn_inits(plan, ids, &mut journal, cloned))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(LabError::NotFound("a cloning thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut starting = Vec::with_capacity(ids.len());
+        for share in shares {
+            starting.extend(share?);
         }
+        self.lap("clone");
         let ready = self.progress.phase("ready", starting.len());
         for init in starting {
             let pid = init.wait_ready(INIT_TIMEOUT)?;
@@ -203,26 +231,6 @@ impl Builder<'_> {
 
     /// /run/netns/LAB-NODE for each node. Runs after every init exists, so
     /// no node's mount namespace holds a copy of a sibling's name.
-    fn name_namespaces(&mut self) -> Result<(), LabError> {
-        let named = self.progress.phase("names", self.nodes.len());
-        for (id, node) in self.nodes.iter().enumerate() {
-            let name = self.plan.netns_name(id);
-            // Recorded before it exists, so a crash right after creation
-            // leaves a trace; retracted if the name turns out to be taken.
-            let entry = Entry::NetnsName { name: name.clone() };
-            self.state.record(std::slice::from_ref(&entry))?;
-            if let Err(e) = namespace::reserve_netns_name(&name) {
-                self.state.record(&[Entry::Retracted(Box::new(entry))])?;
-                return Err(e.into());
-            }
-            fault::step();
-            namespace::bind_netns_name(&name, node.pid)?;
-            fault::step();
-            named.tick();
-        }
-        Ok(())
-    }
-
     async fn wire(&mut self) -> Result<(), LabError> {
         let plan = self.plan;
         let uses_host = plan
@@ -299,10 +307,14 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The sysctls that name an interface (the inits wrote the others).
     fn write_sysctls(&self) -> Result<(), LabError> {
+        let late: Vec<Vec<SysctlPlan>> = (0..self.plan.nodes.len())
+            .map(|id| self.plan.sysctl_stages(id).1)
+            .collect();
         let mut work = Vec::new();
-        for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
-            if node.sysctls.is_empty() {
+        for ((node, handle), sysctls) in self.plan.nodes.iter().zip(&self.nodes).zip(&late) {
+            if sysctls.is_empty() {
                 continue;
             }
             let namespaces =
@@ -315,7 +327,7 @@ impl Builder<'_> {
             work.push(NodeSysctls {
                 node: &node.name,
                 namespaces,
-                sysctls: &node.sysctls,
+                sysctls,
             });
         }
         Ok(sysctl::write_all(work)?)
@@ -359,6 +371,67 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
         source: e.into(),
     })?;
     Ok(Some((soft, need)))
+}
+
+/// Starts the inits of some nodes, recording each pid before letting it
+/// become an init.
+fn spawn_inits(
+    plan: &Plan,
+    ids: &[usize],
+    journal: &mut StateDir,
+    cloned: &Phase,
+) -> Result<Vec<StartingInit>, LabError> {
+    let mut starting = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let node = &plan.nodes[id];
+        let mut init = init::spawn(&InitConfig {
+            lab: plan.lab.clone(),
+            node: node.name.clone(),
+            hostname: node.hostname.clone(),
+            tmpfs: node.tmpfs.clone(),
+            binds: node.binds.clone(),
+            sysctls: plan.sysctl_stages(id).0,
+        })?;
+        journal.record(&[Entry::Init {
+            node: node.name.clone(),
+            pid: init.pid,
+        }])?;
+        init.release()?;
+        fault::step();
+        cloned.tick();
+        starting.push(init);
+    }
+    Ok(starting)
+}
+
+/// /run/netns/LAB-NODE for each node; returns how long it took. Runs after
+/// every init exists, so no node's mount namespace holds a copy of a
+/// sibling's name.
+fn name_namespaces(
+    plan: &Plan,
+    pids: &[i32],
+    journal: &mut StateDir,
+    progress: &Progress,
+) -> Result<Duration, LabError> {
+    let started = Instant::now();
+    let placeholder = journal.netns_placeholder()?;
+    let named = progress.phase("names", pids.len());
+    for (id, pid) in pids.iter().enumerate() {
+        let name = plan.netns_name(id);
+        // Recorded before it exists, so a crash right after creation leaves
+        // a trace; retracted if the name turns out to be taken.
+        let entry = Entry::NetnsName { name: name.clone() };
+        journal.record(std::slice::from_ref(&entry))?;
+        if let Err(e) = namespace::reserve_netns_name(&name, Some(&placeholder)) {
+            journal.record(&[Entry::Retracted(Box::new(entry))])?;
+            return Err(e.into());
+        }
+        fault::step();
+        namespace::bind_netns_name(&name, *pid)?;
+        fault::step();
+        named.tick();
+    }
+    Ok(started.elapsed())
 }
 
 /// Runs one `exec:` command of a node; its output goes to memory files, so

@@ -138,6 +138,34 @@ impl Plan {
         )
     }
 
+    /// Names of a node's interfaces: its link ends, and for a bridge the
+    /// bridge device itself.
+    pub fn interface_names(&self, node: NodeId) -> Vec<&str> {
+        let ends = self
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .filter(|e| e.place == Place::Node(node))
+            .map(|e| e.ifname.as_str());
+        let bridge =
+            (self.nodes[node].kind == NodeKind::Bridge).then_some(self.nodes[node].name.as_str());
+        ends.chain(bridge).collect()
+    }
+
+    /// A node's sysctls in two stages: those that name one of its
+    /// interfaces (`net/ipv4/conf/eth0/...`) can only be written once the
+    /// interface exists; every other one means the same written before the
+    /// interfaces exist (`all` and `default` keys reach interfaces made
+    /// later), so the node's init writes those while it starts.
+    pub fn sysctl_stages(&self, node: NodeId) -> (Vec<SysctlPlan>, Vec<SysctlPlan>) {
+        let interfaces = self.interface_names(node);
+        self.nodes[node].sysctls.iter().cloned().partition(|s| {
+            !s.path
+                .components()
+                .any(|c| interfaces.iter().any(|i| c.as_os_str() == *i))
+        })
+    }
+
     /// Looks a node up by name.
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.name == name)
@@ -147,4 +175,65 @@ impl Plan {
 /// The name under /run/netns of a node's net namespace: `<lab>-<node>`.
 pub fn netns_name(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctls_naming_an_interface_wait_for_it() {
+        let sysctl = |path: &str| SysctlPlan {
+            key: path.replace('/', "."),
+            path: path.into(),
+            value: "1".into(),
+        };
+        let end = |node: NodeId, ifname: &str| EndpointPlan {
+            place: Place::Node(node),
+            ifname: ifname.into(),
+            addresses: vec![],
+            mac: None,
+        };
+        let plan = Plan {
+            lab: "l".into(),
+            source: None,
+            nodes: vec![NodePlan {
+                name: "r1".into(),
+                kind: NodeKind::Node,
+                hostname: "r1".into(),
+                tmpfs: vec![],
+                binds: vec![],
+                sysctls: vec![
+                    sysctl("net/ipv4/ip_forward"),
+                    sysctl("net/ipv4/conf/eth0/rp_filter"),
+                    sysctl("net/ipv4/conf/default/rp_filter"),
+                    sysctl("net/ipv6/neigh/eth0/base_reachable_time_ms"),
+                ],
+                routes: vec![],
+                env: vec![],
+                exec: vec![],
+            }],
+            links: vec![LinkPlan {
+                endpoints: [end(0, "eth0"), end(0, "eth1")],
+                mtu: None,
+            }],
+        };
+        let (early, late) = plan.sysctl_stages(0);
+        let keys = |v: &[SysctlPlan]| {
+            v.iter()
+                .map(|s| s.path.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&early),
+            ["net/ipv4/ip_forward", "net/ipv4/conf/default/rp_filter"]
+        );
+        assert_eq!(
+            keys(&late),
+            [
+                "net/ipv4/conf/eth0/rp_filter",
+                "net/ipv6/neigh/eth0/base_reachable_time_ms"
+            ]
+        );
+    }
 }

@@ -152,6 +152,32 @@ impl StateDir {
         Ok(Self { dir, journal })
     }
 
+    /// An empty file in the lab's state folder, for /run/netns names to be
+    /// hard links to (see `reserve_netns_name`).
+    pub fn netns_placeholder(&self) -> Result<PathBuf, StateError> {
+        let path = self.dir.join("netns-placeholder");
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o444)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(path)
+    }
+
+    /// A second handle on the same journal, for a thread of its own (each
+    /// record is one O_APPEND write, so records never interleave).
+    pub fn try_clone(&self) -> Result<Self, StateError> {
+        Ok(Self {
+            dir: self.dir.clone(),
+            journal: self
+                .journal
+                .try_clone()
+                .map_err(io_error(&self.dir.join("journal")))?,
+        })
+    }
+
     /// Appends entries to the journal in one write.
     pub fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
         let mut buf = Vec::new();

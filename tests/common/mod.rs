@@ -128,7 +128,8 @@ impl TestLab {
 
     /// Asserts that `node` can ping `address` (one try, up to 3 s).
     pub fn assert_ping(&self, node: &str, address: &str) {
-        let (code, out, err) = self.exec(node, &["ping", "-c", "1", "-W", "3", address]);
+        let (code, out, err) =
+            self.exec(node, &["ping", "-c", "1", "-W", "3", "-t", "255", address]);
         assert_eq!(code, 0, "{node} -> {address} failed:\n{out}\n{err}");
     }
 

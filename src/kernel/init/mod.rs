@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::BindPlan;
+use crate::plan::{BindPlan, SysctlPlan};
 
 /// Environment variable that carries the [`InitConfig`] to the init.
 pub const CONFIG_ENV: &str = "NSLAB_INIT_CONFIG";
@@ -35,6 +35,8 @@ pub struct InitConfig {
     pub hostname: String,
     pub tmpfs: Vec<PathBuf>,
     pub binds: Vec<BindPlan>,
+    /// Sysctls that need no interface of the node, written by the init.
+    pub sysctls: Vec<SysctlPlan>,
 }
 
 #[derive(Debug, thiserror::Error)]

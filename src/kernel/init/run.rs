@@ -69,6 +69,13 @@ fn setup() -> Result<(), String> {
     std::fs::write("/sys/class/net/lo/ifalias", &mark)
         .map_err(|e| format!("mark lo with {mark:?}: {e}"))?;
     skip_ipv6_dad()?;
+    for sysctl in &config.sysctls {
+        std::fs::write(
+            std::path::Path::new("/proc/sys").join(&sysctl.path),
+            &sysctl.value,
+        )
+        .map_err(|e| format!("sysctl {}={}: {e}", sysctl.key, sysctl.value))?;
+    }
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
 }

@@ -70,7 +70,7 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     // find, and if the caller dies first it exits instead.
     let (go_read, go_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?;
-    let (go_read_fd, go_write_fd) = (go_read.as_raw_fd(), go_write.as_raw_fd());
+    let go_read_fd = go_read.as_raw_fd();
     let args = CloneArgs {
         flags: all_clone_flags().bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -78,8 +78,8 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
     // the child gets a copy of this thread on a copy of its stack. The child
-    // branch below only calls async-signal-safe functions (close, read, dup2,
-    // fcntl, execve, _exit) on data prepared above, then never returns.
+    // branch below only calls async-signal-safe functions (close_range, read,
+    // dup2, fcntl, execve, _exit) on data prepared above, then never returns.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -90,7 +90,10 @@ pub fn spawn(config: &InitConfig) -> Result<StartingInit, InitError> {
     if pid == 0 {
         // SAFETY: see above; only async-signal-safe calls, then exec or exit.
         unsafe {
-            libc::close(go_write_fd);
+            // Keep only our two pipes: a sibling cloned by another thread
+            // must not hold our go pipe open (nor we its), or a dead
+            // caller would leave both waiting forever.
+            crate::kernel::fds::close_all_except([go_read_fd, write_fd, -1, -1]);
             let mut go = 0u8;
             if libc::read(go_read_fd, (&raw mut go).cast(), 1) != 1 {
                 libc::_exit(1);

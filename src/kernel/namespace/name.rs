@@ -30,15 +30,27 @@ fn path_of(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Creates the empty file /run/netns/NAME. It must not exist yet: an
-/// existing name belongs to someone else and is never taken over. Callers
-/// record the name as theirs only after this succeeds.
-pub fn reserve_netns_name(name: &str) -> Result<(), NetnsNameError> {
+/// Creates the mount point /run/netns/NAME. It must not exist yet: an
+/// existing name belongs to someone else and is never taken over.
+///
+/// With a `placeholder` (an empty file of the caller's on the same
+/// filesystem) the name is a hard link to it: as exclusive as creating a
+/// file, but without allocating an inode per name, which on a disk-backed
+/// /run costs far more than the link. Without one, or across filesystems,
+/// an empty file is created.
+pub fn reserve_netns_name(name: &str, placeholder: Option<&Path>) -> Result<(), NetnsNameError> {
     let path = path_of(name);
     fs::create_dir_all(NETNS_DIR).map_err(|source| NetnsNameError::Create {
         path: NETNS_DIR.into(),
         source,
     })?;
+    if let Some(placeholder) = placeholder {
+        match fs::hard_link(placeholder, &path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+            Err(source) => return Err(NetnsNameError::Create { path, source }),
+        }
+    }
     OpenOptions::new()
         .write(true)
         .create_new(true)
