@@ -444,6 +444,18 @@ fn no_address_on_bridge_port() {
 }
 
 #[test]
+fn a_link_needs_one_end_in_a_node() {
+    assert_problem(
+        &with_link("endpoints: [\"host:a\", \"host:b\"]"),
+        "topology.links[0].endpoints",
+        "a link needs at least one end in a node: host:a <-> host:b would leave the host with a link no lab owns",
+    );
+    // One end on the host is fine, and so is a link between two ends of one node.
+    parse(&with_link("endpoints: [\"host:a\", \"a:eth0\"]")).expect("host to node");
+    parse(&with_link("endpoints: [\"a:eth0\", \"a:eth1\"]")).expect("node to itself");
+}
+
+#[test]
 fn addresses_allowed_on_host_endpoints() {
     let t = parse(&with_link(
         "endpoints: [\"a:eth0\", \"host:nsl0\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n      ipv6: [null, \"fd00::2/64\"]",

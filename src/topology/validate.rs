@@ -666,6 +666,17 @@ impl Checker {
             }
             ends.push(ok.then(|| (node.to_owned(), iface.to_owned(), bridge)));
         }
+        if let [Some((a, ai, _)), Some((b, bi, _))] = ends.as_slice()
+            && a == HOST
+            && b == HOST
+        {
+            self.push(
+                format!("{path}.endpoints"),
+                format!(
+                    "a link needs at least one end in a node: {a}:{ai} <-> {b}:{bi} would leave the host with a link no lab owns"
+                ),
+            );
+        }
 
         let mut addrs: [[Option<IpNet>; 2]; 2] = [[None; 2]; 2];
         for (fam, (key, list)) in [("ipv4", &m.ipv4), ("ipv6", &m.ipv6)]
