@@ -83,7 +83,8 @@ impl Drop for TempDir {
     }
 }
 
-/// Files too big to commit: a 50 MB file and 100,000-deep nestings.
+/// Files too big to commit: a 50 MB file, 100,000-deep nestings and
+/// multi-MiB files that once took quadratic time or memory.
 fn generated(dir: &Path) -> Vec<Case> {
     use std::io::Write;
     let mut cases = Vec::new();
@@ -150,6 +151,37 @@ fn generated(dir: &Path) -> Vec<Case> {
     cases.push(Case {
         file: block,
         expect: "topology.nodes.a.exec[0]: invalid type: sequence, expected a string".to_owned(),
+    });
+
+    // Found by review (the fuzzer's inputs are too short to reach them):
+    // defaults copied into every node used to take memory quadratic in the
+    // file size, and repeated keys time quadratic in their number.
+    let copies = dir.join("defaults-copied-into-20000-nodes.yml");
+    let mut text =
+        String::from("name: bad-defaults-generated\ntopology:\n  defaults:\n    exec:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("      - e{i}\n"));
+    }
+    text.push_str("  nodes:\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("    n{i}:\n"));
+    }
+    std::fs::write(&copies, text).expect("write");
+    cases.push(Case {
+        file: copies,
+        expect: "topology.defaults: defaults (about 3788890 bytes) copied into each of 20000 nodes"
+            .to_owned(),
+    });
+
+    let dups = dir.join("duplicate-node-names-100000.yml");
+    let mut text = String::from("name: bad-duplicates-generated\ntopology:\n  nodes:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("    n{i}:\n    n{i}:\n"));
+    }
+    std::fs::write(&dups, text).expect("write");
+    cases.push(Case {
+        file: dups,
+        expect: "topology.nodes: node \"n99999\" is defined more than once".to_owned(),
     });
     cases
 }
