@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
         Err(err) => {
             // Every error names the file.
             let msg = err.to_string();
-            assert!(msg.starts_with("fuzz.yml"), "error does not name the file: {msg}");
+            assert!(
+                msg.starts_with("fuzz.yml"),
+                "error does not name the file: {msg}"
+            );
         }
     }
 });
