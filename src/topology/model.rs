@@ -7,6 +7,7 @@
 //! budget turns that into an error instead of a hang or an out-of-memory.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -184,6 +185,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UMap<V>, A::Error> {
                 let mut out = UMap::default();
+                // The keys already in `duplicates`: a list search would make a
+                // map of many repeated keys quadratic.
+                let mut seen_twice = HashSet::new();
                 loop {
                     charge::<A::Error>(1)?;
                     let Some(Text(key)) = map.next_key::<Text>()? else {
@@ -191,7 +195,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UMap<V> {
                     };
                     let value = map.next_value::<V>()?;
                     if out.entries.contains_key(&key) {
-                        if !out.duplicates.contains(&key) {
+                        if seen_twice.insert(key.clone()) {
                             out.duplicates.push(key);
                         }
                     } else {

@@ -444,6 +444,18 @@ fn no_address_on_bridge_port() {
 }
 
 #[test]
+fn a_link_needs_one_end_in_a_node() {
+    assert_problem(
+        &with_link("endpoints: [\"host:a\", \"host:b\"]"),
+        "topology.links[0].endpoints",
+        "a link needs at least one end in a node: host:a <-> host:b would leave the host with a link no lab owns",
+    );
+    // One end on the host is fine, and so is a link between two ends of one node.
+    parse(&with_link("endpoints: [\"host:a\", \"a:eth0\"]")).expect("host to node");
+    parse(&with_link("endpoints: [\"a:eth0\", \"a:eth1\"]")).expect("node to itself");
+}
+
+#[test]
 fn addresses_allowed_on_host_endpoints() {
     let t = parse(&with_link(
         "endpoints: [\"a:eth0\", \"host:nsl0\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n      ipv6: [null, \"fd00::2/64\"]",
@@ -1068,4 +1080,113 @@ fn null_node_is_a_default_node() {
     };
     assert_eq!(t.nodes["r1"], r2);
     assert_eq!(t.nodes.keys().collect::<Vec<_>>(), ["r1", "r2"]);
+}
+
+// ---------------------------------------------------------------- size and speed
+
+/// Runs `f`, asserting it takes less than `secs` seconds.
+#[track_caller]
+fn within<T>(secs: u64, f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(secs), "took {took:?}");
+    out
+}
+
+#[test]
+fn defaults_copied_into_many_nodes_are_bounded() {
+    // 40 KB of text: 2,500 exec entries copied into 1,000 nodes.
+    let mut yaml = String::from("name: t\ntopology:\n  defaults:\n    exec: [");
+    yaml.push_str(&"x, ".repeat(2_500));
+    yaml.push_str("]\n  nodes:\n");
+    for i in 0..1_000 {
+        yaml.push_str(&format!("    n{i}: {{}}\n"));
+    }
+    let ps = within(2, || problems(&yaml));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert_eq!(ps[0].path, "topology.defaults");
+    assert!(
+        ps[0]
+            .message
+            .contains("copied into each of 1000 nodes would add about 78 MiB to the lab, more than the 64 MiB allowed"),
+        "{}",
+        ps[0].message
+    );
+    // The nodes are still checked, without the copies.
+    let bad = yaml.replace("    n7: {}\n", "    N7: {}\n");
+    let ps = problems(&bad);
+    assert!(
+        ps.iter().any(|p| p.message.contains("node name \"N7\"")),
+        "{ps:#?}"
+    );
+    // Big defaults for a few nodes, or small defaults for many, are fine.
+    let few = yaml.split("    n3: {}\n").next().expect("head");
+    let t = parse(few).expect("3 nodes");
+    assert_eq!(t.nodes["n2"].exec.len(), 2_500);
+    let mut many = String::from(
+        "name: t\ntopology:\n  defaults:\n    sysctls: {net.ipv4.ip_forward: 1}\n    exec: [\"echo hi\"]\n  nodes:\n",
+    );
+    for i in 0..5_000 {
+        many.push_str(&format!("    n{i}: {{}}\n"));
+    }
+    let t = within(5, || parse(&many).expect("5,000 small nodes"));
+    assert_eq!(t.nodes["n4999"].sysctls.len(), 1);
+}
+
+#[test]
+fn many_sysctls_and_env_entries_take_linear_time() {
+    const N: usize = 40_000;
+    let mut yaml = String::from("name: t\ntopology:\n  defaults:\n    sysctls:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("      net.d.k{i}: 1\n"));
+    }
+    yaml.push_str("    env:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("      D{i}: x\n"));
+    }
+    yaml.push_str("  nodes:\n    a:\n      sysctls:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("        net.a.k{i}: 1\n"));
+    }
+    yaml.push_str("        net/d/k7: 0\n      env:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("        A{i}: y\n"));
+    }
+    yaml.push_str("        D7: z\n");
+    let t = within(5, || parse(&yaml).expect("valid"));
+    let a = &t.nodes["a"];
+    assert_eq!(a.sysctls.len(), 2 * N);
+    assert_eq!(a.env.len(), 2 * N);
+    // A node's entry replaces the default's in place, whatever its spelling.
+    assert_eq!(a.sysctls[7].key, "net/d/k7");
+    assert_eq!(a.sysctls[7].value, "0");
+    assert_eq!(a.env[7], ("D7".to_owned(), "z".to_owned()));
+}
+
+#[test]
+fn many_duplicate_keys_take_linear_time() {
+    const N: usize = 40_000;
+    let mut yaml = String::from("name: t\ntopology:\n  nodes:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("    n{i}: {{}}\n    n{i}: {{}}\n    n{i}: {{}}\n"));
+    }
+    yaml.push_str("    a:\n      sysctls:\n");
+    for i in 0..N {
+        yaml.push_str(&format!("        net.a.k{i}: 1\n        net/a/k{i}: 1\n"));
+    }
+    let ps = within(5, || problems(&yaml));
+    let dup_nodes = ps
+        .iter()
+        .filter(|p| p.message.contains("is defined more than once"))
+        .count();
+    assert_eq!(
+        dup_nodes, N,
+        "each node named once, however often it repeats"
+    );
+    let same = ps
+        .iter()
+        .filter(|p| p.message.contains("is the same as"))
+        .count();
+    assert_eq!(same, N);
 }

@@ -1,6 +1,7 @@
 //! Validation rules: raw model → [`Topology`], collecting every problem.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
@@ -15,6 +16,12 @@ use crate::plan::{BindPlan, NodeKind, RoutePlan, SysctlPlan};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
+/// Most data `defaults` may add to a lab by being copied into every node,
+/// in the units of [`Fields::weight`] (about bytes).
+pub const MAX_MERGED_DEFAULTS: u64 = 64 * 1024 * 1024;
+/// What one entry of a list or map costs in [`Fields::weight`] on top of
+/// its text (roughly the memory of an empty `String` and its list slot).
+const ENTRY_WEIGHT: u64 = 32;
 /// The tmpfs mounted in a node when neither it nor `defaults` says otherwise.
 pub const DEFAULT_TMPFS: [&str; 2] = ["/tmp", "/run"];
 
@@ -34,6 +41,34 @@ struct Fields {
     tmpfs: Option<Vec<PathBuf>>,
     env: Option<Vec<(String, String)>>,
     exec: Option<Vec<String>>,
+}
+
+impl Fields {
+    /// About how many bytes one copy of these fields takes.
+    fn weight(&self) -> u64 {
+        fn text(s: &str) -> u64 {
+            s.len() as u64 + ENTRY_WEIGHT
+        }
+        fn path(p: &Path) -> u64 {
+            p.as_os_str().len() as u64 + ENTRY_WEIGHT
+        }
+        let mut w = self.hostname.as_deref().map_or(0, text);
+        for s in self.sysctls.iter().flatten() {
+            w += text(&s.key) + path(&s.path) + text(&s.value);
+        }
+        for (p, r) in self.routes.iter().flatten() {
+            w += text(p) + text(&r.text) + r.device.as_deref().map_or(0, text) + ENTRY_WEIGHT;
+        }
+        for b in self.binds.iter().flatten() {
+            w += path(&b.source) + path(&b.target);
+        }
+        w += self.tmpfs.iter().flatten().map(|p| path(p)).sum::<u64>();
+        for (k, v) in self.env.iter().flatten() {
+            w += text(k) + text(v);
+        }
+        w += self.exec.iter().flatten().map(|e| text(e)).sum::<u64>();
+        w
+    }
 }
 
 struct Checker {
@@ -63,12 +98,31 @@ pub(crate) fn validate(
     }
 
     let topo = model.topology.unwrap_or_default();
-    let defaults = topo
+    let mut defaults = topo
         .defaults
         .map(|d| c.fields(&d, DEFAULTS))
         .unwrap_or_default();
 
     let node_models = topo.nodes.unwrap_or_default();
+    // Every node gets its own copy of `defaults`: without a bound, a file of
+    // a few MiB (big defaults, many nodes) would expand quadratically.
+    let copies = node_models.entries.len() as u64;
+    let weight = defaults.weight();
+    if weight.saturating_mul(copies) > MAX_MERGED_DEFAULTS {
+        c.push(
+            DEFAULTS,
+            format!(
+                "defaults (about {weight} bytes) copied into each of {copies} nodes would add about {} MiB to the lab, more than the {} MiB allowed; put large entries only in the nodes that need them",
+                weight.saturating_mul(copies) >> 20,
+                MAX_MERGED_DEFAULTS >> 20
+            ),
+        );
+        // Still check the nodes, without the copies.
+        defaults = Fields {
+            kind: defaults.kind,
+            ..Fields::default()
+        };
+    }
     for dup in &node_models.duplicates {
         c.push(
             format!("{TOP}.nodes"),
@@ -240,17 +294,24 @@ fn node_path(name: &str) -> String {
 }
 
 /// Merges two maps kept as ordered lists: entries of `own` replace those of
-/// `defaults` with the same key (in place), others are appended.
-fn merge<T: Clone, K: PartialEq + ?Sized>(
-    defaults: Option<&[T]>,
-    own: Option<&[T]>,
-    key: impl Fn(&T) -> &K,
+/// `defaults` with the same key (in place, the first one with that key),
+/// others are appended. Linear: keys are looked up in an index, not searched.
+fn merge<'a, T: Clone, K: Hash + Eq + ?Sized + 'a>(
+    defaults: Option<&'a [T]>,
+    own: Option<&'a [T]>,
+    key: impl Fn(&'a T) -> &'a K,
 ) -> Vec<T> {
-    let mut out: Vec<T> = defaults.unwrap_or_default().to_vec();
-    for item in own.unwrap_or_default() {
-        match out.iter_mut().find(|x| key(x) == key(item)) {
-            Some(slot) => *slot = item.clone(),
-            None => out.push(item.clone()),
+    let defaults = defaults.unwrap_or_default();
+    let own = own.unwrap_or_default();
+    let mut out: Vec<T> = Vec::with_capacity(defaults.len() + own.len());
+    let mut index: HashMap<&'a K, usize> = HashMap::with_capacity(out.capacity());
+    for item in defaults.iter().chain(own) {
+        match index.get(key(item)) {
+            Some(&i) => out[i] = item.clone(),
+            None => {
+                index.insert(key(item), out.len());
+                out.push(item.clone());
+            }
         }
     }
     out
@@ -494,13 +555,19 @@ impl Checker {
             let p = format!("{path}.sysctls");
             self.duplicates(map, &p);
             let mut out: Vec<SysctlPlan> = Vec::new();
+            // Path → index in `out` of its first spelling.
+            let mut first: HashMap<PathBuf, usize> = HashMap::new();
             for (k, value) in &map.entries {
                 match sysctl_path(k) {
                     Ok(sp) => {
-                        if let Some(prev) = out.iter().find(|s| s.path == sp) {
-                            let msg =
-                                format!("sysctl {k:?} is the same as {:?}, given before", prev.key);
+                        if let Some(&prev) = first.get(&sp) {
+                            let msg = format!(
+                                "sysctl {k:?} is the same as {:?}, given before",
+                                out[prev].key
+                            );
                             self.push(format!("{p}.{}", key(k)), msg);
+                        } else {
+                            first.insert(sp.clone(), out.len());
                         }
                         out.push(SysctlPlan {
                             key: k.clone(),
@@ -665,6 +732,17 @@ impl Checker {
                 }
             }
             ends.push(ok.then(|| (node.to_owned(), iface.to_owned(), bridge)));
+        }
+        if let [Some((a, ai, _)), Some((b, bi, _))] = ends.as_slice()
+            && a == HOST
+            && b == HOST
+        {
+            self.push(
+                format!("{path}.endpoints"),
+                format!(
+                    "a link needs at least one end in a node: {a}:{ai} <-> {b}:{bi} would leave the host with a link no lab owns"
+                ),
+            );
         }
 
         let mut addrs: [[Option<IpNet>; 2]; 2] = [[None; 2]; 2];
