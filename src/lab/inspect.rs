@@ -14,7 +14,7 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::{self, ENTER_ORDER, NamespaceFds, NsKind};
 use crate::kernel::netlink::address::dump_addresses;
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
-use crate::kernel::netlink::open_sockets;
+use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::{Place, Plan};
 use crate::state;
 
@@ -167,7 +167,7 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
     runtime.block_on(async {
         let targets: Vec<_> = fds
             .iter()
-            .map(|(id, fd)| (plan.netns_name(*id), Some(fd.as_fd())))
+            .map(|(id, fd)| (plan.netns_name(*id), Netns::Fd(fd.as_fd())))
             .collect();
         let sockets = open_sockets(&targets)?;
         let reads = fds

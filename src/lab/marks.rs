@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{LabError, runtime};
 use crate::kernel::namespace::{self, NETNS_DIR};
 use crate::kernel::netlink::link::{DeleteLink, LinkInfo, dump_links};
-use crate::kernel::netlink::{open_each_socket, open_sockets};
+use crate::kernel::netlink::{Netns, open_each_socket, open_sockets};
 use crate::kernel::process::parse_netns_mark;
 
 /// The prefix of every nslab alias, on host links and on nodes' `lo`.
@@ -53,7 +53,7 @@ pub(super) fn marked_netns_names(
     runtime.block_on(async {
         let targets: Vec<_> = names
             .iter()
-            .map(|(n, fd)| (n.clone(), Some(fd.as_fd())))
+            .map(|(n, fd)| (n.clone(), Netns::Fd(fd.as_fd())))
             .collect();
         let mut marked = Vec::new();
         for ((name, _), socket) in names.iter().zip(open_each_socket(&targets)) {
@@ -86,7 +86,7 @@ impl HostLinks {
     pub fn open() -> Result<Self, LabError> {
         let runtime = runtime()?;
         let socket = runtime
-            .block_on(async { open_sockets(&[("the host namespace".to_string(), None)]) })?
+            .block_on(async { open_sockets(&[("the host namespace".to_string(), Netns::Own)]) })?
             .remove(0);
         Ok(Self { runtime, socket })
     }

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
@@ -19,13 +18,13 @@ use super::progress::Phase;
 use super::{LabError, Progress, down, fault, host_link_alias, runtime};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
 use crate::kernel::init::{self, InitConfig, StartingInit};
-use crate::kernel::namespace::{self, NamespaceFds, NsKind};
+use crate::kernel::namespace::{self, NamespaceFds};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
     AttachPort, CreateBridge, CreateVeth, MarkLink, SetUp, VethEnd, dump_links,
 };
 use crate::kernel::netlink::route::AddRoute;
-use crate::kernel::netlink::{NetlinkError, open_sockets};
+use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::find_inits;
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
 use crate::plan::{NodeKind, NodePlan, Place, Plan, SysctlPlan};
@@ -131,7 +130,6 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
 /// A node whose init is ready.
 struct NodeHandle {
     pid: i32,
-    netns: OwnedFd,
 }
 
 struct Builder<'a> {
@@ -219,12 +217,7 @@ impl Builder<'_> {
         for init in starting {
             let pid = init.wait_ready(INIT_TIMEOUT)?;
             ready.tick();
-            let path = namespace::ns_path(pid, NsKind::Net);
-            let netns = File::open(&path).map_err(|source| LabError::Io { what: path, source })?;
-            self.nodes.push(NodeHandle {
-                pid,
-                netns: netns.into(),
-            });
+            self.nodes.push(NodeHandle { pid });
         }
         Ok(())
     }
@@ -238,34 +231,22 @@ impl Builder<'_> {
             .iter()
             .flat_map(|l| &l.endpoints)
             .any(|e| e.place == Place::Host);
-        let host_netns: Option<OwnedFd> = if uses_host {
-            Some(
-                File::open("/proc/self/ns/net")
-                    .map_err(|source| LabError::Io {
-                        what: "/proc/self/ns/net".into(),
-                        source,
-                    })?
-                    .into(),
-            )
-        } else {
-            None
-        };
-        let mut targets: Vec<(String, Option<std::os::fd::BorrowedFd<'_>>)> = self
+        let mut targets: Vec<(String, Netns<'_>)> = self
             .nodes
             .iter()
             .enumerate()
-            .map(|(id, n)| (plan.netns_name(id), Some(n.netns.as_fd())))
+            .map(|(id, n)| (plan.netns_name(id), Netns::Pid(n.pid)))
             .collect();
         if uses_host {
-            targets.push(("the host namespace".into(), None));
+            targets.push(("the host namespace".into(), Netns::Own));
         }
         let sockets = open_sockets(&targets)?;
         let wiring = Wiring {
             plan,
             progress: self.progress,
             sockets: &sockets,
-            netns_fds: self.nodes.iter().map(|n| n.netns.as_raw_fd()).collect(),
-            host_netns: host_netns.as_ref().map(|fd| fd.as_raw_fd()),
+            pids: self.nodes.iter().map(|n| n.pid).collect(),
+            uses_host,
         };
         self.lap("sockets");
 
@@ -344,12 +325,13 @@ impl Builder<'_> {
     }
 }
 
-/// Raises the soft open-file limit to what the lab needs while it is
-/// wired: per node a namespace fd and a netlink socket, and a status pipe
-/// while it starts. Returns (before, after) when it had to.
+/// Raises the open-file limit to what the lab needs: per node a status
+/// pipe while it starts, then a netlink socket while it is wired (veths
+/// name namespaces by pid, so no namespace fd stays open). Returns (before,
+/// after) when it had to.
 fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let need = 4 * plan.nodes.len() as u64 + 256;
+    let need = 2 * plan.nodes.len() as u64 + 256;
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| LabError::Io {
         what: "read the open-file limit".into(),
         source: e.into(),
@@ -357,6 +339,12 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     if soft >= need {
         return Ok(None);
     }
+    // Root may raise the hard limit too (up to fs.nr_open).
+    let hard = if hard < need && setrlimit(Resource::RLIMIT_NOFILE, need, need).is_ok() {
+        need
+    } else {
+        hard
+    };
     if hard < need {
         return Err(LabError::Io {
             what: format!(
@@ -493,8 +481,9 @@ struct Wiring<'a> {
     plan: &'a Plan,
     progress: &'a Progress,
     sockets: &'a [Handle],
-    netns_fds: Vec<i32>,
-    host_netns: Option<i32>,
+    /// Init pid of each node.
+    pids: Vec<i32>,
+    uses_host: bool,
 }
 
 /// Interface name → ifindex, per place.
@@ -520,10 +509,11 @@ impl Wiring<'_> {
         }
     }
 
-    fn netns_fd(&self, place: Place) -> i32 {
+    /// A process in the place's net namespace.
+    fn netns_pid(&self, place: Place) -> u32 {
         match place {
-            Place::Node(id) => self.netns_fds[id],
-            Place::Host => self.host_netns.unwrap_or(-1),
+            Place::Node(id) => self.pids[id] as u32,
+            Place::Host => std::process::id(),
         }
     }
 
@@ -558,7 +548,7 @@ impl Wiring<'_> {
                 let e = &link.endpoints[i];
                 VethEnd {
                     name: e.ifname.clone(),
-                    netns: self.netns_fd(e.place),
+                    netns_pid: self.netns_pid(e.place),
                     mac: e.mac,
                 }
             };
@@ -605,13 +595,13 @@ impl Wiring<'_> {
             .buffered(IN_FLIGHT)
             .try_collect()
             .await?;
-        let host = match self.host_netns {
-            Some(_) => dump_links(self.socket(Place::Host), "the host namespace")
+        let host = match self.uses_host {
+            true => dump_links(self.socket(Place::Host), "the host namespace")
                 .await?
                 .into_iter()
                 .map(|l| (l.name, l.index))
                 .collect(),
-            None => HashMap::new(),
+            false => HashMap::new(),
         };
         Ok(Indexes { nodes, host })
     }

@@ -8,6 +8,18 @@ pub mod route;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
+/// The net namespace a socket is opened in.
+#[derive(Debug, Clone, Copy)]
+pub enum Netns<'a> {
+    /// The calling process's own.
+    Own,
+    /// The namespace behind an open fd.
+    Fd(BorrowedFd<'a>),
+    /// The namespace of a process: its /proc/PID/ns/net is opened only for
+    /// the moment the socket is made, so a big lab holds one fd per node.
+    Pid(i32),
+}
+
 use rtnetlink::Handle;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +55,13 @@ pub fn errno(error: &rtnetlink::Error) -> Option<i32> {
 /// the caller's own). Must be called inside a tokio runtime: the connections
 /// are spawned on it. The sockets are opened on one short-lived thread that
 /// hops from namespace to namespace and is then thrown away.
-pub fn open_sockets(
-    namespaces: &[(String, Option<BorrowedFd<'_>>)],
-) -> Result<Vec<Handle>, NetlinkError> {
+pub fn open_sockets(namespaces: &[(String, Netns<'_>)]) -> Result<Vec<Handle>, NetlinkError> {
     open_each_socket(namespaces).into_iter().collect()
 }
 
 /// Like [`open_sockets`], with one result per namespace, so that one
 /// namespace that cannot be entered does not stop the others.
-pub fn open_each_socket(
-    namespaces: &[(String, Option<BorrowedFd<'_>>)],
-) -> Vec<Result<Handle, NetlinkError>> {
+pub fn open_each_socket(namespaces: &[(String, Netns<'_>)]) -> Vec<Result<Handle, NetlinkError>> {
     let runtime = tokio::runtime::Handle::current();
     std::thread::scope(|scope| {
         scope
@@ -66,11 +74,13 @@ pub fn open_each_socket(
                             netns: name.clone(),
                             reason,
                         };
+                        let net = nix::sched::CloneFlags::CLONE_NEWNET;
                         match fd {
-                            Some(fd) => {
-                                nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                            }
-                            None => enter_own_netns(),
+                            Netns::Fd(fd) => nix::sched::setns(fd.as_fd(), net),
+                            Netns::Own => enter_own_netns(),
+                            Netns::Pid(pid) => std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                                .map_err(|_| nix::Error::ESRCH)
+                                .and_then(|f| nix::sched::setns(f.as_fd(), net)),
                         }
                         .map_err(|e| fail(format!("setns: {e}")))?;
                         let (connection, handle, _) =

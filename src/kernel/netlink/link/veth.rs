@@ -2,8 +2,6 @@
 //! final names, in one RTM_NEWLINK: no create-then-move. (The kernel ignores
 //! IFLA_IFALIAS here; marks are set afterwards with [`SetUp`](super::SetUp).)
 
-use std::os::fd::RawFd;
-
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -13,8 +11,9 @@ use crate::kernel::netlink::NetlinkError;
 #[derive(Debug, Clone)]
 pub struct VethEnd {
     pub name: String,
-    /// The net namespace the end is born in.
-    pub netns: RawFd,
+    /// A process whose net namespace the end is born in (IFLA_NET_NS_PID:
+    /// no fd per node needs to stay open).
+    pub netns_pid: u32,
     pub mac: Option<[u8; 6]>,
 }
 
@@ -51,7 +50,7 @@ fn describe<T>(
     end: &VethEnd,
     mtu: Option<u32>,
 ) -> LinkMessageBuilder<T> {
-    let mut builder = builder.setns_by_fd(end.netns);
+    let mut builder = builder.setns_by_pid(end.netns_pid);
     if let Some(mtu) = mtu {
         builder = builder.mtu(mtu);
     }
