@@ -71,10 +71,11 @@ pub fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError>
     let lock = LabLock::acquire(lab, || {
         eprintln!("nslab: waiting for another nslab working on lab {lab}")
     })?;
-    let report = teardown_locked(lab, progress)?.into_result()?;
+    let report = teardown_locked(lab, progress);
+    // Released whatever happened: a lock file must not outlive the lab.
     lock.release_and_remove();
     state::remove_root_if_empty();
-    Ok(report)
+    report?.into_result()
 }
 
 /// Every lab on this host: those with state and those whose marks the

@@ -331,7 +331,7 @@ impl Builder<'_> {
 /// after) when it had to.
 fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let need = 2 * plan.nodes.len() as u64 + 256;
+    let need = plan.nodes.len() as u64 + 512;
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| LabError::Io {
         what: "read the open-file limit".into(),
         source: e.into(),
