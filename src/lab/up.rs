@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::progress::Phase;
 use super::{LabError, Progress, down, fault, host_link_alias, runtime};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
-use crate::kernel::init::{self, InitConfig, StartingInit};
+use crate::kernel::init::{InitConfig, InitError, Zygote};
 use crate::kernel::namespace::{self, NamespaceFds};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
@@ -30,8 +30,6 @@ use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
 use crate::plan::{NodeKind, NodePlan, Place, Plan, SysctlPlan};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
-/// How long we wait for each init's report (they set up in parallel).
-const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many netlink requests are in flight at once.
 const IN_FLIGHT: usize = 128;
 
@@ -144,7 +142,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn build(&mut self) -> Result<(), LabError> {
         self.start_nodes()?;
-        self.lap("ready");
+        self.lap("nodes");
         // /run/netns names need nothing from the wiring and the wiring
         // nothing from them: make them on a thread of their own meanwhile
         // (file creation in /run/netns costs real time on some hosts).
@@ -179,7 +177,8 @@ impl Builder<'_> {
     /// themselves up in parallel.
     fn start_nodes(&mut self) -> Result<(), LabError> {
         // Cloning a node costs the kernel real work (a net namespace above
-        // all), so spread it over the cores, one contiguous share each.
+        // all), so spread it over the cores: one zygote each, one
+        // contiguous share each.
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
@@ -191,7 +190,7 @@ impl Builder<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let cloned = self.progress.phase("nodes", ids.len());
         let (plan, cloned) = (self.plan, &cloned);
-        let shares: Vec<Result<Vec<StartingInit>, LabError>> = std::thread::scope(|scope| {
+        let shares: Vec<Result<Vec<i32>, LabError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = ids
                 .chunks(share)
                 .zip(journals)
@@ -208,22 +207,13 @@ impl Builder<'_> {
                 })
                 .collect()
         });
-        let mut starting = Vec::with_capacity(ids.len());
         for share in shares {
-            starting.extend(share?);
-        }
-        self.lap("clone");
-        let ready = self.progress.phase("ready", starting.len());
-        for init in starting {
-            let pid = init.wait_ready(INIT_TIMEOUT)?;
-            ready.tick();
-            self.nodes.push(NodeHandle { pid });
+            self.nodes
+                .extend(share?.into_iter().map(|pid| NodeHandle { pid }));
         }
         Ok(())
     }
 
-    /// /run/netns/LAB-NODE for each node. Runs after every init exists, so
-    /// no node's mount namespace holds a copy of a sibling's name.
     async fn wire(&mut self) -> Result<(), LabError> {
         let plan = self.plan;
         let uses_host = plan
@@ -361,35 +351,75 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     Ok(Some((soft, need)))
 }
 
-/// Starts the inits of some nodes, recording each pid before letting it
-/// become an init.
+/// Starts the inits of some nodes through a zygote of their own, recording
+/// each pid as it comes; returns the pids once every init is ready.
 fn spawn_inits(
     plan: &Plan,
     ids: &[usize],
     journal: &mut StateDir,
     cloned: &Phase,
-) -> Result<Vec<StartingInit>, LabError> {
-    let mut starting = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let node = &plan.nodes[id];
-        let mut init = init::spawn(&InitConfig {
-            lab: plan.lab.clone(),
-            node: node.name.clone(),
-            hostname: node.hostname.clone(),
-            tmpfs: node.tmpfs.clone(),
-            binds: node.binds.clone(),
-            sysctls: plan.sysctl_stages(id).0,
-        })?;
-        journal.record(&[Entry::Init {
-            node: node.name.clone(),
-            pid: init.pid,
-        }])?;
-        init.release()?;
-        fault::step();
-        cloned.tick();
-        starting.push(init);
-    }
-    Ok(starting)
+) -> Result<Vec<i32>, LabError> {
+    let configs: Vec<InitConfig> = ids
+        .iter()
+        .map(|&id| {
+            let node = &plan.nodes[id];
+            InitConfig {
+                lab: plan.lab.clone(),
+                node: node.name.clone(),
+                hostname: node.hostname.clone(),
+                tmpfs: node.tmpfs.clone(),
+                binds: node.binds.clone(),
+                sysctls: plan.sysctl_stages(id).0,
+            }
+        })
+        .collect();
+    let mut zygote = Zygote::start(&plan.lab)?;
+    let input = zygote.take_input();
+    let zygote_error = |message: String| InitError::Setup {
+        node: format!("(zygote of {})", plan.lab),
+        message,
+    };
+    std::thread::scope(|scope| {
+        // Written on a thread of its own so that neither pipe can fill up.
+        let writer = input.map(|input| scope.spawn(|| Zygote::send_all(input, &configs)));
+        let mut pids = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let answer = zygote.answer()?;
+            let pid: i32 = answer
+                .strip_prefix("pid ")
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| zygote_error(answer.clone()))?;
+            journal.record(&[Entry::Init {
+                node: plan.nodes[id].name.clone(),
+                pid,
+            }])?;
+            fault::step();
+            cloned.tick();
+            pids.push(pid);
+        }
+        if let Some(writer) = writer {
+            writer
+                .join()
+                .map_err(|_| zygote_error("the writer thread panicked".into()))?
+                .map_err(|e| zygote_error(e.to_string()))?;
+        }
+        for (&id, &pid) in ids.iter().zip(&pids) {
+            let answer = zygote.answer()?;
+            if answer != format!("ok {pid}") {
+                let message = answer
+                    .strip_prefix(&format!("err {pid} "))
+                    .unwrap_or(&answer)
+                    .to_string();
+                return Err(InitError::Setup {
+                    node: plan.nodes[id].name.clone(),
+                    message,
+                }
+                .into());
+            }
+        }
+        zygote.finish();
+        Ok(pids)
+    })
 }
 
 /// /run/netns/LAB-NODE for each node; returns how long it took. Runs after

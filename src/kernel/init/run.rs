@@ -2,15 +2,19 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::FromRawFd;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
-use super::{CONFIG_ENV, InitConfig, STATUS_FD, mounts};
+use super::{InitConfig, mounts};
 
-/// Runs as the init of a node; never returns.
-pub fn run() -> ! {
+/// Becomes the init of a node: called in a child the zygote just cloned
+/// into new namespaces. Reports `OK` or `ERR message` on `status`, then
+/// only reaps; never returns.
+pub(super) fn serve(config: &InitConfig, mut status: File) -> ! {
+    // The zygote's stdin and stdout are its pipes to nslab: let go of them
+    // at once, or nslab would wait for them to close.
+    detach_stdio();
     // Terminal signals must never end a node: leave the caller's session.
     let _ = nix::unistd::setsid();
     // Block the signals we wait for before anything else, so that a SIGTERM
@@ -27,18 +31,7 @@ pub fn run() -> ! {
     }
     let _ = waited.thread_block();
     set_process_name(c"nslab-init");
-    if !is_pipe(STATUS_FD) {
-        eprintln!("nslab-init: not started by nslab (fd {STATUS_FD} is not its status pipe)");
-        std::process::exit(2);
-    }
-    // SAFETY: fd 3 is a pipe, which spawn() placed there for us (checked
-    // above: a hand-run `nslab-init __init` has no such fd).
-    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
-    // Close whatever else the parent leaked (fds >= 4).
-    // SAFETY: close_range(2) only closes fds of this process.
-    unsafe { libc::syscall(libc::SYS_close_range, STATUS_FD + 1, u32::MAX, 0) };
-
-    match setup() {
+    match setup(config) {
         Ok(()) => {
             let _ = status.write_all(b"OK\n");
         }
@@ -48,14 +41,10 @@ pub fn run() -> ! {
         }
     }
     drop(status);
-    detach_stdio();
     wait_forever(&waited)
 }
 
-fn setup() -> Result<(), String> {
-    let json = std::env::var(CONFIG_ENV).map_err(|_| format!("{CONFIG_ENV} is not set"))?;
-    let config: InitConfig =
-        serde_json::from_str(&json).map_err(|e| format!("bad init config: {e}"))?;
+fn setup(config: &InitConfig) -> Result<(), String> {
     if std::process::id() != 1 {
         return Err("the init must be PID 1 of a new pid namespace".into());
     }
@@ -97,15 +86,6 @@ fn skip_ipv6_dad() -> Result<(), String> {
     Ok(())
 }
 
-fn is_pipe(fd: i32) -> bool {
-    // SAFETY: fstat(2) writes into a stat buffer we own; a closed fd only
-    // makes it fail with EBADF.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
-    }
-}
-
 fn set_process_name(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
@@ -130,7 +110,7 @@ fn bring_loopback_up() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket nobody else owns.
-    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     use std::os::fd::AsRawFd;
     // SAFETY: ifreq is plain old data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };

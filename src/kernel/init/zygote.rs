@@ -1,0 +1,285 @@
+//! The zygote: one exec'd helper (per core) that forks every init of its
+//! share of a lab.
+//!
+//! An init used to be an exec of the nslab binary, and the exec (dynamic
+//! loading, libc and runtime start-up) cost more CPU than everything the
+//! init then did. The zygote is a fresh, single-threaded process with a
+//! small heap, so a fork of it is safe to run Rust code in (no lock can be
+//! held by a thread that is not there) and shares next to no memory with
+//! the lab.
+//!
+//! Protocol, one line each way per node: nslab writes an [`InitConfig`] as
+//! JSON on the zygote's stdin; the zygote clones a child into six new
+//! namespaces and answers `pid PID`. At end of input it answers, in the same
+//! order, `ok PID` or `err PID MESSAGE` once each child has reported. The
+//! zygote dies with the thread of nslab that started it (PDEATHSIG), so an
+//! `up` killed halfway leaves no zygote cloning behind its back.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{InitConfig, InitError, run::serve};
+use crate::kernel::namespace::all_clone_flags;
+use crate::kernel::process::{INIT_ARGV0, INIT_MARKER, init_tag};
+
+/// `argv[1]` that makes the nslab binary run as a zygote.
+pub const ZYGOTE_MARKER: &str = "__zygote";
+/// Room in the zygote's argument area for a child's `nslab-init __init
+/// LAB/NODE` (names are at most 40 bytes each).
+const TITLE_ROOM: usize = 128;
+/// Environment variable naming the nslab binary, for programs that use the
+/// library but are not nslab themselves.
+pub const EXE_ENV: &str = "NSLAB_EXE";
+
+/// `struct clone_args` of clone3(2), version 0 (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// The program that runs as the zygote: the nslab binary. That is this
+/// very process's executable, unless `NSLAB_EXE` names another.
+fn executable() -> String {
+    std::env::var(EXE_ENV).unwrap_or_else(|_| "/proc/self/exe".into())
+}
+
+/// nslab's end of a running zygote.
+#[derive(Debug)]
+pub struct Zygote {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    lab: String,
+}
+
+impl Zygote {
+    /// Starts a zygote for `lab`. It dies when the calling thread exits.
+    pub fn start(lab: &str) -> Result<Self, InitError> {
+        let fail = |source| InitError::Spawn {
+            node: format!("(zygote of {lab})"),
+            source,
+        };
+        let mut command = Command::new(executable());
+        command
+            .arg0(INIT_ARGV0)
+            .args([ZYGOTE_MARKER, lab, &" ".repeat(TITLE_ROOM)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
+        // nothing of the parent's.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(fail)?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail(io::Error::other("no stdout")))?;
+        Ok(Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            lab: lab.to_string(),
+        })
+    }
+
+    /// The input end, to be written on another thread while this one reads
+    /// the answers (so neither pipe can fill up and stall the other).
+    pub fn take_input(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Writes the configs of all nodes, then closes the input.
+    pub fn send_all(input: ChildStdin, configs: &[InitConfig]) -> io::Result<()> {
+        let mut input = BufWriter::new(input);
+        for config in configs {
+            serde_json::to_writer(&mut input, config)?;
+            input.write_all(b"\n")?;
+        }
+        input.flush()
+    }
+
+    /// The next answer line, without its newline.
+    pub fn answer(&mut self) -> Result<String, InitError> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) => Err(InitError::Setup {
+                node: format!("(zygote of {})", self.lab),
+                message: "the zygote exited early".into(),
+            }),
+            Ok(_) => Ok(line.trim_end().to_string()),
+            Err(source) => Err(InitError::Spawn {
+                node: format!("(zygote of {})", self.lab),
+                source,
+            }),
+        }
+    }
+
+    /// Waits for the zygote to exit.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs as a zygote (`nslab-init __zygote LAB ROOM`); never returns.
+pub fn zygote_main() -> ! {
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut children: Vec<(i32, File)> = Vec::new();
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let config: InitConfig = match serde_json::from_str(&line) {
+            Ok(config) => config,
+            Err(e) => {
+                let _ = writeln!(out, "fail bad config: {e}");
+                std::process::exit(1);
+            }
+        };
+        match clone_init(&config) {
+            Ok((pid, status)) => {
+                children.push((pid, status));
+                let _ = writeln!(out, "pid {pid}");
+                let _ = out.flush();
+            }
+            Err(e) => {
+                let _ = writeln!(out, "fail clone for node {}: {e}", config.node);
+                std::process::exit(1);
+            }
+        }
+    }
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for (pid, status) in children {
+        let report = read_report(status, deadline);
+        let _ = match report.strip_prefix("ERR ") {
+            _ if report == "OK" => writeln!(out, "ok {pid}"),
+            Some(message) => writeln!(out, "err {pid} {message}"),
+            None if report == "TIMEOUT" => writeln!(
+                out,
+                "err {pid} its init was not ready after {} s",
+                READY_TIMEOUT.as_secs()
+            ),
+            None => writeln!(out, "err {pid} its init exited before it was ready"),
+        };
+        let _ = out.flush();
+    }
+    std::process::exit(0)
+}
+
+/// How long the inits of one zygote may take to report, together.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads one child's report, or `TIMEOUT` once the deadline passes.
+fn read_report(mut status: File, deadline: Instant) -> String {
+    let mut report = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pollfd = libc::pollfd {
+            fd: status.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on a pipe we own.
+        let ready = unsafe {
+            libc::poll(
+                &mut pollfd,
+                1,
+                left.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
+        if ready == 0 {
+            return "TIMEOUT".into();
+        }
+        match status.read(&mut chunk) {
+            Ok(0) => return String::from_utf8_lossy(&report).trim_end().to_string(),
+            Ok(n) => report.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return String::new(),
+        }
+    }
+}
+
+/// Clones a child into six new namespaces; the child becomes the init.
+fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let title = format!(
+        "{INIT_ARGV0}\0{INIT_MARKER}\0{}\0",
+        init_tag(&config.lab, &config.node)
+    );
+    let args = CloneArgs {
+        flags: all_clone_flags().bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork.
+    // This process is single-threaded, so the child may run ordinary Rust
+    // code: no lock can be held by another thread.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        let status_fd = write_end.as_raw_fd();
+        // Keep only our status pipe (not our siblings', not the zygote's
+        // pipes to nslab, which serve() also lets go of).
+        // SAFETY: a fresh child closing its own fds.
+        unsafe { crate::kernel::fds::close_all_except([status_fd, -1, -1, -1]) };
+        set_title(title.as_bytes());
+        serve(config, File::from(write_end))
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(write_end);
+    Ok((pid as i32, File::from(read_end)))
+}
+
+/// Rewrites this process's command line in place (the zygote left room for
+/// it), so `ps` and nslab see `nslab-init __init LAB/NODE`.
+fn set_title(title: &[u8]) {
+    let Some((start, end)) = argument_area() else {
+        return;
+    };
+    if title.len() > end - start {
+        return;
+    }
+    // SAFETY: [start, end) is this process's own argument area (from
+    // /proc/self/stat), writable memory that nothing else uses any more.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        area[..title.len()].copy_from_slice(title);
+        area[title.len()..].fill(0);
+    }
+}
+
+/// `arg_start` and `arg_end` of /proc/self/stat (fields 48 and 49).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command name, field 3 is at index 0.
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
