@@ -280,8 +280,9 @@ impl Builder<'_> {
 
     /// The sysctls that name an interface (the inits wrote the others).
     fn write_sysctls(&self) -> Result<(), LabError> {
+        let interfaces = self.plan.interfaces_by_node();
         let late: Vec<Vec<SysctlPlan>> = (0..self.plan.nodes.len())
-            .map(|id| self.plan.sysctl_stages(id).1)
+            .map(|id| self.plan.sysctl_stages(id, &interfaces[id]).1)
             .collect();
         let mut work = Vec::new();
         for ((node, handle), sysctls) in self.plan.nodes.iter().zip(&self.nodes).zip(&late) {
@@ -359,6 +360,7 @@ fn spawn_inits(
     journal: &mut StateDir,
     cloned: &Phase,
 ) -> Result<Vec<i32>, LabError> {
+    let interfaces = plan.interfaces_by_node();
     let configs: Vec<InitConfig> = ids
         .iter()
         .map(|&id| {
@@ -369,7 +371,7 @@ fn spawn_inits(
                 hostname: node.hostname.clone(),
                 tmpfs: node.tmpfs.clone(),
                 binds: node.binds.clone(),
-                sysctls: plan.sysctl_stages(id).0,
+                sysctls: plan.sysctl_stages(id, &interfaces[id]).0,
             }
         })
         .collect();

@@ -138,27 +138,36 @@ impl Plan {
         )
     }
 
-    /// Names of a node's interfaces: its link ends, and for a bridge the
-    /// bridge device itself.
-    pub fn interface_names(&self, node: NodeId) -> Vec<&str> {
-        let ends = self
-            .links
+    /// Names of every node's interfaces, by node: its link ends, and for a
+    /// bridge the bridge device itself. One pass over the links.
+    pub fn interfaces_by_node(&self) -> Vec<Vec<&str>> {
+        let mut names: Vec<Vec<&str>> = self
+            .nodes
             .iter()
-            .flat_map(|l| &l.endpoints)
-            .filter(|e| e.place == Place::Node(node))
-            .map(|e| e.ifname.as_str());
-        let bridge =
-            (self.nodes[node].kind == NodeKind::Bridge).then_some(self.nodes[node].name.as_str());
-        ends.chain(bridge).collect()
+            .map(|n| match n.kind {
+                NodeKind::Bridge => vec![n.name.as_str()],
+                NodeKind::Node => Vec::new(),
+            })
+            .collect();
+        for end in self.links.iter().flat_map(|l| &l.endpoints) {
+            if let Place::Node(id) = end.place {
+                names[id].push(&end.ifname);
+            }
+        }
+        names
     }
 
-    /// A node's sysctls in two stages: those that name one of its
-    /// interfaces (`net/ipv4/conf/eth0/...`) can only be written once the
-    /// interface exists; every other one means the same written before the
-    /// interfaces exist (`all` and `default` keys reach interfaces made
-    /// later), so the node's init writes those while it starts.
-    pub fn sysctl_stages(&self, node: NodeId) -> (Vec<SysctlPlan>, Vec<SysctlPlan>) {
-        let interfaces = self.interface_names(node);
+    /// A node's sysctls in two stages, given its interface names (see
+    /// [`interfaces_by_node`](Self::interfaces_by_node)): those that name
+    /// one of its interfaces (`net/ipv4/conf/eth0/...`) can only be written
+    /// once the interface exists; every other one means the same written
+    /// before the interfaces exist (`all` and `default` keys reach
+    /// interfaces made later), so the node's init writes those as it starts.
+    pub fn sysctl_stages(
+        &self,
+        node: NodeId,
+        interfaces: &[&str],
+    ) -> (Vec<SysctlPlan>, Vec<SysctlPlan>) {
         self.nodes[node].sysctls.iter().cloned().partition(|s| {
             !s.path
                 .components()
@@ -218,7 +227,8 @@ mod tests {
                 mtu: None,
             }],
         };
-        let (early, late) = plan.sysctl_stages(0);
+        let interfaces = plan.interfaces_by_node();
+        let (early, late) = plan.sysctl_stages(0, &interfaces[0]);
         let keys = |v: &[SysctlPlan]| {
             v.iter()
                 .map(|s| s.path.display().to_string())

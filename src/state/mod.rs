@@ -86,16 +86,19 @@ impl Recorded {
             .collect()
     }
 
-    /// The last recorded init pid of each node.
+    /// The last recorded init pid of each node (a node recorded again moves
+    /// to the end, as its latest record).
     pub fn init_pids(&self) -> Vec<(String, i32)> {
-        let mut pids: Vec<(String, i32)> = Vec::new();
+        let mut pids: indexmap::IndexMap<&str, i32> = indexmap::IndexMap::new();
         for entry in &self.entries {
             if let Entry::Init { node, pid } = entry {
-                pids.retain(|(n, _)| n != node);
-                pids.push((node.clone(), *pid));
+                pids.shift_remove(node.as_str());
+                pids.insert(node, *pid);
             }
         }
-        pids
+        pids.into_iter()
+            .map(|(node, pid)| (node.to_string(), pid))
+            .collect()
     }
 }
 
