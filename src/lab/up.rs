@@ -2,9 +2,10 @@
 //! back when any step fails.
 //!
 //! Phases, each finished for every node before the next starts:
-//! nodes (inits cloned, then awaited) → names (/run/netns) → sockets →
+//! nodes (inits cloned by zygotes, one per core, then awaited) → sockets →
 //! links (bridges, then veths born in place) → addresses and ports → routes
-//! → sysctls → exec.
+//! → sysctls that name an interface → exec. The /run/netns names are made
+//! on a thread of their own alongside sockets, links, addresses and routes.
 
 use std::collections::HashMap;
 use std::fs::File;
