@@ -1,27 +1,13 @@
 //! Topology → plan.
 
-use super::{EndpointPlan, LinkPlan, NodePlan, Place, Plan};
+use super::{EndpointPlan, LinkPlan, Place, Plan};
 use crate::topology::{Endpoint, HOST, Topology};
 
 impl Plan {
     /// Builds the plan of a validated topology. Infallible: every rule was
     /// checked by [`crate::topology::load`] / [`crate::topology::parse_str`].
     pub fn from_topology(t: &Topology) -> Plan {
-        let nodes = t
-            .nodes
-            .iter()
-            .map(|(name, n)| NodePlan {
-                name: name.clone(),
-                kind: n.kind,
-                hostname: n.hostname.clone(),
-                tmpfs: n.tmpfs.clone(),
-                binds: n.binds.clone(),
-                sysctls: n.sysctls.clone(),
-                routes: n.routes.clone(),
-                env: n.env.clone(),
-                exec: n.exec.clone(),
-            })
-            .collect();
+        let nodes = t.nodes.values().cloned().collect();
         let endpoint = |e: &Endpoint| EndpointPlan {
             place: if e.node == HOST {
                 Place::Host

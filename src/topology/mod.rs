@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use crate::plan::{BindPlan, NodeKind, RoutePlan, SysctlPlan};
+use crate::plan::NodePlan;
 
 pub use error::{Problem, TopologyError};
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
@@ -44,20 +44,8 @@ pub struct Topology {
     pub links: Vec<Link>,
 }
 
-/// One node, with `defaults` merged in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub hostname: String,
-    /// Absolute, normalised paths.
-    pub tmpfs: Vec<PathBuf>,
-    /// Absolute, normalised paths; sources exist at validation time.
-    pub binds: Vec<BindPlan>,
-    pub sysctls: Vec<SysctlPlan>,
-    pub routes: Vec<RoutePlan>,
-    pub env: Vec<(String, String)>,
-    pub exec: Vec<String>,
-}
+/// One node, with `defaults` merged in: already the plan's own type.
+pub type Node = NodePlan;
 
 /// One link (a veth pair).
 #[derive(Debug, Clone, PartialEq)]

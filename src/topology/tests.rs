@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::*;
-use crate::plan::{EndpointPlan, LinkPlan, NodeKind, NodePlan, Place, Plan, RoutePlan, SysctlPlan};
+use crate::plan::{
+    BindPlan, EndpointPlan, LinkPlan, NodeKind, NodePlan, Place, Plan, RoutePlan, SysctlPlan,
+};
 
 const ORIGIN: &str = "lab.yml";
 
@@ -1075,6 +1077,7 @@ fn example_loads_from_a_file() {
 fn null_node_is_a_default_node() {
     let t = parse("name: t\ntopology:\n  nodes:\n    r1:\n    r2: {}\n").expect("valid");
     let r2 = Node {
+        name: "r1".into(),
         hostname: "r1".into(),
         ..t.nodes["r2"].clone()
     };

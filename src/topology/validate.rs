@@ -175,6 +175,7 @@ pub(crate) fn validate(
         };
         own_routes.insert(node_name.clone(), routes);
         let node = Node {
+            name: node_name.clone(),
             kind,
             hostname: own
                 .hostname
