@@ -170,15 +170,25 @@ fn linear(yaml: &mut String, n: usize) -> Result<(), GenerateError> {
     yaml.push_str("  links:\n");
     for i in 0..n.saturating_sub(1) {
         let base = 4 * i as u32;
-        let _ = writeln!(
+        routed_link(
             yaml,
-            "    - endpoints: [\"r{i}:e1\", \"r{}:e0\"]\n      ipv4: [{}/30, {}/30]",
-            i + 1,
-            offset(base + 1),
-            offset(base + 2)
+            (&format!("r{i}:e1"), offset(base + 1)),
+            (&format!("r{}:e0", i + 1), offset(base + 2)),
         );
     }
     Ok(())
+}
+
+/// A point-to-point link on a /30 between two router ends.
+fn routed_link(
+    yaml: &mut String,
+    (a, a_address): (&str, Ipv4Addr),
+    (b, b_address): (&str, Ipv4Addr),
+) {
+    let _ = writeln!(
+        yaml,
+        "    - endpoints: [\"{a}\", \"{b}\"]\n      ipv4: [{a_address}/30, {b_address}/30]"
+    );
 }
 
 fn node_with_routes(yaml: &mut String, name: &str, routes: &[String]) {
@@ -318,21 +328,17 @@ fn grid(yaml: &mut String, rows: usize, cols: usize) -> Result<(), GenerateError
     for r in 0..rows {
         for c in 0..cols {
             if c + 1 < cols {
-                let _ = writeln!(
+                routed_link(
                     yaml,
-                    "    - endpoints: [\"g{r}-{c}:e\", \"g{r}-{}:w\"]\n      ipv4: [{}/30, {}/30]",
-                    c + 1,
-                    a(c, r, 1),
-                    a(c, r, 2)
+                    (&format!("g{r}-{c}:e"), a(c, r, 1)),
+                    (&format!("g{r}-{}:w", c + 1), a(c, r, 2)),
                 );
             }
             if r + 1 < rows {
-                let _ = writeln!(
+                routed_link(
                     yaml,
-                    "    - endpoints: [\"g{r}-{c}:s\", \"g{}-{c}:n\"]\n      ipv4: [{}/30, {}/30]",
-                    r + 1,
-                    a(c, r, 5),
-                    a(c, r, 6)
+                    (&format!("g{r}-{c}:s"), a(c, r, 5)),
+                    (&format!("g{}-{c}:n", r + 1), a(c, r, 6)),
                 );
             }
         }
