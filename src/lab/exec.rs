@@ -6,8 +6,7 @@ use std::os::fd::OwnedFd;
 use super::running::{RunningNode, running_nodes};
 use super::{LabError, resolve_node};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
-use crate::kernel::namespace::NamespaceFds;
-use crate::kernel::process::PinnedProcess;
+use crate::kernel::namespace::ENTER_ORDER;
 use crate::plan::Plan;
 
 /// The environment of a command in a node: nslab's own, with the node's
@@ -41,31 +40,11 @@ fn enter_error(node: &RunningNode) -> impl FnOnce(enter::EnterError) -> LabError
     }
 }
 
-/// Opens the namespaces of a running node's init, pinned by a pidfd, so
-/// that a pid reused by another process after the init died is never
-/// entered.
-fn open_namespaces(node: &RunningNode) -> Result<NamespaceFds, LabError> {
-    let not_running =
-        || LabError::NotFound(format!("node {}/{} is not running", node.lab, node.node));
-    let io = |source| LabError::Io {
-        what: format!("open the namespaces of {}/{}", node.lab, node.node),
-        source,
-    };
-    let pinned = PinnedProcess::pin_init(node.pid, &node.lab, &node.node)
-        .map_err(io)?
-        .ok_or_else(not_running)?;
-    let namespaces = NamespaceFds::open_all(node.pid).map_err(io)?;
-    if !pinned.is_alive() {
-        return Err(not_running());
-    }
-    Ok(namespaces)
-}
-
 /// Runs `argv` (or a shell) in the node `spec` (`LAB/NODE` or `NODE`) with
 /// the caller's terminal; returns the command's exit code.
 pub fn exec(spec: &str, argv: &[String]) -> Result<i32, LabError> {
     let (node, plan) = resolve_node(spec)?;
-    let namespaces = open_namespaces(&node)?;
+    let namespaces = node.open_namespaces(&ENTER_ORDER)?;
     let foreground = owns_terminal();
     let command = NodeCommand {
         argv: command_line(argv),
@@ -145,7 +124,7 @@ fn run_prefixed(
     argv: &[String],
     width: usize,
 ) -> Result<i32, LabError> {
-    let namespaces = open_namespaces(node)?;
+    let namespaces = node.open_namespaces(&ENTER_ORDER)?;
     let pipe = || {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LabError::Io {
             what: "pipe".into(),

@@ -14,7 +14,7 @@ pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
 pub use progress::{Progress, ProgressFn};
-pub use running::{RunningNode, resolve_node};
+pub use running::{RunningNode, resolve_interface, resolve_node};
 pub use up::{UpOptions, UpReport, up};
 
 use crate::kernel::enter::EnterError;

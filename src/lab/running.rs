@@ -1,6 +1,10 @@
 //! Finding running labs and their nodes.
 
 pub use crate::kernel::process::is_init_of;
+use std::os::fd::AsFd;
+
+use crate::kernel::namespace::{NamespaceFds, NsKind};
+use crate::kernel::process::PinnedProcess;
 use crate::plan::Plan;
 use crate::state;
 
@@ -12,6 +16,47 @@ pub struct RunningNode {
     pub lab: String,
     pub node: String,
     pub pid: i32,
+}
+
+impl RunningNode {
+    /// `LAB/NODE`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.lab, self.node)
+    }
+
+    /// Opens the given namespaces of the node's init, pinned by a pidfd, so
+    /// that a pid reused by another process after the init died is never
+    /// entered.
+    pub fn open_namespaces(&self, kinds: &[NsKind]) -> Result<NamespaceFds, LabError> {
+        let not_running = || LabError::NotFound(format!("node {} is not running", self.label()));
+        let io = |source| LabError::Io {
+            what: format!("open the namespaces of {}", self.label()),
+            source,
+        };
+        let pinned = PinnedProcess::pin_init(self.pid, &self.lab, &self.node)
+            .map_err(io)?
+            .ok_or_else(not_running)?;
+        let namespaces = NamespaceFds::open(self.pid, kinds).map_err(io)?;
+        if !pinned.is_alive() {
+            return Err(not_running());
+        }
+        Ok(namespaces)
+    }
+
+    /// Runs `work` on a short-lived thread inside the node's net namespace
+    /// (only that one: sockets opened there belong to the node, while files
+    /// and processes stay the caller's).
+    pub fn in_netns<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+        let namespaces = self.open_namespaces(&[NsKind::Net])?;
+        let io = |source| LabError::Io {
+            what: format!("enter the net namespace of {}", self.label()),
+            source,
+        };
+        let netns = namespaces
+            .get(NsKind::Net)
+            .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+        crate::kernel::namespace::in_netns(netns.as_fd(), work).map_err(io)
+    }
 }
 
 /// Running nodes of one lab, from its journal, checked against /proc.
@@ -78,4 +123,21 @@ pub fn resolve_node(spec: &str) -> Result<(RunningNode, Option<Plan>), LabError>
         ))),
         None => Err(LabError::NotFound(format!("lab {lab} has no node {node}"))),
     }
+}
+
+/// Resolves `LAB/NODE:IFACE` (or `NODE:IFACE`, as [`resolve_node`]) to a
+/// running node, the interface name and the lab's plan.
+pub fn resolve_interface(spec: &str) -> Result<(RunningNode, String, Option<Plan>), LabError> {
+    let Some((node, iface)) = spec.rsplit_once(':') else {
+        return Err(LabError::NotFound(format!(
+            "{spec}: say which interface, as LAB/NODE:IFACE or NODE:IFACE"
+        )));
+    };
+    if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
+        return Err(LabError::NotFound(format!(
+            "{spec}: {iface:?} is not an interface name"
+        )));
+    }
+    let (node, plan) = resolve_node(node)?;
+    Ok((node, iface.to_string(), plan))
 }

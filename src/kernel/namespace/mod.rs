@@ -9,7 +9,7 @@ pub use name::{
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
 use nix::sched::CloneFlags;
@@ -121,4 +121,19 @@ pub fn ns_path(pid: i32, kind: NsKind) -> String {
 /// The inode number that identifies a namespace of `pid` (as `lsns` shows).
 pub fn ns_inode(pid: i32, kind: NsKind) -> io::Result<u64> {
     Ok(std::fs::metadata(ns_path(pid, kind))?.ino())
+}
+
+/// Runs `work` on a short-lived thread that first enters the net namespace
+/// `netns`. A thread may switch net namespace in a multi-threaded process,
+/// and the caller's threads are left alone.
+pub fn in_netns<T: Send>(netns: BorrowedFd<'_>, work: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)?;
+                Ok(work())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
