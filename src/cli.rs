@@ -37,7 +37,12 @@ enum Command {
         /// No progress line and no summary
         #[arg(long, short)]
         quiet: bool,
+        /// Build nothing: print the script `explain` prints
+        #[arg(long)]
+        dry_run: bool,
     },
+    /// Print a shell script that builds the lab by hand, step by step
+    Explain { file: PathBuf },
     /// Remove a lab and everything it made
     #[command(visible_alias = "destroy")]
     Down {
@@ -152,6 +157,15 @@ fn run(command: Command) -> Outcome {
     {
         return generate(shape.into(), name.as_deref(), output.as_deref());
     }
+    match &command {
+        Command::Explain { file }
+        | Command::Up {
+            file,
+            dry_run: true,
+            ..
+        } => return explain(file),
+        _ => {}
+    }
     if let Command::Validate { file } = &command {
         let plan = load(file)?;
         println!(
@@ -213,7 +227,7 @@ fn run(command: Command) -> Outcome {
             }
             Ok(0)
         }
-        Command::Validate { .. } | Command::Generate { .. } => Ok(0),
+        Command::Validate { .. } | Command::Generate { .. } | Command::Explain { .. } => Ok(0),
     }
 }
 
@@ -237,6 +251,14 @@ fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome 
             path.display()
         );
     }
+    Ok(0)
+}
+
+/// Prints the script of `explain` (and `up --dry-run`); needs no privileges.
+fn explain(file: &Path) -> Outcome {
+    let plan = load(file)?;
+    let script = nslab::explain::script(&plan).map_err(|e| (EXIT_INVALID, e.to_string()))?;
+    print!("{script}");
     Ok(0)
 }
 

@@ -1,0 +1,187 @@
+//! Steps with `ip`: /run/netns names, bridges, veth pairs, ports and
+//! addresses, routes. Interface names always follow `name` or `dev`, so
+//! one that looks like an `ip` keyword (`br`, `help`) stays a name.
+
+use super::node::pid_vars;
+use super::quote::quote;
+use super::{Script, netns};
+use crate::plan::{EndpointPlan, NodeKind, Place, Plan};
+
+/// `ip` in a place: `ip -n "$LAB-NODE"`, or plain `ip` in the host.
+fn ip(plan: &Plan, place: Place, family6: bool) -> String {
+    let family = if family6 { " -6" } else { "" };
+    match place {
+        Place::Host => format!("ip{family}"),
+        Place::Node(id) => format!("ip{family} -n {}", netns(&plan.nodes[id].name)),
+    }
+}
+
+pub(super) fn names(s: &mut Script, plan: &Plan) {
+    s.section("Names: /run/netns/$LAB-NODE, so that ip -n, ip netns exec and lsns see each node");
+    s.raw("# Made once every node exists, so that no node's mount namespace holds a copy of a sibling's name.");
+    let vars = pid_vars(plan);
+    for (node, var) in plan.nodes.iter().zip(&vars) {
+        let name = netns(&node.name);
+        s.step(
+            &format!(
+                "{}: bind its net namespace on /run/netns/$LAB-{}",
+                node.name, node.name
+            ),
+            &[
+                format!("ip netns attach {name} \"${var}\""),
+                format!("echo {name} >> \"$RUN/netns\""),
+            ],
+        );
+    }
+}
+
+pub(super) fn bridges(s: &mut Script, plan: &Plan) {
+    let bridges: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Bridge)
+        .map(|n| n.name.as_str())
+        .collect();
+    if bridges.is_empty() {
+        return;
+    }
+    s.section("Bridges: one Linux bridge in each bridge node's net namespace");
+    for (id, node) in plan.nodes.iter().enumerate() {
+        if node.kind != NodeKind::Bridge {
+            continue;
+        }
+        let ip = ip(plan, Place::Node(id), false);
+        let name = quote(&node.name);
+        s.step(
+            &format!("{}: a bridge named {}, up", node.name, node.name),
+            &[
+                format!("{ip} link add name {name} type bridge"),
+                format!("{ip} link set dev {name} up"),
+            ],
+        );
+    }
+}
+
+pub(super) fn veths(s: &mut Script, plan: &Plan) {
+    if plan.links.is_empty() {
+        return;
+    }
+    s.section("Links: veth pairs, each end born in its namespace under its final name");
+    s.raw("# One request makes both ends: nothing is created in one place and moved.");
+    for link in &plan.links {
+        let end = |e: &EndpointPlan| {
+            let mut words = format!("name {}", quote(&e.ifname));
+            if let Place::Node(id) = e.place {
+                words.push_str(&format!(" netns {}", netns(&plan.nodes[id].name)));
+            }
+            if let Some(mtu) = link.mtu {
+                words.push_str(&format!(" mtu {mtu}"));
+            }
+            if let Some(mac) = e.mac {
+                words.push_str(&format!(" address {}", mac_text(&mac)));
+            }
+            words
+        };
+        let [a, b] = &link.endpoints;
+        let mut what = plan.link_label(link);
+        if let Some(mtu) = link.mtu {
+            what.push_str(&format!(", MTU {mtu} on both ends"));
+        }
+        for e in [a, b] {
+            if let Some(mac) = e.mac {
+                what.push_str(&format!(", MAC {} on {}", mac_text(&mac), e.ifname));
+            }
+        }
+        if [a, b].iter().any(|e| e.place == Place::Host) {
+            what.push_str(" (the host end's name is fixed: it does not change with LAB)");
+        }
+        s.step(
+            &what,
+            &[format!("ip link add {} type veth peer {}", end(a), end(b))],
+        );
+    }
+}
+
+pub(super) fn interfaces(s: &mut Script, plan: &Plan) {
+    if plan.links.is_empty() {
+        return;
+    }
+    s.section("Bridge ports, addresses, links up");
+    for end in plan.links.iter().flat_map(|l| &l.endpoints) {
+        let label = plan.endpoint_label(end);
+        let ip = ip(plan, end.place, false);
+        let dev = quote(&end.ifname);
+        if let Place::Node(id) = end.place
+            && plan.nodes[id].kind == NodeKind::Bridge
+        {
+            let bridge = &plan.nodes[id].name;
+            s.step(
+                &format!("{label}: a port of bridge {bridge}, up"),
+                &[format!(
+                    "{ip} link set dev {dev} master {} up",
+                    quote(bridge)
+                )],
+            );
+            continue;
+        }
+        let mut commands: Vec<String> = end
+            .addresses
+            .iter()
+            .map(|a| {
+                // nodad: the address is usable at once, as nslab adds it.
+                let nodad = if a.addr().is_ipv6() { " nodad" } else { "" };
+                format!("{ip} address add {a} dev {dev}{nodad}")
+            })
+            .collect();
+        commands.push(format!("{ip} link set dev {dev} up"));
+        let addresses: Vec<String> = end.addresses.iter().map(|a| a.to_string()).collect();
+        let what = match addresses.is_empty() {
+            true => format!("{label}: up"),
+            false if end.addresses.iter().any(|a| a.addr().is_ipv6()) => format!(
+                "{label}: {} (IPv6 with nodad: no duplicate address detection), up",
+                addresses.join(", ")
+            ),
+            false => format!("{label}: {}, up", addresses.join(", ")),
+        };
+        s.step(&what, &commands);
+    }
+}
+
+pub(super) fn routes(s: &mut Script, plan: &Plan) {
+    if plan.nodes.iter().all(|n| n.routes.is_empty()) {
+        return;
+    }
+    s.section("Routes");
+    for (id, node) in plan.nodes.iter().enumerate() {
+        for route in &node.routes {
+            let v6 = route.destination.addr().is_ipv6();
+            let mut words = match route.destination.prefix_len() {
+                0 => "default".to_string(),
+                _ => route.destination.to_string(),
+            };
+            if let Some(gateway) = route.gateway {
+                words.push_str(&format!(" via {gateway}"));
+            }
+            if let Some(dev) = &route.device {
+                words.push_str(&format!(" dev {}", quote(dev)));
+            }
+            if let Some(metric) = route.metric {
+                words.push_str(&format!(" metric {metric}"));
+            }
+            s.step(
+                &format!("{}: {}", node.name, route.text),
+                &[format!(
+                    "{} route add {words}",
+                    ip(plan, Place::Node(id), v6)
+                )],
+            );
+        }
+    }
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
