@@ -98,7 +98,7 @@ fn steps_follow_the_phases_of_up() {
         "ip -n \"$LAB-lan\" link add name lan type bridge",
         "ip link add name eth0 netns \"$LAB-h1\"",
         "ip -n \"$LAB-h1\" address add 10.0.1.2/24 dev eth0",
-        "ip -n \"$LAB-h1\" route add default via 10.0.1.1",
+        "ip -n \"$LAB-h1\" route add default via 10.0.1.1 proto static",
         "echo 2 > /proc/sys/net/ipv4/conf/eth1/rp_filter",
         "nsenter -t \"$pid_h2\" -a env ROLE=server /bin/sh -c",
         "trap - EXIT",
@@ -147,8 +147,12 @@ fn links_carry_their_mtu_and_mac_and_ends_their_addresses() {
     assert!(text.contains("\nip -n \"$LAB-lan\" link set dev p1 master lan up\n"));
     assert!(!text.contains("dev p1\n"));
     // Routes: IPv6 ones with -6; dev and metric kept.
-    assert!(text.contains("\nip -6 -n \"$LAB-h1\" route add default via 2001:db8:1::1\n"));
-    assert!(text.contains("\nip -n \"$LAB-h2\" route add 10.0.1.0/24 dev eth0 metric 5\n"));
+    assert!(
+        text.contains("\nip -6 -n \"$LAB-h1\" route add default via 2001:db8:1::1 proto static\n")
+    );
+    assert!(
+        text.contains("\nip -n \"$LAB-h2\" route add 10.0.1.0/24 dev eth0 metric 5 proto static\n")
+    );
 }
 
 #[test]
@@ -162,7 +166,7 @@ fn every_node_gets_what_the_init_does() {
         let block = &text[start..];
         let block = &block[..=block.find("\nEOF\n").expect("end of the block")];
         for line in [
-            "umount -a -l -t nsfs",
+            "umount -a -l -t nsfs 2>/dev/null || true",
             "mount -t sysfs -o nosuid,nodev,noexec sysfs /sys",
             "mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp",
             "mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /run",

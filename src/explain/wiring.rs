@@ -152,6 +152,7 @@ pub(super) fn routes(s: &mut Script, plan: &Plan) {
         return;
     }
     s.section("Routes");
+    s.raw("# proto static: nslab's routes carry that origin (ip's own default is boot).");
     for (id, node) in plan.nodes.iter().enumerate() {
         for route in &node.routes {
             let v6 = route.destination.addr().is_ipv6();
@@ -168,6 +169,7 @@ pub(super) fn routes(s: &mut Script, plan: &Plan) {
             if let Some(metric) = route.metric {
                 words.push_str(&format!(" metric {metric}"));
             }
+            words.push_str(" proto static");
             s.step(
                 &format!("{}: {}", node.name, route.text),
                 &[format!(
