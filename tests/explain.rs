@@ -291,6 +291,27 @@ impl Side {
         facts
     }
 
+    /// The STP state of every bridge port (`forwarding` once usable).
+    fn port_states(&self, plan: &Plan) -> BTreeMap<String, String> {
+        let mut states = BTreeMap::new();
+        for node in plan.nodes.iter().filter(|n| n.kind == NodeKind::Bridge) {
+            for link in self
+                .ip_json(&node.name, &["-d", "link", "show"])
+                .as_array()
+                .expect("links")
+            {
+                let state = &link["linkinfo"]["info_slave_data"]["state"];
+                if !state.is_null() {
+                    states.insert(
+                        format!("{}:{}", node.name, link["ifname"]),
+                        state.to_string(),
+                    );
+                }
+            }
+        }
+        states
+    }
+
     /// Which of the lab's own addresses each node reaches with one ping.
     fn reachability(&self, plan: &Plan) -> BTreeMap<String, bool> {
         let mut targets: Vec<(usize, String)> = Vec::new();
@@ -344,6 +365,13 @@ fn compare(
     let holders: Vec<i32> = plan.nodes.iter().map(|n| script.pid(&n.name)).collect();
 
     let sides = [Side::of_nslab(&lab), Side::of_script(&script, &plan)];
+    // Read first, before the kernel's link-state worker (up to a second
+    // late) could make up for a port brought up in the wrong order.
+    let [a, b] = [&sides[0], &sides[1]].map(|s| s.port_states(&plan));
+    assert_eq!(
+        a, b,
+        "bridge port states right after up: nslab (left) and script (right) differ"
+    );
     for node in &plan.nodes {
         let [a, b] = [&sides[0], &sides[1]].map(|s| s.facts(&plan, &node.name, fixed_macs));
         assert!(

@@ -92,8 +92,7 @@ fn init_body(node: &NodePlan, early: &[SysctlPlan]) -> Result<String, ExplainErr
             path_word(&node.binds[i].source)
         ));
     }
-    line("# detach the copies of other namespaces' /run/netns names that a new mount namespace inherits (each would keep its namespace alive)".into());
-    line("# (a name removed on the host meanwhile can no longer be reached by its path: skipped, as nslab does)".into());
+    line("# detach the copies of other namespaces' /run/netns names that a new mount namespace inherits: each would keep its namespace alive (one removed on the host meanwhile is out of reach: skipped, as nslab does)".into());
     line("umount -a -l -t nsfs 2>/dev/null || true".into());
     line("# a /sys of the node's net namespace, and a cgroup2 of its cgroup namespace when the host uses cgroup2".into());
     line("host_cgroup=$(stat -fc %T /sys/fs/cgroup)".into());

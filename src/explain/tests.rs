@@ -97,6 +97,8 @@ fn steps_follow_the_phases_of_up() {
         "ip netns attach \"$LAB-h1\"",
         "ip -n \"$LAB-lan\" link add name lan type bridge",
         "ip link add name eth0 netns \"$LAB-h1\"",
+        // Ports before the other ends, so that they forward at once.
+        "ip -n \"$LAB-lan\" link set dev p2 master lan up",
         "ip -n \"$LAB-h1\" address add 10.0.1.2/24 dev eth0",
         "ip -n \"$LAB-h1\" route add default via 10.0.1.1 proto static",
         "echo 2 > /proc/sys/net/ipv4/conf/eth1/rp_filter",

@@ -106,24 +106,43 @@ pub(super) fn interfaces(s: &mut Script, plan: &Plan) {
     if plan.links.is_empty() {
         return;
     }
-    s.section("Bridge ports, addresses, links up");
-    for end in plan.links.iter().flat_map(|l| &l.endpoints) {
+    let bridge_of = |end: &EndpointPlan| match end.place {
+        Place::Node(id) if plan.nodes[id].kind == NodeKind::Bridge => Some(&plan.nodes[id].name),
+        _ => None,
+    };
+    let ends: Vec<&EndpointPlan> = plan.links.iter().flat_map(|l| &l.endpoints).collect();
+    let (ports, others): (Vec<&EndpointPlan>, Vec<&EndpointPlan>) =
+        ends.into_iter().partition(|e| bridge_of(e).is_some());
+    if !ports.is_empty() {
+        s.section("Bridge ports join their bridge and come up");
+        // As in nslab, where a port's one request usually beats the two or
+        // three of the other end: the end that is up first gets the
+        // kernel's carrier event at once, the other can wait up to a second.
+        s.raw("# First, before their peers: a port up before its peer forwards as soon as the peer comes up.");
+        for end in ports {
+            let bridge = bridge_of(end).map_or(String::new(), |b| b.to_string());
+            s.step(
+                &format!(
+                    "{}: a port of bridge {bridge}, up",
+                    plan.endpoint_label(end)
+                ),
+                &[format!(
+                    "{} link set dev {} master {} up",
+                    ip(plan, end.place, false),
+                    quote(&end.ifname),
+                    quote(&bridge)
+                )],
+            );
+        }
+    }
+    if others.is_empty() {
+        return;
+    }
+    s.section("Addresses, links up");
+    for end in others {
         let label = plan.endpoint_label(end);
         let ip = ip(plan, end.place, false);
         let dev = quote(&end.ifname);
-        if let Place::Node(id) = end.place
-            && plan.nodes[id].kind == NodeKind::Bridge
-        {
-            let bridge = &plan.nodes[id].name;
-            s.step(
-                &format!("{label}: a port of bridge {bridge}, up"),
-                &[format!(
-                    "{ip} link set dev {dev} master {} up",
-                    quote(bridge)
-                )],
-            );
-            continue;
-        }
         let mut commands: Vec<String> = end
             .addresses
             .iter()
