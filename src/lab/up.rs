@@ -471,6 +471,7 @@ fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabErro
         env: super::exec::node_environment(&node.env),
         cwd: None,
         foreground: false,
+        own_group: false,
     };
     let stdio = [
         Stdio::Fd(null.into()),
