@@ -177,6 +177,7 @@ fn run(command: Command) -> Outcome {
             let options = UpOptions {
                 reconfigure,
                 progress: progress_line(quiet),
+                init_exe: None,
             };
             let result = lab::up(&plan, &options);
             clear_progress_line(quiet);
