@@ -50,6 +50,7 @@
 //! # } // the lab is torn down here, when `lab` is dropped
 //! ```
 
+pub mod capture;
 pub mod generate;
 pub mod kernel;
 pub mod lab;
