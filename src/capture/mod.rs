@@ -130,8 +130,9 @@ impl Capture {
         &self.target
     }
 
-    /// Writes the pcap header, then each frame as it comes, until the
-    /// count, the duration, `stop` or a closed reader ends it.
+    /// Writes the pcap header, then each frame as it comes (flushed as soon
+    /// as no other frame is waiting), until the count, the duration, `stop`
+    /// or a closed reader ends it.
     pub fn run<W: Write>(
         &self,
         out: W,
@@ -153,6 +154,10 @@ impl Capture {
             Err(e) => return Err(CaptureError::Write(e)),
         };
         let mut buf = vec![0u8; snaplen as usize];
+        // Packets are flushed as soon as no further one is waiting: at once
+        // when traffic is sparse, in batches under load (a write per packet
+        // to a file costs enough to make the kernel drop packets).
+        let mut unflushed = false;
         let ended_by = loop {
             if options.count.is_some_and(|c| writer.packets() >= c) {
                 break EndedBy::Count;
@@ -167,6 +172,7 @@ impl Capture {
                 },
                 None => TICK,
             };
+            let wait = if unflushed { Duration::ZERO } else { wait };
             let frame =
                 self.socket
                     .recv(&mut buf, wait)
@@ -174,13 +180,30 @@ impl Capture {
                         target: self.target.clone(),
                         source,
                     })?;
-            let Some(frame) = frame else { continue };
-            match writer.write_packet(frame.timestamp, &buf[..frame.captured], frame.length) {
+            let written = match frame {
+                Some(frame) => {
+                    unflushed = true;
+                    writer.write_packet(frame.timestamp, &buf[..frame.captured], frame.length)
+                }
+                None if unflushed => {
+                    unflushed = false;
+                    writer.flush()
+                }
+                None => Ok(()),
+            };
+            match written {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break EndedBy::ReaderGone,
                 Err(e) => return Err(CaptureError::Write(e)),
             }
         };
+        match writer.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(report(writer.packets(), EndedBy::ReaderGone));
+            }
+            Err(e) => return Err(CaptureError::Write(e)),
+        }
         Ok(report(writer.packets(), ended_by))
     }
 }

@@ -70,9 +70,9 @@ pub fn record_header(
     h
 }
 
-/// Writes a pcap stream: the header at once, then each packet, flushing
-/// after each so that a reader at the other end of a pipe sees packets as
-/// they come.
+/// Writes a pcap stream: the header at once (flushed), then packets. The
+/// caller flushes (see [`flush`](Self::flush)) so that a reader at the
+/// other end of a pipe sees packets as they come.
 #[derive(Debug)]
 pub struct PcapWriter<W: Write> {
     out: W,
@@ -97,7 +97,7 @@ impl<W: Write> PcapWriter<W> {
 
     /// Writes one packet seen at `since_epoch`, `original` bytes long on the
     /// wire, of which `data` was captured (cut here at the snapshot length
-    /// too), and flushes.
+    /// too).
     pub fn write_packet(
         &mut self,
         since_epoch: Duration,
@@ -109,14 +109,23 @@ impl<W: Write> PcapWriter<W> {
         let header = record_header(self.precision, since_epoch, kept as u32, original);
         self.out.write_all(&header)?;
         self.out.write_all(&data[..kept])?;
-        self.out.flush()?;
         self.packets += 1;
         Ok(())
+    }
+
+    /// Flushes what was written to the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// Packets written so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// The underlying writer, borrowed.
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     /// The underlying writer.
@@ -191,6 +200,21 @@ mod tests {
             "length on the wire"
         );
         assert_eq!(&second[16..], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_header_is_flushed_at_once_and_packets_on_flush() {
+        let buffered = io::BufWriter::new(Vec::new());
+        let mut w = PcapWriter::new(buffered, Precision::Nanos, 100).expect("header");
+        assert_eq!(
+            w.get_ref().get_ref().len(),
+            24,
+            "the header reached the reader"
+        );
+        w.write_packet(Duration::ZERO, &[7; 5], 5).expect("write");
+        assert_eq!(w.get_ref().get_ref().len(), 24, "held until flushed");
+        w.flush().expect("flush");
+        assert_eq!(w.get_ref().get_ref().len(), 24 + 16 + 5);
     }
 
     #[test]
