@@ -70,8 +70,7 @@ pub struct Zygote {
 
 impl Zygote {
     /// Starts a zygote for `lab` (running `exe`, else `NSLAB_EXE`, else this
-    /// executable). It
-    /// dies when the calling thread exits.
+    /// executable). It dies when the calling thread exits.
     pub fn start(lab: &str, exe: Option<&Path>) -> Result<Self, InitError> {
         let fail = |source| InitError::Spawn {
             node: format!("(zygote of {lab})"),
