@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use nslab::capture::{self, Capture, CaptureOptions, Destination, pcap::Precision};
 use nslab::generate::Shape;
 use nslab::lab::{self, DownReport, LabView, Progress, UpOptions, UpReport};
 use nslab::plan::Plan;
@@ -65,6 +66,31 @@ enum Command {
         /// The command and its arguments (after --)
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Capture packets on a node's interface as pcap (to a file or a pipe)
+    Capture {
+        /// LAB/NODE:IFACE, or NODE:IFACE when one running lab has the node
+        target: String,
+        /// Write to FILE; `-` (the default) is standard output, never a terminal
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Stop after COUNT packets
+        #[arg(short = 'c', long, value_name = "COUNT",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Stop after SECS seconds
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        duration: Option<std::time::Duration>,
+        /// Leave the interface out of promiscuous mode
+        #[arg(short = 'p', long)]
+        no_promiscuous: bool,
+        /// Microsecond timestamps (the original pcap magic) instead of nanoseconds
+        #[arg(long)]
+        micro: bool,
+        /// Bytes kept of each packet
+        #[arg(short = 's', long, value_name = "BYTES", default_value_t = nslab::capture::MAX_SNAPLEN,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(nslab::capture::MAX_SNAPLEN)))]
+        snaplen: u32,
     },
     /// Show labs, nodes and interfaces, read live from the kernel
     Inspect {
@@ -191,6 +217,7 @@ fn run(command: Command) -> Outcome {
             let options = UpOptions {
                 reconfigure,
                 progress: progress_line(quiet),
+                init_exe: None,
             };
             let result = lab::up(&plan, &options);
             clear_progress_line(quiet);
@@ -217,6 +244,28 @@ fn run(command: Command) -> Outcome {
             };
             result.map_err(|e| (e.exit_code(), e.to_string()))
         }
+        Command::Capture {
+            target,
+            write,
+            count,
+            duration,
+            no_promiscuous,
+            micro,
+            snaplen,
+        } => {
+            let options = CaptureOptions {
+                count,
+                duration,
+                promiscuous: !no_promiscuous,
+                precision: if micro {
+                    Precision::Micros
+                } else {
+                    Precision::Nanos
+                },
+                snaplen,
+            };
+            capture(&target, write.as_deref(), &options)
+        }
         Command::Inspect { lab, json } => {
             let views = lab::inspect(lab.as_deref()).map_err(failed)?;
             if json {
@@ -229,6 +278,47 @@ fn run(command: Command) -> Outcome {
         }
         Command::Validate { .. } | Command::Generate { .. } | Command::Explain { .. } => Ok(0),
     }
+}
+
+/// A duration in seconds (fractions allowed), above zero.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: give a number of seconds above 0"))
+}
+
+fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outcome {
+    use std::io::{BufWriter, IsTerminal};
+    use std::os::fd::AsFd;
+    let destination = capture::destination(write, std::io::stdout().is_terminal())
+        .map_err(|e| (EXIT_INVALID, e.to_string()))?;
+    let capture = Capture::open(target, options.promiscuous).map_err(failed)?;
+    // Buffered, and flushed after each packet: one write per packet.
+    let out: std::fs::File = match &destination {
+        Destination::File(path) => {
+            std::fs::File::create(path).map_err(|e| failed(format!("{}: {e}", path.display())))?
+        }
+        Destination::Stdout => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(failed)?
+            .into(),
+    };
+    let stop = nslab::kernel::stop::on_signals().map_err(failed)?;
+    eprintln!(
+        "nslab: capturing on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
+        capture.target(),
+        options.snaplen
+    );
+    let report = capture
+        .run(BufWriter::new(out), options, stop)
+        .map_err(failed)?;
+    eprintln!("{}", report.summary());
+    Ok(0)
 }
 
 fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome {

@@ -3,7 +3,54 @@
 //! The data flows one way: [`topology`] (parse, validate) → [`plan`] →
 //! [`kernel`] (namespaces, netlink) → [`state`]; [`lab`] drives the flow and the
 //! `nslab` binary is a thin CLI over it.
+//!
+//! # A lab in a test
+//!
+//! [`Lab`] brings a topology up (from a file, YAML text or
+//! [`Topology::builder`](topology::Topology::builder)), runs commands and
+//! Rust code in its nodes, and tears it all down when dropped. It needs
+//! root (or CAP_SYS_ADMIN and CAP_NET_ADMIN), and the `nslab` binary to run
+//! as the node inits: a test names it with `CARGO_BIN_EXE_nslab`.
+//!
+//! ```no_run
+//! use nslab::{LabOptions, topology::Topology};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let topology = Topology::builder("routed")
+//!     .node("h1")
+//!     .node("r1")
+//!     .node("h2")
+//!     .sysctl("r1", "net.ipv4.ip_forward", 1)
+//!     .link(["h1:eth0", "r1:eth0"])
+//!     .ipv4(["10.0.1.2/30", "10.0.1.1/30"])
+//!     .link(["r1:eth1", "h2:eth0"])
+//!     .ipv4(["10.0.2.1/30", "10.0.2.2/30"])
+//!     .route("h1", "default via 10.0.1.1")
+//!     .route("h2", "default via 10.0.2.1")
+//!     .build()?;
+//! let lab = LabOptions::new()
+//!     .unique() // a name of its own: parallel tests never collide
+//!     // In a test of the crate that builds nslab: env!("CARGO_BIN_EXE_nslab")
+//!     .nslab_exe("/usr/local/bin/nslab")
+//!     .up(&topology)?;
+//!
+//! // A UDP socket bound inside h2, served from a thread of this process.
+//! let server = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7000"))??;
+//! std::thread::spawn(move || {
+//!     let mut buf = [0; 1500];
+//!     while let Ok((n, from)) = server.recv_from(&mut buf) {
+//!         let _ = server.send_to(&buf[..n], from);
+//!     }
+//! });
+//!
+//! let h2 = lab.ipv4("h2", "eth0").expect("h2 has an address");
+//! let ping = lab.exec("h1", ["ping", "-c", "1", &h2.to_string()])?;
+//! assert!(ping.success(), "{}", ping.stderr_text());
+//! # Ok(())
+//! # } // the lab is torn down here, when `lab` is dropped
+//! ```
 
+pub mod capture;
 pub mod explain;
 pub mod generate;
 pub mod kernel;
@@ -12,3 +59,5 @@ pub mod plan;
 pub mod privileges;
 pub mod state;
 pub mod topology;
+
+pub use lab::{Lab, LabOptions, Output, Process};

@@ -32,6 +32,10 @@ pub enum EnterError {
     Exec { program: String, errno: nix::Error },
     #[error("wait for the command: {0}")]
     Wait(nix::Error),
+    #[error("the helper that starts the command ended before starting it")]
+    HelperLost,
+    #[error("signal the command: {0}")]
+    Signal(nix::Error),
 }
 
 /// What to run.
@@ -47,6 +51,10 @@ pub struct NodeCommand {
     /// group lives outside the node's pid namespace, where a shell cannot
     /// hand the terminal back to it.
     pub foreground: bool,
+    /// Put the command in a process group of its own, so that it can be
+    /// signalled with the processes it starts (and a terminal's Ctrl-C is
+    /// not for it). Implied by `foreground`.
+    pub own_group: bool,
 }
 
 /// Where a standard stream of the command goes.
@@ -61,12 +69,21 @@ pub enum Stdio {
 pub struct Running {
     helper: Pid,
     foreground: bool,
+    own_group: bool,
     errors: File,
+    /// What the helper and the command reported, once read to its end.
+    report: Option<Vec<u8>>,
     program: String,
+    /// Set once the helper has been reaped: its pid may then be reused.
+    exited: Option<i32>,
 }
 
+/// Records on the report pipe: stage (u32), value (i32), extra byte.
+const RECORD: usize = 9;
 const STAGE_SETNS: u32 = 1;
 const STAGE_EXEC: u32 = 2;
+/// The command was forked; the value is its pid (in our pid namespace).
+const STAGE_STARTED: u32 = 3;
 
 /// Starts `command` inside the namespaces in `ns` with the given stdin,
 /// stdout and stderr.
@@ -111,6 +128,7 @@ pub fn spawn(
     .map_err(prepare)?;
     let namespaces = ns.raw();
     let foreground = command.foreground;
+    let own_group = command.own_group || foreground;
     let stdio_fds: [Option<RawFd>; 3] = [0, 1, 2].map(|i| match &stdio[i] {
         Stdio::Inherit => None,
         Stdio::Fd(fd) => Some(fd.as_raw_fd()),
@@ -134,6 +152,7 @@ pub fn spawn(
                 stdio_fds,
                 err_fd,
                 foreground,
+                own_group,
             )
         }
     }
@@ -145,18 +164,105 @@ pub fn spawn(
     Ok(Running {
         helper: Pid::from_raw(pid),
         foreground,
+        own_group,
         errors: File::from(err_read),
+        report: None,
         program: program.clone(),
+        exited: None,
     })
 }
 
 impl Running {
+    /// Waits until the command has been exec'd (the report pipe closes on
+    /// exec) and returns its pid, as the caller's pid namespace sees it. When
+    /// entering or exec failed, reaps the helper and returns why.
+    pub fn started(&mut self) -> Result<i32, EnterError> {
+        match self.read_report() {
+            Ok(Some(pid)) => Ok(pid),
+            Ok(None) => {
+                let _ = self.reap(None);
+                Err(EnterError::HelperLost)
+            }
+            Err(e) => {
+                let _ = self.reap(None);
+                Err(e)
+            }
+        }
+    }
+
     /// Waits for the command; returns its exit code (128 + N when killed by
     /// signal N, as shells do).
     pub fn wait(mut self) -> Result<i32, EnterError> {
-        let mut report = Vec::new();
-        let _ = self.errors.read_to_end(&mut report);
-        let flags = self.foreground.then_some(WaitPidFlag::WUNTRACED);
+        // Read to the end first: the report pipe closes when the command
+        // execs or fails to, and a failure beats any exit code.
+        let report = self.read_report();
+        let code = self.reap(self.foreground.then_some(WaitPidFlag::WUNTRACED))?;
+        report?;
+        Ok(code.unwrap_or(1))
+    }
+
+    /// The command's exit code if it has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<i32>, EnterError> {
+        self.reap(Some(WaitPidFlag::WNOHANG))
+    }
+
+    /// Sends `signal` to the command (to its whole process group when it has
+    /// its own), unless it has already been reaped: after that its pid
+    /// could belong to someone else.
+    pub fn signal(&mut self, signal: nix::sys::signal::Signal) -> Result<(), EnterError> {
+        if self.try_wait()?.is_some() {
+            return Ok(());
+        }
+        // The helper reaps the command and exits right after, so while the
+        // helper is unreaped the command's pid (and group) is still its own.
+        let Some(pid) = self.read_report()? else {
+            return Ok(());
+        };
+        let target = if self.own_group { -pid } else { pid };
+        match nix::sys::signal::kill(Pid::from_raw(target), signal) {
+            Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+            Err(e) => Err(EnterError::Signal(e)),
+        }
+    }
+
+    /// Reads the report pipe to its end (once) and parses it: the command's
+    /// pid, or why it could not start.
+    fn read_report(&mut self) -> Result<Option<i32>, EnterError> {
+        let report = self.report.get_or_insert_with(|| {
+            let mut bytes = Vec::new();
+            let _ = self.errors.read_to_end(&mut bytes);
+            bytes
+        });
+        let mut pid = None;
+        for record in report.chunks_exact(RECORD) {
+            let stage = u32::from_ne_bytes([record[0], record[1], record[2], record[3]]);
+            let value = i32::from_ne_bytes([record[4], record[5], record[6], record[7]]);
+            match stage {
+                STAGE_STARTED => pid = Some(value),
+                STAGE_SETNS => {
+                    return Err(EnterError::Setns {
+                        kind: ENTER_KINDS
+                            .get(record[8] as usize)
+                            .map_or("?", |k| k.proc_name()),
+                        source: nix::Error::from_raw(value),
+                    });
+                }
+                _ => {
+                    return Err(EnterError::Exec {
+                        program: self.program.clone(),
+                        errno: nix::Error::from_raw(value),
+                    });
+                }
+            }
+        }
+        Ok(pid)
+    }
+
+    /// Waits for the helper (once), which passes the command's status on.
+    fn reap(&mut self, flags: Option<WaitPidFlag>) -> Result<Option<i32>, EnterError> {
+        if let Some(code) = self.exited {
+            return Ok(Some(code));
+        }
         let status = loop {
             match waitpid(self.helper, flags) {
                 Err(nix::Error::EINTR) => continue,
@@ -165,27 +271,13 @@ impl Running {
                 Ok(WaitStatus::Stopped(..)) => {
                     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
                 }
+                Ok(WaitStatus::StillAlive) => return Ok(None),
                 other => break other.map_err(EnterError::Wait)?,
             }
         };
-        if report.len() >= 8 {
-            let stage = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
-            let value = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
-            return Err(match stage {
-                STAGE_SETNS => EnterError::Setns {
-                    kind: report
-                        .get(8)
-                        .and_then(|&i| ENTER_KINDS.get(i as usize))
-                        .map_or("?", |k| k.proc_name()),
-                    source: nix::Error::from_raw(value),
-                },
-                _ => EnterError::Exec {
-                    program: self.program,
-                    errno: nix::Error::from_raw(value),
-                },
-            });
-        }
-        Ok(exit_code(status))
+        let code = exit_code(status);
+        self.exited = Some(code);
+        Ok(Some(code))
     }
 }
 
@@ -245,15 +337,23 @@ pub fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// Writes a failure report on the error pipe and exits. Async-signal-safe.
-unsafe fn report_and_exit(err_fd: RawFd, stage: u32, value: i32, extra: u8) -> ! {
-    let mut buf = [0u8; 9];
+/// Writes one record on the report pipe (one write of under PIPE_BUF
+/// bytes, so records of the helper and the command never interleave).
+/// Async-signal-safe.
+unsafe fn report(err_fd: RawFd, stage: u32, value: i32, extra: u8) {
+    let mut buf = [0u8; RECORD];
     buf[..4].copy_from_slice(&stage.to_ne_bytes());
     buf[4..8].copy_from_slice(&value.to_ne_bytes());
     buf[8] = extra;
-    // SAFETY: write(2) and _exit(2) are async-signal-safe; buf is ours.
+    // SAFETY: write(2) is async-signal-safe; buf is ours.
+    unsafe { libc::write(err_fd, buf.as_ptr().cast(), buf.len()) };
+}
+
+/// Writes a failure report on the error pipe and exits. Async-signal-safe.
+unsafe fn report_and_exit(err_fd: RawFd, stage: u32, value: i32, extra: u8) -> ! {
+    // SAFETY: report and _exit(2) are async-signal-safe.
     unsafe {
-        libc::write(err_fd, buf.as_ptr().cast(), buf.len());
+        report(err_fd, stage, value, extra);
         libc::_exit(127)
     }
 }
@@ -272,6 +372,7 @@ unsafe fn helper(
     stdio: [Option<RawFd>; 3],
     err_fd: RawFd,
     foreground: bool,
+    own_group: bool,
 ) -> ! {
     // SAFETY: all calls below are async-signal-safe syscalls on fds and
     // buffers that were prepared before the fork and stay valid.
@@ -304,11 +405,13 @@ unsafe fn helper(
                     libc::dup2(*fd, target as i32);
                 }
             }
+            if own_group {
+                libc::setpgid(0, 0);
+            }
             if foreground {
-                // Our own process group, given the terminal; SIGTTOU is
+                // Our own process group is given the terminal; SIGTTOU is
                 // ignored meanwhile because we start in the background.
                 libc::signal(libc::SIGTTOU, libc::SIG_IGN);
-                libc::setpgid(0, 0);
                 libc::tcsetpgrp(0, libc::getpid());
                 libc::signal(libc::SIGTTOU, libc::SIG_DFL);
             }
@@ -326,6 +429,7 @@ unsafe fn helper(
         if pid < 0 {
             report_and_exit(err_fd, STAGE_EXEC, errno(), 0);
         }
+        report(err_fd, STAGE_STARTED, pid, 0);
         libc::close(err_fd);
         let mut status = 0;
         loop {

@@ -6,5 +6,7 @@ mod fds;
 pub mod init;
 pub mod namespace;
 pub mod netlink;
+pub mod packet;
 pub mod process;
+pub mod stop;
 pub mod sysctl;

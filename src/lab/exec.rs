@@ -19,7 +19,7 @@ pub(crate) fn node_environment(node_env: &[(String, String)]) -> Vec<(String, St
     env
 }
 
-fn node_env<'a>(plan: Option<&'a Plan>, node: &str) -> &'a [(String, String)] {
+pub(crate) fn node_env<'a>(plan: Option<&'a Plan>, node: &str) -> &'a [(String, String)] {
     plan.and_then(|p| p.nodes.iter().find(|n| n.name == node))
         .map_or(&[], |n| n.env.as_slice())
 }
@@ -33,32 +33,77 @@ fn command_line(argv: &[String]) -> Vec<String> {
     }
 }
 
-fn enter_error(node: &RunningNode) -> impl FnOnce(enter::EnterError) -> LabError + '_ {
+pub(crate) fn enter_error(node: &RunningNode) -> impl FnOnce(enter::EnterError) -> LabError + '_ {
     move |source| LabError::Enter {
-        node: format!("{}/{}", node.lab, node.node),
+        node: node.label(),
         source,
     }
+}
+
+/// How a command is started in a node.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SpawnMode {
+    /// Give it the terminal on stdin (see [`NodeCommand::foreground`]).
+    pub foreground: bool,
+    /// A process group of its own (see [`NodeCommand::own_group`]).
+    pub own_group: bool,
+}
+
+/// Starts `argv` in every namespace of `node`, with the node's `env` (from
+/// `plan`) over the caller's environment and the caller's working folder.
+pub(crate) fn spawn_in(
+    node: &RunningNode,
+    plan: Option<&Plan>,
+    argv: Vec<String>,
+    stdio: [Stdio; 3],
+    mode: SpawnMode,
+) -> Result<enter::Running, LabError> {
+    let namespaces = node.open_namespaces(&ENTER_ORDER)?;
+    let command = NodeCommand {
+        argv,
+        env: node_environment(node_env(plan, &node.node)),
+        cwd: std::env::current_dir().ok(),
+        foreground: mode.foreground,
+        own_group: mode.own_group,
+    };
+    enter::spawn(&namespaces, &command, stdio).map_err(enter_error(node))
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), LabError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LabError::Io {
+        what: "pipe".into(),
+        source: e.into(),
+    })
+}
+
+/// `/dev/null`, for a command's stdin.
+pub(crate) fn dev_null() -> Result<OwnedFd, LabError> {
+    std::fs::File::open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(|source| LabError::Io {
+            what: "/dev/null".into(),
+            source,
+        })
 }
 
 /// Runs `argv` (or a shell) in the node `spec` (`LAB/NODE` or `NODE`) with
 /// the caller's terminal; returns the command's exit code.
 pub fn exec(spec: &str, argv: &[String]) -> Result<i32, LabError> {
     let (node, plan) = resolve_node(spec)?;
-    let namespaces = node.open_namespaces(&ENTER_ORDER)?;
     let foreground = owns_terminal();
-    let command = NodeCommand {
-        argv: command_line(argv),
-        env: node_environment(node_env(plan.as_ref(), &node.node)),
-        cwd: std::env::current_dir().ok(),
+    let mode = SpawnMode {
         foreground,
+        own_group: false,
     };
     let _quiet = IgnoreInterrupts::new();
     let stdio = [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit];
-    let result = enter::spawn(&namespaces, &command, stdio).and_then(|running| running.wait());
+    let result = spawn_in(&node, plan.as_ref(), command_line(argv), stdio, mode)
+        .and_then(|running| running.wait().map_err(enter_error(&node)));
     if foreground {
         take_terminal_back();
     }
-    result.map_err(enter_error(&node))
+    result
 }
 
 /// Is stdin a terminal whose foreground job we are?
@@ -124,33 +169,19 @@ fn run_prefixed(
     argv: &[String],
     width: usize,
 ) -> Result<i32, LabError> {
-    let namespaces = node.open_namespaces(&ENTER_ORDER)?;
-    let pipe = || {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LabError::Io {
-            what: "pipe".into(),
-            source: e.into(),
-        })
-    };
     let (out_read, out_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
-    let null: OwnedFd = std::fs::File::open("/dev/null")
-        .map_err(|source| LabError::Io {
-            what: "/dev/null".into(),
-            source,
-        })?
-        .into();
-    let command = NodeCommand {
-        argv: argv.to_vec(),
-        env: node_environment(node_env(plan, &node.node)),
-        cwd: std::env::current_dir().ok(),
-        foreground: false,
-    };
-    let running = enter::spawn(
-        &namespaces,
-        &command,
-        [Stdio::Fd(null), Stdio::Fd(out_write), Stdio::Fd(err_write)],
-    )
-    .map_err(enter_error(node))?;
+    let running = spawn_in(
+        node,
+        plan,
+        argv.to_vec(),
+        [
+            Stdio::Fd(dev_null()?),
+            Stdio::Fd(out_write),
+            Stdio::Fd(err_write),
+        ],
+        SpawnMode::default(),
+    )?;
     std::thread::scope(|scope| {
         scope.spawn(|| copy_prefixed(out_read, &node.node, width, false));
         scope.spawn(|| copy_prefixed(err_read, &node.node, width, true));

@@ -4,6 +4,7 @@
 mod down;
 mod exec;
 pub mod fault;
+mod handle;
 mod inspect;
 mod marks;
 mod progress;
@@ -12,9 +13,10 @@ mod up;
 
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
+pub use handle::{ApiError, Lab, LabOptions, Output, Process};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
 pub use progress::{Progress, ProgressFn};
-pub use running::{RunningNode, resolve_interface, resolve_node};
+pub use running::{RunningNode, resolve_interface, resolve_node, running_nodes};
 pub use up::{UpOptions, UpReport, up};
 
 use crate::kernel::enter::EnterError;

@@ -40,6 +40,11 @@ pub struct UpOptions {
     pub reconfigure: bool,
     /// Told how each phase advances.
     pub progress: Progress,
+    /// The nslab binary that runs as the node inits' zygote. `None`: the
+    /// `NSLAB_EXE` environment variable, else this very executable (right
+    /// for the `nslab` binary; a program that only links the library, a
+    /// test for one, must name nslab here or in `NSLAB_EXE`).
+    pub init_exe: Option<std::path::PathBuf>,
 }
 
 /// What `up` built and how long each phase took.
@@ -87,6 +92,7 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
     let mut builder = Builder {
         plan,
         progress: &options.progress,
+        init_exe: options.init_exe.as_deref(),
         state,
         nodes: Vec::new(),
         phases: Vec::new(),
@@ -134,6 +140,7 @@ struct NodeHandle {
 struct Builder<'a> {
     plan: &'a Plan,
     progress: &'a Progress,
+    init_exe: Option<&'a std::path::Path>,
     state: StateDir,
     nodes: Vec<NodeHandle>,
     phases: Vec<(String, Duration)>,
@@ -190,13 +197,13 @@ impl Builder<'_> {
             .map(|_| self.state.try_clone())
             .collect::<Result<Vec<_>, _>>()?;
         let cloned = self.progress.phase("nodes", ids.len());
-        let (plan, cloned) = (self.plan, &cloned);
+        let (plan, cloned, exe) = (self.plan, &cloned, self.init_exe);
         let shares: Vec<Result<Vec<i32>, LabError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = ids
                 .chunks(share)
                 .zip(journals)
                 .map(|(ids, mut journal)| {
-                    scope.spawn(move || spawn_inits(plan, ids, &mut journal, cloned))
+                    scope.spawn(move || spawn_inits(plan, exe, ids, &mut journal, cloned))
                 })
                 .collect();
             workers
@@ -357,6 +364,7 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
 /// each pid as it comes; returns the pids once every init is ready.
 fn spawn_inits(
     plan: &Plan,
+    exe: Option<&std::path::Path>,
     ids: &[usize],
     journal: &mut StateDir,
     cloned: &Phase,
@@ -376,7 +384,7 @@ fn spawn_inits(
             }
         })
         .collect();
-    let mut zygote = Zygote::start(&plan.lab)?;
+    let mut zygote = Zygote::start(&plan.lab, exe)?;
     let input = zygote.take_input();
     let zygote_error = |message: String| InitError::Setup {
         node: format!("(zygote of {})", plan.lab),
@@ -471,6 +479,7 @@ fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabErro
         env: super::exec::node_environment(&node.env),
         cwd: None,
         foreground: false,
+        own_group: false,
     };
     let stdio = [
         Stdio::Fd(null.into()),

@@ -6,6 +6,7 @@
 //! are already merged with `defaults`, typed and normalised, ready for
 //! [`crate::plan::Plan::from_topology`].
 
+mod builder;
 mod error;
 mod load;
 mod model;
@@ -23,9 +24,10 @@ use ipnet::IpNet;
 
 use crate::plan::NodePlan;
 
+pub use builder::TopologyBuilder;
 pub use error::{Problem, TopologyError};
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
-pub use names::is_valid_name;
+pub use names::{MAX_NAME_BYTES, is_valid_name};
 pub use route::parse_route;
 
 /// The reserved endpoint node name for the host's own network namespace.

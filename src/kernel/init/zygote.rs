@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,10 +50,13 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// The program that runs as the zygote: the nslab binary. That is this
-/// very process's executable, unless `NSLAB_EXE` names another.
-fn executable() -> String {
-    std::env::var(EXE_ENV).unwrap_or_else(|_| "/proc/self/exe".into())
+/// The program that runs as the zygote: the nslab binary. That is `exe`
+/// when given, else this very process's executable, unless `NSLAB_EXE`
+/// names another.
+fn executable(exe: Option<&Path>) -> PathBuf {
+    exe.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(EXE_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| "/proc/self/exe".into())
 }
 
 /// nslab's end of a running zygote.
@@ -65,13 +69,14 @@ pub struct Zygote {
 }
 
 impl Zygote {
-    /// Starts a zygote for `lab`. It dies when the calling thread exits.
-    pub fn start(lab: &str) -> Result<Self, InitError> {
+    /// Starts a zygote for `lab` (running `exe`, else `NSLAB_EXE`, else this
+    /// executable). It dies when the calling thread exits.
+    pub fn start(lab: &str, exe: Option<&Path>) -> Result<Self, InitError> {
         let fail = |source| InitError::Spawn {
             node: format!("(zygote of {lab})"),
             source,
         };
-        let mut command = Command::new(executable());
+        let mut command = Command::new(executable(exe));
         command
             .arg0(INIT_ARGV0)
             .args([ZYGOTE_MARKER, lab, &" ".repeat(TITLE_ROOM)])

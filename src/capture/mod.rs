@@ -1,0 +1,269 @@
+//! `capture`: the frames of a node's interface, as a pcap stream.
+//!
+//! [`Capture::open`] resolves `LAB/NODE:IFACE` and opens a packet socket
+//! inside the node's net namespace (it stays there); [`Capture::run`] then
+//! writes every frame, both directions, to a [`pcap::PcapWriter`] until a
+//! count, a duration, a stop flag, or the reader going away.
+
+pub mod pcap;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
+use crate::lab::{LabError, resolve_interface};
+use pcap::{PcapWriter, Precision};
+
+/// The most bytes kept of one frame (tcpdump's default): more than a
+/// veth's largest GSO frame.
+pub const MAX_SNAPLEN: u32 = 262_144;
+/// How often the loop looks at the stop flag and the clock when no frame
+/// comes.
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("{target}: {source}")]
+    Socket { target: String, source: PacketError },
+    #[error("write the capture: {0}")]
+    Write(io::Error),
+    #[error(
+        "refusing to write binary pcap data to a terminal; use -w FILE, or pipe it: `| tcpdump -r -` or `| wireshark -k -i -`"
+    )]
+    Terminal,
+}
+
+/// When to stop and what to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// Stop after this many frames.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Put the interface in promiscuous mode while capturing.
+    pub promiscuous: bool,
+    pub precision: Precision,
+    /// Bytes kept of each frame, at most [`MAX_SNAPLEN`].
+    pub snaplen: u32,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            count: None,
+            duration: None,
+            promiscuous: true,
+            precision: Precision::Nanos,
+            snaplen: MAX_SNAPLEN,
+        }
+    }
+}
+
+/// Why a capture ended, and what it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureReport {
+    /// Frames written.
+    pub captured: u64,
+    /// The kernel's counters (received includes dropped), when readable.
+    pub kernel: Option<CaptureStats>,
+    pub ended_by: EndedBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    Count,
+    Duration,
+    /// The stop flag (a signal).
+    Stopped,
+    /// The reader closed its end of the pipe.
+    ReaderGone,
+}
+
+/// Where the pcap stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    File(PathBuf),
+    Stdout,
+}
+
+/// `-w FILE`, `-w -` or nothing (standard output); never binary data onto
+/// a terminal.
+pub fn destination(
+    write: Option<&Path>,
+    stdout_is_terminal: bool,
+) -> Result<Destination, CaptureError> {
+    match write {
+        Some(path) if path != Path::new("-") => Ok(Destination::File(path.to_path_buf())),
+        _ if stdout_is_terminal => Err(CaptureError::Terminal),
+        _ => Ok(Destination::Stdout),
+    }
+}
+
+/// A capture socket open on a node's interface.
+#[derive(Debug)]
+pub struct Capture {
+    socket: CaptureSocket,
+    target: String,
+}
+
+impl Capture {
+    /// Opens a capture on `spec`: `LAB/NODE:IFACE`, or `NODE:IFACE` when one
+    /// running lab has the node. Frames are queued from here on.
+    pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
+        let (node, iface, _plan) = resolve_interface(spec)?;
+        let target = format!("{}:{iface}", node.label());
+        let socket = node
+            .in_netns(|| CaptureSocket::open(&iface, promiscuous))?
+            .map_err(|source| CaptureError::Socket {
+                target: target.clone(),
+                source,
+            })?;
+        Ok(Self { socket, target })
+    }
+
+    /// `LAB/NODE:IFACE`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Writes the pcap header, then each frame as it comes (flushed as soon
+    /// as no other frame is waiting), until the count, the duration, `stop`
+    /// or a closed reader ends it.
+    pub fn run<W: Write>(
+        &self,
+        out: W,
+        options: &CaptureOptions,
+        stop: &AtomicBool,
+    ) -> Result<CaptureReport, CaptureError> {
+        let snaplen = options.snaplen.clamp(1, MAX_SNAPLEN);
+        let deadline = options.duration.map(|d| Instant::now() + d);
+        let report = |captured, ended_by| CaptureReport {
+            captured,
+            kernel: self.socket.stats().ok(),
+            ended_by,
+        };
+        let mut writer = match PcapWriter::new(out, options.precision, snaplen) {
+            Ok(w) => w,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(report(0, EndedBy::ReaderGone));
+            }
+            Err(e) => return Err(CaptureError::Write(e)),
+        };
+        let mut buf = vec![0u8; snaplen as usize];
+        // Packets are flushed as soon as no further one is waiting: at once
+        // when traffic is sparse, in batches under load (a write per packet
+        // to a file costs enough to make the kernel drop packets).
+        let mut unflushed = false;
+        let ended_by = loop {
+            if options.count.is_some_and(|c| writer.packets() >= c) {
+                break EndedBy::Count;
+            }
+            if stop.load(Ordering::Relaxed) {
+                break EndedBy::Stopped;
+            }
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(TICK),
+                    _ => break EndedBy::Duration,
+                },
+                None => TICK,
+            };
+            let wait = if unflushed { Duration::ZERO } else { wait };
+            let frame =
+                self.socket
+                    .recv(&mut buf, wait)
+                    .map_err(|source| CaptureError::Socket {
+                        target: self.target.clone(),
+                        source,
+                    })?;
+            let written = match frame {
+                Some(frame) => {
+                    unflushed = true;
+                    writer.write_packet(frame.timestamp, &buf[..frame.captured], frame.length)
+                }
+                None if unflushed => {
+                    unflushed = false;
+                    writer.flush()
+                }
+                None => Ok(()),
+            };
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break EndedBy::ReaderGone,
+                Err(e) => return Err(CaptureError::Write(e)),
+            }
+        };
+        match writer.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(report(writer.packets(), EndedBy::ReaderGone));
+            }
+            Err(e) => return Err(CaptureError::Write(e)),
+        }
+        Ok(report(writer.packets(), ended_by))
+    }
+}
+
+impl CaptureReport {
+    /// tcpdump's closing lines.
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} packets captured", self.captured);
+        if let Some(k) = self.kernel {
+            text += &format!(
+                "\n{} packets received by filter\n{} packets dropped by kernel",
+                k.received, k.dropped
+            );
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_unless_a_file_is_named_and_never_a_terminal() {
+        let file = Path::new("out.pcap");
+        assert_eq!(
+            destination(Some(file), true).expect("a file is fine"),
+            Destination::File(file.into())
+        );
+        assert_eq!(
+            destination(None, false).expect("a pipe"),
+            Destination::Stdout
+        );
+        assert_eq!(
+            destination(Some(Path::new("-")), false).expect("a pipe"),
+            Destination::Stdout
+        );
+        assert!(matches!(
+            destination(None, true),
+            Err(CaptureError::Terminal)
+        ));
+        assert!(matches!(
+            destination(Some(Path::new("-")), true),
+            Err(CaptureError::Terminal)
+        ));
+    }
+
+    #[test]
+    fn summary_reads_like_tcpdump() {
+        let report = CaptureReport {
+            captured: 2,
+            kernel: Some(CaptureStats {
+                received: 3,
+                dropped: 1,
+            }),
+            ended_by: EndedBy::Count,
+        };
+        assert_eq!(
+            report.summary(),
+            "2 packets captured\n3 packets received by filter\n1 packets dropped by kernel"
+        );
+    }
+}

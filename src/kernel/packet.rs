@@ -1,0 +1,322 @@
+//! AF_PACKET capture sockets: every frame an interface receives or sends.
+//!
+//! A socket belongs to the net namespace it was opened in, whatever thread
+//! later reads it, so [`CaptureSocket::open`] runs on a thread inside a
+//! node's net namespace and the capture loop anywhere.
+
+use std::ffi::CString;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    #[error("no interface {0:?}")]
+    NoInterface(String),
+    #[error(
+        "interface {iface} has hardware type {hatype}; only Ethernet and loopback interfaces are captured"
+    )]
+    LinkType { iface: String, hatype: u16 },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+fn last_error(what: &'static str) -> PacketError {
+    PacketError::Io {
+        what,
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// Which way a frame went through the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// One frame read into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Bytes placed in the buffer (at most its length).
+    pub captured: usize,
+    /// The frame's length on the wire.
+    pub length: usize,
+    /// When the kernel saw it, since the Unix epoch.
+    pub timestamp: Duration,
+    pub direction: Direction,
+}
+
+/// Counters of the kernel since the last call (reading resets them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Frames that reached the socket, dropped ones included.
+    pub received: u32,
+    /// Frames dropped because the socket's buffer was full.
+    pub dropped: u32,
+}
+
+/// A packet socket bound to one interface.
+#[derive(Debug)]
+pub struct CaptureSocket {
+    fd: OwnedFd,
+    /// On `lo` every frame is seen twice, going out and coming in; like
+    /// libpcap, keep only the incoming copy.
+    loopback: bool,
+}
+
+/// Bytes asked for as the socket's receive buffer (the kernel caps it at
+/// `net.core.rmem_max`): room for bursts while the writer is slow.
+const RECEIVE_BUFFER: libc::c_int = 4 << 20;
+
+fn set_option<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    what: &'static str,
+) -> Result<(), PacketError> {
+    // SAFETY: `value` points to a live T of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error(what))
+    }
+}
+
+impl CaptureSocket {
+    /// Opens a capture socket on `iface` of the calling thread's net
+    /// namespace, for frames in both directions; with `promiscuous`, the
+    /// interface also passes frames addressed to other hosts while the
+    /// socket is open.
+    pub fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
+        let name = CString::new(iface).map_err(|_| PacketError::NoInterface(iface.into()))?;
+        // SAFETY: `name` is a valid C string; if_nametoindex only reads it.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(PacketError::NoInterface(iface.into()));
+        }
+        // Protocol 0: the socket queues nothing until bound to the
+        // interface below, so no frame of another interface slips in.
+        // SAFETY: socket(2) with constant arguments.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(last_error("open a packet socket"));
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let on: libc::c_int = 1;
+        set_option(
+            &fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on,
+            "ask for timestamps",
+        )?;
+        // Best effort: a smaller buffer only means drops sooner.
+        let _ = set_option(
+            &fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &RECEIVE_BUFFER,
+            "buffer",
+        );
+
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        address.sll_ifindex = ifindex as i32;
+        // SAFETY: `address` is a sockaddr_ll of the length given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&address as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("bind the packet socket to the interface"));
+        }
+        // The bound address tells the interface's hardware type.
+        let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `length` bytes into `address`.
+        let rc = unsafe {
+            libc::getsockname(
+                fd.as_raw_fd(),
+                (&mut address as *mut libc::sockaddr_ll).cast(),
+                &mut length,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("read the packet socket's address"));
+        }
+        let loopback = match address.sll_hatype {
+            libc::ARPHRD_ETHER => false,
+            libc::ARPHRD_LOOPBACK => true,
+            hatype => {
+                return Err(PacketError::LinkType {
+                    iface: iface.into(),
+                    hatype,
+                });
+            }
+        };
+        if promiscuous {
+            // SAFETY: packet_mreq is plain data; all-zero is a valid value.
+            let mut membership: libc::packet_mreq = unsafe { zeroed() };
+            membership.mr_ifindex = ifindex as i32;
+            membership.mr_type = libc::PACKET_MR_PROMISC as u16;
+            set_option(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                &membership,
+                "set promiscuous mode",
+            )?;
+        }
+        Ok(Self { fd, loopback })
+    }
+
+    /// Waits up to `timeout` for a frame and reads it into `buf` (cut at
+    /// its length). `None` when nothing came, a signal interrupted the
+    /// wait, or the frame was a duplicate that is skipped.
+    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Frame>, PacketError> {
+        let mut poll = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(PacketError::Io {
+                what: "wait for packets",
+                source: e,
+            });
+        }
+        if ready == 0 {
+            return Ok(None);
+        }
+
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: plain data; all-zero is a valid value.
+        let mut from: libc::sockaddr_ll = unsafe { zeroed() };
+        // u64s keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        // SAFETY: plain data; all-zero is a valid value.
+        let mut message: libc::msghdr = unsafe { zeroed() };
+        message.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+        message.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = size_of::<[u64; 16]>();
+        // MSG_TRUNC: return the frame's real length even when `buf` is shorter.
+        // SAFETY: every pointer in `message` refers to a live buffer of the
+        // length given.
+        let n = unsafe {
+            libc::recvmsg(
+                self.fd.as_raw_fd(),
+                &mut message,
+                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
+                return Ok(None);
+            }
+            return Err(PacketError::Io {
+                what: "read a packet",
+                source: e,
+            });
+        }
+        let direction = if from.sll_pkttype == libc::PACKET_OUTGOING {
+            Direction::Out
+        } else {
+            Direction::In
+        };
+        if self.loopback && direction == Direction::Out {
+            return Ok(None);
+        }
+        let length = n as usize;
+        Ok(Some(Frame {
+            captured: length.min(buf.len()),
+            length,
+            timestamp: timestamp(&message).unwrap_or_else(now),
+            direction,
+        }))
+    }
+
+    /// The kernel's counters since the last call.
+    pub fn stats(&self) -> Result<CaptureStats, PacketError> {
+        // SAFETY: plain data; all-zero is a valid value.
+        let mut stats: libc::tpacket_stats = unsafe { zeroed() };
+        let mut length = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `length` bytes into `stats`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut length,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("read the capture counters"));
+        }
+        Ok(CaptureStats {
+            received: stats.tp_packets,
+            dropped: stats.tp_drops,
+        })
+    }
+}
+
+/// The SCM_TIMESTAMPNS control message of a received frame.
+fn timestamp(message: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: `message` was filled by recvmsg; the CMSG macros walk its
+    // control buffer within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(message);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(message, cmsg);
+        }
+    }
+    None
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

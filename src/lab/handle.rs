@@ -1,0 +1,565 @@
+//! [`Lab`]: a lab as a Rust value, for tests and programs. It is brought up
+//! by the same [`up`](super::up) as `nslab up`, runs commands the way `nslab
+//! exec` does, and is torn down by [`down`](super::down) when dropped.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use nix::sys::signal::Signal;
+
+use super::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
+use super::running::{RunningNode, running_nodes};
+use super::{DownReport, LabError, UpOptions, UpReport};
+use crate::kernel::enter::{self, Stdio};
+use crate::plan::{Place, Plan};
+use crate::topology::{self, Topology, TopologyError};
+
+/// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a [`Lab`] call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("{0}")]
+    Privileges(String),
+    #[error("lab {lab} has no node {node:?}")]
+    NoNode { lab: String, node: String },
+    #[error("an empty command line")]
+    EmptyCommand,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// How a lab is brought up: the fields, or the builder methods, then
+/// [`up`](LabOptions::up), [`up_file`](LabOptions::up_file) or
+/// [`up_yaml`](LabOptions::up_yaml).
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Run the lab under a name of its own, `<name>-<suffix>` (unique in
+    /// this process and across processes), so that tests running at the
+    /// same time never collide. Interface names at the `host` end of a link
+    /// are not renamed.
+    pub unique: bool,
+    /// Tear down a running lab of the same name first.
+    pub reconfigure: bool,
+    /// The `nslab` binary, which runs as the node inits (see
+    /// [`UpOptions::init_exe`]). A program that is not `nslab` itself, a
+    /// test for instance, names it here or in `NSLAB_EXE`.
+    pub nslab_exe: Option<PathBuf>,
+}
+
+/// A running lab; dropping it tears it down.
+///
+/// Node names are those of the topology. See the crate documentation for
+/// an example.
+#[derive(Debug)]
+pub struct Lab {
+    plan: Plan,
+    report: UpReport,
+    nodes: HashMap<String, RunningNode>,
+    /// Still to be torn down (false after [`Lab::down`]).
+    live: bool,
+}
+
+/// What a command run with [`Lab::exec`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code; 128 + N when the command was killed by signal N.
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Did the command exit with code 0?
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Standard output as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+impl LabOptions {
+    /// The defaults: the lab's own name, no reconfigure, `NSLAB_EXE` or
+    /// this executable as the inits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`unique`](Self::unique).
+    pub fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+
+    /// Sets [`reconfigure`](Self::reconfigure).
+    pub fn reconfigure(mut self) -> Self {
+        self.reconfigure = true;
+        self
+    }
+
+    /// Sets [`nslab_exe`](Self::nslab_exe).
+    pub fn nslab_exe(mut self, path: impl Into<PathBuf>) -> Self {
+        self.nslab_exe = Some(path.into());
+        self
+    }
+
+    /// Brings up the lab of a validated topology (from a file,
+    /// [`topology::parse_str`] or [`Topology::builder`]).
+    pub fn up(&self, topology: &Topology) -> Result<Lab, ApiError> {
+        crate::privileges::check().map_err(ApiError::Privileges)?;
+        let mut plan = Plan::from_topology(topology);
+        if self.unique {
+            plan.lab = unique_name(&plan.lab, std::process::id(), next_serial());
+        }
+        // State outlives the working directory; a topology built in code has
+        // no file.
+        plan.source = plan
+            .source
+            .filter(|p| p.is_file())
+            .and_then(|p| std::path::absolute(p).ok());
+        let up_options = UpOptions {
+            reconfigure: self.reconfigure,
+            init_exe: self.nslab_exe.clone(),
+            ..UpOptions::default()
+        };
+        let report = super::up(&plan, &up_options)?;
+        // From here on, dropping `lab` (on any error too) tears it down.
+        let mut lab = Lab {
+            plan,
+            report,
+            nodes: HashMap::new(),
+            live: true,
+        };
+        lab.nodes = running_nodes(&lab.plan.lab)?
+            .into_iter()
+            .map(|n| (n.node.clone(), n))
+            .collect();
+        Ok(lab)
+    }
+
+    /// Loads, validates and brings up a topology file.
+    pub fn up_file(&self, path: impl AsRef<Path>) -> Result<Lab, ApiError> {
+        self.up(&topology::load(path.as_ref())?)
+    }
+
+    /// Validates and brings up topology YAML; relative bind sources are
+    /// taken from the working directory.
+    pub fn up_yaml(&self, yaml: &str) -> Result<Lab, ApiError> {
+        self.up(&topology::parse_str(
+            yaml,
+            Path::new("(YAML text)"),
+            Path::new("."),
+        )?)
+    }
+}
+
+impl Lab {
+    /// Brings up the lab of a validated topology with the default
+    /// [`LabOptions`].
+    pub fn up(topology: &Topology) -> Result<Lab, ApiError> {
+        LabOptions::new().up(topology)
+    }
+
+    /// [`Lab::up`] under a unique name (see [`LabOptions::unique`]).
+    pub fn up_unique(topology: &Topology) -> Result<Lab, ApiError> {
+        LabOptions::new().unique().up(topology)
+    }
+
+    /// Loads, validates and brings up a topology file.
+    pub fn up_file(path: impl AsRef<Path>) -> Result<Lab, ApiError> {
+        LabOptions::new().up_file(path)
+    }
+
+    /// Validates and brings up topology YAML.
+    pub fn up_yaml(yaml: &str) -> Result<Lab, ApiError> {
+        LabOptions::new().up_yaml(yaml)
+    }
+
+    /// Brings up `topology` as `options` say (the same as
+    /// [`LabOptions::up`]).
+    pub fn up_with(topology: &Topology, options: &LabOptions) -> Result<Lab, ApiError> {
+        options.up(topology)
+    }
+
+    /// The lab's name (with its unique suffix, if any).
+    pub fn name(&self) -> &str {
+        &self.plan.lab
+    }
+
+    /// The plan the lab was built from.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// What `up` reported (phases and their times).
+    pub fn up_report(&self) -> &UpReport {
+        &self.report
+    }
+
+    /// Node names, in topology order.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        self.plan.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    /// The node's `/run/netns` name (`<lab>-<node>`), for `ip -n` and the like.
+    pub fn netns_name(&self, node: &str) -> String {
+        crate::plan::netns_name(&self.plan.lab, node)
+    }
+
+    fn node(&self, node: &str) -> Result<&RunningNode, ApiError> {
+        if let Some(running) = self.nodes.get(node) {
+            return Ok(running);
+        }
+        if self.plan.node_id(node).is_some() {
+            return Err(LabError::NotFound(format!(
+                "node {}/{node} is not running",
+                self.plan.lab
+            ))
+            .into());
+        }
+        Err(ApiError::NoNode {
+            lab: self.plan.lab.clone(),
+            node: node.to_string(),
+        })
+    }
+
+    /// Runs `argv` in every namespace of `node` (as `nslab exec` does, with
+    /// the node's `env`) and waits for it, collecting its output; stdin is
+    /// `/dev/null`. A command that is not found is an error, not a status.
+    /// As with `std::process::Command::output`, a daemon left running with
+    /// the command's stdout or stderr open keeps this waiting.
+    pub fn exec<I, S>(&self, node: &str, argv: I) -> Result<Output, ApiError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let running_node = self.node(node)?;
+        let argv = command_line(argv)?;
+        let (out_read, out_write) = pipe()?;
+        let (err_read, err_write) = pipe()?;
+        let stdio = [
+            Stdio::Fd(dev_null()?),
+            Stdio::Fd(out_write),
+            Stdio::Fd(err_write),
+        ];
+        let running = spawn_in(
+            running_node,
+            Some(&self.plan),
+            argv,
+            stdio,
+            SpawnMode::default(),
+        )?;
+        let (stdout, stderr) = std::thread::scope(|scope| {
+            let stderr = scope.spawn(|| read_all(err_read.into()));
+            let stdout = read_all(out_read.into());
+            (stdout, stderr.join().unwrap_or_default())
+        });
+        let status = running.wait().map_err(enter_error(running_node))?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Starts `argv` in `node` in the background (a server, say) and
+    /// returns once it has been exec'd. It runs in a process group of its
+    /// own, which is ended when the [`Process`] is dropped. Its stdout and
+    /// stderr are pipes ([`Process::take_stdout`]); read them, or a
+    /// talkative command blocks once a pipe is full.
+    pub fn spawn<I, S>(&self, node: &str, argv: I) -> Result<Process, ApiError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let running_node = self.node(node)?;
+        let argv = command_line(argv)?;
+        let (out_read, out_write) = pipe()?;
+        let (err_read, err_write) = pipe()?;
+        let stdio = [
+            Stdio::Fd(dev_null()?),
+            Stdio::Fd(out_write),
+            Stdio::Fd(err_write),
+        ];
+        let mode = SpawnMode {
+            foreground: false,
+            own_group: true,
+        };
+        let mut running = spawn_in(running_node, Some(&self.plan), argv, stdio, mode)?;
+        let pid = running.started().map_err(enter_error(running_node))?;
+        Ok(Process {
+            running: Some(running),
+            pid,
+            label: running_node.label(),
+            stdout: Some(out_read.into()),
+            stderr: Some(err_read.into()),
+        })
+    }
+
+    /// Runs `work` on a thread inside `node`'s net namespace and returns
+    /// its result. Sockets made there stay in the node's namespace after
+    /// `work` returns, so a test can bind a socket in a node and serve on it
+    /// from any thread:
+    ///
+    /// ```no_run
+    /// # fn f(lab: &nslab::Lab) -> Result<(), Box<dyn std::error::Error>> {
+    /// let socket = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7"))??;
+    /// # Ok(()) }
+    /// ```
+    pub fn in_netns<T: Send>(
+        &self,
+        node: &str,
+        work: impl FnOnce() -> T + Send,
+    ) -> Result<T, ApiError> {
+        Ok(self.node(node)?.in_netns(work)?)
+    }
+
+    /// The node's planned addresses with their interface names, IPv4 before
+    /// IPv6 on each interface, in link order. Empty for an unknown node.
+    pub fn addresses(&self, node: &str) -> Vec<(String, IpNet)> {
+        let Some(id) = self.plan.node_id(node) else {
+            return Vec::new();
+        };
+        self.plan
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .filter(|e| e.place == Place::Node(id))
+            .flat_map(|e| e.addresses.iter().map(|a| (e.ifname.clone(), *a)))
+            .collect()
+    }
+
+    /// The first planned address of `node`'s interface `iface` (IPv4 when
+    /// it has one).
+    pub fn address(&self, node: &str, iface: &str) -> Option<IpAddr> {
+        self.interface_addresses(node, iface).next()
+    }
+
+    /// The planned IPv4 address of `node`'s interface `iface`.
+    pub fn ipv4(&self, node: &str, iface: &str) -> Option<Ipv4Addr> {
+        self.interface_addresses(node, iface).find_map(|a| match a {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The planned IPv6 address of `node`'s interface `iface`.
+    pub fn ipv6(&self, node: &str, iface: &str) -> Option<Ipv6Addr> {
+        self.interface_addresses(node, iface).find_map(|a| match a {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    fn interface_addresses(&self, node: &str, iface: &str) -> impl Iterator<Item = IpAddr> {
+        self.addresses(node)
+            .into_iter()
+            .filter(move |(name, _)| name == iface)
+            .map(|(_, net)| net.addr())
+    }
+
+    /// Tears the lab down now, reporting what was removed or what failed.
+    pub fn down(mut self) -> Result<DownReport, ApiError> {
+        self.live = false;
+        Ok(super::down(&self.plan.lab)?)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.live
+            && let Err(e) = super::down(&self.plan.lab)
+        {
+            eprintln!("nslab: tearing down lab {}: {e}", self.plan.lab);
+        }
+    }
+}
+
+/// A command started with [`Lab::spawn`]; ended when dropped.
+#[derive(Debug)]
+pub struct Process {
+    /// `None` once waited for.
+    running: Option<enter::Running>,
+    pid: i32,
+    label: String,
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+impl Process {
+    /// The command's pid as this process sees it (the host's pid
+    /// namespace; inside the node it has another).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The read end of the command's stdout (once).
+    pub fn take_stdout(&mut self) -> Option<File> {
+        self.stdout.take()
+    }
+
+    /// The read end of the command's stderr (once).
+    pub fn take_stderr(&mut self) -> Option<File> {
+        self.stderr.take()
+    }
+
+    /// The exit code if the command has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<i32>, ApiError> {
+        match self.running.as_mut() {
+            Some(running) => running.try_wait().map_err(|e| self.error(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for the command to end; returns its exit code.
+    pub fn wait(mut self) -> Result<i32, ApiError> {
+        self.finish(None)
+    }
+
+    /// Ends the command and its process group: SIGTERM, then SIGKILL when it
+    /// is still there after 2 s. Returns its exit code (143 for SIGTERM).
+    pub fn kill(mut self) -> Result<i32, ApiError> {
+        self.finish(Some(KILL_GRACE))
+    }
+
+    fn finish(&mut self, kill_after: Option<Duration>) -> Result<i32, ApiError> {
+        let Some(mut running) = self.running.take() else {
+            return Ok(0);
+        };
+        if let Some(grace) = kill_after {
+            running.signal(Signal::SIGTERM).map_err(|e| self.error(e))?;
+            let deadline = Instant::now() + grace;
+            while running.try_wait().map_err(|e| self.error(e))?.is_none() {
+                if Instant::now() >= deadline {
+                    running.signal(Signal::SIGKILL).map_err(|e| self.error(e))?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        running.wait().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: enter::EnterError) -> ApiError {
+        LabError::Enter {
+            node: self.label.clone(),
+            source,
+        }
+        .into()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.running.is_some()
+            && let Err(e) = self.finish(Some(KILL_GRACE))
+        {
+            eprintln!("nslab: ending process {}: {e}", self.pid);
+        }
+    }
+}
+
+fn command_line<I, S>(argv: I) -> Result<Vec<String>, ApiError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let argv: Vec<String> = argv.into_iter().map(|a| a.as_ref().to_string()).collect();
+    if argv.is_empty() {
+        return Err(ApiError::EmptyCommand);
+    }
+    Ok(argv)
+}
+
+fn read_all(mut file: File) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    bytes
+}
+
+/// A serial number for unique names, one per lab in this process.
+fn next_serial() -> usize {
+    static SERIAL: AtomicUsize = AtomicUsize::new(0);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `<name>-<pid><serial>` in hex, the name shortened so the whole fits the
+/// 40 bytes a lab name may have. The pid keeps processes apart, the serial
+/// the labs of one process.
+fn unique_name(name: &str, pid: u32, serial: usize) -> String {
+    let suffix = format!("-{pid:x}x{serial:x}");
+    let room = crate::topology::MAX_NAME_BYTES.saturating_sub(suffix.len());
+    let base: String = name.chars().take(room).collect();
+    format!("{base}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_valid_and_distinct() {
+        let a = unique_name("chain3", 4242, 0);
+        let b = unique_name("chain3", 4242, 1);
+        let c = unique_name("chain3", 4243, 0);
+        assert_eq!(a, "chain3-1092x0");
+        assert!(a != b && a != c && b != c);
+        for name in [a, b, c] {
+            assert!(topology::is_valid_name(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_long_name_is_shortened_to_fit() {
+        let long = "a".repeat(40);
+        let name = unique_name(&long, u32::MAX, usize::MAX);
+        assert_eq!(name.len(), topology::MAX_NAME_BYTES);
+        assert!(
+            name.ends_with(&format!("-ffffffffx{:x}", usize::MAX)),
+            "{name}"
+        );
+        assert!(topology::is_valid_name(&name), "{name}");
+    }
+
+    #[test]
+    fn output_text_and_success() {
+        let out = Output {
+            status: 0,
+            stdout: b"ok\n".to_vec(),
+            stderr: vec![0xff],
+        };
+        assert!(out.success());
+        assert_eq!(out.stdout_text(), "ok\n");
+        assert_eq!(out.stderr_text(), "\u{fffd}");
+    }
+
+    #[test]
+    fn empty_command_is_refused() {
+        assert!(matches!(
+            command_line(Vec::<String>::new()),
+            Err(ApiError::EmptyCommand)
+        ));
+    }
+}

@@ -1,0 +1,358 @@
+//! A topology built in code. The builder fills in the same raw shapes a
+//! file is parsed into and hands them to the same validation, so a lab built
+//! in code obeys exactly the rules of a topology file and its problems carry
+//! the same key paths.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use super::model::{FileModel, LinkModel, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
+use super::{Problem, Topology, TopologyError, validate};
+
+/// Builds a [`Topology`] in code; start with [`Topology::builder`].
+///
+/// Node settings name their node, which must have been added first with
+/// [`node`](Self::node) or [`bridge`](Self::bridge). Link settings
+/// ([`ipv4`](Self::ipv4), [`ipv6`](Self::ipv6), [`mtu`](Self::mtu),
+/// [`mac`](Self::mac)) apply to the link added last.
+///
+/// ```
+/// use nslab::topology::Topology;
+///
+/// let topology = Topology::builder("pair")
+///     .node("h1")
+///     .node("h2")
+///     .link(["h1:eth0", "h2:eth0"])
+///     .ipv4(["10.0.0.1/30", "10.0.0.2/30"])
+///     .build()
+///     .expect("a valid topology");
+/// assert_eq!(topology.links.len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct TopologyBuilder {
+    name: String,
+    nodes: UMap<Option<NodeModel>>,
+    links: Vec<LinkModel>,
+    /// Misuses of the builder itself (a setting for a node never added),
+    /// reported with validation's problems.
+    problems: Vec<Problem>,
+}
+
+impl Topology {
+    /// Starts a topology named `name` built in code (see [`TopologyBuilder`]).
+    pub fn builder(name: impl Into<String>) -> TopologyBuilder {
+        TopologyBuilder {
+            name: name.into(),
+            nodes: UMap::default(),
+            links: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+fn text(s: impl Into<String>) -> Text {
+    Text(s.into())
+}
+
+/// Inserts as the parser does: a second entry with the same key is kept
+/// aside as a duplicate, for validation to report.
+fn insert<V>(map: &mut UMap<V>, key: String, value: V) {
+    if map.entries.contains_key(&key) {
+        if !map.duplicates.contains(&key) {
+            map.duplicates.push(key);
+        }
+    } else {
+        map.entries.insert(key, value);
+    }
+}
+
+impl TopologyBuilder {
+    /// Adds a node (`kind: node`).
+    pub fn node(mut self, name: impl Into<String>) -> Self {
+        insert(&mut self.nodes, name.into(), Some(NodeModel::default()));
+        self
+    }
+
+    /// Adds a bridge node (`kind: bridge`).
+    pub fn bridge(mut self, name: impl Into<String>) -> Self {
+        let model = NodeModel {
+            kind: Some(text("bridge")),
+            ..NodeModel::default()
+        };
+        insert(&mut self.nodes, name.into(), Some(model));
+        self
+    }
+
+    /// The node's hostname (default: its name).
+    pub fn hostname(self, node: &str, hostname: impl Into<String>) -> Self {
+        self.with_node(node, "hostname", |m| m.hostname = Some(text(hostname)))
+    }
+
+    /// One sysctl of the node, e.g. `("net.ipv4.ip_forward", 1)`.
+    pub fn sysctl(self, node: &str, key: impl Into<String>, value: impl Display) -> Self {
+        self.with_node(node, "sysctls", |m| {
+            let map = m.sysctls.get_or_insert_with(UMap::default);
+            insert(map, key.into(), Scalar::Str(value.to_string()));
+        })
+    }
+
+    /// One route of the node, in iproute2 syntax (`default via 10.0.0.1`).
+    pub fn route(self, node: &str, route: impl Into<String>) -> Self {
+        self.with_node(node, "routes", |m| {
+            m.routes
+                .get_or_insert_with(Seq::default)
+                .0
+                .push(text(route))
+        })
+    }
+
+    /// One bind mount, `host_path:node_path[:ro|:rw]`; a relative host path
+    /// is taken from the working directory at [`build`](Self::build).
+    pub fn bind(self, node: &str, bind: impl Into<String>) -> Self {
+        self.with_node(node, "binds", |m| {
+            m.binds.get_or_insert_with(Seq::default).0.push(text(bind))
+        })
+    }
+
+    /// The node's tmpfs paths, replacing the default `[/tmp, /run]`.
+    pub fn tmpfs<S: Into<String>>(self, node: &str, paths: impl IntoIterator<Item = S>) -> Self {
+        self.with_node(node, "tmpfs", |m| {
+            m.tmpfs = Some(Seq(paths.into_iter().map(text).collect()))
+        })
+    }
+
+    /// One environment variable of the node's commands.
+    pub fn env(self, node: &str, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.with_node(node, "env", |m| {
+            let map = m.env.get_or_insert_with(UMap::default);
+            insert(map, key.into(), Scalar::Str(value.into()));
+        })
+    }
+
+    /// One command run in the node through `/bin/sh -c` after all wiring.
+    pub fn exec(self, node: &str, command: impl Into<String>) -> Self {
+        self.with_node(node, "exec", |m| {
+            m.exec
+                .get_or_insert_with(Seq::default)
+                .0
+                .push(text(command))
+        })
+    }
+
+    /// Adds a link between two `node:iface` endpoints.
+    pub fn link<S: Into<String>>(mut self, endpoints: [S; 2]) -> Self {
+        self.links.push(LinkModel {
+            endpoints: Seq(endpoints.into_iter().map(text).collect()),
+            ipv4: None,
+            ipv6: None,
+            mtu: None,
+            mac: None,
+        });
+        self
+    }
+
+    /// IPv4 addresses (`ADDR/PREFIX`) of the last link's two ends, in
+    /// endpoint order; `None` for an end without one.
+    pub fn ipv4<'a>(self, addresses: [impl Into<Option<&'a str>>; 2]) -> Self {
+        let list = per_end(addresses);
+        self.with_link("ipv4", |l| l.ipv4 = Some(list))
+    }
+
+    /// IPv6 addresses of the last link's two ends, as [`ipv4`](Self::ipv4).
+    pub fn ipv6<'a>(self, addresses: [impl Into<Option<&'a str>>; 2]) -> Self {
+        let list = per_end(addresses);
+        self.with_link("ipv6", |l| l.ipv6 = Some(list))
+    }
+
+    /// The MTU of both ends of the last link.
+    pub fn mtu(self, mtu: u32) -> Self {
+        self.with_link("mtu", |l| l.mtu = Some(i64::from(mtu)))
+    }
+
+    /// MACs (`aa:bb:cc:dd:ee:ff`) of the last link's two ends, `None` for a
+    /// random one.
+    pub fn mac<'a>(self, macs: [impl Into<Option<&'a str>>; 2]) -> Self {
+        let list = per_end(macs);
+        self.with_link("mac", |l| l.mac = Some(list))
+    }
+
+    /// Validates what was built, with every rule of a topology file,
+    /// reporting all problems at once.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        let origin = PathBuf::from(format!("{} (built in code)", self.name));
+        let model = FileModel {
+            name: text(self.name),
+            topology: Some(TopologyModel {
+                defaults: None,
+                nodes: Some(self.nodes),
+                links: Some(Seq(self.links)),
+            }),
+        };
+        let mut problems = self.problems;
+        match validate::validate(model, &origin, Path::new(".")) {
+            Ok(topology) if problems.is_empty() => Ok(topology),
+            Ok(_) => Err(TopologyError::Invalid {
+                file: origin,
+                problems,
+            }),
+            Err(found) => {
+                problems.extend(found);
+                Err(TopologyError::Invalid {
+                    file: origin,
+                    problems,
+                })
+            }
+        }
+    }
+
+    fn with_node(mut self, node: &str, key: &str, set: impl FnOnce(&mut NodeModel)) -> Self {
+        match self.nodes.entries.get_mut(node) {
+            Some(model) => set(model.get_or_insert_with(NodeModel::default)),
+            None => self.problems.push(Problem::new(
+                format!("topology.nodes.{node}.{key}"),
+                format!(
+                    "no node named {node:?} was added (with .node() or .bridge()) before its {key}"
+                ),
+            )),
+        }
+        self
+    }
+
+    fn with_link(mut self, key: &str, set: impl FnOnce(&mut LinkModel)) -> Self {
+        match self.links.last_mut() {
+            Some(link) => set(link),
+            None => self.problems.push(Problem::new(
+                format!("topology.links.{key}"),
+                format!("{key} set before any link was added (with .link())"),
+            )),
+        }
+        self
+    }
+}
+
+fn per_end<'a>(values: [impl Into<Option<&'a str>>; 2]) -> Seq<Option<Text>> {
+    Seq(values.into_iter().map(|v| v.into().map(text)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{NodeKind, Plan};
+    use crate::topology::{Topology, TopologyError, parse_str};
+    use std::path::Path;
+
+    fn routed() -> super::TopologyBuilder {
+        Topology::builder("routed")
+            .node("h1")
+            .node("r1")
+            .node("h2")
+            .sysctl("r1", "net.ipv4.ip_forward", 1)
+            .link(["h1:eth0", "r1:eth0"])
+            .ipv4(["10.0.1.2/30", "10.0.1.1/30"])
+            .link(["r1:eth1", "h2:eth0"])
+            .ipv4(["10.0.2.1/30", "10.0.2.2/30"])
+            .mtu(1400)
+            .route("h1", "default via 10.0.1.1")
+            .route("h2", "default via 10.0.2.1")
+    }
+
+    #[test]
+    fn a_built_topology_equals_the_same_file() {
+        let built = routed().build().expect("valid");
+        let file = parse_str(
+            r#"
+name: routed
+topology:
+  nodes:
+    h1: {routes: ["default via 10.0.1.1"]}
+    r1: {sysctls: {net.ipv4.ip_forward: 1}}
+    h2: {routes: ["default via 10.0.2.1"]}
+  links:
+    - endpoints: ["h1:eth0", "r1:eth0"]
+      ipv4: [10.0.1.2/30, 10.0.1.1/30]
+    - endpoints: ["r1:eth1", "h2:eth0"]
+      ipv4: [10.0.2.1/30, 10.0.2.2/30]
+      mtu: 1400
+"#,
+            Path::new("routed.yml"),
+            Path::new("."),
+        )
+        .expect("valid file");
+        let plan = |t: &Topology| Plan {
+            source: None,
+            ..Plan::from_topology(t)
+        };
+        assert_eq!(plan(&built), plan(&file));
+    }
+
+    #[test]
+    fn bridges_and_missing_addresses() {
+        let t = Topology::builder("lan")
+            .node("h1")
+            .bridge("sw")
+            .link(["h1:eth0", "sw:p1"])
+            .ipv4([Some("10.0.0.1/24"), None])
+            .build()
+            .expect("valid");
+        assert_eq!(t.nodes["sw"].kind, NodeKind::Bridge);
+        assert_eq!(t.links[0].endpoints[1].ipv4, None);
+    }
+
+    #[test]
+    fn problems_are_the_files_problems_with_key_paths() {
+        let err = Topology::builder("bad")
+            .node("h1")
+            .node("h1")
+            .link(["h1:eth0", "ghost:eth0"])
+            .ipv4(["10.0.0.1/33", "10.0.0.2/24"])
+            .build()
+            .expect_err("invalid");
+        let TopologyError::Invalid { problems, file } = &err else {
+            panic!("not a validation error: {err}");
+        };
+        assert_eq!(file, Path::new("bad (built in code)"));
+        let text = err.to_string();
+        assert!(
+            text.contains("node \"h1\" is defined more than once"),
+            "{text}"
+        );
+        assert!(text.contains("topology.links[0].endpoints[1]"), "{text}");
+        assert!(text.contains("no node named \"ghost\""), "{text}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.starts_with("topology.links[0].ipv4")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn settings_for_a_node_never_added_are_problems() {
+        let err = Topology::builder("x")
+            .node("h1")
+            .route("h9", "default via 10.0.0.1")
+            .mtu(1400)
+            .build()
+            .expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("topology.nodes.h9.routes: no node named \"h9\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("topology.links.mtu: mtu set before any link"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn invalid_lab_name_is_refused_as_in_a_file() {
+        let err = Topology::builder("Bad Name")
+            .node("h1")
+            .build()
+            .expect_err("invalid");
+        assert!(
+            err.to_string().contains("name: lab name \"Bad Name\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! The Rust API, through its public surface only: a routed lab built in
+//! code serving UDP echo across its router, commands in nodes, and Drop
+//! removing everything.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nslab::lab::ApiError;
+use nslab::topology::Topology;
+use nslab::{Lab, LabOptions};
+
+fn options() -> LabOptions {
+    LabOptions::new()
+        .unique()
+        .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
+}
+
+/// h1 — r1 — h2: a /30 and a /64 on each side, r1 forwarding both
+/// families, default routes on the hosts.
+fn routed(name: &str) -> Topology {
+    Topology::builder(name)
+        .node("h1")
+        .node("r1")
+        .node("h2")
+        .sysctl("r1", "net.ipv4.ip_forward", 1)
+        .sysctl("r1", "net.ipv6.conf.all.forwarding", 1)
+        .link(["h1:eth0", "r1:eth0"])
+        .ipv4(["10.0.1.2/30", "10.0.1.1/30"])
+        .ipv6(["2001:db8:1::2/64", "2001:db8:1::1/64"])
+        .link(["r1:eth1", "h2:eth0"])
+        .ipv4(["10.0.2.1/30", "10.0.2.2/30"])
+        .ipv6(["2001:db8:2::2/64", "2001:db8:2::1/64"])
+        .route("h1", "default via 10.0.1.1")
+        .route("h1", "default via 2001:db8:1::1")
+        .route("h2", "default via 10.0.2.1")
+        .route("h2", "default via 2001:db8:2::2")
+        .build()
+        .expect("a valid topology")
+}
+
+/// Sends `count` datagrams from `client` to `server`, checking each echo.
+fn echo_round(client: &UdpSocket, server: SocketAddr, count: usize) {
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    for i in 0..count {
+        let message = format!("datagram {i} to {server}");
+        client
+            .send_to(message.as_bytes(), server)
+            .expect("send to the server");
+        let mut buf = [0u8; 1500];
+        let (n, from) = client.recv_from(&mut buf).expect("an echo within 3 s");
+        assert_eq!(from, server, "the echo comes from the server");
+        assert_eq!(&buf[..n], message.as_bytes(), "the echo is the datagram");
+    }
+}
+
+#[test]
+fn a_routed_lab_built_in_code_serves_udp_echo_across_the_router() {
+    if !common::can_build_labs("a_routed_lab_built_in_code_serves_udp_echo_across_the_router") {
+        return;
+    }
+    let lab = options().up(&routed("apirouted")).expect("lab up");
+    assert!(lab.name().starts_with("apirouted-"), "{}", lab.name());
+    let h1 = IpAddr::V4(lab.ipv4("h1", "eth0").expect("h1 has IPv4"));
+    let h2 = IpAddr::V4(lab.ipv4("h2", "eth0").expect("h2 has IPv4"));
+    let h1_v6 = IpAddr::V6(lab.ipv6("h1", "eth0").expect("h1 has IPv6"));
+    let h2_v6 = IpAddr::V6(lab.ipv6("h2", "eth0").expect("h2 has IPv6"));
+    assert_eq!(lab.address("h2", "eth0"), Some(h2));
+    assert_eq!(
+        lab.addresses("r1")
+            .iter()
+            .map(|(i, a)| format!("{i} {a}"))
+            .collect::<Vec<_>>(),
+        [
+            "eth0 10.0.1.1/30",
+            "eth0 2001:db8:1::1/64",
+            "eth1 10.0.2.1/30",
+            "eth1 2001:db8:2::2/64"
+        ]
+    );
+
+    // IPv4: a Rust thread serves on a socket bound inside h2, and tells us
+    // the source address of each datagram it gets.
+    let server = lab
+        .in_netns("h2", || UdpSocket::bind((h2, 7000)))
+        .expect("enter h2")
+        .expect("bind in h2");
+    let server_addr = server.local_addr().expect("address");
+    let (seen_tx, seen_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let _ = seen_tx.send(from);
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let client = lab
+        .in_netns("h1", || UdpSocket::bind((IpAddr::from([0, 0, 0, 0]), 0)))
+        .expect("enter h1")
+        .expect("bind in h1");
+    echo_round(&client, server_addr, 5);
+    let seen: Vec<SocketAddr> = seen_rx.try_iter().collect();
+    assert_eq!(seen.len(), 5, "the server got every datagram");
+    assert!(
+        seen.iter().all(|from| from.ip() == h1),
+        "the server saw h1's own address ({h1}), so nothing translated it: {seen:?}"
+    );
+    // The path crosses exactly one router: a ping's reply arrives with
+    // TTL 63 (64 less r1's hop).
+    let ping = lab
+        .exec("h1", ["ping", "-c", "1", "-W", "3", &h2.to_string()])
+        .expect("run ping");
+    assert!(ping.success(), "ping failed: {}", ping.stderr_text());
+    assert!(
+        ping.stdout_text().contains("ttl=63"),
+        "{}",
+        ping.stdout_text()
+    );
+
+    // IPv6: the server is a process in h2 (lab.spawn); it says when it has
+    // bound its socket, and echoes each datagram prefixed with its source.
+    let script = "import socket,sys\n\
+        s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n\
+        s.bind(('::',7001))\n\
+        print('ready',flush=True)\n\
+        while True:\n\
+        \x20   d,a=s.recvfrom(1500)\n\
+        \x20   s.sendto(d,a)\n\
+        \x20   print(a[0],flush=True)\n";
+    let mut process = lab
+        .spawn("h2", ["python3", "-c", script])
+        .expect("start the IPv6 server");
+    let mut lines = BufReader::new(process.take_stdout().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("ready"),
+        "the server starts"
+    );
+    let client6 = lab
+        .in_netns("h1", || UdpSocket::bind("[::]:0"))
+        .expect("enter h1")
+        .expect("bind in h1");
+    echo_round(&client6, SocketAddr::new(h2_v6, 7001), 3);
+    for _ in 0..3 {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(line, h1_v6.to_string(), "the server saw h1's address");
+    }
+    assert_eq!(process.try_wait().expect("state"), None, "still serving");
+    let code = process.kill().expect("kill");
+    assert_eq!(code, 128 + 15, "ended by SIGTERM");
+
+    let report = lab.down().expect("down");
+    assert_eq!(report.nodes, 3, "{report:?}");
+}
+
+#[test]
+fn exec_returns_status_and_output_and_refuses_what_cannot_run() {
+    if !common::can_build_labs("exec_returns_status_and_output_and_refuses_what_cannot_run") {
+        return;
+    }
+    let lab = options()
+        .up_yaml(
+            "name: apiexec\n\
+             topology:\n  nodes:\n    h1: {hostname: first, env: {GREETING: hello}}\n",
+        )
+        .expect("lab up");
+    let out = lab
+        .exec(
+            "h1",
+            [
+                "sh",
+                "-c",
+                "echo $GREETING $(hostname); echo oops >&2; exit 3",
+            ],
+        )
+        .expect("run sh");
+    assert_eq!(out.status, 3);
+    assert_eq!(out.stdout_text(), "hello first\n");
+    assert_eq!(out.stderr_text(), "oops\n");
+
+    let missing = lab.exec("h1", ["no-such-command-here"]);
+    assert!(
+        matches!(&missing, Err(e) if e.to_string().contains("command not found")),
+        "{missing:?}"
+    );
+    assert!(matches!(
+        lab.exec("ghost", ["true"]),
+        Err(ApiError::NoNode { .. })
+    ));
+    assert!(matches!(
+        lab.exec("h1", Vec::<String>::new()),
+        Err(ApiError::EmptyCommand)
+    ));
+}
+
+#[test]
+fn bad_topology_text_is_refused_before_anything_is_made() {
+    // No privileges needed: validation comes first.
+    let err = options()
+        .up_yaml("name: apibad\ntopology:\n  nodes: {h1: {}}\n  links:\n    - endpoints: [\"h1:eth0\", \"ghost:eth0\"]\n")
+        .expect_err("invalid");
+    assert!(matches!(err, ApiError::Topology(_)), "{err}");
+    assert!(err.to_string().contains("no node named \"ghost\""), "{err}");
+    assert!(common::leftovers_of("apibad").is_empty());
+}
+
+/// Waits up to `limit` for `done`.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn dropping_the_lab_removes_everything() {
+    if !common::can_build_labs("dropping_the_lab_removes_everything") {
+        return;
+    }
+    let lab = Lab::up_with(&routed("apidrop"), &options()).expect("lab up");
+    let name = lab.name().to_string();
+    assert!(
+        std::path::Path::new("/run/netns")
+            .join(lab.netns_name("h1"))
+            .exists(),
+        "the lab is there to begin with"
+    );
+    assert!(!common::leftovers_of(&name).is_empty());
+    // A process still running in a node when the lab goes.
+    let process = lab.spawn("r1", ["sleep", "600"]).expect("spawn sleep");
+    let pid = process.pid();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    drop(lab);
+
+    assert_eq!(common::leftovers_of(&name), Vec::<String>::new());
+    // The node's pid namespace ended with its init, and the command with it.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .map_or(true, |c| !c.contains("sleep"))
+    };
+    assert!(
+        eventually(Duration::from_secs(5), gone),
+        "sleep {pid} outlived its lab"
+    );
+    drop(process);
+}
+
+#[test]
+fn a_spawned_process_is_ended_when_dropped() {
+    if !common::can_build_labs("a_spawned_process_is_ended_when_dropped") {
+        return;
+    }
+    let lab = options()
+        .up_yaml("name: apispawn\ntopology:\n  nodes: {h1: {}}\n")
+        .expect("lab up");
+    // A shell with a child of its own: the whole process group goes.
+    let process = lab
+        .spawn("h1", ["sh", "-c", "sleep 600 & echo $! > /tmp/child; wait"])
+        .expect("spawn");
+    let shell = process.pid();
+    let child_file = || {
+        lab.exec("h1", ["cat", "/tmp/child"])
+            .map(|o| o.stdout_text())
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || child_file()
+            .is_ok_and(|t| !t.trim().is_empty())),
+        "the shell started its child"
+    );
+    let sleeps = || {
+        lab.exec("h1", ["pgrep", "-x", "sleep"])
+            .map(|o| o.stdout_text().lines().count())
+            .unwrap_or(0)
+    };
+    assert_eq!(sleeps(), 1);
+    drop(process);
+    assert!(!std::path::Path::new(&format!("/proc/{shell}")).exists());
+    assert!(
+        eventually(Duration::from_secs(3), || sleeps() == 0),
+        "the child was ended too"
+    );
+}

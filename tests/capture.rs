@@ -1,0 +1,304 @@
+//! `nslab capture`: frames of a node's interface as pcap, read back with
+//! tcpdump, to a file and through a pipe; clean ends on a count, a
+//! duration, SIGINT and a reader that goes away.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::TestLab;
+
+/// Two hosts on one /30. IPv6 is off, so that nothing but what the test
+/// sends (ARP, ICMP) crosses the link.
+const PAIR: &str = r#"
+name: LAB
+topology:
+  defaults:
+    sysctls:
+      net.ipv6.conf.all.disable_ipv6: 1
+      net.ipv6.conf.default.disable_ipv6: 1
+  nodes:
+    h1: {}
+    h2: {}
+  links:
+    - endpoints: ["h1:eth0", "h2:eth0"]
+      ipv4: [10.0.0.1/30, 10.0.0.2/30]
+"#;
+
+fn have_tcpdump(test: &str) -> bool {
+    let found = Command::new("tcpdump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED {test}: tcpdump is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// A pair lab, up, with h1's ARP entry for h2 in place (so the captured
+/// ping is the ICMP exchange alone).
+fn pair_lab(tag: &str) -> TestLab {
+    let lab = TestLab::new(tag, PAIR);
+    lab.up();
+    lab.assert_ping("h1", "10.0.0.2");
+    lab
+}
+
+/// A running `nslab capture`, its stderr lines arriving on a channel.
+struct Running {
+    child: Child,
+    stderr: Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], stdout: Stdio) -> Running {
+        let mut child = common::nslab()
+            .arg("capture")
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nslab capture");
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let running = Running { child, stderr };
+        running.wait_for_line("capturing on");
+        running
+    }
+
+    /// Waits (up to 10 s) for a stderr line containing `text`.
+    fn wait_for_line(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no stderr line with {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// Waits (up to 10 s) for the exit; returns the code and the rest of
+    /// stderr.
+    fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("nslab capture did not stop within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF, once the process has exited.
+        let rest: Vec<String> = self.stderr.iter().collect();
+        (status.code().unwrap_or(-1), rest.join("\n"))
+    }
+}
+
+/// `tcpdump -r FILE -n`'s packet lines.
+fn tcpdump_read(file: &str) -> Vec<String> {
+    let out = Command::new("tcpdump")
+        .args(["-r", file, "-n"])
+        .output()
+        .expect("run tcpdump");
+    assert!(
+        out.status.success(),
+        "tcpdump could not read {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The two lines of one ping from h1 to h2, request then reply.
+fn assert_echo_exchange(lines: &[String]) {
+    assert_eq!(
+        lines.len(),
+        2,
+        "exactly the request and the reply: {lines:#?}"
+    );
+    assert!(
+        lines[0].contains("IP 10.0.0.1 > 10.0.0.2: ICMP echo request"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains("IP 10.0.0.2 > 10.0.0.1: ICMP echo reply"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_ping_captured_to_a_file_reads_back_in_tcpdump() {
+    let test = "a_ping_captured_to_a_file_reads_back_in_tcpdump";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("capfile");
+    let file = lab.dir.join("h1.pcap");
+    let file = file.to_str().expect("utf-8");
+    let target = format!("{}/h1:eth0", lab.name);
+    let capture = Running::start(&[&target, "-w", file, "-c", "2"], Stdio::null());
+    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
+    assert_eq!(code, 0, "ping: {out}{err}");
+    let (code, stderr) = capture.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("2 packets captured"), "{stderr}");
+
+    // Both directions: the request left h1, the reply came in.
+    assert_echo_exchange(&tcpdump_read(file));
+    let bytes = std::fs::read(file).expect("read the capture");
+    assert_eq!(
+        &bytes[..4],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        "nanosecond pcap magic"
+    );
+}
+
+#[test]
+fn a_capture_piped_into_tcpdump() {
+    let test = "a_capture_piped_into_tcpdump";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("cappipe");
+    // Seen from h2 this time, with microsecond timestamps.
+    let target = format!("{}/h2:eth0", lab.name);
+    let mut capture = Running::start(&[&target, "-c", "2", "--micro"], Stdio::piped());
+    let pipe = capture.child.stdout.take().expect("stdout");
+    let tcpdump = Command::new("tcpdump")
+        .args(["-r", "-", "-n"])
+        .stdin(Stdio::from(pipe))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tcpdump");
+    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
+    assert_eq!(code, 0, "ping: {out}{err}");
+    let (code, stderr) = capture.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let out = tcpdump.wait_with_output().expect("tcpdump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_echo_exchange(&lines);
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_capture_cleanly() {
+    let test = "a_reader_that_goes_away_ends_the_capture_cleanly";
+    if !common::can_build_labs(test) {
+        return;
+    }
+    let lab = pair_lab("capgone");
+    let target = format!("{}/h1:eth0", lab.name);
+    let mut capture = Running::start(&[&target], Stdio::piped());
+    let mut pipe = capture.child.stdout.take().expect("stdout");
+    let mut header = [0u8; 24];
+    pipe.read_exact(&mut header)
+        .expect("the header comes at once");
+    assert_eq!(&header[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
+    drop(pipe);
+    // Packets to write, into a pipe nobody reads any more.
+    let (code, out, err) = lab.exec(
+        "h1",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "3", "10.0.0.2"],
+    );
+    assert_eq!(code, 0, "ping: {out}{err}");
+    let (code, stderr) = capture.finish();
+    assert_eq!(code, 0, "a closed reader is a clean end: {stderr}");
+    assert!(stderr.contains("packets captured"), "{stderr}");
+}
+
+#[test]
+fn sigint_and_duration_end_a_capture_with_a_valid_file() {
+    let test = "sigint_and_duration_end_a_capture_with_a_valid_file";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("capstop");
+    let target = format!("{}/h1:eth0", lab.name);
+
+    let by_signal = lab.dir.join("sigint.pcap");
+    let by_signal = by_signal.to_str().expect("utf-8");
+    let capture = Running::start(&[&target, "-w", by_signal], Stdio::null());
+    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
+    assert_eq!(code, 0, "ping: {out}{err}");
+    let pid = nix::unistd::Pid::from_raw(capture.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let (code, stderr) = capture.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("2 packets captured"), "{stderr}");
+    assert_echo_exchange(&tcpdump_read(by_signal));
+
+    let timed = lab.dir.join("timed.pcap");
+    let timed = timed.to_str().expect("utf-8");
+    let started = Instant::now();
+    let capture = Running::start(&[&target, "-w", timed, "--duration", "0.5"], Stdio::null());
+    let (code, stderr) = capture.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(stderr.contains("0 packets captured"), "{stderr}");
+    assert!(tcpdump_read(timed).is_empty(), "a quiet link: no packets");
+}
+
+#[test]
+fn refuses_a_terminal_and_names_a_missing_interface() {
+    let test = "refuses_a_terminal_and_names_a_missing_interface";
+    if !common::can_build_labs(test) {
+        return;
+    }
+    let lab = TestLab::new("capbad", PAIR);
+    lab.up();
+    let (code, _, err) = common::run(&[
+        "capture",
+        &format!("{}/h1:eth9", lab.name),
+        "-w",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("h1:eth9: no interface \"eth9\""), "{err}");
+
+    // stdout a terminal: `script` gives the command a pseudo-terminal.
+    let command = format!(
+        "{} capture {}/h1:eth0",
+        env!("CARGO_BIN_EXE_nslab"),
+        lab.name
+    );
+    match Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(2), "{text}");
+            assert!(
+                text.contains("refusing to write binary pcap data to a terminal"),
+                "{text}"
+            );
+        }
+        Err(e) => eprintln!("SKIPPED the terminal half of {test}: script(1) did not run: {e}"),
+    }
+}
