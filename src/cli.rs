@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use nslab::generate::Shape;
+use nslab::graph::Format;
 use nslab::lab::{self, DownReport, LabView, Progress, UpOptions, UpReport};
 use nslab::plan::Plan;
 use nslab::topology;
@@ -70,6 +71,17 @@ enum Command {
     },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
+    /// Draw a topology: nodes, bridges, the host, and links labelled with
+    /// interface names and addresses
+    Graph {
+        file: PathBuf,
+        /// dot (Graphviz), mermaid, or svg (needs Graphviz's `dot`)
+        #[arg(long, short, value_enum, default_value_t = FormatArg::Dot)]
+        format: FormatArg,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Write a topology of any size, ready for `up`
     Generate {
         #[command(subcommand)]
@@ -102,6 +114,23 @@ impl From<&ShapeArg> for Shape {
             ShapeArg::Star { n } => Shape::Star(n),
             ShapeArg::Tree { depth, fanout } => Shape::Tree { depth, fanout },
             ShapeArg::Grid { rows, cols } => Shape::Grid { rows, cols },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Dot,
+    Mermaid,
+    Svg,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Dot => Format::Dot,
+            FormatArg::Mermaid => Format::Mermaid,
+            FormatArg::Svg => Format::Svg,
         }
     }
 }
@@ -151,6 +180,16 @@ fn run(command: Command) -> Outcome {
     } = &command
     {
         return generate(shape.into(), name.as_deref(), output.as_deref());
+    }
+    if let Command::Graph {
+        file,
+        format,
+        output,
+    } = &command
+    {
+        let plan = load(file)?;
+        let picture = nslab::graph::render(&plan, (*format).into()).map_err(failed)?;
+        return write_out(&picture, output.as_deref());
     }
     if let Command::Validate { file } = &command {
         let plan = load(file)?;
@@ -213,7 +252,7 @@ fn run(command: Command) -> Outcome {
             }
             Ok(0)
         }
-        Command::Validate { .. } | Command::Generate { .. } => Ok(0),
+        Command::Validate { .. } | Command::Generate { .. } | Command::Graph { .. } => Ok(0),
     }
 }
 
@@ -236,6 +275,21 @@ fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome 
             path.display(),
             path.display()
         );
+    }
+    Ok(0)
+}
+
+/// Writes `bytes` to `output`, or to standard output.
+fn write_out(bytes: &[u8], output: Option<&Path>) -> Outcome {
+    use std::io::Write;
+    match output {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| failed(format!("{}: {e}", path.display())))?
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(|e| failed(format!("standard output: {e}")))?,
     }
     Ok(0)
 }

@@ -5,6 +5,7 @@
 //! `nslab` binary is a thin CLI over it.
 
 pub mod generate;
+pub mod graph;
 pub mod kernel;
 pub mod lab;
 pub mod plan;
