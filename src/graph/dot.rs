@@ -54,9 +54,10 @@ pub fn to_dot(plan: &Plan) -> String {
 
 /// A DOT quoted string. The DOT lexer keeps `\\` as a pair and turns `\"`
 /// into `"`; label attributes then read `\\` as one backslash and `\n` as a
-/// line break. So a backslash is doubled (a label never shows a stray `\N`
-/// or `\G` substitution, and a trailing `\` cannot swallow the closing
-/// quote), quotes are escaped, and line breaks become `\n`.
+/// line break, and decode HTML entities (`&amp;`, `&#65;`). So a backslash
+/// is doubled (a label never shows a stray `\N` or `\G` substitution, and a
+/// trailing `\` cannot swallow the closing quote), quotes are escaped, `&`
+/// is `&amp;`, and line breaks become `\n`.
 pub fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
@@ -64,6 +65,7 @@ pub fn quote(text: &str) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
+            '&' => out.push_str("&amp;"),
             '\n' => out.push_str("\\n"),
             // A carriage return would be a line break of its own to the
             // lexer; interface names cannot hold one, other text drops it.
@@ -88,6 +90,7 @@ mod tests {
         assert_eq!(quote("x\\"), r#""x\\""#);
         assert_eq!(quote("eth0\n10.0.0.1/30"), r#""eth0\n10.0.0.1/30""#);
         assert_eq!(quote("{a|<b>}"), r#""{a|<b>}""#);
+        assert_eq!(quote("a&amp;"), r#""a&amp;amp;""#);
     }
 
     #[test]
