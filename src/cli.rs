@@ -188,7 +188,15 @@ fn run(command: Command) -> Outcome {
     } = &command
     {
         let plan = load(file)?;
-        let picture = nslab::graph::render(&plan, (*format).into()).map_err(failed)?;
+        let format = Format::from(*format);
+        let picture = nslab::graph::render(&plan, format).map_err(failed)?;
+        let max_edges = nslab::graph::mermaid::DEFAULT_MAX_EDGES;
+        if format == Format::Mermaid && plan.links.len() > max_edges {
+            eprintln!(
+                "nslab: note: {} links; Mermaid draws at most {max_edges} edges unless its maxEdges setting is raised",
+                plan.links.len()
+            );
+        }
         return write_out(&picture, output.as_deref());
     }
     if let Command::Validate { file } = &command {

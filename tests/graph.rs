@@ -354,6 +354,22 @@ fn bad_input_exits_2() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn mermaid_past_its_edge_limit_gets_a_note() {
+    let dir = scratch("limit");
+    let file = dir.join("star.yml");
+    let file = file.to_str().expect("utf-8");
+    for (n, note) in [(500, false), (501, true)] {
+        let (code, _, err) = run(&["generate", "star", &n.to_string(), "-o", file]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(&["graph", file, "-f", "mermaid"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.matches(" ---|").count(), n, "one edge per link");
+        assert_eq!(err.contains("at most 500 edges"), note, "star {n}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// node_modules with the pinned Mermaid (see tests/mermaid/package.json).
 fn mermaid_modules() -> Result<PathBuf, String> {
     if !has_program("node") {
@@ -373,6 +389,18 @@ fn mermaid_modules() -> Result<PathBuf, String> {
     }
 }
 
+/// tests/mermaid/check.mjs over `files`: (exit code, JSON lines, stderr).
+fn mermaid_check(modules: &Path, files: &[PathBuf]) -> (i32, String, String) {
+    let checker = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mermaid/check.mjs");
+    let out = Command::new("node")
+        .arg(checker)
+        .arg(modules)
+        .args(files)
+        .output()
+        .expect("run node");
+    output_of(out)
+}
+
 #[test]
 fn mermaid_output_is_read_back_by_the_mermaid_parser() {
     let modules = match mermaid_modules() {
@@ -390,14 +418,7 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
         std::fs::write(&out, graph(file, "mermaid")).expect("write mermaid");
         written.push(out);
     }
-    let checker = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mermaid/check.mjs");
-    let out = Command::new("node")
-        .arg(checker)
-        .arg(&modules)
-        .args(&written)
-        .output()
-        .expect("run node");
-    let (code, stdout, stderr) = output_of(out);
+    let (code, stdout, stderr) = mermaid_check(&modules, &written);
     assert_eq!(
         code, 0,
         "the Mermaid parser refused some output:\n{stdout}\n{stderr}"
@@ -463,5 +484,35 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_edge_limit_noted_is_the_mermaid_parsers() {
+    let modules = match mermaid_modules() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("SKIPPED the_edge_limit_noted_is_the_mermaid_parsers: {why}");
+            return;
+        }
+    };
+    let dir = scratch("parser-limit");
+    let mut written = Vec::new();
+    for n in [500, 501] {
+        let yaml = dir.join(format!("star{n}.yml"));
+        let yaml = yaml.to_str().expect("utf-8");
+        let (code, _, err) = run(&["generate", "star", &n.to_string(), "-o", yaml]);
+        assert_eq!(code, 0, "{err}");
+        let out = dir.join(format!("star{n}.mmd"));
+        std::fs::write(&out, graph(Path::new(yaml), "mermaid")).expect("write");
+        written.push(out);
+    }
+    let (_, stdout, stderr) = mermaid_check(&modules, &written);
+    let ok: Vec<bool> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["ok"] == true)
+        .collect();
+    assert_eq!(ok, [true, false], "{stdout}{stderr}");
+    assert!(stdout.contains("Edge limit"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -13,6 +13,11 @@ use std::fmt::Write;
 use super::{Vertex, link_lines, vertex_index, vertices};
 use crate::plan::{NodeKind, Plan};
 
+/// Mermaid's `maxEdges` by default: a flowchart with more edges is refused
+/// (even by its parser) unless whoever draws it raises the limit; a diagram
+/// cannot raise it itself.
+pub const DEFAULT_MAX_EDGES: usize = 500;
+
 /// The lab as Mermaid flowchart text.
 pub fn to_mermaid(plan: &Plan) -> String {
     let mut out = String::with_capacity(128 + 96 * plan.links.len() + 32 * plan.nodes.len());
