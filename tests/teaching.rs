@@ -334,6 +334,11 @@ fn every_claim_of_the_walk_through_holds() {
     );
     assert_eq!(alice_net[1], ns_link("/proc/self/ns/user"));
 
+    // Outside its tmpfs and binds, a node sees the host's files.
+    let (code, os_release, err) = lab.exec("alice", &["cat", "/etc/os-release"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(os_release, read("/etc/os-release"));
+
     // uts: the host's hostname did not change.
     assert_eq!(read("/proc/sys/kernel/hostname"), hostname_before);
 
@@ -370,6 +375,18 @@ fn every_claim_of_the_walk_through_holds() {
     assert_eq!(on_host.len(), 1, "the host sees alice's sleep: {on_host:?}");
     let (host_pid, nspid) = &on_host[0];
     assert_eq!(*nspid, format!("{host_pid} {in_alice}"));
+
+    // cgroup: alice's namespace is rooted at the cgroup `up` ran in (its
+    // init's), and `exec` ran the sleep in the cgroup it was run from.
+    let cgroup2 = |pid: &str| {
+        read(&format!("/proc/{pid}/cgroup"))
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .map(String::from)
+    };
+    let ours = cgroup2("self");
+    assert_eq!(cgroup2(&alice_pid.to_string()), ours);
+    assert_eq!(cgroup2(&host_pid.to_string()), ours);
 
     // mnt: alice's file and bob's bind are nowhere on the host.
     assert!(!Path::new("/var/tmp/alice-was-here").exists());
