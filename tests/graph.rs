@@ -516,3 +516,27 @@ fn the_edge_limit_noted_is_the_mermaid_parsers() {
     assert!(stdout.contains("Edge limit"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_readme_examples_are_what_graph_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/chain3.yml");
+    for (command, format) in [
+        ("$ nslab graph topologies/chain3.yml\n", "dot"),
+        (
+            "$ nslab graph topologies/chain3.yml --format mermaid\n",
+            "mermaid",
+        ),
+    ] {
+        let start = readme.find(command).expect("the README shows the command") + command.len();
+        let shown: Vec<&str> = readme[start..]
+            .lines()
+            .take_while(|l| !l.starts_with('$') && *l != "  ..." && *l != "```")
+            .collect();
+        assert!(shown.len() >= 5, "README example of --format {format}");
+        let printed = String::from_utf8(graph(Path::new(file), format)).expect("utf-8");
+        let printed: Vec<&str> = printed.lines().take(shown.len()).collect();
+        assert_eq!(shown, printed, "README example of --format {format}");
+    }
+}
