@@ -190,12 +190,12 @@ fn run(command: Command) -> Outcome {
         let plan = load(file)?;
         let format = Format::from(*format);
         let picture = nslab::graph::render(&plan, format).map_err(failed)?;
-        let max_edges = nslab::graph::mermaid::DEFAULT_MAX_EDGES;
-        if format == Format::Mermaid && plan.links.len() > max_edges {
-            eprintln!(
-                "nslab: note: {} links; Mermaid draws at most {max_edges} edges unless its maxEdges setting is raised",
-                plan.links.len()
-            );
+        let note = match format {
+            Format::Mermaid => nslab::graph::mermaid::edge_limit_note(&plan),
+            Format::Dot | Format::Svg => None,
+        };
+        if let Some(note) = note {
+            eprintln!("nslab: note: {note}");
         }
         return write_out(&picture, output.as_deref());
     }

@@ -18,6 +18,17 @@ use crate::plan::{NodeKind, Plan};
 /// cannot raise it itself.
 pub const DEFAULT_MAX_EDGES: usize = 500;
 
+/// What to tell whoever draws the lab's flowchart when it has more edges
+/// than Mermaid draws by default.
+pub fn edge_limit_note(plan: &Plan) -> Option<String> {
+    (plan.links.len() > DEFAULT_MAX_EDGES).then(|| {
+        format!(
+            "{} links; Mermaid draws at most {DEFAULT_MAX_EDGES} edges unless its maxEdges setting is raised",
+            plan.links.len()
+        )
+    })
+}
+
 /// The lab as Mermaid flowchart text.
 pub fn to_mermaid(plan: &Plan) -> String {
     let mut out = String::with_capacity(128 + 96 * plan.links.len() + 32 * plan.nodes.len());
@@ -131,6 +142,22 @@ mod tests {
         assert_eq!(escape(r"a\b|c"), r"a\b|c");
         assert_eq!(escape("two\nlines"), "two lines");
         assert_eq!(quote("x"), "\"x\"");
+    }
+
+    #[test]
+    fn a_note_past_the_edge_limit_only() {
+        let mut lab = plan(LAB);
+        assert_eq!(edge_limit_note(&lab), None);
+        let link = lab.links[0].clone();
+        lab.links = vec![link; DEFAULT_MAX_EDGES];
+        assert_eq!(edge_limit_note(&lab), None);
+        lab.links.push(lab.links[0].clone());
+        assert_eq!(
+            edge_limit_note(&lab).as_deref(),
+            Some(
+                "501 links; Mermaid draws at most 500 edges unless its maxEdges setting is raised"
+            )
+        );
     }
 
     #[test]
