@@ -39,11 +39,27 @@ topology:
       ipv4: [192.0.2.1/30, 192.0.2.2/30]
 "#;
 
-/// A scratch folder of this test process.
-fn scratch(tag: &str) -> PathBuf {
+/// A scratch folder of this test process, removed when dropped, pass or
+/// fail.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("nslab-graph-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
 }
 
 /// Every topology the checks run over: topologies/ (with its folders), a few
@@ -280,7 +296,6 @@ fn dot_output_is_drawn_by_graphviz_with_every_node_and_label() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -312,7 +327,6 @@ fn svg_format_is_the_graphviz_picture() {
             assert!(titles.contains(&name), "{}: no node {name}", file.display());
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -322,7 +336,7 @@ fn svg_without_graphviz_says_to_install_it() {
     // An empty PATH: no `dot` to be found, whatever the machine has.
     let out = nslab()
         .args(["graph", file, "--format", "svg"])
-        .env("PATH", &dir)
+        .env("PATH", &*dir)
         .output()
         .expect("run nslab");
     let (code, out, err) = output_of(out);
@@ -332,7 +346,6 @@ fn svg_without_graphviz_says_to_install_it() {
         err.contains("`dot`") && err.contains("install graphviz"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -351,7 +364,6 @@ fn bad_input_exits_2() {
     }
     let (code, _, err) = run(&["graph", file.to_str().expect("utf-8"), "-f", "png"]);
     assert_eq!(code, 2, "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -367,7 +379,6 @@ fn mermaid_past_its_edge_limit_gets_a_note() {
         assert_eq!(out.matches(" ---|").count(), n, "one edge per link");
         assert_eq!(err.contains("at most 500 edges"), note, "star {n}: {err}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// node_modules with the pinned Mermaid (see tests/mermaid/package.json).
@@ -484,7 +495,6 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -514,7 +524,6 @@ fn the_edge_limit_noted_is_the_mermaid_parsers() {
         .collect();
     assert_eq!(ok, [true, false], "{stdout}{stderr}");
     assert!(stdout.contains("Edge limit"), "{stdout}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
