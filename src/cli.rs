@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use nslab::capture::{self, Capture, CaptureOptions, Destination, pcap::Precision};
 use nslab::generate::Shape;
+use nslab::graph::Format;
 use nslab::lab::{self, DownReport, LabView, Progress, UpOptions, UpReport};
 use nslab::plan::Plan;
 use nslab::topology;
@@ -101,6 +102,17 @@ enum Command {
     },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
+    /// Draw a topology: nodes, bridges, the host, and links labelled with
+    /// interface names and addresses
+    Graph {
+        file: PathBuf,
+        /// dot (Graphviz), mermaid, or svg (needs Graphviz's `dot`)
+        #[arg(long, short, value_enum, default_value_t = FormatArg::Dot)]
+        format: FormatArg,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Write a topology of any size, ready for `up`
     Generate {
         #[command(subcommand)]
@@ -133,6 +145,23 @@ impl From<&ShapeArg> for Shape {
             ShapeArg::Star { n } => Shape::Star(n),
             ShapeArg::Tree { depth, fanout } => Shape::Tree { depth, fanout },
             ShapeArg::Grid { rows, cols } => Shape::Grid { rows, cols },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Dot,
+    Mermaid,
+    Svg,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Dot => Format::Dot,
+            FormatArg::Mermaid => Format::Mermaid,
+            FormatArg::Svg => Format::Svg,
         }
     }
 }
@@ -191,6 +220,24 @@ fn run(command: Command) -> Outcome {
             ..
         } => return explain(file),
         _ => {}
+    }
+    if let Command::Graph {
+        file,
+        format,
+        output,
+    } = &command
+    {
+        let plan = load(file)?;
+        let format = Format::from(*format);
+        let picture = nslab::graph::render(&plan, format).map_err(failed)?;
+        let note = match format {
+            Format::Mermaid => nslab::graph::mermaid::edge_limit_note(&plan),
+            Format::Dot | Format::Svg => None,
+        };
+        if let Some(note) = note {
+            eprintln!("nslab: note: {note}");
+        }
+        return write_out(&picture, output.as_deref());
     }
     if let Command::Validate { file } = &command {
         let plan = load(file)?;
@@ -276,7 +323,10 @@ fn run(command: Command) -> Outcome {
             }
             Ok(0)
         }
-        Command::Validate { .. } | Command::Generate { .. } | Command::Explain { .. } => Ok(0),
+        Command::Validate { .. }
+        | Command::Generate { .. }
+        | Command::Explain { .. }
+        | Command::Graph { .. } => Ok(0),
     }
 }
 
@@ -349,6 +399,21 @@ fn explain(file: &Path) -> Outcome {
     let plan = load(file)?;
     let script = nslab::explain::script(&plan).map_err(|e| (EXIT_INVALID, e.to_string()))?;
     print!("{script}");
+    Ok(0)
+}
+
+/// Writes `bytes` to `output`, or to standard output.
+fn write_out(bytes: &[u8], output: Option<&Path>) -> Outcome {
+    use std::io::Write;
+    match output {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| failed(format!("{}: {e}", path.display())))?
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(|e| failed(format!("standard output: {e}")))?,
+    }
     Ok(0)
 }
 

@@ -53,6 +53,7 @@
 pub mod capture;
 pub mod explain;
 pub mod generate;
+pub mod graph;
 pub mod kernel;
 pub mod lab;
 pub mod plan;
