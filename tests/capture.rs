@@ -34,7 +34,9 @@ fn have_tcpdump(test: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("SKIPPED {test}: tcpdump is not installed (scripts/test installs it)");
+        common::skipped(format_args!(
+            "{test}: tcpdump is not installed (scripts/test installs it)"
+        ));
     }
     found
 }
@@ -299,6 +301,8 @@ fn refuses_a_terminal_and_names_a_missing_interface() {
                 "{text}"
             );
         }
-        Err(e) => eprintln!("SKIPPED the terminal half of {test}: script(1) did not run: {e}"),
+        Err(e) => common::skipped(format_args!(
+            "the terminal half of {test}: script(1) did not run: {e}"
+        )),
     }
 }

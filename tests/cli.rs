@@ -89,9 +89,9 @@ fn without_privileges_up_explains_and_creates_nothing() {
         .arg("--version")
         .output();
     if setpriv.is_err() {
-        eprintln!(
-            "SKIPPED without_privileges_up_explains_and_creates_nothing: setpriv (util-linux) is not installed"
-        );
+        common::skipped(format_args!(
+            "without_privileges_up_explains_and_creates_nothing: setpriv (util-linux) is not installed"
+        ));
         return;
     }
     let lab = TestLab::new(

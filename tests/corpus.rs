@@ -7,6 +7,8 @@
 //! `# expect: SUBSTRING`; a file that cannot carry a comment (empty, not
 //! UTF-8) has it in a sidecar `FILE.expect` instead.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -385,7 +387,7 @@ fn every_bad_topology_is_refused() {
 
     let mut up_checked = 0;
     match nslab::privileges::check() {
-        Err(why) => eprintln!("SKIPPED corpus up-checks: {why}"),
+        Err(why) => common::skipped(format_args!("corpus up-checks: {why}")),
         Ok(()) => {
             for case in &refused {
                 let name = file_name(&case.file);

@@ -250,9 +250,9 @@ fn xml_unescape(text: &str) -> String {
 #[test]
 fn dot_output_is_drawn_by_graphviz_with_every_node_and_label() {
     if !has_program("dot") {
-        eprintln!(
-            "SKIPPED dot_output_is_drawn_by_graphviz_with_every_node_and_label: Graphviz's `dot` is not installed (apt-get install graphviz; scripts/test installs it)"
-        );
+        common::skipped(format_args!(
+            "dot_output_is_drawn_by_graphviz_with_every_node_and_label: Graphviz's `dot` is not installed (apt-get install graphviz; scripts/test installs it)"
+        ));
         return;
     }
     let dir = scratch("dot");
@@ -301,9 +301,9 @@ fn dot_output_is_drawn_by_graphviz_with_every_node_and_label() {
 #[test]
 fn svg_format_is_the_graphviz_picture() {
     if !has_program("dot") {
-        eprintln!(
-            "SKIPPED svg_format_is_the_graphviz_picture: Graphviz's `dot` is not installed (apt-get install graphviz; scripts/test installs it)"
-        );
+        common::skipped(format_args!(
+            "svg_format_is_the_graphviz_picture: Graphviz's `dot` is not installed (apt-get install graphviz; scripts/test installs it)"
+        ));
         return;
     }
     let dir = scratch("svg");
@@ -417,7 +417,9 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
     let modules = match mermaid_modules() {
         Ok(dir) => dir,
         Err(why) => {
-            eprintln!("SKIPPED mermaid_output_is_read_back_by_the_mermaid_parser: {why}");
+            common::skipped(format_args!(
+                "mermaid_output_is_read_back_by_the_mermaid_parser: {why}"
+            ));
             return;
         }
     };
@@ -502,7 +504,9 @@ fn the_edge_limit_noted_is_the_mermaid_parsers() {
     let modules = match mermaid_modules() {
         Ok(dir) => dir,
         Err(why) => {
-            eprintln!("SKIPPED the_edge_limit_noted_is_the_mermaid_parsers: {why}");
+            common::skipped(format_args!(
+                "the_edge_limit_noted_is_the_mermaid_parsers: {why}"
+            ));
             return;
         }
     };

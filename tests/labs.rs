@@ -465,9 +465,9 @@ fn exec_finds_a_node_by_its_name_alone_and_runs_a_shell() {
         .stdout(std::process::Stdio::piped())
         .spawn();
     let Ok(mut shell) = shell else {
-        eprintln!(
-            "SKIPPED interactive part of exec_finds_a_node_by_its_name_alone_and_runs_a_shell: `script` (util-linux) is not installed"
-        );
+        common::skipped(format_args!(
+            "interactive part of exec_finds_a_node_by_its_name_alone_and_runs_a_shell: `script` (util-linux) is not installed"
+        ));
         return;
     };
     use std::io::Write;
