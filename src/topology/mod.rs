@@ -7,6 +7,7 @@
 //! [`crate::plan::Plan::from_topology`].
 
 mod error;
+mod expect;
 mod load;
 mod model;
 mod names;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use crate::plan::NodePlan;
+use crate::plan::{ExpectPlan, NodePlan};
 
 pub use error::{Problem, TopologyError};
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
@@ -42,6 +43,8 @@ pub struct Topology {
     pub nodes: IndexMap<String, Node>,
     /// Links in file order.
     pub links: Vec<Link>,
+    /// `expect:` entries in file order.
+    pub expect: Vec<ExpectPlan>,
 }
 
 /// One node, with `defaults` merged in: already the plan's own type.
