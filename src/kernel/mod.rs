@@ -6,5 +6,6 @@ mod fds;
 pub mod init;
 pub mod namespace;
 pub mod netlink;
+pub mod probe;
 pub mod process;
 pub mod sysctl;
