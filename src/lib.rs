@@ -4,6 +4,7 @@
 //! [`kernel`] (namespaces, netlink) → [`state`]; [`lab`] drives the flow and the
 //! `nslab` binary is a thin CLI over it.
 
+pub mod check;
 pub mod generate;
 pub mod kernel;
 pub mod lab;
