@@ -70,6 +70,17 @@ enum Command {
     },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
+    /// Probe which node reaches which address, and check the topology's
+    /// expectations (exit code 1 when one fails)
+    Check {
+        lab: String,
+        /// Stable JSON output for scripts
+        #[arg(long)]
+        json: bool,
+        /// How long each node waits for answers, in seconds
+        #[arg(long, default_value = "1", value_parser = parse_timeout)]
+        timeout: f64,
+    },
     /// Write a topology of any size, ready for `up`
     Generate {
         #[command(subcommand)]
@@ -213,7 +224,31 @@ fn run(command: Command) -> Outcome {
             }
             Ok(0)
         }
+        Command::Check { lab, json, timeout } => {
+            if !topology::is_valid_name(&lab) {
+                return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
+            }
+            let report =
+                lab::check(&lab, std::time::Duration::from_secs_f64(timeout)).map_err(failed)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(failed)?;
+                println!("{text}");
+            } else {
+                print!("{}", nslab::check::render_text(&report));
+            }
+            Ok(if report.passed { 0 } else { EXIT_FAILED })
+        }
         Command::Validate { .. } | Command::Generate { .. } => Ok(0),
+    }
+}
+
+/// `--timeout`: seconds, more than 0 and at most 60.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= 60.0 => Ok(t),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from 0 (exclusive) to 60"
+        )),
     }
 }
 
