@@ -215,11 +215,13 @@ impl Pinger {
                 continue;
             }
             if target.next_send <= now {
+                // The time of this very send: a burst to many targets takes
+                // a while, and the round trip must not include it.
                 let echo = Echo {
                     id: self.id,
                     token: self.token,
                     index: index as u32,
-                    sent_ns: now.duration_since(self.start).as_nanos() as u64,
+                    sent_ns: self.start.elapsed().as_nanos() as u64,
                 };
                 let packet = echo_request(self.family, &echo);
                 match self
@@ -243,8 +245,9 @@ impl Pinger {
         next
     }
 
-    /// Reads every packet waiting on the socket and reports the replies.
-    pub(crate) fn receive(&mut self, now: Instant, mut result: impl FnMut(usize, Outcome)) {
+    /// Reads every packet waiting on the socket and reports the replies,
+    /// each timed as it is read.
+    pub(crate) fn receive(&mut self, mut result: impl FnMut(usize, Outcome)) {
         let mut buffer = [0u8; 2048];
         // Bounded, so a flood of other ICMP traffic cannot keep us here.
         for _ in 0..4096 {
@@ -265,10 +268,7 @@ impl Pinger {
             }
             target.done = true;
             let sent = self.start + Duration::from_nanos(echo.sent_ns);
-            result(
-                echo.index as usize,
-                Outcome::Answered(now.saturating_duration_since(sent)),
-            );
+            result(echo.index as usize, Outcome::Answered(sent.elapsed()));
         }
     }
 }

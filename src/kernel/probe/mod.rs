@@ -192,7 +192,7 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
         let mut ready = ready.into_iter();
         for (pinger, map) in pingers.iter_mut().flatten() {
             if ready.next() == Some(true) {
-                pinger.receive(now, |k, o| outcomes[map[k]] = Some(o));
+                pinger.receive(|k, o| outcomes[map[k]] = Some(o));
             }
         }
         connects.retain(|(i, c)| {
