@@ -140,26 +140,32 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
 
     loop {
         let now = Instant::now();
+        // Past the deadline: no more sends, one last look at what has
+        // already arrived (a long burst of sends can outlast the timeout
+        // while its replies wait in the socket).
+        let last = now >= deadline;
         let mut wake = deadline;
-        for (pinger, map) in pingers.iter_mut().flatten() {
-            if let Some(at) = pinger.send_due(now, |k, o| outcomes[map[k]] = Some(o)) {
-                wake = wake.min(at);
-            }
-        }
-        datagrams.retain_mut(|(i, d)| match d.resend_due(now) {
-            Ok(at) => {
-                if let Some(at) = at {
+        if !last {
+            for (pinger, map) in pingers.iter_mut().flatten() {
+                if let Some(at) = pinger.send_due(now, |k, o| outcomes[map[k]] = Some(o)) {
                     wake = wake.min(at);
                 }
-                true
             }
-            Err(o) => {
-                outcomes[*i] = Some(o);
-                false
-            }
-        });
+            datagrams.retain_mut(|(i, d)| match d.resend_due(now) {
+                Ok(at) => {
+                    if let Some(at) = at {
+                        wake = wake.min(at);
+                    }
+                    true
+                }
+                Err(o) => {
+                    outcomes[*i] = Some(o);
+                    false
+                }
+            });
+        }
         let echo_pending = pingers.iter().flatten().any(|(p, _)| !p.finished());
-        if (!echo_pending && connects.is_empty() && datagrams.is_empty()) || now >= deadline {
+        if !echo_pending && connects.is_empty() && datagrams.is_empty() {
             break;
         }
 
@@ -176,7 +182,11 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
         // Rounded up, so a wait shorter than a millisecond does not spin.
         let wait = wake.saturating_duration_since(now);
         let millis = wait.as_micros().div_ceil(1000);
-        let wait = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        let wait = if last {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+        };
         match poll(&mut fds, wait) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -214,6 +224,9 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
                 None => true,
             }
         });
+        if last {
+            break;
+        }
     }
 
     Ok(outcomes
