@@ -360,3 +360,51 @@ fn the_example_topology_passes_its_own_expectations() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("expectations: 6 of 6 passed"), "{out}");
 }
+
+#[test]
+fn a_node_that_stopped_is_reported_and_fails_its_pairs() {
+    if !can_build_labs("a_node_that_stopped_is_reported_and_fails_its_pairs") {
+        return;
+    }
+    let lab = TestLab::new("ckstop", ROUTED);
+    lab.up();
+    let nodes = lab.inspect_json()[0]["nodes"].clone();
+    let pid = nodes
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == "lone")
+        .and_then(|n| n["pid"].as_i64())
+        .expect("lone's init pid");
+    // This test's own node: its init ends, its net namespace (named in
+    // /run/netns) stays.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill lone's init");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, json) = check_json(&lab, &["--timeout", TIMEOUT]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        json["errors"],
+        serde_json::json!([{"node": "lone", "error": format!("node {}/lone is not running", lab.name)}])
+    );
+    for p in json["matrix"].as_array().expect("matrix") {
+        if p["from"] == "lone" {
+            assert_eq!(p["reached"], false, "{p}");
+            assert_eq!(p["error"], format!("node {}/lone is not running", lab.name));
+        }
+    }
+    let (_, out, _) = check(&lab, &["--timeout", TIMEOUT]);
+    assert!(
+        out.contains(&format!(
+            "  node lone: could not probe: node {}/lone is not running",
+            lab.name
+        )),
+        "{out}"
+    );
+}
