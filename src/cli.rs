@@ -70,9 +70,13 @@ enum Command {
     },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
-    /// Probe which node reaches which address, and check the topology's
-    /// expectations (exit code 1 when one fails)
+    /// Probe which node reaches which address; check the expectations
+    ///
+    /// Sends from every node an ICMP echo to every address of every other
+    /// node, and checks the topology's `expect:` entries (without any, every
+    /// pair must be reached). Exits with code 1 when an expectation fails.
     Check {
+        /// The lab's name
         lab: String,
         /// Stable JSON output for scripts
         #[arg(long)]
