@@ -113,6 +113,21 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Probe which node reaches which address; check the expectations
+    ///
+    /// Sends from every node an ICMP echo to every address of every other
+    /// node, and checks the topology's `expect:` entries (without any, every
+    /// pair must be reached). Exits with code 1 when an expectation fails.
+    Check {
+        /// The lab's name
+        lab: String,
+        /// Stable JSON output for scripts
+        #[arg(long)]
+        json: bool,
+        /// How long each node waits for answers, in seconds
+        #[arg(long, default_value = "1", value_parser = parse_seconds)]
+        timeout: std::time::Duration,
+    },
     /// Write a topology of any size, ready for `up`
     Generate {
         #[command(subcommand)]
@@ -322,6 +337,19 @@ fn run(command: Command) -> Outcome {
                 print_inspect(&views);
             }
             Ok(0)
+        }
+        Command::Check { lab, json, timeout } => {
+            if !topology::is_valid_name(&lab) {
+                return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
+            }
+            let report = lab::check(&lab, timeout).map_err(failed)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(failed)?;
+                println!("{text}");
+            } else {
+                print!("{}", nslab::check::render_text(&report));
+            }
+            Ok(if report.passed { 0 } else { EXIT_FAILED })
         }
         Command::Validate { .. }
         | Command::Generate { .. }

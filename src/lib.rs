@@ -51,6 +51,7 @@
 //! ```
 
 pub mod capture;
+pub mod check;
 pub mod explain;
 pub mod generate;
 pub mod graph;

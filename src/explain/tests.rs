@@ -346,6 +346,7 @@ fn a_value_cannot_end_a_here_document_early() {
             ],
             mtu: None,
         }],
+        expect: vec![],
     };
     let text = script(&plan).expect("script");
     assert!(

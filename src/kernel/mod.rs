@@ -7,6 +7,7 @@ pub mod init;
 pub mod namespace;
 pub mod netlink;
 pub mod packet;
+pub mod probe;
 pub mod process;
 pub mod stop;
 pub mod sysctl;

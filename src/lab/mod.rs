@@ -1,6 +1,7 @@
 //! Labs: bring up, tear down, run commands in, and inspect. This layer
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
+mod check;
 mod down;
 mod exec;
 pub mod fault;
@@ -11,6 +12,7 @@ mod progress;
 mod running;
 mod up;
 
+pub use check::{MAX_PARALLEL, check};
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use handle::{ApiError, Lab, LabOptions, Output, Process};

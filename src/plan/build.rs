@@ -33,6 +33,7 @@ impl Plan {
             source: Some(t.source.clone()),
             nodes,
             links,
+            expect: t.expect.clone(),
         }
     }
 }

@@ -3,6 +3,9 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
+mod expect;
+
+pub use expect::{ExpectPlan, ExpectTarget, PortPlan, Protocol, parse_port};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -45,6 +48,10 @@ pub struct Plan {
     pub nodes: Vec<NodePlan>,
     /// Links, in the order of the topology file.
     pub links: Vec<LinkPlan>,
+    /// Reachability expectations for `nslab check` (absent in plans saved
+    /// before they existed).
+    #[serde(default)]
+    pub expect: Vec<ExpectPlan>,
 }
 
 /// One node with its defaults already merged in.
@@ -226,6 +233,7 @@ mod tests {
                 endpoints: [end(0, "eth0"), end(0, "eth1")],
                 mtu: None,
             }],
+            expect: vec![],
         };
         let interfaces = plan.interfaces_by_node();
         let (early, late) = plan.sysctl_stages(0, &interfaces[0]);

@@ -187,6 +187,7 @@ impl TopologyBuilder {
                 nodes: Some(self.nodes),
                 links: Some(Seq(self.links)),
             }),
+            expect: None,
         };
         let mut problems = self.problems;
         match validate::validate(model, &origin, Path::new(".")) {

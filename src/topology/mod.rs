@@ -8,6 +8,7 @@
 
 mod builder;
 mod error;
+mod expect;
 mod load;
 mod model;
 mod names;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use crate::plan::NodePlan;
+use crate::plan::{ExpectPlan, NodePlan};
 
 pub use builder::TopologyBuilder;
 pub use error::{Problem, TopologyError};
@@ -44,6 +45,8 @@ pub struct Topology {
     pub nodes: IndexMap<String, Node>,
     /// Links in file order.
     pub links: Vec<Link>,
+    /// `expect:` entries in file order.
+    pub expect: Vec<ExpectPlan>,
 }
 
 /// One node, with `defaults` merged in: already the plan's own type.

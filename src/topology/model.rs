@@ -215,6 +215,8 @@ pub(crate) struct FileModel {
     pub name: Text,
     #[serde(default)]
     pub topology: Option<TopologyModel>,
+    #[serde(default)]
+    pub expect: Option<Seq<ExpectModel>>,
 }
 
 /// `topology:`.
@@ -264,6 +266,20 @@ pub(crate) struct LinkModel {
     pub mtu: Option<i64>,
     #[serde(default)]
     pub mac: Option<Seq<Option<Text>>>,
+}
+
+/// One entry of `expect:`. `port` is a scalar so that `port: 80` is
+/// reported with the other problems (it lacks the protocol), not as a type
+/// error that stops the parse.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExpectModel {
+    pub from: Text,
+    pub to: Text,
+    #[serde(default)]
+    pub port: Option<Scalar>,
+    #[serde(default)]
+    pub reach: Option<bool>,
 }
 
 /// Only the lab name, ignoring everything else (for [`super::lab_name_of`]).

@@ -8,7 +8,8 @@ use ipnet::IpNet;
 
 use super::*;
 use crate::plan::{
-    BindPlan, EndpointPlan, LinkPlan, NodeKind, NodePlan, Place, Plan, RoutePlan, SysctlPlan,
+    BindPlan, EndpointPlan, ExpectPlan, ExpectTarget, LinkPlan, NodeKind, NodePlan, Place, Plan,
+    PortPlan, Protocol, RoutePlan, SysctlPlan,
 };
 
 const ORIGIN: &str = "lab.yml";
@@ -200,7 +201,7 @@ fn no_nodes() {
 fn unknown_keys_are_errors() {
     assert_parse_error(
         "name: t\ntopolgy: {}\n",
-        "lab.yml:2:1: unknown field `topolgy`, expected `name` or `topology`",
+        "lab.yml:2:1: unknown field `topolgy`, expected one of `name`, `topology`, `expect`",
     );
     assert_parse_error(
         "name: t\ntopology:\n  nodes:\n    a:\n      image: alpine\n",
@@ -1055,6 +1056,7 @@ fn example_plans_exactly() {
                 mtu: Some(9000),
             },
         ],
+        expect: vec![],
     };
     assert_eq!(plan, want);
     assert_eq!(plan.link_label(&plan.links[1]), "r1:eth1 <-> lan:p1");
@@ -1192,4 +1194,179 @@ fn many_duplicate_keys_take_linear_time() {
         .filter(|p| p.message.contains("is the same as"))
         .count();
     assert_eq!(same, N);
+}
+
+// ---------------------------------------------------------------- expect
+
+/// h1 -- r1 -- br (bridge) -- h2, with `expect` appended.
+fn with_expect(expect: &str) -> String {
+    format!(
+        "name: t
+topology:
+  nodes:
+    h1: {{}}
+    r1: {{}}
+    h2: {{}}
+    quiet: {{}}
+    br: {{kind: bridge}}
+  links:
+    - endpoints: [\"h1:eth0\", \"r1:eth0\"]
+      ipv4: [10.0.1.2/24, 10.0.1.1/24]
+      ipv6: [\"2001:db8:1::2/64\", null]
+    - endpoints: [\"r1:eth1\", \"br:p1\"]
+      ipv4: [10.0.2.1/24, null]
+    - endpoints: [\"h2:eth0\", \"br:p2\"]
+      ipv4: [10.0.2.2/24, null]
+    - endpoints: [\"h2:eth1\", \"quiet:eth0\"]
+expect:
+{expect}"
+    )
+}
+
+#[test]
+fn expectations_are_planned() {
+    let t = parse(&with_expect(
+        "  - {from: h1, to: h2}
+  - {from: h1, to: 203.0.113.9, reach: false}
+  - {from: h1, to: \"2001:db8:1::1\"}
+  - {from: h1, to: h2, port: 80/tcp}
+  - {from: r1, to: \"h1:eth0\", port: 53/udp, reach: true}
+",
+    ))
+    .expect("valid");
+    let plan = Plan::from_topology(&t);
+    let node = |n: &str| ExpectTarget::Node(n.into());
+    let tcp80 = PortPlan {
+        number: 80,
+        protocol: Protocol::Tcp,
+    };
+    let udp53 = PortPlan {
+        number: 53,
+        protocol: Protocol::Udp,
+    };
+    let e = |from: &str, to, port, reach| ExpectPlan {
+        from: from.into(),
+        to,
+        port,
+        reach,
+    };
+    assert_eq!(
+        plan.expect,
+        vec![
+            e("h1", node("h2"), None, true),
+            e("h1", ExpectTarget::Address(ip("203.0.113.9")), None, false),
+            e("h1", ExpectTarget::Address(ip("2001:db8:1::1")), None, true),
+            e("h1", node("h2"), Some(tcp80), true),
+            e(
+                "r1",
+                ExpectTarget::Interface {
+                    node: "h1".into(),
+                    iface: "eth0".into()
+                },
+                Some(udp53),
+                true
+            ),
+        ]
+    );
+}
+
+#[test]
+fn expectations_collect_every_problem() {
+    let yaml = with_expect(
+        "  - {from: ghost, to: h2}
+  - {from: br, to: h2}
+  - {from: host, to: h2}
+  - {from: h1, to: nobody}
+  - {from: h1, to: br}
+  - {from: h1, to: quiet}
+  - {from: h1, to: \"h2:eth9\"}
+  - {from: h1, to: \"h2:eth1\"}
+  - {from: h1, to: \"ghost:eth0\"}
+  - {from: h1, to: 10.0.2.2/24}
+  - {from: h1, to: 10.0.2.300}
+  - {from: h1, to: h2, port: 80}
+  - {from: h1, to: h2, port: 80/sctp}
+  - {from: h1, to: h2, port: 0/udp}
+  - {from: h1, to: h2, port: 70000/tcp}
+  - {from: h1, to: host}
+",
+    );
+    let ps = problems(&yaml);
+    let want = [
+        ("expect[0].from", "no node named \"ghost\""),
+        ("expect[1].from", "node \"br\" is a bridge"),
+        ("expect[2].from", "\"host\" is not a node of the lab"),
+        (
+            "expect[3].to",
+            "\"nobody\" is neither an address nor a node of the lab",
+        ),
+        ("expect[4].to", "a bridge has no addresses"),
+        ("expect[5].to", "node \"quiet\" has no addresses"),
+        (
+            "expect[6].to",
+            "\"eth9\" is not an interface of node \"h2\"",
+        ),
+        ("expect[7].to", "interface \"h2:eth1\" has no addresses"),
+        ("expect[8].to", "no node named \"ghost\""),
+        ("expect[9].to", "without a prefix length (10.0.2.2)"),
+        (
+            "expect[10].to",
+            "\"10.0.2.300\" is neither an address nor a node",
+        ),
+        ("expect[11].port", "port 80 needs a protocol"),
+        ("expect[12].port", "protocol \"sctp\" is not tcp or udp"),
+        ("expect[13].port", "is not a port number"),
+        ("expect[14].port", "is not a port number"),
+        ("expect[15].to", "give one of its addresses"),
+    ];
+    for (path, msg) in want {
+        assert!(
+            ps.iter().any(|p| p.path == path && p.message.contains(msg)),
+            "no problem at {path:?} containing {msg:?}; got {ps:#?}"
+        );
+    }
+    assert_eq!(ps.len(), want.len(), "one problem each: {ps:#?}");
+}
+
+#[test]
+fn expectations_reject_unknown_keys_and_bad_types() {
+    assert_parse_error(
+        &with_expect("  - {from: h1, to: h2, proto: tcp}\n"),
+        "unknown field `proto`",
+    );
+    assert_parse_error(
+        &with_expect("  - {from: h1, to: h2, reach: maybe}\n"),
+        "expect[0].reach",
+    );
+    assert_parse_error(&with_expect("  - {to: h2}\n"), "missing field `from`");
+}
+
+#[test]
+fn a_bad_link_does_not_make_its_interface_unknown_to_expect() {
+    // The link's address is bad; the expectation naming its interface must
+    // not add a second, misleading problem.
+    let yaml = "name: t
+topology:
+  nodes: {a: {}, b: {}}
+  links:
+    - endpoints: [\"a:eth0\", \"b:eth0\"]
+      ipv4: [10.0.0.1, 10.0.0.2/24]
+expect:
+  - {from: a, to: \"b:eth0\"}
+  - {from: a, to: b}
+";
+    let ps = problems(yaml);
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert_eq!(ps[0].path, "topology.links[0].ipv4[0]");
+}
+
+#[test]
+fn old_plans_without_expect_still_load() {
+    let t = parse(&with_expect("  - {from: h1, to: h2}\n")).expect("valid");
+    let plan = Plan::from_topology(&t);
+    let mut json: serde_json::Value = serde_json::to_value(&plan).expect("to json");
+    json.as_object_mut().expect("object").remove("expect");
+    let old: Plan = serde_json::from_value(json).expect("an older plan.json loads");
+    assert!(old.expect.is_empty());
+    assert_eq!(old.nodes, plan.nodes);
 }

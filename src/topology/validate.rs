@@ -211,7 +211,8 @@ pub(crate) fn validate(
     let mut used: HashMap<(String, String), String> = HashMap::new();
     let mut bridge_ports: IndexMap<String, usize> = IndexMap::new();
     let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
-    for (i, link) in topo.links.unwrap_or_default().0.iter().enumerate() {
+    let link_models = topo.links.unwrap_or_default().0;
+    for (i, link) in link_models.iter().enumerate() {
         if let Some(l) = c.link(i, link, &nodes, &mut used) {
             for e in &l.endpoints {
                 ifaces
@@ -260,12 +261,25 @@ pub(crate) fn validate(
         }
     }
 
+    let interfaces: HashSet<(String, String)> = used.into_keys().collect();
+    let (expect, problems) = super::expect::expectations(
+        &model.expect.unwrap_or_default().0,
+        &super::expect::Lab {
+            nodes: &nodes,
+            links: &links,
+            interfaces: &interfaces,
+            links_complete: links.len() == link_models.len(),
+        },
+    );
+    c.problems.extend(problems);
+
     if c.problems.is_empty() {
         Ok(Topology {
             name,
             source: origin.to_path_buf(),
             nodes,
             links,
+            expect,
         })
     } else {
         Err(c.problems)

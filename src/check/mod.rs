@@ -1,0 +1,415 @@
+//! `nslab check`: what to probe from each node, and what the outcomes mean
+//! for the reachability matrix and the expectations. Pure: the probing
+//! itself is `crate::kernel::probe`, driven by `crate::lab::check`.
+//!
+//! The matrix: from every node (not bridges, not the host) an ICMP echo to
+//! every address of every other node. Expectations come from the
+//! topology's `expect:`; without any, every pair of the matrix is expected
+//! to be reached (Mininet's pingall).
+//!
+//! The JSON form of [`CheckReport`] is stable for scripts (README, "check
+//! --json").
+
+mod render;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use render::{MAX_TABLE_NODES, render_text};
+
+use crate::kernel::probe::{Outcome, Probe};
+use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, Place, Plan, Protocol};
+
+/// One planned address of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    pub node: String,
+    pub iface: String,
+    pub address: IpAddr,
+}
+
+/// Where the expectations came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expectations {
+    /// The topology's `expect:` entries.
+    Topology,
+    /// None given: every pair of the matrix must be reached.
+    Pingall,
+}
+
+/// One probed address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probed {
+    pub from: String,
+    /// The node that has the address, when one does.
+    pub to: Option<String>,
+    pub interface: Option<String>,
+    pub address: IpAddr,
+    /// 4 or 6.
+    pub family: u8,
+    pub reached: bool,
+    /// The round trip (echo, UDP reply) or connect time, when reached and
+    /// timed.
+    pub rtt_ms: Option<f64>,
+    /// Why not reached (`timeout`, `connection refused`, ...), or a note.
+    pub error: Option<String>,
+}
+
+/// One expectation and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpectResult {
+    pub from: String,
+    /// As written: a node, `node:iface` or an address.
+    pub to: String,
+    /// `80/tcp`, `53/udp`, or none for ICMP echo.
+    pub port: Option<String>,
+    pub reach: bool,
+    pub passed: bool,
+    pub probes: Vec<Probed>,
+}
+
+/// A node whose probes could not run at all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceError {
+    pub node: String,
+    pub error: String,
+}
+
+/// Everything `nslab check` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    pub lab: String,
+    pub passed: bool,
+    pub expectations_from: Expectations,
+    pub timeout_ms: u64,
+    pub elapsed_ms: f64,
+    /// The probing nodes, in file order.
+    pub nodes: Vec<String>,
+    pub errors: Vec<SourceError>,
+    pub matrix: Vec<Probed>,
+    pub expectations: Vec<ExpectResult>,
+}
+
+/// The probes behind one address of an expectation.
+#[derive(Debug, Clone)]
+struct ExpectProbe {
+    target: Target,
+    /// The probe whose outcome decides.
+    main: usize,
+    /// UDP: the echo to the same address (silence only counts as reached
+    /// when the address answers).
+    echo: Option<usize>,
+}
+
+/// An address as the plan knows it.
+#[derive(Debug, Clone)]
+struct Target {
+    node: Option<String>,
+    iface: Option<String>,
+    address: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedExpectation {
+    plan: ExpectPlan,
+    /// Index in [`CheckPlan::sources`]; `None` when `from` is not a
+    /// probing node (a plan edited by hand).
+    source: Option<usize>,
+    probes: Vec<ExpectProbe>,
+}
+
+/// What to probe from which node.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    pub lab: String,
+    /// The probing nodes, in file order.
+    pub sources: Vec<String>,
+    /// Per source: its probes, each once.
+    pub probes: Vec<Vec<Probe>>,
+    /// (source, target, probe index) of the matrix, in order.
+    matrix: Vec<(usize, Target, usize)>,
+    expectations: Vec<PlannedExpectation>,
+    from: Expectations,
+}
+
+/// Every planned address of every node, in link order.
+pub fn node_addresses(plan: &Plan) -> Vec<NodeAddress> {
+    let mut out = Vec::new();
+    for end in plan.links.iter().flat_map(|l| &l.endpoints) {
+        if let Place::Node(id) = end.place {
+            for net in &end.addresses {
+                out.push(NodeAddress {
+                    node: plan.nodes[id].name.clone(),
+                    iface: end.ifname.clone(),
+                    address: net.addr(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Adds `probe` to a source's list once; returns its index.
+fn intern(list: &mut Vec<Probe>, index: &mut HashMap<Probe, usize>, probe: Probe) -> usize {
+    *index.entry(probe).or_insert_with(|| {
+        list.push(probe);
+        list.len() - 1
+    })
+}
+
+impl CheckPlan {
+    /// The matrix and the expectations of a lab's plan (its `expect:`, or
+    /// pingall when there is none).
+    pub fn new(plan: &Plan) -> CheckPlan {
+        let sources: Vec<String> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Node)
+            .map(|n| n.name.clone())
+            .collect();
+        let source_of: HashMap<&str, usize> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let addresses = node_addresses(plan);
+        // Node → its addresses, in link order, for targets.
+        let mut by_node: HashMap<&str, Vec<&NodeAddress>> = HashMap::new();
+        for a in &addresses {
+            by_node.entry(a.node.as_str()).or_default().push(a);
+        }
+        let owner: HashMap<IpAddr, &NodeAddress> =
+            addresses.iter().rev().map(|a| (a.address, a)).collect();
+        let target = |a: &NodeAddress| Target {
+            node: Some(a.node.clone()),
+            iface: Some(a.iface.clone()),
+            address: a.address,
+        };
+
+        let mut probes: Vec<Vec<Probe>> = vec![Vec::new(); sources.len()];
+        let mut index: Vec<HashMap<Probe, usize>> = vec![HashMap::new(); sources.len()];
+        let mut matrix = Vec::new();
+        for (s, source) in sources.iter().enumerate() {
+            for a in addresses
+                .iter()
+                .filter(|a| a.node != *source && source_of.contains_key(a.node.as_str()))
+            {
+                let p = intern(&mut probes[s], &mut index[s], Probe::Echo(a.address));
+                matrix.push((s, target(a), p));
+            }
+        }
+
+        let (from, expect) = if plan.expect.is_empty() {
+            (Expectations::Pingall, pingall(&sources, &by_node))
+        } else {
+            (Expectations::Topology, plan.expect.clone())
+        };
+        let expectations = expect
+            .into_iter()
+            .map(|e| {
+                let source = source_of.get(e.from.as_str()).copied();
+                let targets: Vec<Target> = match &e.to {
+                    ExpectTarget::Node(node) => by_node
+                        .get(node.as_str())
+                        .into_iter()
+                        .flatten()
+                        .map(|a| target(a))
+                        .collect(),
+                    ExpectTarget::Interface { node, iface } => by_node
+                        .get(node.as_str())
+                        .into_iter()
+                        .flatten()
+                        .filter(|a| a.iface == *iface)
+                        .map(|a| target(a))
+                        .collect(),
+                    ExpectTarget::Address(address) => vec![Target {
+                        node: owner.get(address).map(|a| a.node.clone()),
+                        iface: owner.get(address).map(|a| a.iface.clone()),
+                        address: *address,
+                    }],
+                };
+                let probes = match source {
+                    None => Vec::new(),
+                    Some(s) => targets
+                        .into_iter()
+                        .map(|t| {
+                            let (list, index) = (&mut probes[s], &mut index[s]);
+                            let echo = intern(list, index, Probe::Echo(t.address));
+                            let (main, echo) = match e.port {
+                                None => (echo, None),
+                                Some(port) => {
+                                    let at = SocketAddr::new(t.address, port.number);
+                                    let probe = match port.protocol {
+                                        Protocol::Tcp => Probe::Tcp(at),
+                                        Protocol::Udp => Probe::Udp(at),
+                                    };
+                                    let main = intern(list, index, probe);
+                                    let echo = (port.protocol == Protocol::Udp).then_some(echo);
+                                    (main, echo)
+                                }
+                            };
+                            ExpectProbe {
+                                target: t,
+                                main,
+                                echo,
+                            }
+                        })
+                        .collect(),
+                };
+                PlannedExpectation {
+                    plan: e,
+                    source,
+                    probes,
+                }
+            })
+            .collect();
+
+        CheckPlan {
+            lab: plan.lab.clone(),
+            sources,
+            probes,
+            matrix,
+            expectations,
+            from,
+        }
+    }
+
+    /// Reads the outcomes, per source in the order of [`Self::probes`]
+    /// (or why that source could not probe at all), into the report.
+    pub fn evaluate(
+        &self,
+        results: &[Result<Vec<Outcome>, String>],
+        timeout: Duration,
+        elapsed: Duration,
+    ) -> CheckReport {
+        let outcome = |s: usize, p: usize| -> Outcome {
+            match results.get(s) {
+                Some(Ok(outcomes)) => outcomes
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| Outcome::Failed("no outcome".into())),
+                Some(Err(e)) => Outcome::Failed(e.clone()),
+                None => Outcome::Failed("not probed".into()),
+            }
+        };
+        let probed = |s: usize, t: &Target, main: Outcome, echo: Option<Outcome>| {
+            let (reached, rtt, error) = verdict(main, echo);
+            Probed {
+                from: self.sources[s].clone(),
+                to: t.node.clone(),
+                interface: t.iface.clone(),
+                address: t.address,
+                family: if t.address.is_ipv4() { 4 } else { 6 },
+                reached,
+                rtt_ms: rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+                error,
+            }
+        };
+
+        let matrix: Vec<Probed> = self
+            .matrix
+            .iter()
+            .map(|(s, t, p)| probed(*s, t, outcome(*s, *p), None))
+            .collect();
+        let expectations: Vec<ExpectResult> = self
+            .expectations
+            .iter()
+            .map(|e| {
+                let probes: Vec<Probed> = match e.source {
+                    None => Vec::new(),
+                    Some(s) => e
+                        .probes
+                        .iter()
+                        .map(|p| {
+                            probed(
+                                s,
+                                &p.target,
+                                outcome(s, p.main),
+                                p.echo.map(|i| outcome(s, i)),
+                            )
+                        })
+                        .collect(),
+                };
+                let passed = e.source.is_some()
+                    && !probes.is_empty()
+                    && probes.iter().all(|p| p.reached == e.plan.reach);
+                ExpectResult {
+                    from: e.plan.from.clone(),
+                    to: e.plan.to.to_string(),
+                    port: e.plan.port.map(|p| p.to_string()),
+                    reach: e.plan.reach,
+                    passed,
+                    probes,
+                }
+            })
+            .collect();
+        let errors = results
+            .iter()
+            .enumerate()
+            .filter_map(|(s, r)| {
+                r.as_ref().err().map(|e| SourceError {
+                    node: self.sources[s].clone(),
+                    error: e.clone(),
+                })
+            })
+            .collect();
+        CheckReport {
+            lab: self.lab.clone(),
+            passed: expectations.iter().all(|e| e.passed),
+            expectations_from: self.from,
+            timeout_ms: timeout.as_millis() as u64,
+            elapsed_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            nodes: self.sources.clone(),
+            errors,
+            matrix,
+            expectations,
+        }
+    }
+}
+
+/// Every source to every other node that has addresses.
+fn pingall(sources: &[String], by_node: &HashMap<&str, Vec<&NodeAddress>>) -> Vec<ExpectPlan> {
+    let mut out = Vec::new();
+    for from in sources {
+        for to in sources {
+            if from != to && by_node.contains_key(to.as_str()) {
+                out.push(ExpectPlan {
+                    from: from.clone(),
+                    to: ExpectTarget::Node(to.clone()),
+                    port: None,
+                    reach: true,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Reached, round trip and why not, from a probe's outcome (and for UDP
+/// the echo to the same address): a UDP datagram that met silence counts
+/// as reached only when the address answers echo, since silence is also
+/// what a dead address gives.
+fn verdict(main: Outcome, echo: Option<Outcome>) -> (bool, Option<Duration>, Option<String>) {
+    match (main, echo) {
+        (Outcome::Answered(rtt), _) => (true, Some(rtt), None),
+        (Outcome::Silent, Some(Outcome::Answered(_))) => (
+            true,
+            None,
+            Some("no reply and no error (the address answers echo)".into()),
+        ),
+        (Outcome::Silent, _) => (
+            false,
+            None,
+            Some("no reply, and the address does not answer echo".into()),
+        ),
+        (Outcome::TimedOut, _) => (false, None, Some("timeout".into())),
+        (Outcome::Failed(e), _) => (false, None, Some(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! `check`: probes a running lab from all its nodes at once and reads the
+//! outcomes against the matrix and the expectations (`crate::check`).
+//!
+//! Each node's probes run in its own net namespace on a thread of their
+//! own (`RunningNode::in_netns`), a bounded number of nodes at a time, so
+//! the whole lab takes about as long as its slowest node: one round trip
+//! when everything answers, the timeout when something does not.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{Resource, getrlimit};
+
+use super::LabError;
+use super::running::{RunningNode, running_nodes};
+use crate::check::{CheckPlan, CheckReport};
+use crate::kernel::probe::{self, Outcome, Probe};
+use crate::state;
+
+/// Most nodes probing at once.
+pub const MAX_PARALLEL: usize = 128;
+
+/// Probes the lab `lab` as its saved plan describes it; `timeout` bounds
+/// each node's probes.
+pub fn check(lab: &str, timeout: Duration) -> Result<CheckReport, LabError> {
+    let recorded = state::read(lab)?
+        .ok_or_else(|| LabError::NotFound(format!("no lab {lab} (see `nslab inspect`)")))?;
+    if !recorded.is_ready() {
+        return Err(LabError::NotFound(format!(
+            "lab {lab} is not up: its `up` has not finished"
+        )));
+    }
+    let plan = recorded.plan.ok_or_else(|| {
+        LabError::NotFound(format!(
+            "lab {lab} has no saved plan; rebuild it with `nslab up`"
+        ))
+    })?;
+    let running: HashMap<String, RunningNode> = running_nodes(lab)?
+        .into_iter()
+        .map(|n| (n.node.clone(), n))
+        .collect();
+    let check = CheckPlan::new(&plan);
+    let started = Instant::now();
+    let results = probe_all(&check, &running, timeout);
+    Ok(check.evaluate(&results, timeout, started.elapsed()))
+}
+
+/// Every source's probes, a bounded number of sources at a time.
+fn probe_all(
+    check: &CheckPlan,
+    running: &HashMap<String, RunningNode>,
+    timeout: Duration,
+) -> Vec<Result<Vec<Outcome>, String>> {
+    let n = check.sources.len();
+    let workers = workers(n, &check.probes, open_file_limit());
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Result<Vec<Outcome>, String>> = vec![Ok(Vec::new()); n];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            return mine;
+                        }
+                        let node = running.get(&check.sources[i]);
+                        mine.push((
+                            i,
+                            probe_from(
+                                &check.lab,
+                                &check.sources[i],
+                                node,
+                                &check.probes[i],
+                                timeout,
+                            ),
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            let done = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in done {
+                results[i] = result;
+            }
+        }
+    });
+    results
+}
+
+/// One node's probes, from its net namespace.
+fn probe_from(
+    lab: &str,
+    name: &str,
+    node: Option<&RunningNode>,
+    probes: &[Probe],
+    timeout: Duration,
+) -> Result<Vec<Outcome>, String> {
+    let Some(node) = node else {
+        return Err(format!("node {lab}/{name} is not running"));
+    };
+    if probes.is_empty() {
+        return Ok(Vec::new());
+    }
+    node.in_netns(|| probe::run(probes, timeout))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{}: {e}", node.label()))
+}
+
+/// The soft limit on open files (1024 when unknown).
+fn open_file_limit() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+/// How many sources probe at once: at most [`MAX_PARALLEL`], and few
+/// enough that their sockets stay within the open-file limit. A worker
+/// holds about four files (a pidfd, the netns, a raw socket per family)
+/// plus one socket per port probe.
+fn workers(sources: usize, probes: &[Vec<Probe>], open_files: u64) -> usize {
+    let ports = probes
+        .iter()
+        .map(|list| list.iter().filter(|p| !matches!(p, Probe::Echo(_))).count())
+        .max()
+        .unwrap_or(0);
+    let per_worker = 4 + ports as u64;
+    // Leave room for what the process holds already.
+    let fit = open_files.saturating_sub(64) / per_worker;
+    (fit as usize).clamp(1, MAX_PARALLEL).min(sources.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_bounded_by_nodes_limit_and_files() {
+        let echo = || vec![Probe::Echo("10.0.0.1".parse().expect("ip")); 3];
+        assert_eq!(workers(10, &vec![echo(); 10], 1024), 10);
+        assert_eq!(workers(1000, &vec![echo(); 1000], 1 << 20), MAX_PARALLEL);
+        // 1024 files, 4 each: 240 would fit; the cap is lower.
+        assert_eq!(workers(1000, &vec![echo(); 1000], 1024), MAX_PARALLEL);
+        // 100 port probes on one node: 104 files a worker.
+        let mut many = vec![echo(); 1000];
+        many[3] = vec![Probe::Tcp("10.0.0.1:80".parse().expect("addr")); 100];
+        assert_eq!(workers(1000, &many, 1024), (1024 - 64) / 104);
+        // Never zero, even at an absurd limit.
+        assert_eq!(workers(5, &many, 10), 1);
+        assert_eq!(workers(0, &[], 1024), 1);
+    }
+}
