@@ -344,7 +344,7 @@ fn check_refuses_unknown_labs_and_bad_timeouts() {
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = run(&["check", &name, "--timeout", "0"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is not a number of seconds"), "{err}");
+    assert!(err.contains("give a number of seconds above 0"), "{err}");
 }
 
 #[test]
