@@ -284,6 +284,12 @@ fn run(command: Command) -> Outcome {
             let result = lab::up(&plan, &options);
             clear_progress_line(quiet);
             let report = result.map_err(failed)?;
+            if !report.not_running.is_empty() {
+                eprintln!(
+                    "nslab: warning: these link ends were still not operationally up after waiting: {}",
+                    report.not_running.join(", ")
+                );
+            }
             if !quiet {
                 print_up(&plan, &report);
             }

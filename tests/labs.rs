@@ -49,6 +49,31 @@ fn routed_chain_reaches_across_the_router_over_ipv4_and_ipv6() {
 }
 
 #[test]
+fn links_pass_packets_the_moment_up_returns() {
+    if !can_build_labs("links_pass_packets_the_moment_up_returns") {
+        return;
+    }
+    // Several labs in a row, so that link events come in a burst: that is
+    // when the kernel puts off making a link operational by up to a second.
+    for round in 0..3 {
+        let lab = TestLab::new(&format!("ready{round}"), CHAIN);
+        lab.up();
+        for (node, ifaces) in [("h1", "eth0"), ("r1", "eth0 eth1"), ("h2", "eth0")] {
+            for iface in ifaces.split(' ') {
+                let path = format!("/sys/class/net/{iface}/operstate");
+                let (_, state, _) = lab.exec(node, &["cat", &path]);
+                assert_eq!(state.trim(), "up", "{node}:{iface} right after up");
+            }
+        }
+        // One echo each, no retries: the first packets must pass.
+        for target in ["10.0.2.2", "2001:db8:2::2"] {
+            let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "2", target]);
+            assert_eq!(code, 0, "first ping to {target}:\n{out}{err}");
+        }
+    }
+}
+
+#[test]
 fn bridge_lan_connects_three_hosts() {
     if !can_build_labs("bridge_lan_connects_three_hosts") {
         return;

@@ -22,17 +22,21 @@ use crate::kernel::init::{InitConfig, InitError, Zygote};
 use crate::kernel::namespace::{self, NamespaceFds};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, MarkLink, SetUp, VethEnd, dump_links,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd, dump_links,
 };
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::find_inits;
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
-use crate::plan::{NodeKind, NodePlan, Place, Plan, SysctlPlan};
+use crate::plan::{EndpointPlan, NodeKind, NodePlan, Place, Plan, SysctlPlan};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
 /// How many netlink requests are in flight at once.
 const IN_FLIGHT: usize = 128;
+
+/// How long `up` waits for its links to be operationally up (the kernel
+/// puts it off by a second at most).
+const RUNNING_WITHIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -57,6 +61,9 @@ pub struct UpReport {
     pub total: Duration,
     /// The open-file limit, when `up` had to raise it: (before, after).
     pub raised_open_files: Option<(u64, u64)>,
+    /// Link ends (`node:iface`) that were still not operationally up when
+    /// `up` stopped waiting for them.
+    pub not_running: Vec<String>,
 }
 
 /// Builds the lab of `plan`. On failure everything built so far is removed
@@ -97,6 +104,7 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
         nodes: Vec::new(),
         phases: Vec::new(),
         clock: Instant::now(),
+        not_running: Vec::new(),
     };
     let built = builder.build();
     if let Some(steps) = fault::report() {
@@ -112,6 +120,7 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
                 phases: builder.phases,
                 total: started.elapsed(),
                 raised_open_files,
+                not_running: std::mem::take(&mut builder.not_running),
             })
         }
         Err(cause) => {
@@ -145,6 +154,7 @@ struct Builder<'a> {
     nodes: Vec<NodeHandle>,
     phases: Vec<(String, Duration)>,
     clock: Instant,
+    not_running: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -283,6 +293,8 @@ impl Builder<'_> {
         self.lap("addresses");
         wiring.add_routes(&indexes).await?;
         self.lap("routes");
+        self.not_running = wiring.wait_until_running(RUNNING_WITHIN).await?;
+        self.lap("links running");
         Ok(())
     }
 
@@ -545,9 +557,66 @@ impl Indexes {
 
 impl Wiring<'_> {
     fn socket(&self, place: Place) -> &Handle {
+        &self.sockets[self.socket_index(place)]
+    }
+
+    /// The index in `sockets` of a place: nodes in order, then the host.
+    fn socket_index(&self, place: Place) -> usize {
         match place {
-            Place::Node(id) => &self.sockets[id],
-            Place::Host => &self.sockets[self.plan.nodes.len()],
+            Place::Node(id) => id,
+            Place::Host => self.plan.nodes.len(),
+        }
+    }
+
+    /// Waits until every link end is operationally up, and returns those
+    /// still not at the deadline. An end is up at once, but the kernel
+    /// gives it its transmit queue (and IPv6 its multicast groups) only when
+    /// its link-watch work runs, which it may put off for up to a second
+    /// when link events come in bursts, as they do here. Until then the end
+    /// drops what it sends: a lab is not ready before that.
+    async fn wait_until_running(&self, within: Duration) -> Result<Vec<String>, NetlinkError> {
+        let deadline = Instant::now() + within;
+        let mut pending: Vec<Vec<&EndpointPlan>> = vec![Vec::new(); self.sockets.len()];
+        for end in self.plan.links.iter().flat_map(|l| &l.endpoints) {
+            pending[self.socket_index(end.place)].push(end);
+        }
+        let waiting = self
+            .progress
+            .phase("links running", self.plan.links.len() * 2);
+        loop {
+            let dumps = pending
+                .iter()
+                .enumerate()
+                .filter(|(_, ends)| !ends.is_empty())
+                .map(|(i, _)| async move {
+                    let netns = match self.plan.nodes.get(i) {
+                        Some(_) => self.plan.netns_name(i),
+                        None => "the host namespace".to_string(),
+                    };
+                    Ok::<_, NetlinkError>((i, dump_links(&self.sockets[i], &netns).await?))
+                });
+            let dumped: Vec<(usize, Vec<LinkInfo>)> = stream::iter(dumps)
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for (i, links) in dumped {
+                pending[i].retain(|end| {
+                    let running = links.iter().any(|l| l.name == end.ifname && l.running);
+                    if running {
+                        waiting.tick();
+                    }
+                    !running
+                });
+            }
+            let late: Vec<String> = pending
+                .iter()
+                .flatten()
+                .map(|end| self.plan.endpoint_label(end))
+                .collect();
+            if late.is_empty() || Instant::now() >= deadline {
+                return Ok(late);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -585,13 +654,15 @@ impl Wiring<'_> {
     /// creation). Returns every link that failed, by index.
     async fn create_veths(&self) -> Vec<(usize, NetlinkError)> {
         let alias = host_link_alias(&self.plan.lab);
+        let indexes = veth_indexes(self.plan);
         let requests = self.plan.links.iter().enumerate().map(|(i, link)| {
-            let end = |i: usize| {
-                let e = &link.endpoints[i];
+            let end = |end: usize| {
+                let e = &link.endpoints[end];
                 VethEnd {
                     name: e.ifname.clone(),
                     netns_pid: self.netns_pid(e.place),
                     mac: e.mac,
+                    index: indexes[i][end],
                 }
             };
             let create = CreateVeth {
@@ -722,6 +793,40 @@ impl Wiring<'_> {
     }
 }
 
+/// The ifindex of each link end in a node: the two ends of a pair never
+/// share one. The kernel treats a link event of an interface whose ifindex
+/// equals its peer's as not urgent, and puts it off by up to a second; in
+/// fresh namespaces that both count from 2, such pairs are common. Ends on
+/// the host are left to the kernel (0).
+fn veth_indexes(plan: &Plan) -> Vec<[u32; 2]> {
+    // Next free ifindex per node: 1 is lo, and a bridge node's bridge
+    // device (made first) takes 2.
+    let mut next: Vec<u32> = plan
+        .nodes
+        .iter()
+        .map(|n| match n.kind {
+            NodeKind::Bridge => 3,
+            NodeKind::Node => 2,
+        })
+        .collect();
+    plan.links
+        .iter()
+        .map(|link| {
+            let mut pick = |end: usize| match link.endpoints[end].place {
+                Place::Host => 0,
+                Place::Node(id) => {
+                    // First end odd, second end even: never equal.
+                    let parity = end as u32 ^ 1;
+                    let index = next[id] + ((next[id] & 1) ^ parity);
+                    next[id] = index + 1;
+                    index
+                }
+            };
+            [pick(0), pick(1)]
+        })
+        .collect()
+}
+
 /// Runs requests with up to [`IN_FLIGHT`] of them in flight together; each
 /// one that succeeds is a kernel-changing step.
 async fn in_flight<E>(
@@ -743,4 +848,52 @@ async fn in_flight<E>(
 
 fn missing(label: &str) -> NetlinkError {
     NetlinkError::Missing(label.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology;
+
+    #[test]
+    fn the_ends_of_a_pair_never_share_an_ifindex() {
+        let text = r#"
+name: idx
+topology:
+  nodes:
+    a: {}
+    b: {}
+    sw: {kind: bridge}
+  links:
+    - endpoints: ["a:e0", "b:e0"]
+    - endpoints: ["a:e1", "b:e1"]
+    - endpoints: ["b:e2", "a:e2"]
+    - endpoints: ["a:e3", "sw:p0"]
+    - endpoints: ["b:e3", "sw:p1"]
+    - endpoints: ["a:e4", "host:idx0"]
+"#;
+        let topology = topology::parse_str(text, "idx.yml".as_ref(), ".".as_ref()).expect("valid");
+        let plan = Plan::from_topology(&topology);
+        let indexes = veth_indexes(&plan);
+        let mut seen: Vec<(Place, u32)> = Vec::new();
+        for (link, pair) in plan.links.iter().zip(&indexes) {
+            assert_ne!(pair[0], pair[1], "{}", plan.link_label(link));
+            for (end, &index) in link.endpoints.iter().zip(pair) {
+                match end.place {
+                    Place::Host => assert_eq!(index, 0, "the host's are the kernel's"),
+                    Place::Node(id) => {
+                        // Above lo (1), and above the bridge device (2).
+                        let lowest = if plan.nodes[id].kind == NodeKind::Bridge {
+                            3
+                        } else {
+                            2
+                        };
+                        assert!(index >= lowest, "{index}");
+                        assert!(!seen.contains(&(end.place, index)), "unique in its node");
+                        seen.push((end.place, index));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use futures::TryStreamExt;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::link::{
-    InfoKind, LinkAttribute, LinkFlags, LinkInfo as Info, LinkMessage,
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo as Info, LinkMessage, State,
 };
 
 use crate::kernel::netlink::NetlinkError;
@@ -17,6 +17,9 @@ pub struct LinkInfo {
     pub mtu: Option<u32>,
     pub mac: Option<[u8; 6]>,
     pub up: bool,
+    /// Operationally up (RFC 2863 `UP`): the kernel has seen the carrier
+    /// and given the link its transmit queue, so packets pass.
+    pub running: bool,
     pub alias: Option<String>,
     /// For a veth: the peer's ifindex (in the peer's namespace).
     pub peer_index: Option<u32>,
@@ -44,6 +47,7 @@ impl LinkInfo {
             mtu: None,
             mac: None,
             up: message.header.flags.contains(LinkFlags::Up),
+            running: false,
             alias: None,
             peer_index: None,
             controller: None,
@@ -53,6 +57,7 @@ impl LinkInfo {
                 LinkAttribute::IfName(name) => info.name = name.clone(),
                 LinkAttribute::Mtu(mtu) => info.mtu = Some(*mtu),
                 LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                LinkAttribute::OperState(state) => info.running = *state == State::Up,
                 LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
                 LinkAttribute::Link(peer) => info.peer_index = Some(*peer),
                 LinkAttribute::Controller(bridge) => info.controller = Some(*bridge),

@@ -15,6 +15,8 @@ pub struct VethEnd {
     /// no fd per node needs to stay open).
     pub netns_pid: u32,
     pub mac: Option<[u8; 6]>,
+    /// The ifindex to give the end (0: the kernel's choice).
+    pub index: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +53,9 @@ fn describe<T>(
     mtu: Option<u32>,
 ) -> LinkMessageBuilder<T> {
     let mut builder = builder.setns_by_pid(end.netns_pid);
+    if end.index != 0 {
+        builder = builder.index(end.index);
+    }
     if let Some(mtu) = mtu {
         builder = builder.mtu(mtu);
     }
