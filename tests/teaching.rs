@@ -212,10 +212,10 @@ fn readme_parsing_helpers() {
     assert_eq!(s[1].expected, Vec::<String>::new());
 }
 
-/// Waits until every `eth*` interface of `nodes` is operationally up: the
-/// kernel sets a new link's operational state (and then its IPv6
-/// link-local address) in the background, up to a second after `up`; a
-/// person typing the README's commands never sees it earlier.
+/// Waits until every `eth*` interface of `nodes` is operationally up. `up`
+/// already waits for that; the kernel adds the IPv6 link-local address in
+/// the same background step, a moment after the state, and the walk-through
+/// shows that address.
 fn wait_for_links(lab: &TestLab, nodes: &[&str]) {
     let started = Instant::now();
     for node in nodes {
