@@ -256,13 +256,7 @@ impl Lab {
     {
         let running_node = self.node(node)?;
         let argv = command_line(argv)?;
-        let (out_read, out_write) = pipe()?;
-        let (err_read, err_write) = pipe()?;
-        let stdio = [
-            Stdio::Fd(dev_null()?),
-            Stdio::Fd(out_write),
-            Stdio::Fd(err_write),
-        ];
+        let (stdio, out_read, err_read) = piped_stdio()?;
         let running = spawn_in(
             running_node,
             Some(&self.plan),
@@ -295,13 +289,7 @@ impl Lab {
     {
         let running_node = self.node(node)?;
         let argv = command_line(argv)?;
-        let (out_read, out_write) = pipe()?;
-        let (err_read, err_write) = pipe()?;
-        let stdio = [
-            Stdio::Fd(dev_null()?),
-            Stdio::Fd(out_write),
-            Stdio::Fd(err_write),
-        ];
+        let (stdio, out_read, err_read) = piped_stdio()?;
         let mode = SpawnMode {
             foreground: false,
             own_group: true,
@@ -384,6 +372,19 @@ impl Lab {
         self.live = false;
         Ok(super::down(&self.plan.lab)?)
     }
+}
+
+/// A command's stdio: stdin `/dev/null`, stdout and stderr pipes whose read
+/// ends are returned.
+fn piped_stdio() -> Result<([Stdio; 3], std::os::fd::OwnedFd, std::os::fd::OwnedFd), ApiError> {
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    let stdio = [
+        Stdio::Fd(dev_null()?),
+        Stdio::Fd(out_write),
+        Stdio::Fd(err_write),
+    ];
+    Ok((stdio, out_read, err_read))
 }
 
 impl Drop for Lab {
