@@ -3,12 +3,15 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
+mod impair;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+pub use impair::{ImpairPlan, format_duration_us, format_percent, format_rate_bits};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -113,6 +116,9 @@ pub struct EndpointPlan {
     /// IPv4 then IPv6 addresses with their prefix length.
     pub addresses: Vec<IpNet>,
     pub mac: Option<[u8; 6]>,
+    /// Impairments on this end's egress (absent from older plan.json files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<ImpairPlan>,
 }
 
 impl Plan {
@@ -202,6 +208,7 @@ mod tests {
             ifname: ifname.into(),
             addresses: vec![],
             mac: None,
+            impair: None,
         };
         let plan = Plan {
             lab: "l".into(),
