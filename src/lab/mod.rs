@@ -4,6 +4,7 @@
 mod down;
 mod exec;
 pub mod fault;
+mod impair;
 mod inspect;
 mod marks;
 mod progress;
@@ -12,6 +13,7 @@ mod up;
 
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
+pub use impair::{Impairment, impair_clear, impair_set, impair_show};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
 pub use progress::{Progress, ProgressFn};
 pub use running::{RunningNode, resolve_interface, resolve_node};
