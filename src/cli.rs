@@ -489,6 +489,9 @@ fn print_inspect(views: &[LabView]) {
                 if let Some(bridge) = &iface.bridge {
                     details.push(format!("bridge {bridge}"));
                 }
+                if let Some(impair) = &iface.impair {
+                    details.push(format!("impair {impair}"));
+                }
                 println!(
                     "      {:<10} {:<40} {}",
                     iface.name,

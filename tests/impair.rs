@@ -54,6 +54,19 @@ fn topology_rate_comes_up_and_show_reports_it() {
     assert_eq!(show(&format!("{}/a:eth0", lab.name)), "rate 10mbit");
     assert_eq!(show(&format!("{}/b:eth0", lab.name)), "no impairment");
     lab.assert_ping("a", "10.77.0.2");
+    // inspect reads it back too.
+    let json = lab.inspect_json();
+    let impair_of = |node: &str| {
+        json[0]["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|n| n["name"] == node))
+            .and_then(|n| n["interfaces"].as_array())
+            .and_then(|ifs| ifs.iter().find(|i| i["name"] == "eth0"))
+            .map(|i| i["impair"].clone())
+            .unwrap_or_else(|| panic!("no {node}:eth0 in inspect:\n{json}"))
+    };
+    assert_eq!(impair_of("a"), serde_json::json!({"rate_bits": 10_000_000}));
+    assert_eq!(impair_of("b"), serde_json::Value::Null);
 
     // A map applies to both ends.
     let both = pair("impboth", "impair: {rate: 2mbit}");

@@ -56,7 +56,7 @@ impl From<RootQdisc> for Impairment {
 pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError> {
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
-        let qdiscs = dump_qdiscs(&target.socket, target.index, &target.label).await?;
+        let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
         ReplaceRoot {
             index: target.index,
             netem: plan.needs_netem().then(|| Netem::from_plan(plan)),
@@ -100,7 +100,7 @@ struct Target {
 
 impl Target {
     async fn read(&self, clock: &Psched) -> Result<Impairment, LabError> {
-        let qdiscs = dump_qdiscs(&self.socket, self.index, &self.label).await?;
+        let qdiscs = dump_qdiscs(&self.socket, Some(self.index), &self.label).await?;
         let root = root_qdisc(&qdiscs, clock).map_err(|why| {
             LabError::NotFound(format!("{}: cannot read its root qdisc: {why}", self.label))
         })?;

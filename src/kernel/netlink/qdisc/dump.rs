@@ -12,6 +12,8 @@ use crate::plan::ImpairPlan;
 /// One qdisc of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QdiscInfo {
+    /// The interface's index.
+    pub index: u32,
     pub handle: u32,
     pub parent: u32,
     pub kind: String,
@@ -27,6 +29,7 @@ impl QdiscInfo {
 
     fn from_message(message: &TcMessage) -> QdiscInfo {
         let mut info = QdiscInfo {
+            index: message.header.index as u32,
             handle: message.header.handle.into(),
             parent: message.header.parent.into(),
             kind: String::new(),
@@ -53,26 +56,25 @@ impl QdiscInfo {
     }
 }
 
-/// Lists the qdiscs of the interface `index` (a dump of the namespace,
-/// filtered here: the kernel's qdisc dump does not filter).
+/// Lists the qdiscs of the interface `index`, or of every interface of the
+/// socket's namespace (the kernel dumps them all: the filter is here).
 pub async fn dump_qdiscs(
     handle: &Handle,
-    index: u32,
+    index: Option<u32>,
     label: &str,
 ) -> Result<Vec<QdiscInfo>, NetlinkError> {
     let messages: Vec<TcMessage> = handle
         .clone()
         .qdisc()
         .get()
-        .index(index as i32)
         .execute()
         .try_collect()
         .await
         .map_err(NetlinkError::request(format!("list the qdiscs of {label}")))?;
     Ok(messages
         .iter()
-        .filter(|m| m.header.index == index as i32)
         .map(QdiscInfo::from_message)
+        .filter(|q| index.is_none_or(|i| q.index == i))
         .collect())
 }
 
@@ -91,7 +93,8 @@ pub enum RootQdisc {
     Other(String),
 }
 
-/// Reads the root qdisc (and a tbf under a netem root) from a dump.
+/// Reads the root qdisc (and a tbf under a netem root) from the dump of
+/// one interface's qdiscs.
 pub fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, String> {
     let Some(root) = qdiscs.iter().find(|q| q.parent == TC_H_ROOT) else {
         return Ok(RootQdisc::Default);

@@ -161,6 +161,7 @@ fn netem_decode_refuses_short_or_broken_options() {
 
 fn qdisc(handle: u32, parent: u32, kind: &str, options: Option<Vec<u8>>) -> QdiscInfo {
     QdiscInfo {
+        index: 2,
         handle,
         parent,
         kind: kind.into(),
