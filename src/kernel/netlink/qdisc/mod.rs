@@ -3,7 +3,7 @@
 //!
 //! Messages are rtnetlink's `TcMessage`; the qdisc options, which
 //! netlink-packet-route does not model for netem or tbf, are built and read
-//! as bytes in [`netem`] and [`tbf`], byte for byte as tc builds them (the
+//! as bytes in `netem.rs` and `tbf.rs`, byte for byte as tc builds them (the
 //! unit tests compare with tc's own messages).
 
 mod clear;

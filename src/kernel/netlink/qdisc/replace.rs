@@ -39,6 +39,9 @@ pub struct ReplaceRoot {
 }
 
 impl ReplaceRoot {
+    /// With both netem and tbf, the tbf child is a second request: if it
+    /// fails, the interface keeps the new netem root without a rate (`up`
+    /// then rolls the whole lab back).
     pub async fn execute(self, handle: &Handle, clock: &Psched) -> Result<(), NetlinkError> {
         let mut free = (1..=0x7FFF_u16).filter(|m| !self.taken.contains(m));
         let (root, child) = (free.next().unwrap_or(1), free.next().unwrap_or(2));
