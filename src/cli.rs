@@ -100,6 +100,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set (replacing what it had), show or clear the impairments of an
+    /// interface's egress
+    Impair {
+        /// LAB/NODE:IFACE, or NODE:IFACE when one running lab has NODE
+        target: String,
+        #[command(flatten)]
+        values: ImpairArgs,
+        /// Print what the interface has, read from the kernel
+        #[arg(long, conflicts_with_all = ["clear", "delay", "jitter", "loss", "rate", "corrupt", "duplicate"])]
+        show: bool,
+        /// Remove the impairment
+        #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate", "corrupt", "duplicate"])]
+        clear: bool,
+    },
     /// Check a topology file without touching anything
     Validate { file: PathBuf },
     /// Draw a topology: nodes, bridges, the host, and links labelled with
@@ -181,6 +195,56 @@ impl From<FormatArg> for Format {
     }
 }
 
+/// The impairment values, in the topology's units.
+#[derive(Debug, Args)]
+struct ImpairArgs {
+    /// Added delay: 20ms, 500us, 1s
+    #[arg(long)]
+    delay: Option<String>,
+    /// Delay variation, plus or minus (needs --delay): 5ms
+    #[arg(long)]
+    jitter: Option<String>,
+    /// Packets dropped: 1%
+    #[arg(long)]
+    loss: Option<String>,
+    /// Most sent per second: 10mbit, 1gbit, 500kbps (bytes)
+    #[arg(long)]
+    rate: Option<String>,
+    /// Packets with a bit flipped: 0.1%
+    #[arg(long)]
+    corrupt: Option<String>,
+    /// Packets sent twice: 0.1%
+    #[arg(long)]
+    duplicate: Option<String>,
+}
+
+impl ImpairArgs {
+    fn text(&self) -> topology::ImpairText<'_> {
+        topology::ImpairText {
+            delay: self.delay.as_deref(),
+            jitter: self.jitter.as_deref(),
+            loss: self.loss.as_deref(),
+            rate: self.rate.as_deref(),
+            corrupt: self.corrupt.as_deref(),
+            duplicate: self.duplicate.as_deref(),
+        }
+    }
+
+    /// The impairment to set, or every problem with it (exit code 2).
+    fn plan(&self) -> Result<nslab::plan::ImpairPlan, (i32, String)> {
+        topology::parse_impair(&self.text()).map_err(|problems| {
+            let lines: Vec<String> = problems
+                .into_iter()
+                .map(|(key, message)| match key {
+                    "" => "say what to set (--delay, --jitter, --loss, --rate, --corrupt, --duplicate), or --show or --clear".to_string(),
+                    key => format!("--{key}: {message}"),
+                })
+                .collect();
+            (EXIT_INVALID, lines.join("\n"))
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct DownArgs {
@@ -254,6 +318,15 @@ fn run(command: Command) -> Outcome {
         }
         return write_out(&picture, output.as_deref());
     }
+    let impairment = match &command {
+        Command::Impair {
+            values,
+            show: false,
+            clear: false,
+            ..
+        } => Some(values.plan()?),
+        _ => None,
+    };
     if let Command::Validate { file } = &command {
         let plan = load(file)?;
         println!(
@@ -292,6 +365,33 @@ fn run(command: Command) -> Outcome {
             }
             if !quiet {
                 print_up(&plan, &report);
+            }
+            Ok(0)
+        }
+        Command::Impair {
+            target,
+            show,
+            clear,
+            ..
+        } => {
+            if clear {
+                let removed = lab::impair_clear(&target).map_err(failed)?;
+                println!(
+                    "{target}: {}",
+                    if removed {
+                        "impairment removed"
+                    } else {
+                        "no impairment to remove"
+                    }
+                );
+            } else if show {
+                println!("{target}: {}", lab::impair_show(&target).map_err(failed)?);
+            } else {
+                let plan = impairment.ok_or_else(|| failed("no impairment"))?;
+                println!(
+                    "{target}: {}",
+                    lab::impair_set(&target, &plan).map_err(failed)?
+                );
             }
             Ok(0)
         }
@@ -599,6 +699,9 @@ fn print_inspect(views: &[LabView]) {
                 }
                 if let Some(bridge) = &iface.bridge {
                     details.push(format!("bridge {bridge}"));
+                }
+                if let Some(impair) = &iface.impair {
+                    details.push(format!("impair {impair}"));
                 }
                 println!(
                     "      {:<10} {:<40} {}",

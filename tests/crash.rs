@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{TestLab, can_build_labs, nslab, run};
 
 /// Every feature: nodes, a bridge, a host link, binds, tmpfs, routes,
-/// sysctls, exec.
+/// sysctls, exec, impairments (a rate: netem may be missing).
 const EVERYTHING: &str = r#"
 name: LAB
 topology:
@@ -31,12 +31,14 @@ topology:
     - endpoints: ["h1:eth0", "r1:eth0"]
       ipv4: [10.0.1.2/24, 10.0.1.1/24]
       ipv6: ["2001:db8:1::2/64", "2001:db8:1::1/64"]
+      impair: [{rate: 10mbit}, null]
     - endpoints: ["r1:eth1", "sw:p1"]
       ipv4: [10.0.2.1/24, null]
     - endpoints: ["h2:eth0", "sw:p2"]
       ipv4: [10.0.2.2/24, null]
     - endpoints: ["host:HOSTIF", "sw:p3"]
       ipv4: [10.0.3.1/30, null]
+      impair: [null, {rate: 100mbit}]
 "#;
 
 fn everything() -> TestLab {

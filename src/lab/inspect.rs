@@ -14,8 +14,9 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::{self, ENTER_ORDER, NamespaceFds, NsKind};
 use crate::kernel::netlink::address::dump_addresses;
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
+use crate::kernel::netlink::qdisc::{Psched, QdiscInfo, RootQdisc, dump_qdiscs, root_qdisc};
 use crate::kernel::netlink::{Netns, open_sockets};
-use crate::plan::{Place, Plan};
+use crate::plan::{ImpairPlan, Place, Plan};
 use crate::state;
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +55,8 @@ pub struct InterfaceView {
     pub peer: Option<String>,
     /// The bridge this interface is a port of.
     pub bridge: Option<String>,
+    /// The impairment of its egress, read from the kernel (null for none).
+    pub impair: Option<ImpairPlan>,
 }
 
 /// Inspects one lab, or every lab with state.
@@ -136,9 +139,7 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
                 netns: plan.netns_name(id),
                 interfaces: links
                     .iter()
-                    .map(|(link, addresses)| {
-                        interface_view(plan, id, link, addresses, links, &live)
-                    })
+                    .map(|live_link| interface_view(plan, id, live_link, links, &live))
                     .collect(),
             }
         })
@@ -151,10 +152,12 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
     })
 }
 
-type LiveLinks = Vec<(usize, Vec<(LinkInfo, Vec<String>)>)>;
+/// A live interface: the link, its addresses and its impairment.
+type LiveLink = (LinkInfo, Vec<String>, Option<ImpairPlan>);
+type LiveLinks = Vec<(usize, Vec<LiveLink>)>;
 
-/// Links with their addresses for every running node, over one socket per
-/// node, all dumps in flight together.
+/// Links with their addresses and impairments for every running node, over
+/// one socket per node, all dumps in flight together.
 fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, LabError> {
     let fds: Vec<(usize, OwnedFd)> = running
         .iter()
@@ -170,6 +173,7 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
             .map(|(id, fd)| (plan.netns_name(*id), Netns::Fd(fd.as_fd())))
             .collect();
         let sockets = open_sockets(&targets)?;
+        let clock = Psched::read();
         let reads = fds
             .iter()
             .zip(&sockets)
@@ -177,6 +181,7 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
                 let name = plan.netns_name(*id);
                 let links = dump_links(socket, &name).await?;
                 let addresses = dump_addresses(socket, &name).await?;
+                let qdiscs = dump_qdiscs(socket, None, &name).await?;
                 let links = links
                     .into_iter()
                     .map(|link| {
@@ -185,7 +190,8 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
                             .filter(|a| a.index == link.index)
                             .map(|a| a.address.to_string())
                             .collect();
-                        (link, own)
+                        let impair = impairment(&qdiscs, link.index, &clock);
+                        (link, own, impair)
                     })
                     .collect();
                 Ok::<_, LabError>((*id, links))
@@ -194,12 +200,25 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
     })
 }
 
+/// The impairment of one interface, from its namespace's qdisc dump (none
+/// when its root qdisc is not one nslab sets, or cannot be read).
+fn impairment(qdiscs: &[QdiscInfo], index: u32, clock: &Psched) -> Option<ImpairPlan> {
+    let own: Vec<QdiscInfo> = qdiscs
+        .iter()
+        .filter(|q| q.index == index)
+        .cloned()
+        .collect();
+    match root_qdisc(&own, clock) {
+        Ok(RootQdisc::Impaired { plan, .. }) => Some(plan),
+        _ => None,
+    }
+}
+
 fn interface_view(
     plan: &Plan,
     node: usize,
-    link: &LinkInfo,
-    addresses: &[String],
-    siblings: &[(LinkInfo, Vec<String>)],
+    (link, addresses, impair): &LiveLink,
+    siblings: &[LiveLink],
     live: &LiveLinks,
 ) -> InterfaceView {
     InterfaceView {
@@ -218,8 +237,9 @@ fn interface_view(
         peer: verified_peer(plan, node, link, live),
         bridge: link
             .controller
-            .and_then(|c| siblings.iter().find(|(l, _)| l.index == c))
-            .map(|(l, _)| l.name.clone()),
+            .and_then(|c| siblings.iter().find(|(l, _, _)| l.index == c))
+            .map(|(l, _, _)| l.name.clone()),
+        impair: *impair,
     }
 }
 
@@ -242,7 +262,9 @@ fn verified_peer(plan: &Plan, node: usize, link: &LinkInfo, live: &LiveLinks) ->
         Place::Host => Some(label),
         Place::Node(peer_node) => {
             let (_, peer_links) = live.iter().find(|(id, _)| *id == peer_node)?;
-            let (peer, _) = peer_links.iter().find(|(l, _)| l.name == planned.ifname)?;
+            let (peer, _, _) = peer_links
+                .iter()
+                .find(|(l, _, _)| l.name == planned.ifname)?;
             (link.peer_index == Some(peer.index) && peer.peer_index == Some(link.index))
                 .then_some(label)
         }

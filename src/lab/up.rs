@@ -4,7 +4,8 @@
 //! Phases, each finished for every node before the next starts:
 //! nodes (inits cloned by zygotes, one per core, then awaited) → sockets →
 //! links (bridges, then veths born in place) → addresses and ports → routes
-//! → sysctls that name an interface → exec. The /run/netns names are made
+//! → impairments (qdiscs on the link ends that have one) → sysctls that
+//! name an interface → exec. The /run/netns names are made
 //! on a thread of their own alongside sockets, links, addresses and routes.
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
     AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd, dump_links,
 };
+use crate::kernel::netlink::qdisc::{Netem, Psched, ReplaceRoot, Tbf};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::find_inits;
@@ -293,6 +295,15 @@ impl Builder<'_> {
         self.lap("addresses");
         wiring.add_routes(&indexes).await?;
         self.lap("routes");
+        if plan
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .any(|e| e.impair.is_some())
+        {
+            wiring.impair(&indexes).await?;
+            self.lap("impairments");
+        }
         self.not_running = wiring.wait_until_running(RUNNING_WITHIN).await?;
         self.lap("links running");
         Ok(())
@@ -826,6 +837,39 @@ fn veth_indexes(plan: &Plan) -> Vec<[u32; 2]> {
         })
         .collect()
 }
+
+impl Wiring<'_> {
+    /// The root qdiscs of every link end with an impairment. The ends are
+    /// new, so nothing of theirs is replaced.
+    async fn impair(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
+        let clock = Psched::read();
+        let mut requests = Vec::new();
+        for link in &self.plan.links {
+            for end in &link.endpoints {
+                let Some(impair) = &end.impair else { continue };
+                let label = self.plan.endpoint_label(end);
+                let index = indexes
+                    .get(end.place, &end.ifname)
+                    .ok_or_else(|| missing(&label))?;
+                let request = ReplaceRoot {
+                    index,
+                    netem: impair.needs_netem().then(|| Netem::from_plan(impair)),
+                    tbf: impair
+                        .rate_bits
+                        .map(|bits| Tbf::for_rate(bits, link.mtu.unwrap_or(DEFAULT_MTU))),
+                    taken: Vec::new(),
+                    label,
+                };
+                let socket = self.socket(end.place);
+                requests.push(async move { request.execute(socket, &clock).await });
+            }
+        }
+        in_flight(self.progress, "impairments", requests).await
+    }
+}
+
+/// A veth's MTU when the topology gives none.
+const DEFAULT_MTU: u32 = 1500;
 
 /// Runs requests with up to [`IN_FLIGHT`] of them in flight together; each
 /// one that succeeds is a kernel-changing step.

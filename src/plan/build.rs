@@ -19,6 +19,7 @@ impl Plan {
             ifname: e.iface.clone(),
             addresses: e.ipv4.iter().chain(e.ipv6.iter()).copied().collect(),
             mac: e.mac,
+            impair: e.impair,
         };
         let links = t
             .links

@@ -4,14 +4,16 @@
 
 mod build;
 mod expect;
-
-pub use expect::{ExpectPlan, ExpectTarget, PortPlan, Protocol, parse_port};
+mod impair;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+pub use expect::{ExpectPlan, ExpectTarget, PortPlan, Protocol, parse_port};
+pub use impair::{ImpairPlan, format_duration_us, format_percent, format_rate_bits};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -120,6 +122,9 @@ pub struct EndpointPlan {
     /// IPv4 then IPv6 addresses with their prefix length.
     pub addresses: Vec<IpNet>,
     pub mac: Option<[u8; 6]>,
+    /// Impairments on this end's egress (absent from older plan.json files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<ImpairPlan>,
 }
 
 impl Plan {
@@ -209,6 +214,7 @@ mod tests {
             ifname: ifname.into(),
             addresses: vec![],
             mac: None,
+            impair: None,
         };
         let plan = Plan {
             lab: "l".into(),

@@ -147,6 +147,7 @@ impl TopologyBuilder {
             ipv6: None,
             mtu: None,
             mac: None,
+            impair: None,
         });
         self
     }

@@ -9,6 +9,7 @@
 mod builder;
 mod error;
 mod expect;
+mod impair;
 mod load;
 mod model;
 mod names;
@@ -23,10 +24,14 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use crate::plan::{ExpectPlan, NodePlan};
+use crate::plan::{ExpectPlan, ImpairPlan, NodePlan};
 
 pub use builder::TopologyBuilder;
 pub use error::{Problem, TopologyError};
+pub use impair::{
+    IMPAIR_KEYS, ImpairText, MAX_DELAY_US, MAX_RATE_BITS, MIN_RATE_BITS, parse_duration_us,
+    parse_impair, parse_percent, parse_rate_bits,
+};
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
 pub use names::{MAX_NAME_BYTES, is_valid_name};
 pub use route::parse_route;
@@ -68,4 +73,6 @@ pub struct Endpoint {
     pub ipv4: Option<IpNet>,
     pub ipv6: Option<IpNet>,
     pub mac: Option<[u8; 6]>,
+    /// Impairments on this end's egress.
+    pub impair: Option<ImpairPlan>,
 }

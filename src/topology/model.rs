@@ -124,6 +124,40 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// A value with a unit (`20ms`, `1%`, `10mbit`): a string, or a number
+/// kept as its text so that validation can say what unit it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Measure(pub String);
+
+impl<'de> Deserialize<'de> for Measure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Measure;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value with a unit, such as 20ms, 1% or 10mbit")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Measure, E> {
+                charge(v.len() as u64 + 1)?;
+                Ok(Measure(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Measure, E> {
+                charge(1)?;
+                Ok(Measure(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Measure, E> {
+                charge(1)?;
+                Ok(Measure(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Measure, E> {
+                charge(1)?;
+                Ok(Measure(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A list (each element charged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Seq<T>(pub Vec<T>);
@@ -266,6 +300,53 @@ pub(crate) struct LinkModel {
     pub mtu: Option<i64>,
     #[serde(default)]
     pub mac: Option<Seq<Option<Text>>>,
+    #[serde(default)]
+    pub impair: Option<ImpairModel>,
+}
+
+/// `impair:` of a link: one map for both ends, or one entry per endpoint.
+#[derive(Debug)]
+pub(crate) enum ImpairModel {
+    Both(ImpairFields),
+    Each(Seq<Option<ImpairFields>>),
+}
+
+impl<'de> Deserialize<'de> for ImpairModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ImpairModel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping (for both ends) or a list with one entry per endpoint")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ImpairModel, A::Error> {
+                ImpairFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ImpairModel::Both)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ImpairModel, A::Error> {
+                Seq::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(ImpairModel::Each)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The impairments of one end (or of both).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImpairFields {
+    #[serde(default)]
+    pub delay: Option<Measure>,
+    #[serde(default)]
+    pub jitter: Option<Measure>,
+    #[serde(default)]
+    pub loss: Option<Measure>,
+    #[serde(default)]
+    pub rate: Option<Measure>,
+    #[serde(default)]
+    pub corrupt: Option<Measure>,
+    #[serde(default)]
+    pub duplicate: Option<Measure>,
 }
 
 /// One entry of `expect:`. `port` is a scalar so that `port: 80` is

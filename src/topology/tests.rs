@@ -8,8 +8,8 @@ use ipnet::IpNet;
 
 use super::*;
 use crate::plan::{
-    BindPlan, EndpointPlan, ExpectPlan, ExpectTarget, LinkPlan, NodeKind, NodePlan, Place, Plan,
-    PortPlan, Protocol, RoutePlan, SysctlPlan,
+    BindPlan, EndpointPlan, ExpectPlan, ExpectTarget, ImpairPlan, LinkPlan, NodeKind, NodePlan,
+    Place, Plan, PortPlan, Protocol, RoutePlan, SysctlPlan,
 };
 
 const ORIGIN: &str = "lab.yml";
@@ -560,6 +560,215 @@ fn mac_rule() {
     assert_eq!(t.links[0].endpoints[1].mac, None);
 }
 
+// ---------------------------------------------------------------- impairments
+
+fn impaired(impair: &str) -> String {
+    with_link(&format!(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      impair: {impair}"
+    ))
+}
+
+#[test]
+fn impair_map_applies_to_both_ends() {
+    let t = parse(&impaired(
+        "{delay: 20ms, jitter: 5ms, loss: 1%, rate: 10mbit, corrupt: 0.1%, duplicate: 0.1%}",
+    ))
+    .expect("valid");
+    let want = ImpairPlan {
+        delay_us: Some(20_000),
+        jitter_us: Some(5_000),
+        loss: Some(1.0),
+        corrupt: Some(0.1),
+        duplicate: Some(0.1),
+        rate_bits: Some(10_000_000),
+    };
+    assert_eq!(t.links[0].endpoints[0].impair, Some(want));
+    assert_eq!(t.links[0].endpoints[1].impair, Some(want));
+    // And the plan carries it to each end.
+    let plan = Plan::from_topology(&t);
+    assert_eq!(plan.links[0].endpoints[0].impair, Some(want));
+    assert_eq!(plan.links[0].endpoints[1].impair, Some(want));
+}
+
+#[test]
+fn impair_list_matches_endpoints() {
+    let t = parse(&impaired("[{delay: 10ms}, null]")).expect("valid");
+    assert_eq!(
+        t.links[0].endpoints[0].impair,
+        Some(ImpairPlan {
+            delay_us: Some(10_000),
+            ..ImpairPlan::default()
+        })
+    );
+    assert_eq!(t.links[0].endpoints[1].impair, None);
+    let t = parse(&impaired("[null, {rate: 1gbit}]")).expect("valid");
+    assert_eq!(t.links[0].endpoints[0].impair, None);
+    assert_eq!(
+        t.links[0].endpoints[1].impair.and_then(|i| i.rate_bits),
+        Some(1_000_000_000)
+    );
+    // A bridge port's egress (toward its node) may be impaired too.
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"br:p1\"]\n      impair: [null, {loss: 5%}]",
+    ))
+    .expect("valid");
+    assert_eq!(
+        t.links[0].endpoints[1].impair.and_then(|i| i.loss),
+        Some(5.0)
+    );
+    assert_problem(
+        &impaired("[{delay: 10ms}]"),
+        "topology.links[0].impair",
+        "impair as a list needs one entry per endpoint (2, null for none), found 1",
+    );
+    assert_problem(
+        &impaired("[null, null, null]"),
+        "topology.links[0].impair",
+        "found 3",
+    );
+}
+
+#[test]
+fn impair_values_are_checked_each_at_its_path() {
+    for (impair, path, msg) in [
+        (
+            "{delay: 20}",
+            "topology.links[0].impair.delay",
+            "delay \"20\": needs a unit: us, ms or s",
+        ),
+        (
+            "{delay: 1h}",
+            "topology.links[0].impair.delay",
+            "needs a unit",
+        ),
+        (
+            "{delay: 3601s}",
+            "topology.links[0].impair.delay",
+            "at most 3600s",
+        ),
+        (
+            "{delay: 1.5us}",
+            "topology.links[0].impair.delay",
+            "whole number of microseconds",
+        ),
+        (
+            "{delay: 1ms, jitter: 2}",
+            "topology.links[0].impair.jitter",
+            "needs a unit",
+        ),
+        (
+            "{jitter: 5ms}",
+            "topology.links[0].impair.jitter",
+            "jitter \"5ms\" needs a delay",
+        ),
+        (
+            "{loss: 1}",
+            "topology.links[0].impair.loss",
+            "loss \"1\": needs a % sign",
+        ),
+        (
+            "{loss: 0.5}",
+            "topology.links[0].impair.loss",
+            "loss \"0.5\": needs a % sign",
+        ),
+        (
+            "{loss: 101%}",
+            "topology.links[0].impair.loss",
+            "out of range: use 0% to 100%",
+        ),
+        (
+            "{corrupt: -1%}",
+            "topology.links[0].impair.corrupt",
+            "not a percentage",
+        ),
+        (
+            "{duplicate: 100.5%}",
+            "topology.links[0].impair.duplicate",
+            "out of range",
+        ),
+        (
+            "{rate: 10}",
+            "topology.links[0].impair.rate",
+            "needs a unit: bit, kbit, mbit, gbit",
+        ),
+        (
+            "{rate: 10mb}",
+            "topology.links[0].impair.rate",
+            "needs a unit",
+        ),
+        (
+            "{rate: 999bit}",
+            "topology.links[0].impair.rate",
+            "at least 1kbit",
+        ),
+        (
+            "{rate: 101gbit}",
+            "topology.links[0].impair.rate",
+            "at most 100gbit",
+        ),
+        ("{}", "topology.links[0].impair", "impair sets nothing"),
+        (
+            "[null, {}]",
+            "topology.links[0].impair[1]",
+            "impair sets nothing",
+        ),
+        (
+            "[{loss: 2}, null]",
+            "topology.links[0].impair[0].loss",
+            "needs a % sign",
+        ),
+    ] {
+        assert_problem(&impaired(impair), path, msg);
+    }
+    // Every problem of a link is listed, not only the first.
+    let ps = problems(&impaired("{delay: 5, loss: 5, rate: 5}"));
+    assert_eq!(ps.len(), 3, "{ps:#?}");
+    // A link with a bad impairment is not otherwise lost: its other
+    // problems are reported with it.
+    let ps = problems(&with_link(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      mtu: 1\n      impair: {rate: 5}",
+    ));
+    assert_eq!(ps.len(), 2, "{ps:#?}");
+}
+
+#[test]
+fn impair_keys_and_shapes_are_strict() {
+    assert_parse_error(
+        &impaired("{delay: 1ms, latency: 5ms}"),
+        "unknown field `latency`",
+    );
+    assert_parse_error(&impaired("{delay: [1ms]}"), "expected a value with a unit");
+    assert_parse_error(
+        &impaired("5ms"),
+        "expected a mapping (for both ends) or a list",
+    );
+    assert_parse_error(
+        &impaired("{delay: 1ms, delay: 2ms}"),
+        "duplicate field `delay`",
+    );
+    // Links only: not a node key, so not in defaults either.
+    assert_parse_error(
+        "name: t\ntopology:\n  defaults: {impair: {delay: 1ms}}\n  nodes: {a: {}}\n",
+        "topology.defaults: unknown field `impair`",
+    );
+    assert_parse_error(
+        &with_node_a("      impair: {delay: 1ms}\n"),
+        "unknown field `impair`",
+    );
+    // null is no impairment.
+    let t = parse(&impaired("null")).expect("valid");
+    assert_eq!(t.links[0].endpoints[0].impair, None);
+}
+
+#[test]
+fn plans_without_impairments_load_and_save_as_before() {
+    // A plan.json written before impairments existed has no `impair` key.
+    let old = r#"{"place":{"node":0},"ifname":"eth0","addresses":[],"mac":null}"#;
+    let end: EndpointPlan = serde_json::from_str(old).expect("old endpoint loads");
+    assert_eq!(end.impair, None);
+    assert_eq!(serde_json::to_string(&end).expect("json"), old);
+}
+
 // ---------------------------------------------------------------- routes
 
 #[test]
@@ -1004,6 +1213,7 @@ fn example_plans_exactly() {
         ifname: ifname.into(),
         addresses: addrs.iter().map(|a| net(a)).collect(),
         mac: None,
+        impair: None,
     };
     let want = Plan {
         lab: "chain3".into(),

@@ -8,11 +8,14 @@ use std::path::{Component, Path, PathBuf};
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use super::model::{FileModel, LinkModel, NodeModel, Scalar, Seq, Text, UMap};
+use super::impair::{ImpairText, parse_impair};
+use super::model::{
+    FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq, Text, UMap,
+};
 use super::names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 use super::route::parse_route;
 use super::{Endpoint, HOST, Link, Node, Problem, Topology};
-use crate::plan::{BindPlan, NodeKind, RoutePlan, SysctlPlan};
+use crate::plan::{BindPlan, ImpairPlan, NodeKind, RoutePlan, SysctlPlan};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -685,6 +688,35 @@ impl Checker {
         f
     }
 
+    /// Checks the impairments of one end (or both) at `path`.
+    fn impair(&mut self, path: &str, m: &ImpairFields) -> Option<ImpairPlan> {
+        fn text(v: &Option<Measure>) -> Option<&str> {
+            v.as_ref().map(|m| m.0.as_str())
+        }
+        let input = ImpairText {
+            delay: text(&m.delay),
+            jitter: text(&m.jitter),
+            loss: text(&m.loss),
+            rate: text(&m.rate),
+            corrupt: text(&m.corrupt),
+            duplicate: text(&m.duplicate),
+        };
+        match parse_impair(&input) {
+            Ok(plan) => Some(plan),
+            Err(problems) => {
+                for (key, message) in problems {
+                    let at = if key.is_empty() {
+                        path.to_string()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    self.push(at, message);
+                }
+                None
+            }
+        }
+    }
+
     /// Checks one link; `None` when it has problems.
     fn link(
         &mut self,
@@ -831,6 +863,33 @@ impl Checker {
             }
         }
 
+        let mut impairs: [Option<ImpairPlan>; 2] = [None; 2];
+        match &m.impair {
+            None => {}
+            Some(ImpairModel::Both(fields)) => {
+                let both = self.impair(&format!("{path}.impair"), fields);
+                impairs = [both, both];
+            }
+            Some(ImpairModel::Each(Seq(list))) => {
+                let p = format!("{path}.impair");
+                if list.len() != 2 {
+                    self.push(
+                        &p,
+                        format!(
+                            "impair as a list needs one entry per endpoint (2, null for none), found {}",
+                            list.len()
+                        ),
+                    );
+                } else {
+                    for (j, entry) in list.iter().enumerate() {
+                        if let Some(fields) = entry {
+                            impairs[j] = self.impair(&format!("{p}[{j}]"), fields);
+                        }
+                    }
+                }
+            }
+        }
+
         if self.problems.len() != before {
             return None;
         }
@@ -844,6 +903,7 @@ impl Checker {
                 ipv4: addrs[0][j],
                 ipv6: addrs[1][j],
                 mac: macs[j],
+                impair: impairs[j],
             });
         let a = it.next()?;
         let b = it.next()?;

@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod link;
+pub mod qdisc;
 pub mod route;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -28,6 +29,14 @@ pub enum NetlinkError {
     Open { netns: String, reason: String },
     #[error("{0}: not found in the kernel after it was created")]
     Missing(String),
+    #[error(
+        "{what}: the kernel has no {module}: it knows no qdisc {kind:?} (load the module, or use a kernel built with it)"
+    )]
+    MissingQdisc {
+        what: String,
+        kind: &'static str,
+        module: &'static str,
+    },
     #[error("{what}: {source}")]
     Request {
         what: String,

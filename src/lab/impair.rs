@@ -1,0 +1,161 @@
+//! `impair`: set, show or clear the impairment of one interface of a
+//! running node (`LAB/NODE:IFACE`), over a netlink socket opened in the
+//! node's net namespace.
+
+use std::os::fd::AsFd;
+
+use rtnetlink::Handle;
+use serde::Serialize;
+
+use super::running::{RunningNode, resolve_interface};
+use super::{LabError, runtime};
+use crate::kernel::namespace::NsKind;
+use crate::kernel::netlink::link::dump_links;
+use crate::kernel::netlink::qdisc::{
+    ClearRoot, Netem, Psched, ReplaceRoot, RootQdisc, Tbf, dump_qdiscs, root_qdisc,
+};
+use crate::kernel::netlink::{Netns, open_sockets};
+use crate::plan::ImpairPlan;
+
+/// What an interface's egress suffers, as read from the kernel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "impair")]
+pub enum Impairment {
+    /// The kernel's default qdisc: nothing.
+    None,
+    /// netem and/or tbf, as `nslab impair` and `up` set them.
+    Set(ImpairPlan),
+    /// A root qdisc of a kind nslab does not set, by kind.
+    Other(String),
+}
+
+impl std::fmt::Display for Impairment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Impairment::None => f.write_str("no impairment"),
+            Impairment::Set(plan) => write!(f, "{plan}"),
+            Impairment::Other(kind) => {
+                write!(f, "root qdisc {kind} (not an impairment nslab sets)")
+            }
+        }
+    }
+}
+
+impl From<RootQdisc> for Impairment {
+    fn from(root: RootQdisc) -> Self {
+        match root {
+            RootQdisc::Default => Impairment::None,
+            RootQdisc::Impaired { plan, .. } => Impairment::Set(plan),
+            RootQdisc::Other(kind) => Impairment::Other(kind),
+        }
+    }
+}
+
+/// Replaces the impairment of `LAB/NODE:IFACE` (or `NODE:IFACE`) with
+/// `plan`, and returns what the kernel then has.
+pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError> {
+    with_interface(spec, async |target: Target| {
+        let clock = Psched::read();
+        let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
+        ReplaceRoot {
+            index: target.index,
+            netem: plan.needs_netem().then(|| Netem::from_plan(plan)),
+            tbf: plan.rate_bits.map(|bits| Tbf::for_rate(bits, target.mtu)),
+            taken: qdiscs.iter().map(|q| q.major()).collect(),
+            label: target.label.clone(),
+        }
+        .execute(&target.socket, &clock)
+        .await?;
+        target.read(&clock).await
+    })
+}
+
+/// What `LAB/NODE:IFACE` has now, decoded from the kernel's qdisc dump.
+pub fn impair_show(spec: &str) -> Result<Impairment, LabError> {
+    with_interface(spec, async |target: Target| {
+        target.read(&Psched::read()).await
+    })
+}
+
+/// Removes the impairment of `LAB/NODE:IFACE`; false when it had none.
+pub fn impair_clear(spec: &str) -> Result<bool, LabError> {
+    with_interface(spec, async |target: Target| {
+        Ok(ClearRoot {
+            index: target.index,
+            label: target.label,
+        }
+        .execute(&target.socket)
+        .await?)
+    })
+}
+
+/// One interface of a running node, with a socket in its namespace.
+struct Target {
+    socket: Handle,
+    index: u32,
+    mtu: u32,
+    /// `LAB/NODE:IFACE`.
+    label: String,
+}
+
+impl Target {
+    async fn read(&self, clock: &Psched) -> Result<Impairment, LabError> {
+        let qdiscs = dump_qdiscs(&self.socket, Some(self.index), &self.label).await?;
+        let root = root_qdisc(&qdiscs, clock).map_err(|why| {
+            LabError::NotFound(format!("{}: cannot read its root qdisc: {why}", self.label))
+        })?;
+        Ok(root.into())
+    }
+}
+
+/// Resolves the interface, opens a socket in its node's net namespace
+/// (through a namespace fd of the pinned init) and runs `work` with it.
+fn with_interface<T>(
+    spec: &str,
+    work: impl AsyncFnOnce(Target) -> Result<T, LabError>,
+) -> Result<T, LabError> {
+    let (node, iface, _) = resolve_interface(spec)?;
+    let namespaces = node.open_namespaces(&[NsKind::Net])?;
+    let netns = namespaces.get(NsKind::Net).ok_or_else(|| LabError::Io {
+        what: format!("open the net namespace of {}", node.label()),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let label = format!("{}:{iface}", node.label());
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let socket = open_sockets(&[(node.label(), Netns::Fd(netns.as_fd()))])?
+            .pop()
+            .ok_or_else(|| LabError::NotFound(format!("no socket in {}", node.label())))?;
+        let link = find_link(&socket, &node, &iface).await?;
+        work(Target {
+            socket,
+            index: link.0,
+            mtu: link.1,
+            label,
+        })
+        .await
+    })
+}
+
+/// The index and MTU of the node's interface `iface`.
+async fn find_link(
+    socket: &Handle,
+    node: &RunningNode,
+    iface: &str,
+) -> Result<(u32, u32), LabError> {
+    let links = dump_links(socket, &node.label()).await?;
+    let Some(link) = links.iter().find(|l| l.name == iface) else {
+        let mut names: Vec<&str> = links
+            .iter()
+            .map(|l| l.name.as_str())
+            .filter(|n| *n != "lo")
+            .collect();
+        names.sort_unstable();
+        return Err(LabError::NotFound(format!(
+            "node {} has no interface {iface} (it has: {})",
+            node.label(),
+            names.join(", ")
+        )));
+    };
+    Ok((link.index, link.mtu.unwrap_or(1500)))
+}
