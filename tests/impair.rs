@@ -206,7 +206,9 @@ fn has_iperf3(test: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("SKIPPED {test}: iperf3 is not installed (scripts/test installs it)");
+        common::skipped(format_args!(
+            "{test}: iperf3 is not installed (scripts/test installs it)"
+        ));
     }
     found
 }
@@ -286,7 +288,9 @@ fn netem_impairments_or_a_named_missing_module() {
             "{err}"
         );
         assert_eq!(leftovers_of(&delayed.name), Vec::<String>::new());
-        eprintln!("SKIPPED {test}: kernel has no sch_netem (the error names it: checked)");
+        common::skipped(format_args!(
+            "{test}: kernel has no sch_netem (the error names it: checked)"
+        ));
         return;
     }
     // netem is there: the delay is read back and ping sees it (one way:
