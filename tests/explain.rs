@@ -154,6 +154,20 @@ impl Side {
         serde_json::from_slice(&out.stdout).expect("ip -j gives JSON")
     }
 
+    fn tc_json(&self, node: &str) -> Value {
+        let netns = &self.nodes[node].1;
+        let out = Command::new("tc")
+            .args(["-j", "-n", netns, "qdisc", "show"])
+            .output()
+            .expect("tc");
+        assert!(
+            out.status.success(),
+            "tc qdisc show in {netns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("tc -j gives JSON")
+    }
+
     /// Runs `args` in all of the node's namespaces; its stdout, trimmed.
     fn in_node(&self, node: &str, args: &[&str]) -> String {
         let pid = self.nodes[node].0.to_string();
@@ -235,6 +249,19 @@ impl Side {
                     ),
                 );
             }
+        }
+        for qdisc in self.tc_json(node).as_array().expect("qdiscs") {
+            // The kernel's own default qdiscs (noqueue) are the same on both.
+            if qdisc["kind"] == "noqueue" {
+                continue;
+            }
+            facts.insert(
+                format!("qdisc {} {}", qdisc["dev"], qdisc["handle"]),
+                format!(
+                    "kind={} parent={} root={} options={}",
+                    qdisc["kind"], qdisc["parent"], qdisc["root"], qdisc["options"]
+                ),
+            );
         }
         facts.insert("hostname".into(), self.in_node(node, &["hostname"]));
         let mut sysctls: Vec<String> = plan.nodes[id]
@@ -508,5 +535,35 @@ topology:
             ("a", "/etc/motd"),
             ("a", "/tmp/m"),
         ],
+    );
+}
+
+#[test]
+fn rate_impairments_by_hand_match_nslab() {
+    if !can_build_labs("rate_impairments_by_hand_match_nslab") {
+        return;
+    }
+    // Rates only: netem (delay, loss...) needs sch_netem, which some
+    // kernels lack; the script's netem lines are checked by the unit tests.
+    compare(
+        "rate",
+        r#"
+name: LAB
+topology:
+  nodes:
+    a: {}
+    b: {}
+  links:
+    - endpoints: ["a:eth0", "b:eth0"]
+      ipv4: [10.0.0.1/24, 10.0.0.2/24]
+      impair: {rate: 10mbit}
+    - endpoints: ["a:eth1", "b:eth1"]
+      ipv4: [10.0.1.1/24, 10.0.1.2/24]
+      mtu: 9000
+      impair: [{rate: 200mbit}, null]
+"#,
+        &[],
+        &[],
+        &[],
     );
 }

@@ -46,6 +46,7 @@ pub fn script(plan: &Plan) -> Result<String, ExplainError> {
     wiring::veths(&mut s, plan);
     wiring::interfaces(&mut s, plan);
     wiring::routes(&mut s, plan);
+    wiring::impairments(&mut s, plan);
     node::late_sysctls(&mut s, plan);
     node::exec(&mut s, plan);
     preamble::footer(&mut s, plan);

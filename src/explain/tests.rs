@@ -360,3 +360,39 @@ fn a_value_cannot_end_a_here_document_early() {
     assert!(text.contains("\nEOF1\n"));
     assert_parses(&text);
 }
+
+#[test]
+fn impairments_are_tc_lines_after_the_routes() {
+    let text = script_of(
+        r#"
+name: imp
+topology:
+  nodes:
+    a: {routes: ["default via 10.0.0.2"]}
+    b: {}
+  links:
+    - endpoints: ["a:eth0", "b:eth0"]
+      ipv4: [10.0.0.1/24, 10.0.0.2/24]
+      impair: {rate: 10mbit}
+    - endpoints: ["a:eth1", "host:impx0"]
+      impair: [{delay: 20ms, jitter: 5ms, loss: 1%, corrupt: 0.1%, duplicate: 0.1%, rate: 5mbit}, {delay: 1500us}]
+"#,
+    );
+    // tbf alone at the root; the bucket is nslab's own (10 ms of rate, at
+    // least two frames; the queue holds 50 ms more).
+    assert!(text.contains(
+        "\ntc -n \"$LAB-a\" qdisc replace dev eth0 root handle 1: tbf rate 10000000bit burst 12500 limit 75000\n"
+    ));
+    assert!(text.contains("\ntc -n \"$LAB-b\" qdisc replace dev eth0 root handle 1: tbf"));
+    // netem at the root, tbf below it.
+    assert!(text.contains(
+        "\ntc -n \"$LAB-a\" qdisc replace dev eth1 root handle 1: netem delay 20ms 5ms loss 1% corrupt 0.1% duplicate 0.1%\n"
+    ));
+    assert!(text.contains(
+        "\ntc -n \"$LAB-a\" qdisc add dev eth1 parent 1:1 handle 10: tbf rate 5000000bit burst 6250 limit 37500\n"
+    ));
+    // The host's end, with the host's own tc.
+    assert!(text.contains("\ntc qdisc replace dev impx0 root handle 1: netem delay 1500us\n"));
+    assert!(line_at(&text, "ip -n \"$LAB-a\" route add") < line_at(&text, "tc -n"));
+    assert_parses(&text);
+}

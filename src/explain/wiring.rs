@@ -5,7 +5,8 @@
 use super::node::pid_vars;
 use super::quote::quote;
 use super::{Script, netns};
-use crate::plan::{EndpointPlan, NodeKind, Place, Plan};
+use crate::kernel::netlink::qdisc::Tbf;
+use crate::plan::{EndpointPlan, NodeKind, Place, Plan, format_duration_us, format_percent};
 
 /// `ip` in a place: `ip -n "$LAB-NODE"`, or plain `ip` in the host.
 fn ip(plan: &Plan, place: Place, family6: bool) -> String {
@@ -197,6 +198,74 @@ pub(super) fn routes(s: &mut Script, plan: &Plan) {
                 )],
             );
         }
+    }
+}
+
+/// `tc` in a place, as [`ip`].
+fn tc(plan: &Plan, place: Place) -> String {
+    match place {
+        Place::Host => "tc".to_string(),
+        Place::Node(id) => format!("tc -n {}", netns(&plan.nodes[id].name)),
+    }
+}
+
+pub(super) fn impairments(s: &mut Script, plan: &Plan) {
+    let impaired = || {
+        plan.links.iter().flat_map(|link| {
+            link.endpoints
+                .iter()
+                .filter_map(move |end| end.impair.as_ref().map(|i| (link, end, i)))
+        })
+    };
+    if impaired().next().is_none() {
+        return;
+    }
+    s.section("Impairments: queueing disciplines on the egress of link ends");
+    s.raw("# netem delays, drops, corrupts and duplicates (module sch_netem); tbf, a token bucket, caps the rate.");
+    s.raw("# With both, tbf hangs below netem, so the rate applies to what netem lets out.");
+    for (link, end, impair) in impaired() {
+        let tc = tc(plan, end.place);
+        let dev = quote(&end.ifname);
+        let tbf = impair.rate_bits.map(|bits| {
+            let bucket = Tbf::for_rate(bits, link.mtu_or_default());
+            format!(
+                "tbf rate {bits}bit burst {} limit {}",
+                bucket.burst, bucket.limit
+            )
+        });
+        let mut commands = Vec::new();
+        if impair.needs_netem() {
+            let mut netem = String::from("netem");
+            if let Some(delay) = impair.delay_us {
+                netem.push_str(&format!(" delay {}", format_duration_us(delay)));
+                if let Some(jitter) = impair.jitter_us {
+                    netem.push_str(&format!(" {}", format_duration_us(jitter)));
+                }
+            }
+            for (name, value) in [
+                ("loss", impair.loss),
+                ("corrupt", impair.corrupt),
+                ("duplicate", impair.duplicate),
+            ] {
+                if let Some(percent) = value {
+                    netem.push_str(&format!(" {name} {}", format_percent(percent)));
+                }
+            }
+            commands.push(format!(
+                "{tc} qdisc replace dev {dev} root handle 1: {netem}"
+            ));
+            if let Some(tbf) = &tbf {
+                commands.push(format!(
+                    "{tc} qdisc add dev {dev} parent 1:1 handle 10: {tbf}"
+                ));
+            }
+        } else if let Some(tbf) = &tbf {
+            commands.push(format!("{tc} qdisc replace dev {dev} root handle 1: {tbf}"));
+        }
+        s.step(
+            &format!("{}: {impair}", plan.endpoint_label(end)),
+            &commands,
+        );
     }
 }
 

@@ -856,7 +856,7 @@ impl Wiring<'_> {
                     netem: impair.needs_netem().then(|| Netem::from_plan(impair)),
                     tbf: impair
                         .rate_bits
-                        .map(|bits| Tbf::for_rate(bits, link.mtu.unwrap_or(DEFAULT_MTU))),
+                        .map(|bits| Tbf::for_rate(bits, link.mtu_or_default())),
                     taken: Vec::new(),
                     label,
                 };
@@ -867,9 +867,6 @@ impl Wiring<'_> {
         in_flight(self.progress, "impairments", requests).await
     }
 }
-
-/// A veth's MTU when the topology gives none.
-const DEFAULT_MTU: u32 = 1500;
 
 /// Runs requests with up to [`IN_FLIGHT`] of them in flight together; each
 /// one that succeeds is a kernel-changing step.

@@ -127,6 +127,16 @@ pub struct EndpointPlan {
     pub impair: Option<ImpairPlan>,
 }
 
+/// A veth's MTU when the topology gives none (the kernel's default).
+pub const DEFAULT_MTU: u32 = 1500;
+
+impl LinkPlan {
+    /// The MTU both ends get.
+    pub fn mtu_or_default(&self) -> u32 {
+        self.mtu.unwrap_or(DEFAULT_MTU)
+    }
+}
+
 impl Plan {
     /// The name under /run/netns of a node's net namespace.
     pub fn netns_name(&self, node: NodeId) -> String {
