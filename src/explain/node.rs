@@ -128,10 +128,7 @@ fn init_body(node: &NodePlan, early: &[SysctlPlan]) -> Result<String, ExplainErr
         line(format!("hostname {}", quote(&node.hostname)));
     } else {
         line("# (hostname(1) refuses this name; the kernel takes it as nslab gives it)".into());
-        line(format!(
-            "echo {} > /proc/sys/kernel/hostname",
-            quote(&node.hostname)
-        ));
+        line(write_proc(&node.hostname, "/proc/sys/kernel/hostname"));
     }
     line("# loopback up in the node's net namespace".into());
     line("ip link set dev lo up".into());
@@ -235,14 +232,19 @@ fn enclosing_tmpfs<'a>(path: &Path, tmpfs: &'a [PathBuf]) -> Option<&'a PathBuf>
         .max_by_key(|root| root.components().count())
 }
 
-/// `echo VALUE > /proc/sys/PATH`; printf when echo could mangle the value.
 fn write_sysctl(sysctl: &SysctlPlan) -> String {
     let path = path_word(&Path::new("/proc/sys").join(&sysctl.path));
-    let value = quote(&sysctl.value);
-    if sysctl.value.contains('\\') || sysctl.value.starts_with('-') {
-        format!("printf '%s\\n' {value} > {path}")
+    write_proc(&sysctl.value, &path)
+}
+
+/// `echo VALUE > PATH`; printf when echo could mangle the value (a
+/// backslash, or a leading `-` that echo takes for an option).
+fn write_proc(value: &str, path: &str) -> String {
+    let word = quote(value);
+    if value.contains('\\') || value.starts_with('-') {
+        format!("printf '%s\\n' {word} > {path}")
     } else {
-        format!("echo {value} > {path}")
+        format!("echo {word} > {path}")
     }
 }
 

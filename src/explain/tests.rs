@@ -297,6 +297,7 @@ topology:
   nodes:
     b-c: {}
     b_c: {}
+    d: {hostname: "-n"}
 "#,
     );
     assert!(text.contains("\npid_b_c=$(pid1_of $! b-c)\n"));
@@ -305,6 +306,8 @@ topology:
     // hostname(1) refuses `_`; nslab's sethostname does not.
     assert!(text.contains("\nhostname b-c\n"));
     assert!(text.contains("\necho b_c > /proc/sys/kernel/hostname\n"));
+    // echo would take `-n` for its option and write nothing.
+    assert!(text.contains("\nprintf '%s\\n' -n > /proc/sys/kernel/hostname\n"));
     assert_parses(&text);
 }
 
