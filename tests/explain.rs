@@ -472,6 +472,28 @@ fn chain3_by_hand_matches_nslab() {
 }
 
 #[test]
+fn teaching_walk_through_by_hand_matches_nslab() {
+    if !can_build_labs("teaching_walk_through_by_hand_matches_nslab") {
+        return;
+    }
+    // The lab of topologies/teaching/README.md, whose step 8 runs this.
+    let dir = topologies().join("teaching");
+    let yaml = std::fs::read_to_string(dir.join("namespaces.yml")).expect("namespaces.yml");
+    let greeting =
+        std::fs::read_to_string(dir.join("files/greeting.txt")).expect("files/greeting.txt");
+    compare(
+        "teach",
+        &yaml.replace("name: teaching", "name: LAB"),
+        &[("files/greeting.txt", &greeting)],
+        &[],
+        &[
+            ("bob", "/run/greeting.txt"),
+            ("alice", "/proc/sys/kernel/hostname"),
+        ],
+    );
+}
+
+#[test]
 fn bridge_lan_by_hand_matches_nslab() {
     if !can_build_labs("bridge_lan_by_hand_matches_nslab") {
         return;

@@ -506,7 +506,7 @@ fn next_serial() -> usize {
     SERIAL.fetch_add(1, Ordering::Relaxed)
 }
 
-/// `<name>-<pid><serial>` in hex, the name shortened so the whole fits the
+/// `<name>-<pid>x<serial>` in hex, the name shortened so the whole fits the
 /// 40 bytes a lab name may have. The pid keeps processes apart, the serial
 /// the labs of one process.
 fn unique_name(name: &str, pid: u32, serial: usize) -> String {
