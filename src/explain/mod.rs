@@ -39,16 +39,18 @@ pub enum ExplainError {
 /// The script for `plan`.
 pub fn script(plan: &Plan) -> Result<String, ExplainError> {
     let mut s = Script::default();
+    // Shell variables holding each node's init pid, by node id.
+    let pids = node::pid_vars(plan);
     preamble::header(&mut s, plan);
-    node::nodes(&mut s, plan)?;
-    wiring::names(&mut s, plan);
+    node::nodes(&mut s, plan, &pids)?;
+    wiring::names(&mut s, plan, &pids);
     wiring::bridges(&mut s, plan);
     wiring::veths(&mut s, plan);
     wiring::interfaces(&mut s, plan);
     wiring::routes(&mut s, plan);
     wiring::impairments(&mut s, plan);
-    node::late_sysctls(&mut s, plan);
-    node::exec(&mut s, plan);
+    node::late_sysctls(&mut s, plan, &pids);
+    node::exec(&mut s, plan, &pids);
     preamble::footer(&mut s, plan);
     Ok(s.text)
 }

@@ -12,6 +12,7 @@ use crate::plan::{BindPlan, NodePlan, Plan, SysctlPlan};
 /// `_`, made unique when two names meet (`a-b` and `a_b`).
 pub(super) fn pid_vars(plan: &Plan) -> Vec<String> {
     let mut vars: Vec<String> = Vec::with_capacity(plan.nodes.len());
+    let mut taken = std::collections::HashSet::new();
     for node in &plan.nodes {
         let base = format!(
             "pid_{}",
@@ -19,7 +20,7 @@ pub(super) fn pid_vars(plan: &Plan) -> Vec<String> {
         );
         let mut var = base.clone();
         let mut n = 1;
-        while vars.contains(&var) {
+        while !taken.insert(var.clone()) {
             n += 1;
             var = format!("{base}_{n}");
         }
@@ -28,7 +29,7 @@ pub(super) fn pid_vars(plan: &Plan) -> Vec<String> {
     vars
 }
 
-pub(super) fn nodes(s: &mut Script, plan: &Plan) -> Result<(), ExplainError> {
+pub(super) fn nodes(s: &mut Script, plan: &Plan, vars: &[String]) -> Result<(), ExplainError> {
     s.section("Nodes: namespaces, and what nslab's init does in them");
     s.raw(
         "# unshare makes the new namespaces and forks `sleep infinity` as PID 1 of\n\
@@ -37,7 +38,6 @@ pub(super) fn nodes(s: &mut Script, plan: &Plan) -> Result<(), ExplainError> {
 # reaching the host. `nsenter -t PID -a` then runs commands in all of them.",
     );
     let interfaces = plan.interfaces_by_node();
-    let vars = pid_vars(plan);
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = &node.name;
         s.raw("");
@@ -248,9 +248,8 @@ fn write_proc(value: &str, path: &str) -> String {
     }
 }
 
-pub(super) fn late_sysctls(s: &mut Script, plan: &Plan) {
+pub(super) fn late_sysctls(s: &mut Script, plan: &Plan, vars: &[String]) {
     let interfaces = plan.interfaces_by_node();
-    let vars = pid_vars(plan);
     let late: Vec<(usize, Vec<SysctlPlan>)> = (0..plan.nodes.len())
         .map(|id| (id, plan.sysctl_stages(id, &interfaces[id]).1))
         .filter(|(_, late)| !late.is_empty())
@@ -275,13 +274,12 @@ pub(super) fn late_sysctls(s: &mut Script, plan: &Plan) {
     }
 }
 
-pub(super) fn exec(s: &mut Script, plan: &Plan) {
+pub(super) fn exec(s: &mut Script, plan: &Plan, vars: &[String]) {
     if plan.nodes.iter().all(|n| n.exec.is_empty()) {
         return;
     }
     s.section("exec: each node's commands in all of its namespaces, nodes in file order");
-    let vars = pid_vars(plan);
-    for (node, var) in plan.nodes.iter().zip(&vars) {
+    for (node, var) in plan.nodes.iter().zip(vars) {
         let env: String = node
             .env
             .iter()

@@ -2,7 +2,6 @@
 //! addresses, routes. Interface names always follow `name` or `dev`, so
 //! one that looks like an `ip` keyword (`br`, `help`) stays a name.
 
-use super::node::pid_vars;
 use super::quote::quote;
 use super::{Script, netns};
 use crate::kernel::netlink::qdisc::Tbf;
@@ -17,11 +16,10 @@ fn ip(plan: &Plan, place: Place, family6: bool) -> String {
     }
 }
 
-pub(super) fn names(s: &mut Script, plan: &Plan) {
+pub(super) fn names(s: &mut Script, plan: &Plan, vars: &[String]) {
     s.section("Names: /run/netns/$LAB-NODE, so that ip -n, ip netns exec and lsns see each node");
     s.raw("# Made once every node exists, so that no node's mount namespace holds a copy of a sibling's name.");
-    let vars = pid_vars(plan);
-    for (node, var) in plan.nodes.iter().zip(&vars) {
+    for (node, var) in plan.nodes.iter().zip(vars) {
         let name = netns(&node.name);
         s.step(
             &format!(

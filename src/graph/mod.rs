@@ -83,13 +83,6 @@ fn vertex_index(plan: &Plan, place: Place) -> usize {
 }
 
 /// The name a place is known by (`host` for the host).
-fn place_name(plan: &Plan, place: Place) -> &str {
-    match place {
-        Place::Node(id) => &plan.nodes[id].name,
-        Place::Host => crate::topology::HOST,
-    }
-}
-
 /// A link's label, a line each: its first end, its second end (each
 /// `node:iface` and the addresses as written in the topology), and the
 /// MTU when the link sets one.
@@ -107,7 +100,7 @@ fn link_lines(plan: &Plan, link: &LinkPlan) -> Vec<String> {
 
 /// `node:iface 10.0.0.1/30 2001:db8::1/64`.
 fn end_line(plan: &Plan, end: &EndpointPlan) -> String {
-    let mut line = format!("{}:{}", place_name(plan, end.place), end.ifname);
+    let mut line = plan.endpoint_label(end);
     for address in &end.addresses {
         line.push(' ');
         line.push_str(&address.to_string());
