@@ -6,7 +6,10 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use super::model::{FileModel, LinkModel, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
+use super::model::{
+    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq,
+    Text, TopologyModel, UMap,
+};
 use super::{Problem, Topology, TopologyError, validate};
 
 /// Builds a [`Topology`] in code; start with [`Topology::builder`].
@@ -14,7 +17,9 @@ use super::{Problem, Topology, TopologyError, validate};
 /// Node settings name their node, which must have been added first with
 /// [`node`](Self::node) or [`bridge`](Self::bridge). Link settings
 /// ([`ipv4`](Self::ipv4), [`ipv6`](Self::ipv6), [`mtu`](Self::mtu),
-/// [`mac`](Self::mac)) apply to the link added last.
+/// [`mac`](Self::mac), [`impair`](Self::impair)) apply to the link added
+/// last. Expectations ([`expect_reach`](Self::expect_reach) and its
+/// siblings) are the `expect:` entries `nslab check` tests.
 ///
 /// ```
 /// use nslab::topology::Topology;
@@ -33,6 +38,7 @@ pub struct TopologyBuilder {
     name: String,
     nodes: UMap<Option<NodeModel>>,
     links: Vec<LinkModel>,
+    expect: Vec<ExpectModel>,
     /// Misuses of the builder itself (a setting for a node never added),
     /// reported with validation's problems.
     problems: Vec<Problem>,
@@ -45,6 +51,7 @@ impl Topology {
             name: name.into(),
             nodes: UMap::default(),
             links: Vec::new(),
+            expect: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -177,6 +184,58 @@ impl TopologyBuilder {
         self.with_link("mac", |l| l.mac = Some(list))
     }
 
+    /// Impairs both ends of the last link with the settings of a file's
+    /// `impair:`, e.g. `[("delay", "20ms"), ("loss", "1%"), ("rate", "10mbit")]`
+    /// (keys: delay, jitter, loss, rate, corrupt, duplicate).
+    pub fn impair<'a>(mut self, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let fields = self.impair_fields(settings);
+        self.with_link("impair", |l| l.impair = Some(ImpairModel::Both(fields)))
+    }
+
+    /// Impairs one end of the last link (0 or 1, in endpoint order), as
+    /// [`impair`](Self::impair) does both; each end is set on its own.
+    pub fn impair_end<'a>(
+        mut self,
+        end: usize,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let fields = self.impair_fields(settings);
+        if end > 1 {
+            self.problems.push(Problem::new(
+                "topology.links.impair",
+                format!("impair_end({end}): a link has ends 0 and 1"),
+            ));
+            return self;
+        }
+        self.with_link("impair", |l| {
+            let mut ends = match l.impair.take() {
+                Some(ImpairModel::Each(Seq(ends))) => ends,
+                Some(ImpairModel::Both(both)) => vec![Some(both.clone()), Some(both)],
+                None => Vec::new(),
+            };
+            ends.resize_with(2, || None);
+            ends[end] = Some(fields);
+            l.impair = Some(ImpairModel::Each(Seq(ends)));
+        })
+    }
+
+    /// Expects `from` (a node) to reach `to`: a node (each of its
+    /// addresses), `node:iface`, or an address.
+    pub fn expect_reach(self, from: &str, to: &str) -> Self {
+        self.expectation(from, to, None, None)
+    }
+
+    /// Expects `from` to connect to `port` (`80/tcp`, `53/udp`) on `to`.
+    pub fn expect_port(self, from: &str, to: &str, port: &str) -> Self {
+        self.expectation(from, to, Some(port), None)
+    }
+
+    /// Expects `from` *not* to reach `to` (on `port`, when given): a
+    /// firewall or a missing route under test.
+    pub fn expect_blocked(self, from: &str, to: &str, port: Option<&str>) -> Self {
+        self.expectation(from, to, port, Some(false))
+    }
+
     /// Validates what was built, with every rule of a topology file,
     /// reporting all problems at once.
     pub fn build(self) -> Result<Topology, TopologyError> {
@@ -188,7 +247,7 @@ impl TopologyBuilder {
                 nodes: Some(self.nodes),
                 links: Some(Seq(self.links)),
             }),
-            expect: None,
+            expect: (!self.expect.is_empty()).then_some(Seq(self.expect)),
         };
         let mut problems = self.problems;
         match validate::validate(model, &origin, Path::new(".")) {
@@ -229,6 +288,54 @@ impl TopologyBuilder {
             )),
         }
         self
+    }
+}
+
+impl TopologyBuilder {
+    fn expectation(
+        mut self,
+        from: &str,
+        to: &str,
+        port: Option<&str>,
+        reach: Option<bool>,
+    ) -> Self {
+        self.expect.push(ExpectModel {
+            from: text(from),
+            to: text(to),
+            port: port.map(|p| Scalar::Str(p.to_owned())),
+            reach,
+        });
+        self
+    }
+
+    /// The fields of `impair:` from key/value pairs; an unknown key is a
+    /// problem named as a file's would be.
+    fn impair_fields<'a>(
+        &mut self,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> ImpairFields {
+        let mut fields = ImpairFields::default();
+        for (key, value) in settings {
+            let slot = match key {
+                "delay" => &mut fields.delay,
+                "jitter" => &mut fields.jitter,
+                "loss" => &mut fields.loss,
+                "rate" => &mut fields.rate,
+                "corrupt" => &mut fields.corrupt,
+                "duplicate" => &mut fields.duplicate,
+                other => {
+                    self.problems.push(Problem::new(
+                        "topology.links.impair",
+                        format!(
+                            "unknown impairment {other:?}; expected delay, jitter, loss, rate, corrupt or duplicate"
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            *slot = Some(Measure(value.to_owned()));
+        }
+        fields
     }
 }
 
@@ -284,6 +391,79 @@ topology:
             ..Plan::from_topology(t)
         };
         assert_eq!(plan(&built), plan(&file));
+    }
+
+    #[test]
+    fn impairments_and_expectations_equal_the_same_file() {
+        let built = routed()
+            .impair([("delay", "20ms"), ("rate", "10mbit")])
+            .impair_end(1, [("loss", "1%")])
+            .link(["h1:eth1", "h2:eth1"])
+            .impair_end(0, [("jitter", "5ms"), ("delay", "10ms")])
+            .expect_reach("h1", "h2")
+            .expect_port("h1", "h2:eth0", "80/tcp")
+            .expect_blocked("h1", "203.0.113.9", None)
+            .build()
+            .expect("valid");
+        let file = parse_str(
+            r#"
+name: routed
+topology:
+  nodes:
+    h1: {routes: ["default via 10.0.1.1"]}
+    r1: {sysctls: {net.ipv4.ip_forward: 1}}
+    h2: {routes: ["default via 10.0.2.1"]}
+  links:
+    - endpoints: ["h1:eth0", "r1:eth0"]
+      ipv4: [10.0.1.2/30, 10.0.1.1/30]
+    - endpoints: ["r1:eth1", "h2:eth0"]
+      ipv4: [10.0.2.1/30, 10.0.2.2/30]
+      mtu: 1400
+      impair:
+        - {delay: 20ms, rate: 10mbit}
+        - {loss: 1%}
+    - endpoints: ["h1:eth1", "h2:eth1"]
+      impair: [{jitter: 5ms, delay: 10ms}, null]
+expect:
+  - {from: h1, to: h2}
+  - {from: h1, to: "h2:eth0", port: 80/tcp}
+  - {from: h1, to: 203.0.113.9, reach: false}
+"#,
+            Path::new("routed.yml"),
+            Path::new("."),
+        )
+        .expect("valid file");
+        let plan = |t: &Topology| Plan {
+            source: None,
+            ..Plan::from_topology(t)
+        };
+        let built = plan(&built);
+        assert_eq!(built, plan(&file));
+        assert_eq!(built.expect.len(), 3);
+        assert!(built.links[1].endpoints[1].impair.is_some());
+    }
+
+    #[test]
+    fn impairment_misuses_are_problems() {
+        let err = routed()
+            .impair([("latency", "20ms")])
+            .impair_end(2, [("loss", "1%")])
+            .impair([("loss", "200%")])
+            .build()
+            .expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("unknown impairment \"latency\""), "{text}");
+        assert!(text.contains("a link has ends 0 and 1"), "{text}");
+        assert!(text.contains("topology.links[1].impair"), "{text}");
+        let err = Topology::builder("none")
+            .node("a")
+            .impair([("delay", "1ms")])
+            .expect_reach("a", "ghost")
+            .build()
+            .expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("impair set before any link"), "{text}");
+        assert!(text.contains("expect[0].to"), "{text}");
     }
 
     #[test]

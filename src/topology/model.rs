@@ -332,7 +332,7 @@ impl<'de> Deserialize<'de> for ImpairModel {
 }
 
 /// The impairments of one end (or of both).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImpairFields {
     #[serde(default)]
