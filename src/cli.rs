@@ -492,14 +492,14 @@ fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outc
             .map_err(failed)?
             .into(),
     };
-    let stop = nslab::kernel::stop::on_signals().map_err(failed)?;
+    let signals = nslab::kernel::stop::on_signals().map_err(failed)?;
     eprintln!(
         "nslab: capturing on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
         capture.target(),
         options.snaplen
     );
     let report = capture
-        .run(BufWriter::new(out), options, stop)
+        .run(BufWriter::new(out), options, signals.flag())
         .map_err(failed)?;
     eprintln!("{}", report.summary());
     Ok(0)
