@@ -64,13 +64,11 @@ pub struct CaptureStats {
 #[derive(Debug)]
 pub struct CaptureSocket {
     fd: OwnedFd,
-    /// On `lo` every frame is seen twice, going out and coming in; like
-    /// libpcap, keep only the incoming copy.
-    loopback: bool,
 }
 
-/// Bytes asked for as the socket's receive buffer (the kernel caps it at
-/// `net.core.rmem_max`): room for bursts while the writer is slow.
+/// Bytes asked for as the socket's receive buffer: room for bursts while
+/// the writer is slow. SO_RCVBUFFORCE goes past `net.core.rmem_max` (with
+/// CAP_NET_ADMIN); without it the kernel caps the size there.
 const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 
 fn set_option<T>(
@@ -97,11 +95,94 @@ fn set_option<T>(
     }
 }
 
+/// Binds `fd` to the interface for `protocol` (0: bound, but queueing
+/// nothing) and returns the interface's hardware type.
+fn bind(fd: &OwnedFd, ifindex: libc::c_uint, protocol: u16) -> Result<u16, PacketError> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+    address.sll_family = libc::AF_PACKET as u16;
+    address.sll_protocol = protocol.to_be();
+    address.sll_ifindex = ifindex as i32;
+    // SAFETY: `address` is a sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&address as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("bind the packet socket to the interface"));
+    }
+    // The bound address tells the interface's hardware type.
+    let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `length` bytes into `address`.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut address as *mut libc::sockaddr_ll).cast(),
+            &mut length,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("read the packet socket's address"));
+    }
+    Ok(address.sll_hatype)
+}
+
+/// A classic BPF program that drops the frames an interface sends: on
+/// `lo` each frame is seen twice, going out and coming in, and like
+/// libpcap we keep the incoming copy. Dropped by a filter, a frame never
+/// reaches the socket's counters either.
+fn drop_outgoing(fd: &OwnedFd) -> Result<(), PacketError> {
+    let mut program = [
+        // A = skb->pkt_type
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
+        },
+        // A == PACKET_OUTGOING ? next : skip one
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: u32::from(libc::PACKET_OUTGOING),
+        },
+        // Drop it.
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // Keep all of it.
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: u32::MAX,
+        },
+    ];
+    let filter = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    set_option(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &filter,
+        "filter out the outgoing copies on loopback",
+    )
+}
+
 impl CaptureSocket {
     /// Opens a capture socket on `iface` of the calling thread's net
-    /// namespace, for frames in both directions; with `promiscuous`, the
-    /// interface also passes frames addressed to other hosts while the
-    /// socket is open.
+    /// namespace, for frames in both directions (on `lo`, each frame once);
+    /// with `promiscuous`, the interface also passes frames addressed to
+    /// other hosts while the socket is open.
     pub fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
         let name = CString::new(iface).map_err(|_| PacketError::NoInterface(iface.into()))?;
         // SAFETY: `name` is a valid C string; if_nametoindex only reads it.
@@ -109,8 +190,9 @@ impl CaptureSocket {
         if ifindex == 0 {
             return Err(PacketError::NoInterface(iface.into()));
         }
-        // Protocol 0: the socket queues nothing until bound to the
-        // interface below, so no frame of another interface slips in.
+        // Protocol 0: the socket queues nothing until bound for all
+        // protocols below, so no frame of another interface, and no frame
+        // the filter would refuse, slips in.
         // SAFETY: socket(2) with constant arguments.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -127,53 +209,36 @@ impl CaptureSocket {
             "ask for timestamps",
         )?;
         // Best effort: a smaller buffer only means drops sooner.
-        let _ = set_option(
+        let forced = set_option(
             &fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
+            libc::SO_RCVBUFFORCE,
             &RECEIVE_BUFFER,
             "buffer",
         );
+        if forced.is_err() {
+            let _ = set_option(
+                &fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &RECEIVE_BUFFER,
+                "buffer",
+            );
+        }
 
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex = ifindex as i32;
-        // SAFETY: `address` is a sockaddr_ll of the length given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(last_error("bind the packet socket to the interface"));
-        }
-        // The bound address tells the interface's hardware type.
-        let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: getsockname writes at most `length` bytes into `address`.
-        let rc = unsafe {
-            libc::getsockname(
-                fd.as_raw_fd(),
-                (&mut address as *mut libc::sockaddr_ll).cast(),
-                &mut length,
-            )
-        };
-        if rc != 0 {
-            return Err(last_error("read the packet socket's address"));
-        }
-        let loopback = match address.sll_hatype {
-            libc::ARPHRD_ETHER => false,
-            libc::ARPHRD_LOOPBACK => true,
+        // First bound for no protocol, to learn the hardware type (and set
+        // the filter of `lo`) before any frame is queued.
+        match bind(&fd, ifindex, 0)? {
+            libc::ARPHRD_ETHER => {}
+            libc::ARPHRD_LOOPBACK => drop_outgoing(&fd)?,
             hatype => {
                 return Err(PacketError::LinkType {
                     iface: iface.into(),
                     hatype,
                 });
             }
-        };
+        }
+        bind(&fd, ifindex, libc::ETH_P_ALL as u16)?;
         if promiscuous {
             // SAFETY: packet_mreq is plain data; all-zero is a valid value.
             let mut membership: libc::packet_mreq = unsafe { zeroed() };
@@ -187,12 +252,12 @@ impl CaptureSocket {
                 "set promiscuous mode",
             )?;
         }
-        Ok(Self { fd, loopback })
+        Ok(Self { fd })
     }
 
     /// Waits up to `timeout` for a frame and reads it into `buf` (cut at
-    /// its length). `None` when nothing came, a signal interrupted the
-    /// wait, or the frame was a duplicate that is skipped.
+    /// its length). `None` when nothing came or a signal interrupted the
+    /// wait.
     pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Frame>, PacketError> {
         let mut poll = libc::pollfd {
             fd: self.fd.as_raw_fd(),
@@ -260,9 +325,6 @@ impl CaptureSocket {
         } else {
             Direction::In
         };
-        if self.loopback && direction == Direction::Out {
-            return Ok(None);
-        }
         let length = n as usize;
         Ok(Some(Frame {
             captured: length.min(buf.len()),
