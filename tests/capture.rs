@@ -306,3 +306,59 @@ fn refuses_a_terminal_and_names_a_missing_interface() {
         )),
     }
 }
+
+/// How long a capture may take to end once it should, well above the
+/// reader's grace (1 s) and a lab's teardown.
+const PROMPTLY: Duration = Duration::from_secs(4);
+
+/// Waits for the exit like [`Running::finish`], and for no longer than
+/// `limit` since `since`.
+fn finish_within(capture: Running, since: Instant, limit: Duration) -> (i32, String) {
+    let (code, stderr) = capture.finish();
+    let took = since.elapsed();
+    assert!(took < limit, "took {took:?} to end: {stderr}");
+    (code, stderr)
+}
+
+/// `ping -f` from h1 to h2 for a few seconds, in the background.
+fn flood(lab: &TestLab) -> Child {
+    common::nslab()
+        .args(["exec", &format!("{}/h1", lab.name), "--"])
+        .args(["ping", "-f", "-q", "-s", "1400", "-w", "5", "10.0.0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ping -f")
+}
+
+#[test]
+fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
+    let test = "a_reader_that_stalls_holds_neither_duration_nor_sigint";
+    if !common::can_build_labs(test) {
+        return;
+    }
+    let lab = pair_lab("capstall");
+    let target = format!("{}/h1:eth0", lab.name);
+
+    // --duration, into a pipe nobody reads: it fills within the first
+    // frames of the flood and stays full.
+    let started = Instant::now();
+    let mut capture = Running::start(&[&target, "--duration", "1"], Stdio::piped());
+    let _unread = capture.child.stdout.take().expect("stdout");
+    let mut pinger = flood(&lab);
+    let (code, stderr) = finish_within(capture, started, PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("packets captured"), "{stderr}");
+
+    // SIGINT, likewise.
+    let mut capture = Running::start(&[&target], Stdio::piped());
+    let _unread = capture.child.stdout.take().expect("stdout");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(capture.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("packets captured"), "{stderr}");
+    let _ = pinger.kill();
+    let _ = pinger.wait();
+}

@@ -5,15 +5,18 @@
 //! writes every frame, both directions, to a [`pcap::PcapWriter`] until a
 //! count, a duration, a stop flag, or the reader going away.
 
+mod output;
 pub mod pcap;
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::lab::{LabError, resolve_interface};
+pub use output::GRACE;
 use pcap::{PcapWriter, Precision};
 
 /// The most bytes kept of one frame (tcpdump's default): more than a
@@ -68,7 +71,10 @@ impl Default for CaptureOptions {
 pub struct CaptureReport {
     /// Frames written.
     pub captured: u64,
-    /// The kernel's counters (received includes dropped), when readable.
+    /// The kernel's counters, when readable: every frame queued for the
+    /// socket since it was opened (each frame once, `lo` included), those
+    /// still queued at the end and those dropped for want of room
+    /// included.
     pub kernel: Option<CaptureStats>,
     pub ended_by: EndedBy,
 }
@@ -76,8 +82,10 @@ pub struct CaptureReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
     Count,
+    /// The duration passed (a reader that stopped reading is given
+    /// [`GRACE`] more, then the rest is dropped).
     Duration,
-    /// The stop flag (a signal).
+    /// The stop flag (a signal), with the same grace.
     Stopped,
     /// The reader closed its end of the pipe.
     ReaderGone,
@@ -130,12 +138,15 @@ impl Capture {
         &self.target
     }
 
-    /// Writes the pcap header, then each frame as it comes (flushed as soon
-    /// as no other frame is waiting), until the count, the duration, `stop`
-    /// or a closed reader ends it.
-    pub fn run<W: Write>(
+    /// Writes the pcap header to `out` (a file or a pipe, buffered here),
+    /// then each frame as it comes, flushed as soon as no other frame is
+    /// waiting: at once when traffic is sparse, in batches under load (a
+    /// write per frame costs enough to make the kernel drop frames). Ends
+    /// as [`EndedBy`] tells, with the stream complete unless the reader
+    /// stopped reading.
+    pub fn run<F: Write + AsFd>(
         &self,
-        out: W,
+        out: F,
         options: &CaptureOptions,
         stop: &AtomicBool,
     ) -> Result<CaptureReport, CaptureError> {
@@ -146,17 +157,12 @@ impl Capture {
             kernel: self.socket.stats().ok(),
             ended_by,
         };
+        let out = BufWriter::new(output::Output::new(out, stop, deadline));
         let mut writer = match PcapWriter::new(out, options.precision, snaplen) {
             Ok(w) => w,
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(report(0, EndedBy::ReaderGone));
-            }
-            Err(e) => return Err(CaptureError::Write(e)),
+            Err(e) => return Ok(report(0, write_end(e, interrupted(stop))?)),
         };
         let mut buf = vec![0u8; snaplen as usize];
-        // Packets are flushed as soon as no further one is waiting: at once
-        // when traffic is sparse, in batches under load (a write per packet
-        // to a file costs enough to make the kernel drop packets).
         let mut unflushed = false;
         let ended_by = loop {
             if options.count.is_some_and(|c| writer.packets() >= c) {
@@ -191,20 +197,40 @@ impl Capture {
                 }
                 None => Ok(()),
             };
-            match written {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break EndedBy::ReaderGone,
-                Err(e) => return Err(CaptureError::Write(e)),
+            if let Err(e) = written {
+                break write_end(e, interrupted(stop))?;
             }
         };
-        match writer.flush() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(report(writer.packets(), EndedBy::ReaderGone));
-            }
-            Err(e) => return Err(CaptureError::Write(e)),
-        }
+        // Over: what is buffered goes out, if the reader takes it within
+        // the grace.
+        writer.get_ref().get_ref().finish();
+        let ended_by = match writer.flush() {
+            Ok(()) => ended_by,
+            Err(e) => write_end(e, ended_by)?,
+        };
         Ok(report(writer.packets(), ended_by))
+    }
+}
+
+/// Why a write was given up while capturing: only the stop flag or the
+/// deadline ends a wait for the reader then.
+fn interrupted(stop: &AtomicBool) -> EndedBy {
+    if stop.load(Ordering::Relaxed) {
+        EndedBy::Stopped
+    } else {
+        EndedBy::Duration
+    }
+}
+
+/// A write error that is a clean end: the reader closed the pipe, or it
+/// stopped reading when the capture was over anyway (`gave_up_as`).
+fn write_end(e: io::Error, gave_up_as: EndedBy) -> Result<EndedBy, CaptureError> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(EndedBy::ReaderGone)
+    } else if output::gave_up(&e) {
+        Ok(gave_up_as)
+    } else {
+        Err(CaptureError::Write(e))
     }
 }
 
