@@ -3,10 +3,12 @@
 //! [`Capture::open`] resolves `LAB/NODE:IFACE` and opens a packet socket
 //! inside the node's net namespace (it stays there); [`Capture::run`] then
 //! writes every frame, both directions, to a [`pcap::PcapWriter`] until a
-//! count, a duration, a stop flag, or the reader going away.
+//! count, a duration, a stop flag, the reader going away, the lab going
+//! down, or the interface going down or away.
 
 mod output;
 pub mod pcap;
+mod source;
 
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
@@ -15,9 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
+use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
 pub use output::GRACE;
 use pcap::{PcapWriter, Precision};
+use source::{Event, Source};
 
 /// The most bytes kept of one frame (tcpdump's default): more than a
 /// veth's largest GSO frame.
@@ -89,6 +93,10 @@ pub enum EndedBy {
     Stopped,
     /// The reader closed its end of the pipe.
     ReaderGone,
+    /// The node's init exited: the lab went down.
+    LabGone,
+    /// The interface went down or was deleted.
+    InterfaceDown,
 }
 
 /// Where the pcap stream goes.
@@ -115,6 +123,8 @@ pub fn destination(
 #[derive(Debug)]
 pub struct Capture {
     socket: CaptureSocket,
+    /// The node's init: the capture ends when it does.
+    init: PinnedProcess,
     target: String,
 }
 
@@ -124,13 +134,18 @@ impl Capture {
     pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
         let (node, iface, _plan) = resolve_interface(spec)?;
         let target = format!("{}:{iface}", node.label());
+        let init = node.pin()?;
         let socket = node
             .in_netns(|| CaptureSocket::open(&iface, promiscuous))?
             .map_err(|source| CaptureError::Socket {
                 target: target.clone(),
                 source,
             })?;
-        Ok(Self { socket, target })
+        Ok(Self {
+            socket,
+            init,
+            target,
+        })
     }
 
     /// `LAB/NODE:IFACE`.
@@ -142,8 +157,8 @@ impl Capture {
     /// then each frame as it comes, flushed as soon as no other frame is
     /// waiting: at once when traffic is sparse, in batches under load (a
     /// write per frame costs enough to make the kernel drop frames). Ends
-    /// as [`EndedBy`] tells, with the stream complete unless the reader
-    /// stopped reading.
+    /// as [`EndedBy`] tells; every end is a clean one, with the stream
+    /// complete unless the reader stopped reading.
     pub fn run<F: Write + AsFd>(
         &self,
         out: F,
@@ -162,6 +177,7 @@ impl Capture {
             Ok(w) => w,
             Err(e) => return Ok(report(0, write_end(e, interrupted(stop))?)),
         };
+        let mut source = Source::new(&self.socket, &self.init);
         let mut buf = vec![0u8; snaplen as usize];
         let mut unflushed = false;
         let ended_by = loop {
@@ -179,23 +195,23 @@ impl Capture {
                 None => TICK,
             };
             let wait = if unflushed { Duration::ZERO } else { wait };
-            let frame =
-                self.socket
-                    .recv(&mut buf, wait)
-                    .map_err(|source| CaptureError::Socket {
-                        target: self.target.clone(),
-                        source,
-                    })?;
-            let written = match frame {
-                Some(frame) => {
+            let event = source
+                .next(&mut buf, wait)
+                .map_err(|source| CaptureError::Socket {
+                    target: self.target.clone(),
+                    source,
+                })?;
+            let written = match event {
+                Event::Frame(frame) => {
                     unflushed = true;
                     writer.write_packet(frame.timestamp, &buf[..frame.captured], frame.length)
                 }
-                None if unflushed => {
+                Event::Idle if unflushed => {
                     unflushed = false;
                     writer.flush()
                 }
-                None => Ok(()),
+                Event::Idle => Ok(()),
+                Event::End(ended_by) => break ended_by,
             };
             if let Err(e) = written {
                 break write_end(e, interrupted(stop))?;
@@ -235,9 +251,15 @@ fn write_end(e: io::Error, gave_up_as: EndedBy) -> Result<EndedBy, CaptureError>
 }
 
 impl CaptureReport {
-    /// tcpdump's closing lines.
+    /// tcpdump's closing lines, after a line saying why when the capture
+    /// ended on its own.
     pub fn summary(&self) -> String {
-        let mut text = format!("{} packets captured", self.captured);
+        let mut text = match self.ended_by {
+            EndedBy::LabGone => "nslab: the lab went down (the node's init exited)\n".to_string(),
+            EndedBy::InterfaceDown => "nslab: the interface went down or was deleted\n".to_string(),
+            _ => String::new(),
+        };
+        text += &format!("{} packets captured", self.captured);
         if let Some(k) = self.kernel {
             text += &format!(
                 "\n{} packets received by filter\n{} packets dropped by kernel",
@@ -290,6 +312,15 @@ mod tests {
         assert_eq!(
             report.summary(),
             "2 packets captured\n3 packets received by filter\n1 packets dropped by kernel"
+        );
+        let gone = CaptureReport {
+            captured: 0,
+            kernel: None,
+            ended_by: EndedBy::LabGone,
+        };
+        assert_eq!(
+            gone.summary(),
+            "nslab: the lab went down (the node's init exited)\n0 packets captured"
         );
     }
 }

@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum PacketError {
         "interface {iface} has hardware type {hatype}; only Ethernet and loopback interfaces are captured"
     )]
     LinkType { iface: String, hatype: u16 },
+    /// The interface is down (at open), or went down or was deleted.
+    #[error("interface {0} is down")]
+    Down(String),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -64,6 +67,7 @@ pub struct CaptureStats {
 #[derive(Debug)]
 pub struct CaptureSocket {
     fd: OwnedFd,
+    iface: String,
 }
 
 /// Bytes asked for as the socket's receive buffer: room for bursts while
@@ -182,7 +186,7 @@ impl CaptureSocket {
     /// Opens a capture socket on `iface` of the calling thread's net
     /// namespace, for frames in both directions (on `lo`, each frame once);
     /// with `promiscuous`, the interface also passes frames addressed to
-    /// other hosts while the socket is open.
+    /// other hosts while the socket is open. The interface must be up.
     pub fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
         let name = CString::new(iface).map_err(|_| PacketError::NoInterface(iface.into()))?;
         // SAFETY: `name` is a valid C string; if_nametoindex only reads it.
@@ -239,6 +243,10 @@ impl CaptureSocket {
             }
         }
         bind(&fd, ifindex, libc::ETH_P_ALL as u16)?;
+        // Bound to an interface that is down, the socket holds ENETDOWN.
+        if socket_error(&fd)? == Some(libc::ENETDOWN) {
+            return Err(PacketError::Down(iface.into()));
+        }
         if promiscuous {
             // SAFETY: packet_mreq is plain data; all-zero is a valid value.
             let mut membership: libc::packet_mreq = unsafe { zeroed() };
@@ -252,35 +260,18 @@ impl CaptureSocket {
                 "set promiscuous mode",
             )?;
         }
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            iface: iface.into(),
+        })
     }
 
-    /// Waits up to `timeout` for a frame and reads it into `buf` (cut at
-    /// its length). `None` when nothing came or a signal interrupted the
-    /// wait.
-    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Frame>, PacketError> {
-        let mut poll = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(None);
-            }
-            return Err(PacketError::Io {
-                what: "wait for packets",
-                source: e,
-            });
-        }
-        if ready == 0 {
-            return Ok(None);
-        }
-
+    /// Reads a waiting frame into `buf` (cut at its length), without
+    /// waiting: `None` when none is queued (or a signal interrupted the
+    /// read). Poll [`as_fd`](AsFd::as_fd) for POLLIN to wait for one.
+    /// [`PacketError::Down`] once the interface has gone down or been
+    /// deleted; frames queued before that are still read afterwards.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Frame>, PacketError> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -314,6 +305,9 @@ impl CaptureSocket {
                 io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
             ) {
                 return Ok(None);
+            }
+            if e.raw_os_error() == Some(libc::ENETDOWN) {
+                return Err(PacketError::Down(self.iface.clone()));
             }
             return Err(PacketError::Io {
                 what: "read a packet",
@@ -357,6 +351,32 @@ impl CaptureSocket {
             dropped: stats.tp_drops,
         })
     }
+}
+
+impl AsFd for CaptureSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The socket's pending error (SO_ERROR, which also clears it).
+fn socket_error(fd: &OwnedFd) -> Result<Option<i32>, PacketError> {
+    let mut error: libc::c_int = 0;
+    let mut length = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `error`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut error as *mut libc::c_int).cast(),
+            &mut length,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("read the packet socket's error"));
+    }
+    Ok((error != 0).then_some(error))
 }
 
 /// The SCM_TIMESTAMPNS control message of a received frame.
