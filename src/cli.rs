@@ -476,12 +476,14 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outcome {
-    use std::io::{BufWriter, IsTerminal};
+    use std::io::IsTerminal;
     use std::os::fd::AsFd;
     let destination = capture::destination(write, std::io::stdout().is_terminal())
         .map_err(|e| (EXIT_INVALID, e.to_string()))?;
     let capture = Capture::open(target, options.promiscuous).map_err(failed)?;
-    // Buffered, and flushed after each packet: one write per packet.
+    // Unbuffered: `run` buffers, and flushes whenever no frame is waiting
+    // (a live reader such as `wireshark -k -i -` sees each frame at once
+    // when traffic is sparse, in batches under load).
     let out: std::fs::File = match &destination {
         Destination::File(path) => {
             std::fs::File::create(path).map_err(|e| failed(format!("{}: {e}", path.display())))?
@@ -492,15 +494,13 @@ fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outc
             .map_err(failed)?
             .into(),
     };
-    let stop = nslab::kernel::stop::on_signals().map_err(failed)?;
+    let signals = nslab::kernel::stop::on_signals().map_err(failed)?;
     eprintln!(
         "nslab: capturing on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
         capture.target(),
         options.snaplen
     );
-    let report = capture
-        .run(BufWriter::new(out), options, stop)
-        .map_err(failed)?;
+    let report = capture.run(out, options, signals.flag()).map_err(failed)?;
     eprintln!("{}", report.summary());
     Ok(0)
 }

@@ -306,3 +306,152 @@ fn refuses_a_terminal_and_names_a_missing_interface() {
         )),
     }
 }
+
+/// How long a capture may take to end once it should, well above the
+/// reader's grace (1 s) and a lab's teardown.
+const PROMPTLY: Duration = Duration::from_secs(4);
+
+/// Waits for the exit like [`Running::finish`], and for no longer than
+/// `limit` since `since`.
+fn finish_within(capture: Running, since: Instant, limit: Duration) -> (i32, String) {
+    let (code, stderr) = capture.finish();
+    let took = since.elapsed();
+    assert!(took < limit, "took {took:?} to end: {stderr}");
+    (code, stderr)
+}
+
+#[test]
+fn a_capture_on_lo_counts_each_frame_once_and_ends_when_the_lab_goes_down() {
+    let test = "a_capture_on_lo_counts_each_frame_once_and_ends_when_the_lab_goes_down";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("caplo");
+    let file = lab.dir.join("lo.pcap");
+    let file = file.to_str().expect("utf-8");
+    // The socket holds h1's net namespace, and `lo` in it, past the lab:
+    // only the init's exit can end this capture.
+    let target = format!("{}/h1:lo", lab.name);
+    let capture = Running::start(&[&target, "-w", file], Stdio::null());
+    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "127.0.0.1"]);
+    assert_eq!(code, 0, "ping: {out}{err}");
+    // Let the capture write the exchange before the lab goes.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let down = Instant::now();
+    let (code, _, err) = common::run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down: {err}");
+    let (code, stderr) = finish_within(capture, down, PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("the lab went down"), "{stderr}");
+    // Each frame once on lo: the outgoing copies are filtered out in the
+    // kernel, so they are not counted either.
+    assert!(stderr.contains("2 packets captured"), "{stderr}");
+    assert!(stderr.contains("2 packets received by filter"), "{stderr}");
+    let lines = tcpdump_read(file);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains("IP 127.0.0.1 > 127.0.0.1: ICMP echo request"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains("IP 127.0.0.1 > 127.0.0.1: ICMP echo reply"),
+        "{lines:#?}"
+    );
+    assert!(
+        common::leftovers_of(&lab.name).is_empty(),
+        "{:?}",
+        common::leftovers_of(&lab.name)
+    );
+}
+
+#[test]
+fn an_interface_going_down_or_away_ends_the_capture_cleanly() {
+    let test = "an_interface_going_down_or_away_ends_the_capture_cleanly";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("capdown");
+    let target = format!("{}/h1:eth0", lab.name);
+
+    // Set down in h1.
+    let file = lab.dir.join("down.pcap");
+    let file = file.to_str().expect("utf-8");
+    let capture = Running::start(&[&target, "-w", file], Stdio::null());
+    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
+    assert_eq!(code, 0, "ping: {out}{err}");
+    let (code, _, err) = lab.exec("h1", &["ip", "link", "set", "eth0", "down"]);
+    assert_eq!(code, 0, "ip link set down: {err}");
+    let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the interface went down or was deleted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 packets captured"), "{stderr}");
+    assert_echo_exchange(&tcpdump_read(file));
+
+    // Down from the start: refused at once, saying so.
+    let (code, _, err) = common::run(&["capture", &target, "-w", "/dev/null"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("h1:eth0: interface eth0 is down"), "{err}");
+    let (code, _, err) = lab.exec("h1", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(code, 0, "ip link set up: {err}");
+
+    // Deleted, from the other end of the veth.
+    let file = lab.dir.join("deleted.pcap");
+    let file = file.to_str().expect("utf-8");
+    let capture = Running::start(&[&target, "-w", file], Stdio::null());
+    let (code, _, err) = lab.exec("h2", &["ip", "link", "del", "eth0"]);
+    assert_eq!(code, 0, "ip link del: {err}");
+    let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the interface went down or was deleted"),
+        "{stderr}"
+    );
+    assert!(tcpdump_read(file).len() <= 2, "a valid file");
+}
+
+/// `ping -f` from h1 to h2 for a few seconds, in the background.
+fn flood(lab: &TestLab) -> Child {
+    common::nslab()
+        .args(["exec", &format!("{}/h1", lab.name), "--"])
+        .args(["ping", "-f", "-q", "-s", "1400", "-w", "5", "10.0.0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ping -f")
+}
+
+#[test]
+fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
+    let test = "a_reader_that_stalls_holds_neither_duration_nor_sigint";
+    if !common::can_build_labs(test) {
+        return;
+    }
+    let lab = pair_lab("capstall");
+    let target = format!("{}/h1:eth0", lab.name);
+
+    // --duration, into a pipe nobody reads: it fills within the first
+    // frames of the flood and stays full.
+    let started = Instant::now();
+    let mut capture = Running::start(&[&target, "--duration", "1"], Stdio::piped());
+    let _unread = capture.child.stdout.take().expect("stdout");
+    let mut pinger = flood(&lab);
+    let (code, stderr) = finish_within(capture, started, PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("packets captured"), "{stderr}");
+
+    // SIGINT, likewise.
+    let mut capture = Running::start(&[&target], Stdio::piped());
+    let _unread = capture.child.stdout.take().expect("stdout");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(capture.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("packets captured"), "{stderr}");
+    let _ = pinger.kill();
+    let _ = pinger.wait();
+}

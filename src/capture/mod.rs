@@ -3,18 +3,25 @@
 //! [`Capture::open`] resolves `LAB/NODE:IFACE` and opens a packet socket
 //! inside the node's net namespace (it stays there); [`Capture::run`] then
 //! writes every frame, both directions, to a [`pcap::PcapWriter`] until a
-//! count, a duration, a stop flag, or the reader going away.
+//! count, a duration, a stop flag, the reader going away, the lab going
+//! down, or the interface going down or away.
 
+mod output;
 pub mod pcap;
+mod source;
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
+use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
+pub use output::GRACE;
 use pcap::{PcapWriter, Precision};
+use source::{Event, Source};
 
 /// The most bytes kept of one frame (tcpdump's default): more than a
 /// veth's largest GSO frame.
@@ -68,7 +75,10 @@ impl Default for CaptureOptions {
 pub struct CaptureReport {
     /// Frames written.
     pub captured: u64,
-    /// The kernel's counters (received includes dropped), when readable.
+    /// The kernel's counters, when readable: every frame queued for the
+    /// socket since it was opened (each frame once, `lo` included), those
+    /// still queued at the end and those dropped for want of room
+    /// included.
     pub kernel: Option<CaptureStats>,
     pub ended_by: EndedBy,
 }
@@ -76,11 +86,17 @@ pub struct CaptureReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
     Count,
+    /// The duration passed (a reader that stopped reading is given
+    /// [`GRACE`] more, then the rest is dropped).
     Duration,
-    /// The stop flag (a signal).
+    /// The stop flag (a signal), with the same grace.
     Stopped,
     /// The reader closed its end of the pipe.
     ReaderGone,
+    /// The node's init exited: the lab went down.
+    LabGone,
+    /// The interface went down or was deleted.
+    InterfaceDown,
 }
 
 /// Where the pcap stream goes.
@@ -107,6 +123,8 @@ pub fn destination(
 #[derive(Debug)]
 pub struct Capture {
     socket: CaptureSocket,
+    /// The node's init: the capture ends when it does.
+    init: PinnedProcess,
     target: String,
 }
 
@@ -116,13 +134,18 @@ impl Capture {
     pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
         let (node, iface, _plan) = resolve_interface(spec)?;
         let target = format!("{}:{iface}", node.label());
+        let init = node.pin()?;
         let socket = node
             .in_netns(|| CaptureSocket::open(&iface, promiscuous))?
             .map_err(|source| CaptureError::Socket {
                 target: target.clone(),
                 source,
             })?;
-        Ok(Self { socket, target })
+        Ok(Self {
+            socket,
+            init,
+            target,
+        })
     }
 
     /// `LAB/NODE:IFACE`.
@@ -130,12 +153,15 @@ impl Capture {
         &self.target
     }
 
-    /// Writes the pcap header, then each frame as it comes (flushed as soon
-    /// as no other frame is waiting), until the count, the duration, `stop`
-    /// or a closed reader ends it.
-    pub fn run<W: Write>(
+    /// Writes the pcap header to `out` (a file or a pipe, buffered here),
+    /// then each frame as it comes, flushed as soon as no other frame is
+    /// waiting: at once when traffic is sparse, in batches under load (a
+    /// write per frame costs enough to make the kernel drop frames). Ends
+    /// as [`EndedBy`] tells; every end is a clean one, with the stream
+    /// complete unless the reader stopped reading.
+    pub fn run<F: Write + AsFd>(
         &self,
-        out: W,
+        out: F,
         options: &CaptureOptions,
         stop: &AtomicBool,
     ) -> Result<CaptureReport, CaptureError> {
@@ -146,17 +172,13 @@ impl Capture {
             kernel: self.socket.stats().ok(),
             ended_by,
         };
+        let out = BufWriter::new(output::Output::new(out, stop, deadline));
         let mut writer = match PcapWriter::new(out, options.precision, snaplen) {
             Ok(w) => w,
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(report(0, EndedBy::ReaderGone));
-            }
-            Err(e) => return Err(CaptureError::Write(e)),
+            Err(e) => return Ok(report(0, write_end(e, interrupted(stop))?)),
         };
+        let mut source = Source::new(&self.socket, &self.init);
         let mut buf = vec![0u8; snaplen as usize];
-        // Packets are flushed as soon as no further one is waiting: at once
-        // when traffic is sparse, in batches under load (a write per packet
-        // to a file costs enough to make the kernel drop packets).
         let mut unflushed = false;
         let ended_by = loop {
             if options.count.is_some_and(|c| writer.packets() >= c) {
@@ -173,45 +195,71 @@ impl Capture {
                 None => TICK,
             };
             let wait = if unflushed { Duration::ZERO } else { wait };
-            let frame =
-                self.socket
-                    .recv(&mut buf, wait)
-                    .map_err(|source| CaptureError::Socket {
-                        target: self.target.clone(),
-                        source,
-                    })?;
-            let written = match frame {
-                Some(frame) => {
+            let event = source
+                .next(&mut buf, wait)
+                .map_err(|source| CaptureError::Socket {
+                    target: self.target.clone(),
+                    source,
+                })?;
+            let written = match event {
+                Event::Frame(frame) => {
                     unflushed = true;
                     writer.write_packet(frame.timestamp, &buf[..frame.captured], frame.length)
                 }
-                None if unflushed => {
+                Event::Idle if unflushed => {
                     unflushed = false;
                     writer.flush()
                 }
-                None => Ok(()),
+                Event::Idle => Ok(()),
+                Event::End(ended_by) => break ended_by,
             };
-            match written {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break EndedBy::ReaderGone,
-                Err(e) => return Err(CaptureError::Write(e)),
+            if let Err(e) = written {
+                break write_end(e, interrupted(stop))?;
             }
         };
-        match writer.flush() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(report(writer.packets(), EndedBy::ReaderGone));
-            }
-            Err(e) => return Err(CaptureError::Write(e)),
-        }
+        // Over: what is buffered goes out, if the reader takes it within
+        // the grace.
+        writer.get_ref().get_ref().finish();
+        let ended_by = match writer.flush() {
+            Ok(()) => ended_by,
+            Err(e) => write_end(e, ended_by)?,
+        };
         Ok(report(writer.packets(), ended_by))
     }
 }
 
+/// Why a write was given up while capturing: only the stop flag or the
+/// deadline ends a wait for the reader then.
+fn interrupted(stop: &AtomicBool) -> EndedBy {
+    if stop.load(Ordering::Relaxed) {
+        EndedBy::Stopped
+    } else {
+        EndedBy::Duration
+    }
+}
+
+/// A write error that is a clean end: the reader closed the pipe, or it
+/// stopped reading when the capture was over anyway (`gave_up_as`).
+fn write_end(e: io::Error, gave_up_as: EndedBy) -> Result<EndedBy, CaptureError> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(EndedBy::ReaderGone)
+    } else if output::gave_up(&e) {
+        Ok(gave_up_as)
+    } else {
+        Err(CaptureError::Write(e))
+    }
+}
+
 impl CaptureReport {
-    /// tcpdump's closing lines.
+    /// tcpdump's closing lines, after a line saying why when the capture
+    /// ended on its own.
     pub fn summary(&self) -> String {
-        let mut text = format!("{} packets captured", self.captured);
+        let mut text = match self.ended_by {
+            EndedBy::LabGone => "nslab: the lab went down (the node's init exited)\n".to_string(),
+            EndedBy::InterfaceDown => "nslab: the interface went down or was deleted\n".to_string(),
+            _ => String::new(),
+        };
+        text += &format!("{} packets captured", self.captured);
         if let Some(k) = self.kernel {
             text += &format!(
                 "\n{} packets received by filter\n{} packets dropped by kernel",
@@ -264,6 +312,15 @@ mod tests {
         assert_eq!(
             report.summary(),
             "2 packets captured\n3 packets received by filter\n1 packets dropped by kernel"
+        );
+        let gone = CaptureReport {
+            captured: 0,
+            kernel: None,
+            ended_by: EndedBy::LabGone,
+        };
+        assert_eq!(
+            gone.summary(),
+            "nslab: the lab went down (the node's init exited)\n0 packets captured"
         );
     }
 }

@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum PacketError {
         "interface {iface} has hardware type {hatype}; only Ethernet and loopback interfaces are captured"
     )]
     LinkType { iface: String, hatype: u16 },
+    /// The interface is down (at open), or went down or was deleted.
+    #[error("interface {0} is down")]
+    Down(String),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -64,13 +67,12 @@ pub struct CaptureStats {
 #[derive(Debug)]
 pub struct CaptureSocket {
     fd: OwnedFd,
-    /// On `lo` every frame is seen twice, going out and coming in; like
-    /// libpcap, keep only the incoming copy.
-    loopback: bool,
+    iface: String,
 }
 
-/// Bytes asked for as the socket's receive buffer (the kernel caps it at
-/// `net.core.rmem_max`): room for bursts while the writer is slow.
+/// Bytes asked for as the socket's receive buffer: room for bursts while
+/// the writer is slow. SO_RCVBUFFORCE goes past `net.core.rmem_max` (with
+/// CAP_NET_ADMIN); without it the kernel caps the size there.
 const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 
 fn set_option<T>(
@@ -97,11 +99,94 @@ fn set_option<T>(
     }
 }
 
+/// Binds `fd` to the interface for `protocol` (0: bound, but queueing
+/// nothing) and returns the interface's hardware type.
+fn bind(fd: &OwnedFd, ifindex: libc::c_uint, protocol: u16) -> Result<u16, PacketError> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+    address.sll_family = libc::AF_PACKET as u16;
+    address.sll_protocol = protocol.to_be();
+    address.sll_ifindex = ifindex as i32;
+    // SAFETY: `address` is a sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&address as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("bind the packet socket to the interface"));
+    }
+    // The bound address tells the interface's hardware type.
+    let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `length` bytes into `address`.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut address as *mut libc::sockaddr_ll).cast(),
+            &mut length,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("read the packet socket's address"));
+    }
+    Ok(address.sll_hatype)
+}
+
+/// A classic BPF program that drops the frames an interface sends: on
+/// `lo` each frame is seen twice, going out and coming in, and like
+/// libpcap we keep the incoming copy. Dropped by a filter, a frame never
+/// reaches the socket's counters either.
+fn drop_outgoing(fd: &OwnedFd) -> Result<(), PacketError> {
+    let mut program = [
+        // A = skb->pkt_type
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
+        },
+        // A == PACKET_OUTGOING ? next : skip one
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: u32::from(libc::PACKET_OUTGOING),
+        },
+        // Drop it.
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // Keep all of it.
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: u32::MAX,
+        },
+    ];
+    let filter = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    set_option(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &filter,
+        "filter out the outgoing copies on loopback",
+    )
+}
+
 impl CaptureSocket {
     /// Opens a capture socket on `iface` of the calling thread's net
-    /// namespace, for frames in both directions; with `promiscuous`, the
-    /// interface also passes frames addressed to other hosts while the
-    /// socket is open.
+    /// namespace, for frames in both directions (on `lo`, each frame once);
+    /// with `promiscuous`, the interface also passes frames addressed to
+    /// other hosts while the socket is open. The interface must be up.
     pub fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
         let name = CString::new(iface).map_err(|_| PacketError::NoInterface(iface.into()))?;
         // SAFETY: `name` is a valid C string; if_nametoindex only reads it.
@@ -109,8 +194,9 @@ impl CaptureSocket {
         if ifindex == 0 {
             return Err(PacketError::NoInterface(iface.into()));
         }
-        // Protocol 0: the socket queues nothing until bound to the
-        // interface below, so no frame of another interface slips in.
+        // Protocol 0: the socket queues nothing until bound for all
+        // protocols below, so no frame of another interface, and no frame
+        // the filter would refuse, slips in.
         // SAFETY: socket(2) with constant arguments.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -127,53 +213,40 @@ impl CaptureSocket {
             "ask for timestamps",
         )?;
         // Best effort: a smaller buffer only means drops sooner.
-        let _ = set_option(
+        let forced = set_option(
             &fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
+            libc::SO_RCVBUFFORCE,
             &RECEIVE_BUFFER,
             "buffer",
         );
+        if forced.is_err() {
+            let _ = set_option(
+                &fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &RECEIVE_BUFFER,
+                "buffer",
+            );
+        }
 
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex = ifindex as i32;
-        // SAFETY: `address` is a sockaddr_ll of the length given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(last_error("bind the packet socket to the interface"));
-        }
-        // The bound address tells the interface's hardware type.
-        let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: getsockname writes at most `length` bytes into `address`.
-        let rc = unsafe {
-            libc::getsockname(
-                fd.as_raw_fd(),
-                (&mut address as *mut libc::sockaddr_ll).cast(),
-                &mut length,
-            )
-        };
-        if rc != 0 {
-            return Err(last_error("read the packet socket's address"));
-        }
-        let loopback = match address.sll_hatype {
-            libc::ARPHRD_ETHER => false,
-            libc::ARPHRD_LOOPBACK => true,
+        // First bound for no protocol, to learn the hardware type (and set
+        // the filter of `lo`) before any frame is queued.
+        match bind(&fd, ifindex, 0)? {
+            libc::ARPHRD_ETHER => {}
+            libc::ARPHRD_LOOPBACK => drop_outgoing(&fd)?,
             hatype => {
                 return Err(PacketError::LinkType {
                     iface: iface.into(),
                     hatype,
                 });
             }
-        };
+        }
+        bind(&fd, ifindex, libc::ETH_P_ALL as u16)?;
+        // Bound to an interface that is down, the socket holds ENETDOWN.
+        if socket_error(&fd)? == Some(libc::ENETDOWN) {
+            return Err(PacketError::Down(iface.into()));
+        }
         if promiscuous {
             // SAFETY: packet_mreq is plain data; all-zero is a valid value.
             let mut membership: libc::packet_mreq = unsafe { zeroed() };
@@ -187,35 +260,18 @@ impl CaptureSocket {
                 "set promiscuous mode",
             )?;
         }
-        Ok(Self { fd, loopback })
+        Ok(Self {
+            fd,
+            iface: iface.into(),
+        })
     }
 
-    /// Waits up to `timeout` for a frame and reads it into `buf` (cut at
-    /// its length). `None` when nothing came, a signal interrupted the
-    /// wait, or the frame was a duplicate that is skipped.
-    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Frame>, PacketError> {
-        let mut poll = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(None);
-            }
-            return Err(PacketError::Io {
-                what: "wait for packets",
-                source: e,
-            });
-        }
-        if ready == 0 {
-            return Ok(None);
-        }
-
+    /// Reads a waiting frame into `buf` (cut at its length), without
+    /// waiting: `None` when none is queued (or a signal interrupted the
+    /// read). Poll [`as_fd`](AsFd::as_fd) for POLLIN to wait for one.
+    /// [`PacketError::Down`] once the interface has gone down or been
+    /// deleted; frames queued before that are still read afterwards.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Frame>, PacketError> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -250,6 +306,9 @@ impl CaptureSocket {
             ) {
                 return Ok(None);
             }
+            if e.raw_os_error() == Some(libc::ENETDOWN) {
+                return Err(PacketError::Down(self.iface.clone()));
+            }
             return Err(PacketError::Io {
                 what: "read a packet",
                 source: e,
@@ -260,9 +319,6 @@ impl CaptureSocket {
         } else {
             Direction::In
         };
-        if self.loopback && direction == Direction::Out {
-            return Ok(None);
-        }
         let length = n as usize;
         Ok(Some(Frame {
             captured: length.min(buf.len()),
@@ -295,6 +351,32 @@ impl CaptureSocket {
             dropped: stats.tp_drops,
         })
     }
+}
+
+impl AsFd for CaptureSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The socket's pending error (SO_ERROR, which also clears it).
+fn socket_error(fd: &OwnedFd) -> Result<Option<i32>, PacketError> {
+    let mut error: libc::c_int = 0;
+    let mut length = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `error`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut error as *mut libc::c_int).cast(),
+            &mut length,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("read the packet socket's error"));
+    }
+    Ok((error != 0).then_some(error))
 }
 
 /// The SCM_TIMESTAMPNS control message of a received frame.

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::topology::is_valid_name;
@@ -186,6 +186,13 @@ impl PinnedProcess {
             nix::unistd::Pid::from_raw(self.pid),
             Some(nix::sys::wait::WaitPidFlag::WNOHANG),
         );
+    }
+}
+
+/// The pidfd: readable (POLLIN) once the process has exited.
+impl AsFd for PinnedProcess {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

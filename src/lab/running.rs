@@ -24,21 +24,31 @@ impl RunningNode {
         format!("{}/{}", self.lab, self.node)
     }
 
+    /// The node's init, pinned by a pidfd (readable once it exits).
+    pub fn pin(&self) -> Result<PinnedProcess, LabError> {
+        PinnedProcess::pin_init(self.pid, &self.lab, &self.node)
+            .map_err(|source| LabError::Io {
+                what: format!("find the init of {}", self.label()),
+                source,
+            })?
+            .ok_or_else(|| self.not_running())
+    }
+
+    fn not_running(&self) -> LabError {
+        LabError::NotFound(format!("node {} is not running", self.label()))
+    }
+
     /// Opens the given namespaces of the node's init, pinned by a pidfd, so
     /// that a pid reused by another process after the init died is never
     /// entered.
     pub fn open_namespaces(&self, kinds: &[NsKind]) -> Result<NamespaceFds, LabError> {
-        let not_running = || LabError::NotFound(format!("node {} is not running", self.label()));
-        let io = |source| LabError::Io {
+        let pinned = self.pin()?;
+        let namespaces = NamespaceFds::open(self.pid, kinds).map_err(|source| LabError::Io {
             what: format!("open the namespaces of {}", self.label()),
             source,
-        };
-        let pinned = PinnedProcess::pin_init(self.pid, &self.lab, &self.node)
-            .map_err(io)?
-            .ok_or_else(not_running)?;
-        let namespaces = NamespaceFds::open(self.pid, kinds).map_err(io)?;
+        })?;
         if !pinned.is_alive() {
-            return Err(not_running());
+            return Err(self.not_running());
         }
         Ok(namespaces)
     }
