@@ -12,7 +12,7 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::NsKind;
 use crate::kernel::netlink::link::dump_links;
 use crate::kernel::netlink::qdisc::{
-    ClearRoot, Netem, Psched, ReplaceRoot, RootQdisc, Tbf, dump_qdiscs, root_qdisc,
+    ClearRoot, Previous, Psched, ReplaceRoot, RootQdisc, dump_qdiscs, root_qdisc,
 };
 use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::ImpairPlan;
@@ -57,13 +57,14 @@ pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError>
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
-        ReplaceRoot {
-            index: target.index,
-            netem: plan.needs_netem().then(|| Netem::from_plan(plan)),
-            tbf: plan.rate_bits.map(|bits| Tbf::for_rate(bits, target.mtu)),
-            taken: qdiscs.iter().map(|q| q.major()).collect(),
-            label: target.label.clone(),
-        }
+        ReplaceRoot::for_plan(
+            target.index,
+            plan,
+            target.mtu,
+            qdiscs.iter().map(|q| q.major()).collect(),
+            Previous::read(&qdiscs, &clock),
+            target.label.clone(),
+        )
         .execute(&target.socket, &clock)
         .await?;
         target.read(&clock).await
