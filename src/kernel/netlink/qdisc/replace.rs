@@ -157,8 +157,8 @@ impl ReplaceRoot {
         }
     }
 
-    /// Sends the requests. Neither netem nor tbf deletes the root qdisc.
-    /// With both, if the tbf child is refused the old root is put back
+    /// Sends the requests (with neither netem nor tbf: deletes the root
+    /// qdisc). With both, if the tbf child is refused the old root is put back
     /// (or the new one deleted, when there was none) and the error tells
     /// both what failed and whether the old one is back.
     pub async fn execute(self, handle: &Handle, clock: &Psched) -> Result<(), NetlinkError> {
