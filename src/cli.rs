@@ -388,6 +388,9 @@ fn run(command: Command) -> Outcome {
                 println!("{target}: {}", lab::impair_show(&target).map_err(failed)?);
             } else {
                 let plan = impairment.ok_or_else(|| failed("no impairment"))?;
+                if let Some(warning) = plan.warning() {
+                    eprintln!("nslab: warning: {target}: {warning}");
+                }
                 println!(
                     "{target}: {}",
                     lab::impair_set(&target, &plan).map_err(failed)?
@@ -556,6 +559,11 @@ fn load(file: &Path) -> Result<Plan, (i32, String)> {
     let mut plan = Plan::from_topology(&topology);
     // State outlives the caller's working directory.
     plan.source = plan.source.and_then(|p| std::path::absolute(p).ok());
+    for end in plan.links.iter().flat_map(|l| &l.endpoints) {
+        if let Some(warning) = end.impair.and_then(|i| i.warning()) {
+            eprintln!("nslab: warning: {}: {warning}", plan.endpoint_label(end));
+        }
+    }
     Ok(plan)
 }
 

@@ -589,3 +589,47 @@ topology:
         &[],
     );
 }
+
+/// True when the kernel has sch_netem: tc adds a netem root qdisc to the
+/// loopback of a throwaway net namespace.
+fn kernel_has_netem() -> bool {
+    Command::new("unshare")
+        .args(["-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn netem_impairments_by_hand_match_nslab() {
+    let test = "netem_impairments_by_hand_match_nslab";
+    if !can_build_labs(test) {
+        return;
+    }
+    if !kernel_has_netem() {
+        // The script's netem lines are checked against tc's bytes by the
+        // unit tests (kernel::netlink::qdisc).
+        common::skipped(format_args!(
+            "{test}: kernel has no sch_netem (tc cannot add a netem qdisc)"
+        ));
+        return;
+    }
+    // netem with a tbf child (handles, queue length, bucket), and netem
+    // alone with a queue sized for 1 Gbit/s over 100 ms.
+    compare(
+        "netem",
+        r#"
+name: LAB
+topology:
+  nodes:
+    a: {}
+    b: {}
+  links:
+    - endpoints: ["a:eth0", "b:eth0"]
+      ipv4: [10.0.0.1/24, 10.0.0.2/24]
+      impair: [{delay: 20ms, jitter: 5ms, loss: 1%, corrupt: 0.1%, duplicate: 0.1%, rate: 10mbit}, {delay: 100ms}]
+"#,
+        &[],
+        &[],
+        &[],
+    );
+}

@@ -120,6 +120,14 @@ fn runtime_set_show_and_clear() {
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("{target}: no impairment to remove"));
 
+    // Zero values impair nothing: all zero is the same as --clear.
+    let (code, _, err) = impair(&[&target, "--rate", "20mbit"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = impair(&[&target, "--delay", "0us", "--loss", "0%"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("{target}: no impairment"));
+    assert_eq!(show(&target), "no impairment");
+
     // Bad values are bad input (exit 2), each named, before anything runs.
     let (code, _, err) = impair(&[&target, "--rate", "10", "--loss", "5"]);
     assert_eq!(code, 2, "{err}");
@@ -131,6 +139,17 @@ fn runtime_set_show_and_clear() {
     let (code, _, err) = impair(&[&target]);
     assert_eq!(code, 2);
     assert!(err.contains("say what to set"), "{err}");
+    // tbf counts bytes: a rate that is not a whole number of them, and a
+    // jitter past netem's 32-bit nanoseconds, are refused.
+    let (code, _, err) = impair(&[&target, "--rate", "1.5kbit"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("multiple of 8 bits (1496bit or 1504bit)"),
+        "{err}"
+    );
+    let (code, _, err) = impair(&[&target, "--delay", "10s", "--jitter", "3s"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at most 2147483us"), "{err}");
     let (code, _, _) = impair(&[&target, "--show", "--rate", "1mbit"]);
     assert_eq!(code, 2, "--show with a value is refused");
     // Unknown interfaces and nodes are named.
@@ -264,6 +283,15 @@ fn netem_impairments_or_a_named_missing_module() {
     let target = format!("{}/a:eth0", lab.name);
     let base = ping_rtt_ms(&lab, "a", "10.77.0.2");
 
+    // A jitter above the delay is allowed, as tc allows it, with a warning
+    // (given before the kernel is asked).
+    let (_, _, err) = impair(&[&target, "--delay", "5ms", "--jitter", "20ms"]);
+    assert!(
+        err.contains(&format!(
+            "nslab: warning: {target}: jitter 20ms is larger than delay 5ms: "
+        )),
+        "{err}"
+    );
     let (code, out, err) = impair(&[&target, "--delay", "20ms"]);
     if code != 0 {
         // This kernel has no netem: the error must say so by name, and the
@@ -329,4 +357,55 @@ fn netem_impairments_or_a_named_missing_module() {
         show(&format!("{}/a:eth0", both.name)),
         "delay 10ms rate 5mbit"
     );
+}
+
+#[test]
+fn clear_leaves_a_root_qdisc_nslab_does_not_set() {
+    let test = "clear_leaves_a_root_qdisc_nslab_does_not_set";
+    if !can_build_labs(test) {
+        return;
+    }
+    let lab = pair("impother", "mtu: 1500");
+    lab.up();
+    let target = format!("{}/a:eth0", lab.name);
+    // Someone's own root qdisc, made with tc in the node (pfifo: one this
+    // kernel has).
+    let (code, out, err) = lab.exec(
+        "a",
+        &[
+            "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "7:", "pfifo", "limit", "50",
+        ],
+    );
+    if code != 0 {
+        common::skipped(format_args!(
+            "{test}: tc cannot add a pfifo root qdisc here: {out}{err}"
+        ));
+        return;
+    }
+    let other = "root qdisc pfifo (not an impairment nslab sets)";
+    assert_eq!(show(&target), other);
+    // --clear (and an all-zero impairment) leave it, and say why.
+    for args in [&["--clear"][..], &["--loss", "0%"][..]] {
+        let mut all = vec![target.as_str()];
+        all.extend_from_slice(args);
+        let (code, out, err) = impair(&all);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            err.contains(&format!(
+                "{target}: its root qdisc is pfifo, not an impairment nslab sets (netem, tbf): left in place"
+            )),
+            "{args:?}: {err}"
+        );
+        assert_eq!(show(&target), other, "{args:?}");
+    }
+    let (_, out, _) = lab.exec("a", &["tc", "qdisc", "show", "dev", "eth0"]);
+    assert!(out.contains("qdisc pfifo 7: root"), "{out}");
+    // Setting an impairment replaces it, as asked; then --clear removes it.
+    let (code, _, err) = impair(&[&target, "--rate", "10mbit"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(show(&target), "rate 10mbit");
+    let (code, out, err) = impair(&[&target, "--clear"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("{target}: impairment removed"));
+    assert_eq!(show(&target), "no impairment");
 }

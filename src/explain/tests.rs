@@ -384,18 +384,23 @@ topology:
     // tbf alone at the root; the bucket is nslab's own (10 ms of rate, at
     // least two frames; the queue holds 50 ms more).
     assert!(text.contains(
-        "\ntc -n \"$LAB-a\" qdisc replace dev eth0 root handle 1: tbf rate 10000000bit burst 12500 limit 75000\n"
+        "\ntc -n \"$LAB-a\" qdisc replace dev eth0 root handle 1: tbf rate 10mbit burst 12500 limit 75000\n"
     ));
     assert!(text.contains("\ntc -n \"$LAB-b\" qdisc replace dev eth0 root handle 1: tbf"));
-    // netem at the root, tbf below it.
+    // netem at the root, tbf below it, on the handles nslab's requests
+    // take; netem's queue is nslab's (at least tc's 1000 packets).
     assert!(text.contains(
-        "\ntc -n \"$LAB-a\" qdisc replace dev eth1 root handle 1: netem delay 20ms 5ms loss 1% corrupt 0.1% duplicate 0.1%\n"
+        "\ntc -n \"$LAB-a\" qdisc replace dev eth1 root handle 1: netem delay 20ms 5ms loss 1% corrupt 0.1% duplicate 0.1% limit 1000\n"
     ));
     assert!(text.contains(
-        "\ntc -n \"$LAB-a\" qdisc add dev eth1 parent 1:1 handle 10: tbf rate 5000000bit burst 6250 limit 37500\n"
+        "\ntc -n \"$LAB-a\" qdisc add dev eth1 parent 1:1 handle 2: tbf rate 5mbit burst 6250 limit 37500\n"
     ));
     // The host's end, with the host's own tc.
-    assert!(text.contains("\ntc qdisc replace dev impx0 root handle 1: netem delay 1500us\n"));
+    assert!(
+        text.contains(
+            "\ntc qdisc replace dev impx0 root handle 1: netem delay 1500us limit 1000\n"
+        )
+    );
     assert!(line_at(&text, "ip -n \"$LAB-a\" route add") < line_at(&text, "tc -n"));
     assert_parses(&text);
 }

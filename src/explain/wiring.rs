@@ -4,8 +4,8 @@
 
 use super::quote::quote;
 use super::{Script, netns};
-use crate::kernel::netlink::qdisc::Tbf;
-use crate::plan::{EndpointPlan, NodeKind, Place, Plan, format_duration_us, format_percent};
+use crate::kernel::netlink::qdisc::{free_majors, qdiscs_for};
+use crate::plan::{EndpointPlan, NodeKind, Place, Plan};
 
 /// `ip` in a place: `ip -n "$LAB-NODE"`, or plain `ip` in the host.
 fn ip(plan: &Plan, place: Place, family6: bool) -> String {
@@ -221,44 +221,30 @@ pub(super) fn impairments(s: &mut Script, plan: &Plan) {
     s.section("Impairments: queueing disciplines on the egress of link ends");
     s.raw("# netem delays, drops, corrupts and duplicates (module sch_netem); tbf, a token bucket, caps the rate.");
     s.raw("# With both, tbf hangs below netem, so the rate applies to what netem lets out.");
+    // The handles nslab's own requests take on a new interface.
+    let (root, child) = free_majors(&[]);
     for (link, end, impair) in impaired() {
         let tc = tc(plan, end.place);
         let dev = quote(&end.ifname);
-        let tbf = impair.rate_bits.map(|bits| {
-            let bucket = Tbf::for_rate(bits, link.mtu_or_default());
-            format!(
-                "tbf rate {bits}bit burst {} limit {}",
-                bucket.burst, bucket.limit
-            )
-        });
         let mut commands = Vec::new();
-        if impair.needs_netem() {
-            let mut netem = String::from("netem");
-            if let Some(delay) = impair.delay_us {
-                netem.push_str(&format!(" delay {}", format_duration_us(delay)));
-                if let Some(jitter) = impair.jitter_us {
-                    netem.push_str(&format!(" {}", format_duration_us(jitter)));
-                }
-            }
-            for (name, value) in [
-                ("loss", impair.loss),
-                ("corrupt", impair.corrupt),
-                ("duplicate", impair.duplicate),
-            ] {
-                if let Some(percent) = value {
-                    netem.push_str(&format!(" {name} {}", format_percent(percent)));
-                }
-            }
-            commands.push(format!(
-                "{tc} qdisc replace dev {dev} root handle 1: {netem}"
-            ));
-            if let Some(tbf) = &tbf {
+        match qdiscs_for(impair, link.mtu_or_default()) {
+            (Some(netem), tbf) => {
                 commands.push(format!(
-                    "{tc} qdisc add dev {dev} parent 1:1 handle 10: {tbf}"
+                    "{tc} qdisc replace dev {dev} root handle {root}: {}",
+                    netem.tc_args()
                 ));
+                if let Some(tbf) = tbf {
+                    commands.push(format!(
+                        "{tc} qdisc add dev {dev} parent {root}:1 handle {child}: {}",
+                        tbf.tc_args()
+                    ));
+                }
             }
-        } else if let Some(tbf) = &tbf {
-            commands.push(format!("{tc} qdisc replace dev {dev} root handle 1: {tbf}"));
+            (None, Some(tbf)) => commands.push(format!(
+                "{tc} qdisc replace dev {dev} root handle {root}: {}",
+                tbf.tc_args()
+            )),
+            (None, None) => continue,
         }
         s.step(
             &format!("{}: {impair}", plan.endpoint_label(end)),

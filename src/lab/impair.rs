@@ -12,7 +12,8 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::NsKind;
 use crate::kernel::netlink::link::dump_links;
 use crate::kernel::netlink::qdisc::{
-    ClearRoot, Netem, Psched, ReplaceRoot, RootQdisc, Tbf, dump_qdiscs, root_qdisc,
+    ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, TC_H_ROOT, dump_qdiscs,
+    root_qdisc,
 };
 use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::ImpairPlan;
@@ -52,20 +53,26 @@ impl From<RootQdisc> for Impairment {
 }
 
 /// Replaces the impairment of `LAB/NODE:IFACE` (or `NODE:IFACE`) with
-/// `plan`, and returns what the kernel then has.
+/// `plan`, and returns what the kernel then has. An empty plan (all its
+/// values zero) removes the impairment, as [`impair_clear`] does.
 pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError> {
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
-        ReplaceRoot {
-            index: target.index,
-            netem: plan.needs_netem().then(|| Netem::from_plan(plan)),
-            tbf: plan.rate_bits.map(|bits| Tbf::for_rate(bits, target.mtu)),
-            taken: qdiscs.iter().map(|q| q.major()).collect(),
-            label: target.label.clone(),
+        if plan.is_empty() {
+            target.clear(&qdiscs).await?;
+        } else {
+            ReplaceRoot::for_plan(
+                target.index,
+                plan,
+                target.mtu,
+                qdiscs.iter().map(|q| q.major()).collect(),
+                Previous::read(&qdiscs, &clock),
+                target.label.clone(),
+            )
+            .execute(&target.socket, &clock)
+            .await?;
         }
-        .execute(&target.socket, &clock)
-        .await?;
         target.read(&clock).await
     })
 }
@@ -77,15 +84,13 @@ pub fn impair_show(spec: &str) -> Result<Impairment, LabError> {
     })
 }
 
-/// Removes the impairment of `LAB/NODE:IFACE`; false when it had none.
+/// Removes the impairment of `LAB/NODE:IFACE`; false when it had none. A
+/// root qdisc of a kind nslab does not set is left in place, and is an
+/// error ([`LabError::ForeignQdisc`]).
 pub fn impair_clear(spec: &str) -> Result<bool, LabError> {
     with_interface(spec, async |target: Target| {
-        Ok(ClearRoot {
-            index: target.index,
-            label: target.label,
-        }
-        .execute(&target.socket)
-        .await?)
+        let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
+        target.clear(&qdiscs).await
     })
 }
 
@@ -101,10 +106,33 @@ struct Target {
 impl Target {
     async fn read(&self, clock: &Psched) -> Result<Impairment, LabError> {
         let qdiscs = dump_qdiscs(&self.socket, Some(self.index), &self.label).await?;
-        let root = root_qdisc(&qdiscs, clock).map_err(|why| {
-            LabError::NotFound(format!("{}: cannot read its root qdisc: {why}", self.label))
+        let root = root_qdisc(&qdiscs, clock).map_err(|why| LabError::UnreadableQdisc {
+            target: self.label.clone(),
+            why,
         })?;
         Ok(root.into())
+    }
+
+    /// Deletes the root qdisc when it is netem or tbf, the kinds nslab
+    /// sets (`qdiscs`: the interface's, as dumped); false when the
+    /// interface has the kernel's default.
+    async fn clear(&self, qdiscs: &[QdiscInfo]) -> Result<bool, LabError> {
+        match qdiscs
+            .iter()
+            .find(|q| q.parent == TC_H_ROOT && q.major() != 0)
+        {
+            None => Ok(false),
+            Some(root) if root.kind == "netem" || root.kind == "tbf" => Ok(ClearRoot {
+                index: self.index,
+                label: self.label.clone(),
+            }
+            .execute(&self.socket)
+            .await?),
+            Some(root) => Err(LabError::ForeignQdisc {
+                target: self.label.clone(),
+                kind: root.kind.clone(),
+            }),
+        }
     }
 }
 

@@ -71,6 +71,12 @@ pub enum LabError {
     },
     #[error("{0}")]
     NotFound(String),
+    #[error("{target}: cannot read its root qdisc: {why}")]
+    UnreadableQdisc { target: String, why: String },
+    #[error(
+        "{target}: its root qdisc is {kind}, not an impairment nslab sets (netem, tbf): left in place"
+    )]
+    ForeignQdisc { target: String, kind: String },
     #[error("teardown of lab {lab} left errors:\n  {}", .errors.join("\n  "))]
     Teardown { lab: String, errors: Vec<String> },
 }

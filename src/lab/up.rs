@@ -25,7 +25,7 @@ use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
     AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd, dump_links,
 };
-use crate::kernel::netlink::qdisc::{Netem, Psched, ReplaceRoot, Tbf};
+use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::find_inits;
@@ -851,15 +851,14 @@ impl Wiring<'_> {
                 let index = indexes
                     .get(end.place, &end.ifname)
                     .ok_or_else(|| missing(&label))?;
-                let request = ReplaceRoot {
+                let request = ReplaceRoot::for_plan(
                     index,
-                    netem: impair.needs_netem().then(|| Netem::from_plan(impair)),
-                    tbf: impair
-                        .rate_bits
-                        .map(|bits| Tbf::for_rate(bits, link.mtu_or_default())),
-                    taken: Vec::new(),
+                    impair,
+                    link.mtu_or_default(),
+                    Vec::new(),
+                    Previous::Default,
                     label,
-                };
+                );
                 let socket = self.socket(end.place);
                 requests.push(async move { request.execute(socket, &clock).await });
             }

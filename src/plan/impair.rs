@@ -43,6 +43,23 @@ impl ImpairPlan {
     pub fn is_empty(&self) -> bool {
         !self.needs_netem() && self.rate_bits.is_none()
     }
+
+    /// What may surprise in a valid impairment: a jitter larger than the
+    /// delay (tc allows it too). netem draws each packet's delay evenly
+    /// from delay ± jitter; a packet cannot leave before it arrives, so
+    /// draws below zero send it at once, and the delay is then no longer
+    /// spread evenly around the one asked for.
+    pub fn warning(&self) -> Option<String> {
+        let (delay, jitter) = (self.delay_us?, self.jitter_us?);
+        (jitter > delay).then(|| {
+            format!(
+                "jitter {} is larger than delay {}: a packet cannot be sent before it arrives, so the delays drawn below 0 are 0 (the delay is no longer spread evenly around {})",
+                format_duration_us(jitter),
+                format_duration_us(delay),
+                format_duration_us(delay)
+            )
+        })
+    }
 }
 
 /// `delay 20ms jitter 5ms loss 1% corrupt 0.1% duplicate 0.1% rate 10mbit`,
@@ -136,6 +153,23 @@ mod tests {
         assert!(!rate.needs_netem());
         assert!(!rate.is_empty());
         assert!(ImpairPlan::default().is_empty());
+    }
+
+    #[test]
+    fn jitter_above_the_delay_is_a_warning() {
+        let plan = |delay, jitter| ImpairPlan {
+            delay_us: Some(delay),
+            jitter_us: Some(jitter),
+            ..ImpairPlan::default()
+        };
+        assert_eq!(plan(20_000, 5_000).warning(), None);
+        assert_eq!(plan(20_000, 20_000).warning(), None);
+        let warning = plan(5_000, 20_000).warning().expect("a warning");
+        assert!(
+            warning.starts_with("jitter 20ms is larger than delay 5ms: "),
+            "{warning}"
+        );
+        assert_eq!(ImpairPlan::default().warning(), None);
     }
 
     #[test]

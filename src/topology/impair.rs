@@ -3,8 +3,13 @@
 
 use crate::plan::ImpairPlan;
 
-/// The longest delay or jitter accepted (one hour).
+/// The longest delay accepted (one hour).
 pub const MAX_DELAY_US: u64 = 3_600_000_000;
+/// The largest jitter accepted: netem draws the random part of the delay
+/// as a signed 32-bit number of nanoseconds (`tabledist`'s sigma), so
+/// Linux 5.10 and later cap jitter at `INT_MAX` ns (about 2.147 s) and
+/// older kernels wrap around past it.
+pub const MAX_JITTER_US: u64 = i32::MAX as u64 / 1000;
 /// The lowest rate accepted, in bits per second.
 pub const MIN_RATE_BITS: u64 = 1_000;
 /// The highest rate accepted, in bits per second (100gbit: the token
@@ -27,26 +32,41 @@ pub struct ImpairText<'a> {
 
 /// Checks every value; on failure returns each problem with the key it is
 /// about (`""` for one about the whole).
+///
+/// A zero value (`0us`, `0%`) is the same as leaving the key out: it
+/// impairs nothing, and the kernel keeps no trace of it. A plan whose
+/// values are all zero is therefore empty: no impairment.
 pub fn parse_impair(text: &ImpairText<'_>) -> Result<ImpairPlan, Vec<(&'static str, String)>> {
     let mut problems = Vec::new();
     let delay_us = checked(&mut problems, "delay", text.delay, parse_duration_us);
-    let jitter_us = checked(&mut problems, "jitter", text.jitter, parse_duration_us);
+    let jitter_us = checked(&mut problems, "jitter", text.jitter, parse_jitter_us);
     let loss = checked(&mut problems, "loss", text.loss, parse_percent);
     let rate_bits = checked(&mut problems, "rate", text.rate, parse_rate_bits);
     let corrupt = checked(&mut problems, "corrupt", text.corrupt, parse_percent);
     let duplicate = checked(&mut problems, "duplicate", text.duplicate, parse_percent);
-    if let (Some(j), None) = (text.jitter, text.delay) {
-        problems.push((
-            "jitter",
-            format!("jitter {j:?} needs a delay: jitter varies the delay"),
-        ));
+    let some_us = |us: Option<u64>| us.filter(|&us| us != 0);
+    let some_percent = |p: Option<f64>| p.filter(|&p| p != 0.0);
+    // (A zero jitter is nothing to vary; one that did not parse still
+    // needs a delay.)
+    if let (Some(j), false) = (text.jitter, jitter_us == Some(0)) {
+        match (text.delay, delay_us) {
+            (None, _) => problems.push((
+                "jitter",
+                format!("jitter {j:?} needs a delay: jitter varies the delay"),
+            )),
+            (Some(_), Some(0)) => problems.push((
+                "jitter",
+                format!("jitter {j:?} needs a delay above 0: jitter varies the delay"),
+            )),
+            _ => {}
+        }
     }
     let plan = ImpairPlan {
-        delay_us,
-        jitter_us,
-        loss,
-        corrupt,
-        duplicate,
+        delay_us: some_us(delay_us),
+        jitter_us: some_us(jitter_us),
+        loss: some_percent(loss),
+        corrupt: some_percent(corrupt),
+        duplicate: some_percent(duplicate),
         rate_bits,
     };
     if *text == ImpairText::default() {
@@ -142,6 +162,18 @@ pub fn parse_duration_us(text: &str) -> Result<u64, String> {
     Ok(us)
 }
 
+/// A jitter: a duration (see [`parse_duration_us`]) of at most
+/// [`MAX_JITTER_US`].
+pub fn parse_jitter_us(text: &str) -> Result<u64, String> {
+    let us = parse_duration_us(text)?;
+    if us > MAX_JITTER_US {
+        return Err(format!(
+            "is too large: at most {MAX_JITTER_US}us (about 2.147s): netem takes jitter as a signed 32-bit number of nanoseconds (Linux 5.10 and later cap it there, older kernels wrap around)"
+        ));
+    }
+    Ok(us)
+}
+
 /// `1%`, `0.1%` → a percentage from 0 to 100.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix('%').ok_or("needs a % sign (e.g. 1%)")?;
@@ -170,7 +202,9 @@ const RATE_UNITS: [(&str, u64); 8] = [
 ];
 
 /// `10mbit`, `1.5gbit`, `500kbps` → bits per second, from
-/// [`MIN_RATE_BITS`] to [`MAX_RATE_BITS`].
+/// [`MIN_RATE_BITS`] to [`MAX_RATE_BITS`], a whole number of bytes per
+/// second (tbf counts bytes: `1.5kbit`, 187.5 bytes, would become 1496
+/// bits).
 pub fn parse_rate_bits(text: &str) -> Result<u64, String> {
     let lower = text.to_ascii_lowercase();
     let Some((number, scale)) = RATE_UNITS
@@ -193,6 +227,13 @@ pub fn parse_rate_bits(text: &str) -> Result<u64, String> {
     }
     if bits > MAX_RATE_BITS {
         return Err("is too fast: at most 100gbit".into());
+    }
+    if bits % 8 != 0 {
+        return Err(format!(
+            "is not a whole number of bytes per second: the kernel counts bytes, so use a multiple of 8 bits ({}bit or {}bit)",
+            bits / 8 * 8,
+            bits / 8 * 8 + 8
+        ));
     }
     Ok(bits)
 }
@@ -280,10 +321,95 @@ mod tests {
             ("0mbit", "at least 1kbit"),
             ("101gbit", "at most 100gbit"),
             ("99999999999999999999gbit", "at most 100gbit"),
+            // tbf counts bytes: 187.5 bytes per second would be 1496bit.
+            (
+                "1.5kbit",
+                "whole number of bytes per second: the kernel counts bytes, so use a multiple of 8 bits (1496bit or 1504bit)",
+            ),
+            ("1001bit", "multiple of 8 bits"),
+            ("10.000001mbit", "multiple of 8 bits"),
         ] {
             let e = parse_rate_bits(text).expect_err(text);
             assert!(e.contains(want), "{text}: {e}");
         }
+        assert_eq!(parse_rate_bits("1.504kbit"), Ok(1_504));
+    }
+
+    #[test]
+    fn jitter_stays_within_netems_32_bits() {
+        assert_eq!(MAX_JITTER_US, 2_147_483);
+        assert_eq!(parse_jitter_us("2147483us"), Ok(2_147_483));
+        assert_eq!(parse_jitter_us("2s"), Ok(2_000_000));
+        for text in ["2147484us", "2.2s", "3600s"] {
+            let e = parse_jitter_us(text).expect_err(text);
+            assert!(
+                e.contains("at most 2147483us") && e.contains("Linux 5.10"),
+                "{text}: {e}"
+            );
+        }
+        // A delay may be longer: its 64-bit field has room.
+        assert_eq!(parse_duration_us("3s"), Ok(3_000_000));
+        let problems = parse_impair(&ImpairText {
+            delay: Some("10s"),
+            jitter: Some("3s"),
+            ..ImpairText::default()
+        })
+        .expect_err("jitter too large");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "jitter");
+        assert!(
+            problems[0].1.starts_with("jitter \"3s\": is too large"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn zero_values_impair_nothing() {
+        // A zero value is left out; all zero is no impairment at all.
+        let plan = parse_impair(&ImpairText {
+            delay: Some("20ms"),
+            jitter: Some("0us"),
+            loss: Some("0%"),
+            corrupt: Some("0.0%"),
+            ..ImpairText::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            plan,
+            ImpairPlan {
+                delay_us: Some(20_000),
+                ..ImpairPlan::default()
+            }
+        );
+        let zero = parse_impair(&ImpairText {
+            delay: Some("0ms"),
+            loss: Some("0%"),
+            duplicate: Some("0%"),
+            ..ImpairText::default()
+        })
+        .expect("valid");
+        assert!(zero.is_empty(), "{zero:?}");
+        assert_eq!(zero.to_string(), "nothing");
+        // A jitter needs a delay that is not zero.
+        let problems = parse_impair(&ImpairText {
+            delay: Some("0us"),
+            jitter: Some("5ms"),
+            ..ImpairText::default()
+        })
+        .expect_err("jitter without a delay");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].1.contains("needs a delay above 0"),
+            "{problems:?}"
+        );
+        // A zero jitter without a delay is nothing, not a problem.
+        let plan = parse_impair(&ImpairText {
+            jitter: Some("0us"),
+            loss: Some("1%"),
+            ..ImpairText::default()
+        })
+        .expect("valid");
+        assert_eq!(plan.to_string(), "loss 1%");
     }
 
     #[test]

@@ -29,8 +29,8 @@ use crate::plan::{ExpectPlan, ImpairPlan, NodePlan};
 pub use builder::TopologyBuilder;
 pub use error::{Problem, TopologyError};
 pub use impair::{
-    IMPAIR_KEYS, ImpairText, MAX_DELAY_US, MAX_RATE_BITS, MIN_RATE_BITS, parse_duration_us,
-    parse_impair, parse_percent, parse_rate_bits,
+    IMPAIR_KEYS, ImpairText, MAX_DELAY_US, MAX_JITTER_US, MAX_RATE_BITS, MIN_RATE_BITS,
+    parse_duration_us, parse_impair, parse_jitter_us, parse_percent, parse_rate_bits,
 };
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
 pub use names::{MAX_NAME_BYTES, is_valid_name};

@@ -1580,3 +1580,19 @@ fn old_plans_without_expect_still_load() {
     assert!(old.expect.is_empty());
     assert_eq!(old.nodes, plan.nodes);
 }
+
+#[test]
+fn impair_all_zero_is_no_impairment() {
+    let t = parse(&impaired(
+        "[{loss: 0%, delay: 0ms}, {delay: 5ms, loss: 0%}]",
+    ))
+    .expect("valid");
+    assert_eq!(t.links[0].endpoints[0].impair, None);
+    assert_eq!(
+        t.links[0].endpoints[1].impair,
+        Some(ImpairPlan {
+            delay_us: Some(5_000),
+            ..ImpairPlan::default()
+        })
+    );
+}

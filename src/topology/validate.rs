@@ -702,7 +702,8 @@ impl Checker {
             duplicate: text(&m.duplicate),
         };
         match parse_impair(&input) {
-            Ok(plan) => Some(plan),
+            // All zero: no impairment, as if the end had none.
+            Ok(plan) => (!plan.is_empty()).then_some(plan),
             Err(problems) => {
                 for (key, message) in problems {
                     let at = if key.is_empty() {

@@ -15,9 +15,9 @@ mod tbf;
 
 pub use clear::ClearRoot;
 pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root_qdisc};
-pub use netem::{Netem, percent, probability};
+pub use netem::{DEFAULT_LIMIT, MAX_LIMIT, Netem, percent, probability};
 pub use psched::Psched;
-pub use replace::ReplaceRoot;
+pub use replace::{Previous, ReplaceRoot, free_majors, qdiscs_for};
 pub use tbf::Tbf;
 
 use futures::StreamExt;
@@ -26,9 +26,11 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 /// `TC_H_ROOT`: the parent of a root qdisc.
-const TC_H_ROOT: u32 = 0xFFFF_FFFF;
+pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 /// `TCA_OPTIONS`.
 const TCA_OPTIONS: u16 = 2;
+/// Bytes of an Ethernet header, on top of the MTU.
+const ETHERNET_HEADER: u64 = 14;
 
 /// Appends one netlink attribute (header, value, padding to 4 bytes).
 fn attribute(out: &mut Vec<u8>, kind: u16, value: &[u8]) {

@@ -4,10 +4,10 @@
 //! (`TCA_NETEM_CORRUPT`, `TCA_NETEM_LATENCY64`, ...), so it is built and read
 //! as bytes here (linux/pkt_sched.h).
 
-use crate::plan::ImpairPlan;
+use crate::plan::{ImpairPlan, format_duration_us};
 
 use super::psched::Psched;
-use super::{attribute, attributes};
+use super::{ETHERNET_HEADER, Tbf, attribute, attributes};
 
 /// `sizeof(struct tc_netem_qopt)`.
 const QOPT_LEN: usize = 24;
@@ -16,8 +16,14 @@ const TCA_NETEM_CORRUPT: u16 = 4;
 /// Delay and jitter in nanoseconds, as s64 (Linux 4.15 and later).
 const TCA_NETEM_LATENCY64: u16 = 10;
 const TCA_NETEM_JITTER64: u16 = 11;
-/// tc's default queue length, in packets.
+/// tc's default queue length, in packets: the shortest nslab sets.
 pub const DEFAULT_LIMIT: u32 = 1000;
+/// The longest queue nslab sets, in packets (1.5 GB of full-size frames on
+/// a 1500-byte MTU).
+pub const MAX_LIMIT: u32 = 1_000_000;
+/// Without a rate, the queue is sized for this much traffic through the
+/// delay: 1 Gbit/s, in bytes per second.
+pub const NOMINAL_RATE_BYTES: u64 = 125_000_000;
 
 /// netem's settings in the kernel's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,16 +50,42 @@ pub fn percent(probability: u32) -> f64 {
 }
 
 impl Netem {
-    /// The netem part of an impairment (everything but the rate).
-    pub fn from_plan(plan: &ImpairPlan) -> Netem {
+    /// The netem part of an impairment (everything but the rate) on a link
+    /// of `mtu` bytes, above `tbf` when the impairment has a rate (see
+    /// [`limit`]).
+    pub fn from_plan(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> Netem {
         Netem {
             delay_us: plan.delay_us.unwrap_or(0),
             jitter_us: plan.jitter_us.unwrap_or(0),
             loss: plan.loss.map_or(0, probability),
             corrupt: plan.corrupt.map_or(0, probability),
             duplicate: plan.duplicate.map_or(0, probability),
-            limit: DEFAULT_LIMIT,
+            limit: limit(plan, mtu, tbf),
         }
+    }
+
+    /// The same settings as `tc qdisc ... netem` arguments: `netem delay
+    /// 20ms 5ms loss 1% limit 3097`, which make tc send [`Netem::encode`]'s
+    /// bytes (the golden tests check it).
+    pub fn tc_args(&self) -> String {
+        let mut words = String::from("netem");
+        if self.delay_us != 0 || self.jitter_us != 0 {
+            words.push_str(&format!(" delay {}", format_duration_us(self.delay_us)));
+            if self.jitter_us != 0 {
+                words.push_str(&format!(" {}", format_duration_us(self.jitter_us)));
+            }
+        }
+        for (name, p) in [
+            ("loss", self.loss),
+            ("corrupt", self.corrupt),
+            ("duplicate", self.duplicate),
+        ] {
+            if p != 0 {
+                words.push_str(&format!(" {name} {}", tc_percent(p)));
+            }
+        }
+        words.push_str(&format!(" limit {}", self.limit));
+        words
     }
 
     /// What it does, as an impairment: the values that are not zero.
@@ -146,6 +178,44 @@ impl Netem {
         }
         Ok(netem)
     }
+}
+
+/// netem's queue length, in packets, for an impairment on a link of `mtu`
+/// bytes. Every packet netem holds counts, those in its delay line and,
+/// with a rate, those waiting in the tbf below it. tc's default of 1000
+/// packets would cap the throughput through a delay at 1000 frames per
+/// delay (about 120 Mbit/s at 100 ms), so the queue holds 1.5 times the
+/// full-size frames of the traffic in flight: the rate (or, without one,
+/// 1 Gbit/s) over delay + jitter, plus tbf's queue; at least
+/// [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]. Smaller packets fill it
+/// sooner: it counts packets, not bytes.
+pub fn limit(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> u32 {
+    let rate = u128::from(tbf.map_or(NOMINAL_RATE_BYTES, |t| t.rate));
+    let held_us = u128::from(plan.delay_us.unwrap_or(0)) + u128::from(plan.jitter_us.unwrap_or(0));
+    let queued = u128::from(tbf.map_or(0, |t| t.limit));
+    // 1.5 × (rate × held_us / 1e6 + queued) / frame, rounded up.
+    let frame = u128::from(mtu) + u128::from(ETHERNET_HEADER);
+    let packets = (3 * (rate * held_us + queued * 1_000_000)).div_ceil(2 * frame * 1_000_000);
+    u32::try_from(packets)
+        .unwrap_or(u32::MAX)
+        .clamp(DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// A probability as a percentage that tc reads back to the same
+/// probability: six decimals when they do, more when they do not.
+fn tc_percent(p: u32) -> String {
+    let mut text = String::new();
+    for decimals in 6..=12 {
+        let fixed = format!("{:.*}", decimals, percent(p));
+        text = fixed
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
+        if text.parse().is_ok_and(|v: f64| probability(v) == p) {
+            break;
+        }
+    }
+    format!("{text}%")
 }
 
 fn clamp(ticks: u64) -> u32 {

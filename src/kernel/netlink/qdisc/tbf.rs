@@ -19,7 +19,8 @@
 //! burst / T (the bucket starts full): 1 % for 10 ms of burst over 1 s.
 
 use super::psched::Psched;
-use super::{attribute, attributes};
+use super::{ETHERNET_HEADER, attribute, attributes};
+use crate::plan::format_rate_bits;
 
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RTAB: u16 = 2;
@@ -34,8 +35,6 @@ const LINKLAYER_ETHERNET: u8 = 1;
 /// The rate table's cell size, 2^3 bytes: what tc derives from its
 /// default MTU of 2047 (the smallest cell that spans it in 256 cells).
 const CELL_LOG: u8 = 3;
-/// Bytes of an Ethernet header, on top of the MTU.
-const ETHERNET_HEADER: u64 = 14;
 /// How much traffic the bucket holds: 10 ms (1/100 s) at the rate.
 const BURST_PER_SECOND: u64 = 100;
 /// How much traffic may wait: 50 ms (1/20 s) at the rate, plus the bucket.
@@ -69,6 +68,18 @@ impl Tbf {
     /// Bits per second.
     pub fn rate_bits(&self) -> u64 {
         self.rate.saturating_mul(8)
+    }
+
+    /// The same settings as `tc qdisc ... tbf` arguments: `tbf rate
+    /// 10mbit burst 12500 limit 75000`, which make tc send
+    /// [`Tbf::encode`]'s bytes (the golden tests check it).
+    pub fn tc_args(&self) -> String {
+        format!(
+            "tbf rate {} burst {} limit {}",
+            format_rate_bits(self.rate_bits()),
+            self.burst,
+            self.limit
+        )
     }
 
     /// The TCA_OPTIONS payload, byte for byte what tc (iproute2 6.1) sends

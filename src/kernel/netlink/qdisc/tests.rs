@@ -8,19 +8,34 @@
 use super::*;
 use crate::plan::ImpairPlan;
 
-/// The TCA_OPTIONS bytes of a fixture: its one line that is not a
-/// comment, in strace's C-string notation.
-fn fixture(name: &str) -> Vec<u8> {
+fn fixture_text(name: &str) -> String {
     let path = format!(
         "{}/tests/fixtures/tc/{name}.txt",
         env!("CARGO_MANIFEST_DIR")
     );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The TCA_OPTIONS bytes of a fixture: its one line that is not a
+/// comment, in strace's C-string notation.
+fn fixture(name: &str) -> Vec<u8> {
+    let text = fixture_text(name);
     let line = text
         .lines()
         .find(|l| !l.starts_with('#') && !l.is_empty())
-        .unwrap_or_else(|| panic!("{path}: no data line"));
+        .unwrap_or_else(|| panic!("{name}: no data line"));
     unescape(line)
+}
+
+/// The qdisc and its arguments of the tc command a fixture was taken
+/// with (its first line), e.g. `netem delay 10ms limit 1239`.
+fn fixture_command(name: &str) -> String {
+    let text = fixture_text(name);
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .strip_prefix("# tc qdisc add dev va root ")
+        .unwrap_or_else(|| panic!("{name}: first line {first:?} is not its tc command"))
+        .to_string()
 }
 
 /// strace's string notation: `\xNN`, C escapes and plain characters.
@@ -68,22 +83,69 @@ fn impair(text: &str) -> ImpairPlan {
     .expect("valid impairment")
 }
 
+/// nslab's netem for `settings` on a 1500-byte MTU.
+fn netem(settings: &str) -> Netem {
+    qdiscs_for(&impair(settings), 1500).0.expect("netem")
+}
+
 #[test]
 fn netem_options_are_tcs_bytes() {
-    for (name, settings) in [
+    for (name, settings, limit) in [
         (
             "netem-all",
             "delay 20ms, jitter 5ms, loss 1%, corrupt 0.1%, duplicate 0.1%",
+            3097,
         ),
-        ("netem-delay", "delay 10ms"),
-        ("netem-loss", "loss 100%"),
+        ("netem-delay", "delay 10ms", 1239),
+        ("netem-loss", "loss 100%", DEFAULT_LIMIT),
     ] {
-        let netem = Netem::from_plan(&impair(settings));
+        let netem = netem(settings);
+        assert_eq!(netem.limit, limit, "{name}: queue formula");
         let want = fixture(name);
         assert_eq!(netem.encode(&CLOCK), want, "{name}");
         // And tc's bytes read back to the same settings.
         assert_eq!(Netem::decode(&want, &CLOCK), Ok(netem), "{name}");
+        // The tc arguments nslab explain writes are those that made them.
+        assert_eq!(netem.tc_args(), fixture_command(name), "{name}");
     }
+}
+
+#[test]
+fn netems_queue_holds_what_is_in_flight() {
+    // No delay, or a short one: tc's 1000 packets.
+    assert_eq!(netem("loss 1%").limit, DEFAULT_LIMIT);
+    assert_eq!(netem("delay 1ms").limit, DEFAULT_LIMIT);
+    // Without a rate: 1.5 x the full frames of 1 Gbit/s over the delay
+    // and jitter. 100 ms: 12.5 MB, 8256.3 frames of 1514 bytes.
+    assert_eq!(netem("delay 100ms").limit, 12_385);
+    assert_eq!(netem("delay 80ms, jitter 20ms").limit, 12_385);
+    // With a rate: the rate's traffic over the delay, plus tbf's queue.
+    // 1 gbit over 100 ms is 12.5 MB, tbf holds 6.25 + 1.25 MB more.
+    assert_eq!(netem("delay 100ms, rate 1gbit").limit, 19_816);
+    // A slow rate needs little; jumbo frames fewer packets.
+    assert_eq!(netem("delay 100ms, rate 10mbit").limit, DEFAULT_LIMIT);
+    let jumbo = qdiscs_for(&impair("delay 100ms"), 9000).0.expect("netem");
+    assert_eq!(jumbo.limit, 2_081);
+    // Capped: 100 gbit over an hour would be billions of packets.
+    assert_eq!(netem("delay 3600s, rate 100gbit").limit, MAX_LIMIT);
+    assert_eq!(netem("delay 3600s").limit, MAX_LIMIT);
+}
+
+#[test]
+fn tc_arguments_keep_every_probability() {
+    // A percentage with more decimals than six is written with enough of
+    // them for tc to send the same probability.
+    for percent in ["0.0000001%", "0.00001234%", "33.3333333%", "1%", "100%"] {
+        let netem = netem(&format!("loss {percent}"));
+        let args = netem.tc_args();
+        let written = args
+            .strip_prefix("netem loss ")
+            .and_then(|a| a.strip_suffix("% limit 1000"))
+            .unwrap_or_else(|| panic!("{args}"));
+        let back: f64 = written.parse().expect("a number");
+        assert_eq!(probability(back), netem.loss, "{percent}: {args}");
+    }
+    assert_eq!(netem("loss 1%").tc_args(), "netem loss 1% limit 1000");
 }
 
 #[test]
@@ -99,6 +161,7 @@ fn tbf_options_are_tcs_bytes() {
         let want = fixture(name);
         assert_eq!(tbf.encode(&CLOCK), want, "{name}");
         assert_eq!(Tbf::decode(&want, &CLOCK), Ok(tbf), "{name}");
+        assert_eq!(tbf.tc_args(), fixture_command(name), "{name}");
     }
 }
 
@@ -132,7 +195,7 @@ fn bucket_formula() {
 fn long_delays_go_in_64_bits() {
     // 300 s is past the 32-bit tick field (274.9 s at 64 ns a tick): the
     // field saturates and TCA_NETEM_LATENCY64 carries nanoseconds.
-    let netem = Netem::from_plan(&impair("delay 300s, jitter 1ms"));
+    let netem = netem("delay 300s, jitter 1ms");
     let bytes = netem.encode(&CLOCK);
     assert_eq!(&bytes[..4], &u32::MAX.to_ne_bytes());
     assert_eq!(bytes.len(), 24 + 12);
