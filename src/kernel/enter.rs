@@ -17,6 +17,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -100,6 +101,10 @@ const STAGE_EXEC: u32 = 2;
 /// message carries the command's pidfd (SCM_RIGHTS) when the helper could
 /// open one.
 const STAGE_STARTED: u32 = 3;
+
+/// How long [`Running::terminate`] waits for the command (or its group) to
+/// go after SIGKILL.
+const AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// Starts `command` inside the namespaces in `ns` with the given stdin,
 /// stdout and stderr.
@@ -255,6 +260,50 @@ impl Running {
     /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
     pub fn signal(&mut self, signal: Signal) -> Result<(), EnterError> {
         self.send(Some(signal)).map(drop)
+    }
+
+    /// Ends the command (and, with a group of its own, every process of the
+    /// group, also when the command itself has already exited): SIGTERM
+    /// and SIGCONT (so that a stopped process acts on it), then SIGKILL to
+    /// whatever is left after `grace`. Returns once nothing is left, or at
+    /// most a second after SIGKILL. Does not reap: [`Self::wait`] does.
+    pub fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
+        if !matches!(self.read_report(), Ok(Some(_))) {
+            // It never started; `wait` says why.
+            return Ok(());
+        }
+        self.send(Some(Signal::SIGTERM))?;
+        self.send(Some(Signal::SIGCONT))?;
+        if self.gone_within(grace)? {
+            return Ok(());
+        }
+        self.send(Some(Signal::SIGKILL))?;
+        self.gone_within(AFTER_KILL)?;
+        Ok(())
+    }
+
+    /// Ends the helper (SIGKILL) and reaps it, for when the command could
+    /// not be ended and waiting for it might never return. The helper is
+    /// our child and not yet reaped, so its pid is still its own.
+    pub fn abandon(mut self) {
+        if self.exited.is_none() {
+            let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
+            let _ = self.reap(None);
+        }
+    }
+
+    /// Has everything [`Self::signal`] reaches gone within `limit`?
+    fn gone_within(&mut self, limit: Duration) -> Result<bool, EnterError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.send(None)? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Sends `signal` (`None`: signal 0, only checking) as [`Self::signal`]
@@ -675,9 +724,8 @@ fn errno() -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use std::io::BufReader;
+    use std::io::{BufRead, BufReader};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
 
     use super::*;
 
@@ -745,6 +793,12 @@ mod tests {
             && !matches!(state, Some("Z" | "X") | None)
     }
 
+    fn first_line(out: &mut BufReader<std::fs::File>) -> String {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read");
+        line.trim().to_string()
+    }
+
     fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + limit;
         while !done() {
@@ -754,6 +808,71 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         true
+    }
+
+    #[test]
+    fn the_group_is_ended_after_its_leader_was_reaped() {
+        let arg = unique_sleep();
+        let script = format!("sleep {arg} & echo $!; exit 0");
+        let (mut running, mut out) = start(&["sh", "-c", &script], true);
+        running.started().expect("started");
+        let member: i32 = first_line(&mut out).parse().expect("a pid");
+        let _cleanup = Leftover::pin(member, &arg);
+        assert!(
+            until(Duration::from_secs(5), || running
+                .try_wait()
+                .ok()
+                .flatten()
+                .is_some()),
+            "the shell exits"
+        );
+        assert!(sleeping(member, &arg), "its child outlives it");
+        running
+            .terminate(Duration::from_secs(2))
+            .expect("terminate");
+        assert!(
+            until(Duration::from_secs(2), || !sleeping(member, &arg)),
+            "the child in its group was ended too"
+        );
+        assert_eq!(running.wait().expect("wait"), 0);
+    }
+
+    #[test]
+    fn what_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let arg = unique_sleep();
+        let script = format!("trap '' TERM; sleep {arg} & echo $!; exit 0");
+        let (mut running, mut out) = start(&["sh", "-c", &script], true);
+        running.started().expect("started");
+        let member: i32 = first_line(&mut out).parse().expect("a pid");
+        let _cleanup = Leftover::pin(member, &arg);
+        let begun = Instant::now();
+        running
+            .terminate(Duration::from_millis(300))
+            .expect("terminate");
+        assert!(
+            begun.elapsed() >= Duration::from_millis(300),
+            "it had its grace"
+        );
+        assert!(
+            until(Duration::from_secs(2), || !sleeping(member, &arg)),
+            "SIGKILL ended it"
+        );
+        running.wait().expect("wait");
+    }
+
+    #[test]
+    fn abandon_ends_and_reaps_the_helper() {
+        let arg = unique_sleep();
+        let (mut running, _out) = start(&["sleep", &arg], true);
+        let pid = running.started().expect("started");
+        let _cleanup = Leftover::pin(pid, &arg);
+        let helper = running.helper;
+        running.abandon();
+        assert_eq!(
+            waitpid(helper, Some(WaitPidFlag::WNOHANG)),
+            Err(nix::Error::ECHILD),
+            "the helper was reaped"
+        );
     }
 
     #[test]
@@ -777,6 +896,9 @@ mod tests {
             .flatten()
             .is_some()));
         running.signal(Signal::SIGTERM).expect("nothing to signal");
+        running
+            .terminate(Duration::from_millis(100))
+            .expect("nothing to end");
         assert_eq!(running.wait().expect("wait"), 0);
     }
 
