@@ -767,14 +767,16 @@ mod tests {
 
     impl Leftover {
         /// Pins `pid` and checks, once pinned, that it is (or soon becomes:
-        /// a shell's `$!` may not have exec'd yet) `sleep ARG`.
+        /// a shell's `$!` may not have exec'd yet) `sleep ARG`. The pid is that of a child the command started and has not
+        /// waited for, so it is still that child's when pinned; the guard
+        /// exists before the check, which may fail.
         fn pin(pid: i32, arg: &str) -> Self {
-            let fd = super::super::process::pidfd_open(pid).expect("pidfd");
+            let pinned = Self(super::super::process::pidfd_open(pid).expect("pidfd"));
             assert!(
                 until(Duration::from_secs(2), || sleeping(pid, arg)),
                 "{pid} is the sleep"
             );
-            Self(fd)
+            pinned
         }
     }
 
