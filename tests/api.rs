@@ -290,3 +290,85 @@ fn a_spawned_process_is_ended_when_dropped() {
         "the child was ended too"
     );
 }
+
+/// Live (not zombie) processes on the host whose command line is exactly
+/// `sleep ARG`. Found by command line because their pids inside a node
+/// differ from the host's.
+fn sleeps_with(arg: &str) -> Vec<i32> {
+    let wanted = format!("sleep\0{arg}\0").into_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_process_takes_its_whole_group_with_it_even_after_the_command_exited() {
+    if !common::can_build_labs(
+        "a_process_takes_its_whole_group_with_it_even_after_the_command_exited",
+    ) {
+        return;
+    }
+    let lab = options()
+        .up_yaml("name: apigroup\ntopology:\n  nodes: {h1: {}}\n")
+        .expect("lab up");
+    let tag = format!("1000.{}", std::process::id());
+    let (plain, stubborn, killed) = (format!("{tag}1"), format!("{tag}2"), format!("{tag}3"));
+
+    // The shell leaves two sleeps in its group and exits at once; one of
+    // them ignores SIGTERM, so only SIGKILL ends it.
+    let script =
+        format!("sleep {plain} & (trap '' TERM; exec sleep {stubborn}) & echo started; exit 0");
+    let mut process = lab.spawn("h1", ["sh", "-c", &script]).expect("spawn");
+    let mut lines = BufReader::new(process.take_stdout().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("started")
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || process
+            .try_wait()
+            .is_ok_and(|code| code == Some(0))),
+        "the shell exited (and was reaped)"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || sleeps_with(&plain).len() == 1
+            && sleeps_with(&stubborn).len() == 1),
+        "both sleeps outlive the shell"
+    );
+    drop(process);
+    assert!(
+        eventually(Duration::from_secs(2), || sleeps_with(&plain).is_empty()),
+        "the sleep left in the group was ended with the Process"
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || sleeps_with(&stubborn).is_empty()),
+        "the sleep that ignores SIGTERM was killed"
+    );
+
+    // kill does the same, and returns the command's own exit code.
+    let script = format!("sleep {killed} & echo started; exit 7");
+    let mut process = lab.spawn("h1", ["sh", "-c", &script]).expect("spawn");
+    let mut lines = BufReader::new(process.take_stdout().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("started")
+    );
+    assert!(eventually(Duration::from_secs(5), || sleeps_with(&killed)
+        .len()
+        == 1));
+    assert_eq!(process.kill().expect("kill"), 7);
+    assert!(
+        eventually(Duration::from_secs(2), || sleeps_with(&killed).is_empty()),
+        "kill ended the sleep left in the group"
+    );
+}

@@ -4,18 +4,27 @@
 //! only applies to children, so: fork a helper, enter the namespaces there
 //! in [`ENTER_ORDER`](super::namespace::ENTER_ORDER), fork the command, and
 //! let the helper pass the command's exit status on. Failures to enter or to
-//! exec come back through a close-on-exec pipe, never as a guessed exit code.
+//! exec come back through a close-on-exec socket, never as a guessed exit
+//! code.
+//!
+//! With the report that the command started comes a pidfd of it, opened by
+//! the helper while the command is its child and not yet reaped, so the pid
+//! is certainly the command's. Every signal goes through that pidfd: it
+//! reaches the command, or its process group, and never a process that
+//! reused a pid or a group id after they were gone.
 
 use std::ffi::CString;
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::namespace::{NamespaceFds, NsKind};
+use super::process::pidfd_send_signal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnterError {
@@ -36,6 +45,8 @@ pub enum EnterError {
     HelperLost,
     #[error("signal the command: {0}")]
     Signal(nix::Error),
+    #[error("the command cannot be signalled: no pidfd of it (pidfd_open needs Linux 5.3)")]
+    NoPidfd,
 }
 
 /// What to run.
@@ -70,20 +81,30 @@ pub struct Running {
     helper: Pid,
     foreground: bool,
     own_group: bool,
-    errors: File,
+    /// Our end of the report socket.
+    reports: OwnedFd,
     /// What the helper and the command reported, once read to its end.
     report: Option<Vec<u8>>,
+    /// The command's pidfd, sent by the helper with its report.
+    pidfd: Option<OwnedFd>,
     program: String,
     /// Set once the helper has been reaped: its pid may then be reused.
     exited: Option<i32>,
 }
 
-/// Records on the report pipe: stage (u32), value (i32), extra byte.
+/// Records on the report socket, one message each: stage (u32), value
+/// (i32), extra byte.
 const RECORD: usize = 9;
 const STAGE_SETNS: u32 = 1;
 const STAGE_EXEC: u32 = 2;
-/// The command was forked; the value is its pid (in our pid namespace).
+/// The command was forked; the value is its pid (in our pid namespace). The
+/// message carries the command's pidfd (SCM_RIGHTS) when the helper could
+/// open one.
 const STAGE_STARTED: u32 = 3;
+
+/// How long [`Running::terminate`] waits for the command (or its group) to
+/// go after SIGKILL.
+const AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// Starts `command` inside the namespaces in `ns` with the given stdin,
 /// stdout and stderr.
@@ -133,8 +154,7 @@ pub fn spawn(
         Stdio::Inherit => None,
         Stdio::Fd(fd) => Some(fd.as_raw_fd()),
     });
-    let (err_read, err_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(EnterError::Fork)?;
+    let (err_read, err_write) = report_socket().map_err(EnterError::Fork)?;
     let err_fd = err_write.as_raw_fd();
 
     // SAFETY: fork(2); the child runs `helper`, which only makes
@@ -165,15 +185,34 @@ pub fn spawn(
         helper: Pid::from_raw(pid),
         foreground,
         own_group,
-        errors: File::from(err_read),
+        reports: err_read,
         report: None,
+        pidfd: None,
         program: program.clone(),
         exited: None,
     })
 }
 
+/// A close-on-exec `SOCK_SEQPACKET` pair for the report (a socket rather
+/// than a pipe, to carry the command's pidfd): (our end, the children's).
+fn report_socket() -> nix::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: socketpair(2) writes two new fds into the array it is given.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    nix::Error::result(rc)?;
+    // SAFETY: the kernel just made both fds for us; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 impl Running {
-    /// Waits until the command has been exec'd (the report pipe closes on
+    /// Waits until the command has been exec'd (the report socket ends on
     /// exec) and returns its pid, as the caller's pid namespace sees it. When
     /// entering or exec failed, reaps the helper and returns why.
     pub fn started(&mut self) -> Result<i32, EnterError> {
@@ -193,7 +232,7 @@ impl Running {
     /// Waits for the command; returns its exit code (128 + N when killed by
     /// signal N, as shells do).
     pub fn wait(mut self) -> Result<i32, EnterError> {
-        // Read to the end first: the report pipe closes when the command
+        // Read to the end first: the report socket ends when the command
         // execs or fails to, and a failure beats any exit code.
         let report = self.read_report();
         let code = self.reap(self.foreground.then_some(WaitPidFlag::WUNTRACED))?;
@@ -206,33 +245,129 @@ impl Running {
         self.reap(Some(WaitPidFlag::WNOHANG))
     }
 
-    /// Sends `signal` to the command (to its whole process group when it has
-    /// its own), unless it has already been reaped: after that its pid
-    /// could belong to someone else.
-    pub fn signal(&mut self, signal: nix::sys::signal::Signal) -> Result<(), EnterError> {
-        if self.try_wait()?.is_some() {
+    /// Sends `signal` to the command, or, when it has a process group of
+    /// its own, to every process in that group: also once the command
+    /// itself has exited, to what it left in its group. Finding no one is
+    /// not an error.
+    ///
+    /// It goes through the command's pidfd, so it never reaches a process
+    /// that reused the command's pid. For the group, pidfd_send_signal with
+    /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9) reaches the processes whose
+    /// group is the command's own `struct pid`, not whatever group bears its
+    /// number: the number stays allocated while any process is in the group
+    /// (as pid, group or session id), and once the group is empty a new
+    /// group that reuses the number has a new `struct pid` the pidfd does
+    /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
+    pub fn signal(&mut self, signal: Signal) -> Result<(), EnterError> {
+        self.send(Some(signal)).map(drop)
+    }
+
+    /// Ends the command (and, with a group of its own, every process of the
+    /// group, also when the command itself has already exited): SIGTERM
+    /// and SIGCONT (so that a stopped process acts on it), then SIGKILL to
+    /// whatever is left after `grace`. Returns once nothing is left, or at
+    /// most a second after SIGKILL. Does not reap: [`Self::wait`] does.
+    pub fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
+        if !matches!(self.read_report(), Ok(Some(_))) {
+            // It never started; `wait` says why.
             return Ok(());
         }
-        // The helper reaps the command and exits right after, so while the
-        // helper is unreaped the command's pid (and group) is still its own.
-        let Some(pid) = self.read_report()? else {
+        self.send(Some(Signal::SIGTERM))?;
+        self.send(Some(Signal::SIGCONT))?;
+        if self.gone_within(grace)? {
             return Ok(());
+        }
+        self.send(Some(Signal::SIGKILL))?;
+        self.gone_within(AFTER_KILL)?;
+        Ok(())
+    }
+
+    /// Ends the helper (SIGKILL) and reaps it, for when the command could
+    /// not be ended and waiting for it might never return. The helper is
+    /// our child and not yet reaped, so its pid is still its own.
+    pub fn abandon(mut self) {
+        if self.exited.is_none() {
+            let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
+            let _ = self.reap(None);
+        }
+    }
+
+    /// Has everything [`Self::signal`] reaches gone within `limit`?
+    fn gone_within(&mut self, limit: Duration) -> Result<bool, EnterError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.send(None)? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` (`None`: signal 0, only checking) as [`Self::signal`]
+    /// says. Ok(false) when there was no one to send it to. Zombies count
+    /// until reaped (the helper reaps the command, the node's init what the
+    /// command left behind).
+    fn send(&mut self, signal: Option<Signal>) -> Result<bool, EnterError> {
+        let Some(pid) = self.read_report()? else {
+            // The helper ended without starting the command.
+            return Ok(false);
         };
-        let target = if self.own_group { -pid } else { pid };
-        match nix::sys::signal::kill(Pid::from_raw(target), signal) {
-            Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+        let Some(pidfd) = self.pidfd.as_ref() else {
+            return Err(EnterError::NoPidfd);
+        };
+        let number = signal.map_or(0, |s| s as i32);
+        let flags = if self.own_group {
+            libc::PIDFD_SIGNAL_PROCESS_GROUP
+        } else {
+            0
+        };
+        match pidfd_send_signal(pidfd.as_fd(), number, flags) {
+            Ok(()) => Ok(true),
+            Err(nix::Error::ESRCH) => Ok(false),
+            // The flag is unknown before Linux 6.9.
+            Err(nix::Error::EINVAL) if flags != 0 => Self::signal_group_by_id(pidfd, pid, number),
             Err(e) => Err(EnterError::Signal(e)),
         }
     }
 
-    /// Reads the report pipe to its end (once) and parses it: the command's
-    /// pid, or why it could not start.
+    /// The group, before Linux 6.9: kill(-pid) while the command (whose
+    /// pid is the group id) has not been reaped, since until then the id is
+    /// its own. The pidfd tells: signal 0 through it fails with ESRCH only
+    /// once the command has been reaped. One race is left: the helper may
+    /// reap the command between that check and kill(2), and the id then
+    /// belongs to another group only if its group emptied and a new process
+    /// got that pid in the same instant. Once the command has been reaped,
+    /// what it left in its group is not signalled: it could not be told
+    /// from a group that reused the id.
+    fn signal_group_by_id(pidfd: &OwnedFd, pid: i32, number: i32) -> Result<bool, EnterError> {
+        match pidfd_send_signal(pidfd.as_fd(), 0, 0) {
+            Ok(()) => {}
+            Err(nix::Error::ESRCH) => return Ok(false),
+            Err(e) => return Err(EnterError::Signal(e)),
+        }
+        // SAFETY: kill(2) with a negative pid signals that process group;
+        // `number` is 0 or a valid signal.
+        let rc = unsafe { libc::kill(-pid, number) };
+        match nix::Error::result(rc) {
+            Ok(_) => Ok(true),
+            Err(nix::Error::ESRCH) => Ok(false),
+            Err(e) => Err(EnterError::Signal(e)),
+        }
+    }
+
+    /// Reads the report socket to its end (once) and parses it: the
+    /// command's pid, or why it could not start. Keeps the pidfd that came
+    /// with it.
     fn read_report(&mut self) -> Result<Option<i32>, EnterError> {
-        let report = self.report.get_or_insert_with(|| {
-            let mut bytes = Vec::new();
-            let _ = self.errors.read_to_end(&mut bytes);
-            bytes
-        });
+        if self.report.is_none() {
+            let (bytes, pidfd) = read_records(self.reports.as_fd());
+            self.report = Some(bytes);
+            self.pidfd = pidfd;
+        }
+        let report = self.report.as_deref().unwrap_or_default();
         let mut pid = None;
         for record in report.chunks_exact(RECORD) {
             let stage = u32::from_ne_bytes([record[0], record[1], record[2], record[3]]);
@@ -305,6 +440,69 @@ impl EnterError {
 
 const ENTER_KINDS: [NsKind; 6] = super::namespace::ENTER_ORDER;
 
+/// Room for a control message carrying one fd (as cmsghdr alignment needs).
+#[repr(C, align(8))]
+struct FdControl([u8; 64]);
+
+// SAFETY: CMSG_SPACE only computes a size.
+const FD_CONTROL_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+const _: () = assert!(FD_CONTROL_SPACE <= size_of::<FdControl>());
+
+/// Reads every record on the report socket until its end (all writers gone:
+/// the helper has exited or closed it, the command has exec'd or exited).
+/// Returns the records' bytes and the first fd that came with them.
+fn read_records(socket: BorrowedFd<'_>) -> (Vec<u8>, Option<OwnedFd>) {
+    let mut bytes = Vec::new();
+    let mut pidfd = None;
+    loop {
+        let mut buf = [0u8; RECORD];
+        let mut control = FdControl([0; 64]);
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid empty one.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = size_of::<FdControl>() as _;
+        // SAFETY: msg points at `iov`, `buf` and `control`, which outlive
+        // the call; fds received are made close-on-exec.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        // SAFETY: walks the control messages the kernel wrote into
+        // `control` (msg_controllen was updated to their length); each
+        // SCM_RIGHTS one holds fds that are now ours.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    let len =
+                        ((*cmsg).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+                    for i in 0..len / size_of::<RawFd>() {
+                        let fd = OwnedFd::from_raw_fd(data.add(i).read_unaligned());
+                        // Any fd beyond the first is closed here.
+                        pidfd.get_or_insert(fd);
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n as usize]);
+    }
+    (bytes, pidfd)
+}
+
 fn exit_code(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(_, code) => code,
@@ -337,25 +535,71 @@ pub fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// Writes one record on the report pipe (one write of under PIPE_BUF
-/// bytes, so records of the helper and the command never interleave).
-/// Async-signal-safe.
-unsafe fn report(err_fd: RawFd, stage: u32, value: i32, extra: u8) {
+fn record(stage: u32, value: i32, extra: u8) -> [u8; RECORD] {
     let mut buf = [0u8; RECORD];
     buf[..4].copy_from_slice(&stage.to_ne_bytes());
     buf[4..8].copy_from_slice(&value.to_ne_bytes());
     buf[8] = extra;
-    // SAFETY: write(2) is async-signal-safe; buf is ours.
-    unsafe { libc::write(err_fd, buf.as_ptr().cast(), buf.len()) };
+    buf
 }
 
-/// Writes a failure report on the error pipe and exits. Async-signal-safe.
-unsafe fn report_and_exit(err_fd: RawFd, stage: u32, value: i32, extra: u8) -> ! {
-    // SAFETY: report and _exit(2) are async-signal-safe.
+/// Sends one record on the report socket (one message, so records of the
+/// helper and the command never mix). Async-signal-safe: no allocation,
+/// one send(2), which never raises SIGPIPE.
+fn report(socket: BorrowedFd<'_>, stage: u32, value: i32, extra: u8) {
+    let buf = record(stage, value, extra);
+    // SAFETY: send(2) of a buffer of ours on an fd we borrow.
     unsafe {
-        report(err_fd, stage, value, extra);
-        libc::_exit(127)
+        libc::send(
+            socket.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Sends a failure report and exits with 127, skipping destructors and
+/// atexit handlers (what a forked child must do). Async-signal-safe.
+fn report_and_exit(socket: BorrowedFd<'_>, stage: u32, value: i32, extra: u8) -> ! {
+    report(socket, stage, value, extra);
+    // SAFETY: _exit(2) ends the process at once; nothing of ours is left
+    // half done (the report is one complete message).
+    unsafe { libc::_exit(127) }
+}
+
+/// Sends the STARTED record, with `pidfd` attached when there is one.
+/// Async-signal-safe: no allocation, one sendmsg(2), never SIGPIPE.
+fn report_started(socket: BorrowedFd<'_>, pid: i32, pidfd: Option<BorrowedFd<'_>>) {
+    let mut buf = record(STAGE_STARTED, pid, 0);
+    let mut control = FdControl([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(pidfd) = pidfd {
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = FD_CONTROL_SPACE as _;
+        // SAFETY: msg_control points at `control`, aligned for a cmsghdr
+        // and large enough for one carrying one fd (checked at compile
+        // time), so CMSG_FIRSTHDR is not null and its data has room.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
+            libc::CMSG_DATA(cmsg)
+                .cast::<RawFd>()
+                .write_unaligned(pidfd.as_raw_fd());
+        }
     }
+    // SAFETY: msg points at `iov`, `buf` and `control`, which outlive the
+    // call; the fd sent is one we borrow.
+    unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
 }
 
 /// The forked helper: enter, fork the command, pass its status on.
@@ -375,21 +619,23 @@ unsafe fn helper(
     own_group: bool,
 ) -> ! {
     // SAFETY: all calls below are async-signal-safe syscalls on fds and
-    // buffers that were prepared before the fork and stay valid.
+    // buffers that were prepared before the fork and stay valid; `err` is
+    // not used after err_fd is closed.
     unsafe {
+        let err = BorrowedFd::borrow_raw(err_fd);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
         for (kind, fd) in namespaces {
             if libc::setns(*fd, kind.clone_flag().bits()) != 0 {
                 let index = ENTER_KINDS.iter().position(|k| k == kind).unwrap_or(255);
-                report_and_exit(err_fd, STAGE_SETNS, errno(), index as u8);
+                report_and_exit(err, STAGE_SETNS, errno(), index as u8);
             }
         }
         if libc::chdir(cwd.as_ptr()) != 0 {
             libc::chdir(c"/".as_ptr());
         }
         // A fork of a multi-threaded caller inherits every fd, including the
-        // error pipes of other commands being started at the same time; keep
+        // report sockets of other commands being started at the same time; keep
         // only ours, or their readers would wait for this helper to exit.
         let [a, b, c] = stdio.map(|fd| fd.unwrap_or(-1));
         super::fds::close_all_except([err_fd, a, b, c]);
@@ -424,12 +670,22 @@ unsafe fn helper(
                     failure = e;
                 }
             }
-            report_and_exit(err_fd, STAGE_EXEC, failure, 0);
+            report_and_exit(err, STAGE_EXEC, failure, 0);
         }
         if pid < 0 {
-            report_and_exit(err_fd, STAGE_EXEC, errno(), 0);
+            report_and_exit(err, STAGE_EXEC, errno(), 0);
         }
-        report(err_fd, STAGE_STARTED, pid, 0);
+        // The command is our child and we have not reaped it, so `pid` is
+        // certainly its pid here: the pidfd refers to it for good.
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as RawFd;
+        report_started(
+            err,
+            pid,
+            (pidfd >= 0).then(|| BorrowedFd::borrow_raw(pidfd)),
+        );
+        if pidfd >= 0 {
+            libc::close(pidfd);
+        }
         libc::close(err_fd);
         let mut status = 0;
         loop {
@@ -468,7 +724,193 @@ fn errno() -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// No namespaces to enter: the command runs in ours, so its pids are
+    /// ours too.
+    fn here() -> NamespaceFds {
+        NamespaceFds::open(std::process::id() as i32, &[]).expect("no namespaces")
+    }
+
+    fn command(argv: &[&str], own_group: bool) -> NodeCommand {
+        NodeCommand {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            env: std::env::vars().collect(),
+            cwd: None,
+            foreground: false,
+            own_group,
+        }
+    }
+
+    /// Starts `argv` with stdout on a pipe; returns it with the pipe's
+    /// read end.
+    fn start(argv: &[&str], own_group: bool) -> (Running, BufReader<std::fs::File>) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        let null = || OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+        let stdio = [Stdio::Fd(null()), Stdio::Fd(write), Stdio::Fd(null())];
+        let running = spawn(&here(), &command(argv, own_group), stdio).expect("spawn");
+        (running, BufReader::new(read.into()))
+    }
+
+    /// A sleep argument no other test uses, to find the process by.
+    fn unique_sleep() -> String {
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        format!("1000.{}{serial:03}", std::process::id())
+    }
+
+    /// A process a test started, killed when the test ends, failed or not.
+    struct Leftover(OwnedFd);
+
+    impl Leftover {
+        /// Pins `pid` and checks, once pinned, that it is (or soon becomes:
+        /// a shell's `$!` may not have exec'd yet) `sleep ARG`. The pid is that of a child the command started and has not
+        /// waited for, so it is still that child's when pinned; the guard
+        /// exists before the check, which may fail.
+        fn pin(pid: i32, arg: &str) -> Self {
+            let pinned = Self(super::super::process::pidfd_open(pid).expect("pidfd"));
+            assert!(
+                until(Duration::from_secs(2), || sleeping(pid, arg)),
+                "{pid} is the sleep"
+            );
+            pinned
+        }
+    }
+
+    impl Drop for Leftover {
+        fn drop(&mut self) {
+            let _ = pidfd_send_signal(self.0.as_fd(), libc::SIGKILL, 0);
+        }
+    }
+
+    /// Is `pid` a live (not zombie) `sleep ARG`?
+    fn sleeping(pid: i32, arg: &str) -> bool {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        cmdline == format!("sleep\0{arg}\0").into_bytes()
+            && !matches!(state, Some("Z" | "X") | None)
+    }
+
+    fn first_line(out: &mut BufReader<std::fs::File>) -> String {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read");
+        line.trim().to_string()
+    }
+
+    fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    #[test]
+    fn the_group_is_ended_after_its_leader_was_reaped() {
+        let arg = unique_sleep();
+        let script = format!("sleep {arg} & echo $!; exit 0");
+        let (mut running, mut out) = start(&["sh", "-c", &script], true);
+        running.started().expect("started");
+        let member: i32 = first_line(&mut out).parse().expect("a pid");
+        let _cleanup = Leftover::pin(member, &arg);
+        assert!(
+            until(Duration::from_secs(5), || running
+                .try_wait()
+                .ok()
+                .flatten()
+                .is_some()),
+            "the shell exits"
+        );
+        assert!(sleeping(member, &arg), "its child outlives it");
+        running
+            .terminate(Duration::from_secs(2))
+            .expect("terminate");
+        assert!(
+            until(Duration::from_secs(2), || !sleeping(member, &arg)),
+            "the child in its group was ended too"
+        );
+        assert_eq!(running.wait().expect("wait"), 0);
+    }
+
+    #[test]
+    fn what_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let arg = unique_sleep();
+        let script = format!("trap '' TERM; sleep {arg} & echo $!; exit 0");
+        let (mut running, mut out) = start(&["sh", "-c", &script], true);
+        running.started().expect("started");
+        let member: i32 = first_line(&mut out).parse().expect("a pid");
+        let _cleanup = Leftover::pin(member, &arg);
+        let begun = Instant::now();
+        running
+            .terminate(Duration::from_millis(300))
+            .expect("terminate");
+        assert!(
+            begun.elapsed() >= Duration::from_millis(300),
+            "it had its grace"
+        );
+        assert!(
+            until(Duration::from_secs(2), || !sleeping(member, &arg)),
+            "SIGKILL ended it"
+        );
+        running.wait().expect("wait");
+    }
+
+    #[test]
+    fn abandon_ends_and_reaps_the_helper() {
+        let arg = unique_sleep();
+        let (mut running, _out) = start(&["sleep", &arg], true);
+        let pid = running.started().expect("started");
+        let _cleanup = Leftover::pin(pid, &arg);
+        let helper = running.helper;
+        running.abandon();
+        assert_eq!(
+            waitpid(helper, Some(WaitPidFlag::WNOHANG)),
+            Err(nix::Error::ECHILD),
+            "the helper was reaped"
+        );
+    }
+
+    #[test]
+    fn a_command_is_signalled_through_its_pidfd() {
+        let arg = unique_sleep();
+        let (mut running, _out) = start(&["sleep", &arg], false);
+        let pid = running.started().expect("started");
+        let _cleanup = Leftover::pin(pid, &arg);
+        assert!(running.pidfd.is_some(), "the helper sent a pidfd");
+        running.signal(Signal::SIGTERM).expect("signal");
+        assert_eq!(running.wait().expect("wait"), 128 + 15);
+    }
+
+    #[test]
+    fn signalling_what_has_ended_is_no_error() {
+        let (mut running, _out) = start(&["true"], true);
+        running.started().expect("started");
+        assert!(until(Duration::from_secs(5), || running
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()));
+        running.signal(Signal::SIGTERM).expect("nothing to signal");
+        running
+            .terminate(Duration::from_millis(100))
+            .expect("nothing to end");
+        assert_eq!(running.wait().expect("wait"), 0);
+    }
+
+    #[test]
+    fn a_failed_exec_still_comes_back_as_an_error() {
+        let (mut running, _out) = start(&["/nonexistent/nslab-test"], true);
+        let err = running.started().expect_err("cannot exec");
+        assert!(matches!(err, EnterError::Exec { .. }), "{err}");
+        assert_eq!(err.exit_code(), 127);
+    }
 
     #[test]
     fn program_with_slash_is_used_as_is() {

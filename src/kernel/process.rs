@@ -149,34 +149,13 @@ impl PinnedProcess {
     /// /proc/PID between pinning and a `true` here was read from it, not
     /// from a process that reused its pid.
     pub fn is_alive(&self) -> bool {
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        let rc = unsafe { libc::poll(&mut pollfd, 1, 0) };
-        rc == 0
+        !pidfd_exited(self.fd.as_fd())
     }
 
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and a
-        // null siginfo, as documented in pidfd_send_signal(2).
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        match rc {
-            0 => Ok(()),
-            _ => match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-                e => Err(e),
-            },
+        match pidfd_send_signal(self.fd.as_fd(), signal, 0) {
+            Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -196,7 +175,37 @@ impl AsFd for PinnedProcess {
     }
 }
 
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+/// Has the process of `pidfd` exited (a zombie or reaped)? A pidfd polls
+/// readable from then on.
+pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    rc != 0
+}
+
+/// pidfd_send_signal(2) with a null siginfo (as kill(2) sends). `flags`
+/// chooses the scope, e.g. `libc::PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9).
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32, flags: u32) -> nix::Result<()> {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a null
+    // siginfo and flags, as documented in pidfd_send_signal(2).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            flags,
+        )
+    };
+    nix::Error::result(rc).map(drop)
+}
+
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

@@ -7,10 +7,9 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::IpNet;
-use nix::sys::signal::Signal;
 
 use super::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use super::running::{RunningNode, running_nodes};
@@ -279,7 +278,9 @@ impl Lab {
 
     /// Starts `argv` in `node` in the background (a server, say) and
     /// returns once it has been exec'd. It runs in a process group of its
-    /// own, which is ended when the [`Process`] is dropped. Its stdout and
+    /// own, which is ended when the [`Process`] is dropped (as
+    /// [`Process::kill`] does): the whole group, also what the command left
+    /// running in it after exiting itself. Its stdout and
     /// stderr are pipes ([`Process::take_stdout`]); read them, or a
     /// talkative command blocks once a pipe is full.
     pub fn spawn<I, S>(&self, node: &str, argv: I) -> Result<Process, ApiError>
@@ -397,7 +398,8 @@ impl Drop for Lab {
     }
 }
 
-/// A command started with [`Lab::spawn`]; ended when dropped.
+/// A command started with [`Lab::spawn`]; it and its process group are
+/// ended when it is dropped, as [`Process::kill`] does.
 #[derive(Debug)]
 pub struct Process {
     /// `None` once waited for.
@@ -433,31 +435,40 @@ impl Process {
         }
     }
 
-    /// Waits for the command to end; returns its exit code.
+    /// Waits for the command to end; returns its exit code. Processes it
+    /// left running in its group are not waited for, and keep running.
     pub fn wait(mut self) -> Result<i32, ApiError> {
         self.finish(None)
     }
 
-    /// Ends the command and its process group: SIGTERM, then SIGKILL when it
-    /// is still there after 2 s. Returns its exit code (143 for SIGTERM).
+    /// Ends the command's process group: SIGTERM and SIGCONT to every
+    /// process in it, also when the command itself has already exited (for
+    /// what it left running), then SIGKILL to whatever is still there after
+    /// 2 s. Returns the command's exit code (143 for SIGTERM; its own when
+    /// it had already exited).
+    ///
+    /// The group is signalled through a pidfd of the command, so never a
+    /// process or group that reused its pid. Before Linux 6.9 (which can
+    /// signal a group through a pidfd) the group is signalled by its id
+    /// while the command has not been reaped, and what it left in its group
+    /// after that is not reached.
     pub fn kill(mut self) -> Result<i32, ApiError> {
         self.finish(Some(KILL_GRACE))
     }
 
+    /// Ends the command's group first when `kill_after` says so, then
+    /// reaps the helper on every path, so no child of ours is left unreaped.
     fn finish(&mut self, kill_after: Option<Duration>) -> Result<i32, ApiError> {
         let Some(mut running) = self.running.take() else {
             return Ok(0);
         };
-        if let Some(grace) = kill_after {
-            running.signal(Signal::SIGTERM).map_err(|e| self.error(e))?;
-            let deadline = Instant::now() + grace;
-            while running.try_wait().map_err(|e| self.error(e))?.is_none() {
-                if Instant::now() >= deadline {
-                    running.signal(Signal::SIGKILL).map_err(|e| self.error(e))?;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        if let Some(grace) = kill_after
+            && let Err(e) = running.terminate(grace)
+        {
+            // It could not be signalled, and waiting for it might then
+            // never return: end and reap the helper that waits for it.
+            running.abandon();
+            return Err(self.error(e));
         }
         running.wait().map_err(|e| self.error(e))
     }
