@@ -643,6 +643,9 @@ unsafe fn helper(
         if pid == 0 {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            // Rust ignores SIGPIPE, and an ignored signal stays ignored
+            // across exec: `yes | head -1` would loop on EPIPE errors.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
@@ -860,6 +863,18 @@ mod tests {
             "SIGKILL ended it"
         );
         running.wait().expect("wait");
+    }
+
+    #[test]
+    fn commands_start_with_sigpipe_at_its_default() {
+        // This test process ignores SIGPIPE, as every Rust program does.
+        let (mut running, mut out) = start(&["grep", "^SigIgn:", "/proc/self/status"], false);
+        running.started().expect("started");
+        let line = first_line(&mut out);
+        let mask = u64::from_str_radix(line.trim_start_matches("SigIgn:").trim(), 16)
+            .unwrap_or_else(|_| panic!("a mask: {line}"));
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
+        assert_eq!(running.wait().expect("wait"), 0);
     }
 
     #[test]
