@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nslab::lab::ApiError;
+use nslab::lab::{ApiError, Impairment};
 use nslab::topology::Topology;
 use nslab::{Lab, LabOptions};
 
@@ -196,6 +196,49 @@ fn exec_returns_status_and_output_and_refuses_what_cannot_run() {
         lab.exec("h1", Vec::<String>::new()),
         Err(ApiError::EmptyCommand)
     ));
+}
+
+#[test]
+fn impairments_are_set_read_back_and_cleared_at_run_time() {
+    if !common::can_build_labs("impairments_are_set_read_back_and_cleared_at_run_time") {
+        return;
+    }
+    // Rate only: it is tbf, which every kernel nslab runs on has; delay
+    // and loss need sch_netem (tests/impair.rs covers them where present).
+    let lab = options().up(&routed("apiimp")).expect("lab up");
+    let set = lab
+        .impair("h1", "eth0", [("rate", "10mbit")])
+        .expect("a rate on h1:eth0");
+    let Impairment::Set(plan) = &set else {
+        panic!("{set:?}")
+    };
+    assert_eq!(plan.rate_bits, Some(10_000_000), "{plan:?}");
+    assert_eq!(lab.impairment("h1", "eth0").expect("read back"), set);
+    assert_eq!(lab.impairment("h2", "eth0").expect("h2"), Impairment::None);
+    let ping = lab
+        .exec("h1", ["ping", "-c", "1", "-W", "2", "10.0.2.2"])
+        .expect("ping");
+    assert!(ping.success(), "{}", ping.stdout_text());
+
+    let bad = lab.impair("h1", "eth0", [("latency", "5ms"), ("rate", "fast")]);
+    let text = bad
+        .as_ref()
+        .map_err(ToString::to_string)
+        .expect_err("refused");
+    assert!(text.contains("unknown impairment \"latency\""), "{text}");
+    assert!(text.contains("rate:"), "{text}");
+    assert!(matches!(
+        lab.impair("ghost", "eth0", [("rate", "1mbit")]),
+        Err(ApiError::NoNode { .. })
+    ));
+    assert_eq!(lab.impairment("h1", "eth0").expect("unchanged"), set);
+
+    assert!(lab.clear_impairment("h1", "eth0").expect("clear"));
+    assert!(!lab.clear_impairment("h1", "eth0").expect("clear again"));
+    assert_eq!(
+        lab.impairment("h1", "eth0").expect("cleared"),
+        Impairment::None
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use super::running::{RunningNode, running_nodes};
-use super::{DownReport, LabError, UpOptions, UpReport};
+use super::{DownReport, Impairment, LabError, UpOptions, UpReport};
 use crate::kernel::enter::{self, Stdio};
 use crate::plan::{Place, Plan};
 use crate::topology::{self, Topology, TopologyError};
@@ -34,6 +34,8 @@ pub enum ApiError {
     NoNode { lab: String, node: String },
     #[error("an empty command line")]
     EmptyCommand,
+    #[error("impairment of {target}: {problems}")]
+    Impair { target: String, problems: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -366,6 +368,59 @@ impl Lab {
             .into_iter()
             .filter(move |(name, _)| name == iface)
             .map(|(_, net)| net.addr())
+    }
+
+    /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,
+    /// with the settings of a topology's `impair:`, e.g.
+    /// `[("delay", "20ms"), ("loss", "1%"), ("rate", "10mbit")]`. The
+    /// settings replace the interface's impairment; all of them zero clears
+    /// it. Returns what the kernel then has.
+    pub fn impair<'a>(
+        &self,
+        node: &str,
+        iface: &str,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Impairment, ApiError> {
+        let target = self.interface_spec(node, iface)?;
+        let mut text = topology::ImpairText::default();
+        let mut problems = Vec::new();
+        for (key, value) in settings {
+            if !text.set(key, value) {
+                problems.push(format!(
+                    "unknown impairment {key:?}; expected one of {}",
+                    topology::IMPAIR_KEYS.join(", ")
+                ));
+            }
+        }
+        let plan = topology::parse_impair(&text).map_err(|found| {
+            problems.extend(found.into_iter().map(|(key, message)| match key {
+                "" => "nothing to set (use clear_impairment to remove one)".to_string(),
+                key => format!("{key}: {message}"),
+            }));
+        });
+        match plan {
+            Ok(plan) if problems.is_empty() => Ok(super::impair_set(&target, &plan)?),
+            _ => Err(ApiError::Impair {
+                target,
+                problems: problems.join("; "),
+            }),
+        }
+    }
+
+    /// What the egress of `node`'s `iface` suffers now, read from the kernel.
+    pub fn impairment(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
+        Ok(super::impair_show(&self.interface_spec(node, iface)?)?)
+    }
+
+    /// Removes the impairment of `node`'s `iface`; false when it had none.
+    pub fn clear_impairment(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
+        Ok(super::impair_clear(&self.interface_spec(node, iface)?)?)
+    }
+
+    /// `LAB/NODE:IFACE`, once the node is known to be the lab's.
+    fn interface_spec(&self, node: &str, iface: &str) -> Result<String, ApiError> {
+        self.node(node)?;
+        Ok(format!("{}/{node}:{iface}", self.plan.lab))
     }
 
     /// Tears the lab down now, reporting what was removed or what failed.
