@@ -39,6 +39,9 @@ pub enum Outcome {
     TimedOut,
     /// The kernel reported an error: refused, unreachable, ...
     Failed(String),
+    /// The probe could not be sent at all (node not running): nothing is
+    /// known.
+    NotProbed(String),
 }
 
 impl Outcome {
