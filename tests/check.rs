@@ -441,3 +441,132 @@ fn a_node_that_stopped_is_reported_and_fails_its_pairs() {
         "{out}"
     );
 }
+
+/// h1 probes 12 closed UDP ports on each of h2's addresses, and one open
+/// one. The kernel answers a closed port with an ICMP port unreachable,
+/// but rate-limits those per peer (a burst of 6, then one a second for
+/// IPv4, one per 100 ms for IPv6): without pacing, the closed ports past
+/// the burst were silent and reported reached (7 of 24, then 12 of 24).
+fn many_udp_ports() -> String {
+    let mut yaml = String::from(
+        r#"
+name: LAB
+topology:
+  nodes:
+    h1: {}
+    h2: {}
+  links:
+    - endpoints: ["h1:eth0", "h2:eth0"]
+      ipv4: [10.0.8.1/24, 10.0.8.2/24]
+      ipv6: ["fd00:8::1/64", "fd00:8::2/64"]
+expect:
+  - {from: h1, to: h2, port: 6000/udp}
+"#,
+    );
+    for port in 7001..=7012 {
+        yaml.push_str(&format!(
+            "  - {{from: h1, to: h2, port: {port}/udp, reach: false}}\n"
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn many_closed_udp_ports_on_one_target_are_all_refused() {
+    if !can_build_labs("many_closed_udp_ports_on_one_target_are_all_refused") {
+        return;
+    }
+    let lab = TestLab::new("ckudp", &many_udp_ports());
+    lab.up();
+    let (h2, _) = nslab::lab::resolve_node(&format!("{}/h2", lab.name)).expect("h2 runs");
+    let udp = h2
+        .in_netns(|| std::net::UdpSocket::bind("[::]:6000"))
+        .expect("enter h2")
+        .expect("bind 6000");
+    // Twice: the second run starts with the target's ICMP budget spent.
+    for run in 0..2 {
+        let started = Instant::now();
+        let (code, json) = check_json(&lab, &[]);
+        let took = started.elapsed();
+        eprintln!("run {run}: {took:?}");
+        // Paced: about 1.1 s per IPv4 port past what h2 could still refuse
+        // at once, plus the timeout of the silent one (7.7 s and 13.2 s
+        // measured here).
+        assert!(took < Duration::from_secs(30), "run {run}: {took:?}");
+        let expectations = json["expectations"].as_array().expect("expectations");
+        assert_eq!(expectations.len(), 13);
+        let open = &expectations[0];
+        assert_eq!(open["passed"], true, "{open}");
+        for e in &expectations[1..] {
+            for p in e["probes"].as_array().expect("probes") {
+                assert_eq!(p["reached"], false, "run {run}: {e}");
+                assert_eq!(p["error"], "connection refused", "run {run}: {e}");
+            }
+            assert_eq!(e["passed"], true, "run {run}: {e}");
+        }
+        assert_eq!(code, 0, "run {run}: {json:#}");
+    }
+    drop(udp);
+}
+
+/// Two hosts, IPv4 only, and a TCP expectation.
+const SYN: &str = r#"
+name: LAB
+topology:
+  nodes:
+    h1: {}
+    h2: {}
+  links:
+    - endpoints: ["h1:eth0", "h2:eth0"]
+      ipv4: [10.0.7.1/24, 10.0.7.2/24]
+expect:
+  - {from: h1, to: 10.0.7.2, port: 8080/tcp}
+"#;
+
+#[test]
+fn a_lost_first_syn_is_sent_again_within_the_timeout() {
+    if !can_build_labs("a_lost_first_syn_is_sent_again_within_the_timeout") {
+        return;
+    }
+    let lab = TestLab::new("cksyn", SYN);
+    lab.up();
+    let (h2, _) = nslab::lab::resolve_node(&format!("{}/h2", lab.name)).expect("h2 runs");
+    let _listener = h2
+        .in_netns(|| std::net::TcpListener::bind("0.0.0.0:8080"))
+        .expect("enter h2")
+        .expect("listen on 8080");
+    // Once without loss: h1 learns h2's MAC, so later SYNs need no ARP.
+    let (code, json) = check_json(&lab, &[]);
+    assert_eq!(code, 0, "{json:#}");
+
+    // h2 drops what h1 sends (its address is gone, h1 still knows its
+    // MAC) until the address is back, 300 ms into the check. The kernel
+    // would send the SYN again only after 1 s, past this 0.95 s timeout; a
+    // fresh connect every 237 ms gets through.
+    let netns = format!("{}-h2", lab.name);
+    let ip = |verb: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &netns, "addr", verb, "10.0.7.2/24", "dev", "eth0"])
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip addr {verb}: {out:?}");
+    };
+    ip("del");
+    let child = common::nslab()
+        .args(["check", &lab.name, "--json", "--timeout", "0.95"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start check");
+    std::thread::sleep(Duration::from_millis(300));
+    ip("add");
+    let (code, out, err) = common::output_of(child.wait_with_output().expect("check ends"));
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let probe = &json["expectations"][0]["probes"][0];
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(probe["reached"], true, "{probe}");
+    // Timed from the connect that got through (at 237 ms or later), not
+    // from the start of the run.
+    let rtt = probe["rtt_ms"].as_f64().expect("rtt");
+    assert!(rtt < 200.0, "{probe}");
+}

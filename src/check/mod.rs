@@ -14,14 +14,15 @@ mod render;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use render::{MAX_TABLE_NODES, render_text};
 
-use crate::kernel::probe::{Outcome, Probe};
-use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, Place, Plan, Protocol};
+use crate::kernel::probe::{DEFAULT_RATELIMIT, Outcome, Pacing, Probe};
+use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, NodePlan, Place, Plan, Protocol};
 
 /// One planned address of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +138,8 @@ pub struct CheckPlan {
     pub sources: Vec<String>,
     /// Per source: its probes, each once.
     pub probes: Vec<Vec<Probe>>,
+    /// How the lab's nodes limit the ICMP errors UDP probes rely on.
+    pub pacing: Pacing,
     /// (source, target, probe index) of the matrix, in order.
     matrix: Vec<(usize, Target, usize)>,
     expectations: Vec<PlannedExpectation>,
@@ -275,10 +278,18 @@ impl CheckPlan {
             })
             .collect();
 
+        let mut pacing = Pacing::default();
+        for node in &plan.nodes {
+            if let Some(list) = by_node.get(node.name.as_str()) {
+                pacing.host(list.iter().map(|a| a.address), icmp_ratelimit(node));
+            }
+        }
+
         CheckPlan {
             lab: plan.lab.clone(),
             sources,
             probes,
+            pacing,
             matrix,
             expectations,
             from,
@@ -459,6 +470,25 @@ fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
             error: Some(why),
         },
     }
+}
+
+/// A node's `net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit` as its
+/// sysctls set them (milliseconds), else the kernel's defaults.
+fn icmp_ratelimit(node: &NodePlan) -> [Duration; 2] {
+    let mut out = DEFAULT_RATELIMIT;
+    for s in &node.sysctls {
+        let slot = if s.path == Path::new("net/ipv4/icmp_ratelimit") {
+            0
+        } else if s.path == Path::new("net/ipv6/icmp/ratelimit") {
+            1
+        } else {
+            continue;
+        };
+        if let Ok(ms) = s.value.trim().parse::<u64>() {
+            out[slot] = Duration::from_millis(ms);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -330,6 +330,31 @@ fn errors_fail_the_check_even_when_every_expectation_passes() {
 }
 
 #[test]
+fn udp_pacing_follows_the_nodes_sysctls() {
+    let lab = format!(
+        "{}\n",
+        LAB.replace(
+            "    r1: {}",
+            "    r1: {sysctls: {net.ipv4.icmp_ratelimit: 0, net/ipv6/icmp/ratelimit: 250}}"
+        )
+    );
+    let check = CheckPlan::new(&plan(&lab));
+    assert_eq!(
+        icmp_ratelimit(&plan(&lab).nodes[1]),
+        [Duration::ZERO, 250 * MS]
+    );
+    assert_eq!(icmp_ratelimit(&plan(&lab).nodes[0]), DEFAULT_RATELIMIT);
+    let interval = |s: &str| check.pacing.interval(ip(s));
+    // r1's own settings, on each of its addresses.
+    assert_eq!(interval("10.0.1.1"), Duration::ZERO);
+    assert_eq!(interval("10.0.2.1"), Duration::ZERO);
+    assert_eq!(interval("2001:db8:1::1"), 250 * MS);
+    // h1's: the kernel's defaults.
+    assert_eq!(interval("10.0.1.2"), 1000 * MS);
+    assert_eq!(interval("2001:db8:1::2"), 100 * MS);
+}
+
+#[test]
 fn an_expectation_from_a_node_the_plan_lacks_fails() {
     let mut p = with_expect("  - {from: h1, to: h2}\n");
     p.expect[0].from = "gone".into();
