@@ -15,6 +15,11 @@ use nslab::topology;
 const EXIT_INVALID: i32 = 2;
 /// Exit code for everything else that fails.
 const EXIT_FAILED: i32 = 1;
+/// `check`: an expectation failed (every probe ran).
+const EXIT_CHECK_FAILED: i32 = 1;
+/// `check`: the check could not run, or some probes could not (the result
+/// is unknown), as for bad input.
+const EXIT_CHECK_INCOMPLETE: i32 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,15 +136,20 @@ enum Command {
     ///
     /// Sends from every node an ICMP echo to every address of every other
     /// node, and checks the topology's `expect:` entries (without any, every
-    /// pair must be reached). Exits with code 1 when an expectation fails.
+    /// pair must be reached).
+    ///
+    /// Exit codes: 0 every expectation passed; 1 an expectation failed; 2
+    /// the check could not run, or some probes could not (a node not
+    /// running, no socket), so the result is incomplete, or bad input.
     Check {
         /// The lab's name
         lab: String,
         /// Stable JSON output for scripts
         #[arg(long)]
         json: bool,
-        /// How long each node waits for answers, in seconds
-        #[arg(long, default_value = "1", value_parser = parse_seconds)]
+        /// How long each probe waits for an answer, in seconds (only pairs
+        /// that do not answer wait that long)
+        #[arg(long, default_value = "3", value_parser = parse_seconds)]
         timeout: std::time::Duration,
     },
     /// Write a topology of any size, ready for `up`
@@ -343,7 +353,12 @@ fn run(command: Command) -> Outcome {
         Command::Up { file, .. } => Some(load(file)?),
         _ => None,
     };
-    nslab::privileges::check().map_err(|e| (EXIT_FAILED, e))?;
+    let cannot = if matches!(command, Command::Check { .. }) {
+        EXIT_CHECK_INCOMPLETE
+    } else {
+        EXIT_FAILED
+    };
+    nslab::privileges::check().map_err(|e| (cannot, e))?;
     match command {
         Command::Up {
             reconfigure, quiet, ..
@@ -451,14 +466,22 @@ fn run(command: Command) -> Outcome {
             if !topology::is_valid_name(&lab) {
                 return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
             }
-            let report = lab::check(&lab, timeout).map_err(failed)?;
+            let cannot = |e: nslab::lab::LabError| (EXIT_CHECK_INCOMPLETE, e.to_string());
+            let report = lab::check(&lab, timeout).map_err(cannot)?;
             if json {
-                let text = serde_json::to_string_pretty(&report).map_err(failed)?;
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| (EXIT_CHECK_INCOMPLETE, e.to_string()))?;
                 println!("{text}");
             } else {
                 print!("{}", nslab::check::render_text(&report));
             }
-            Ok(if report.passed { 0 } else { EXIT_FAILED })
+            Ok(if report.passed {
+                0
+            } else if !report.errors.is_empty() {
+                EXIT_CHECK_INCOMPLETE
+            } else {
+                EXIT_CHECK_FAILED
+            })
         }
         Command::Validate { .. }
         | Command::Generate { .. }

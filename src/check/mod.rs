@@ -14,14 +14,15 @@ mod render;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use render::{MAX_TABLE_NODES, render_text};
 
-use crate::kernel::probe::{Outcome, Probe};
-use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, Place, Plan, Protocol};
+use crate::kernel::probe::{DEFAULT_RATELIMIT, Outcome, Pacing, Probe};
+use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, NodePlan, Place, Plan, Protocol};
 
 /// One planned address of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +52,16 @@ pub struct Probed {
     pub address: IpAddr,
     /// 4 or 6.
     pub family: u8,
+    /// False when the probe could not be sent at all (the node is not
+    /// running, no socket could be opened): nothing is known, and every
+    /// expectation that needs it fails.
+    pub probed: bool,
     pub reached: bool,
     /// The round trip (echo, UDP reply) or connect time, when reached and
     /// timed.
     pub rtt_ms: Option<f64>,
-    /// Why not reached (`timeout`, `connection refused`, ...), or a note.
+    /// Why not reached (`timeout`, `connection refused`, ...), why not
+    /// probed, or a note.
     pub error: Option<String>,
 }
 
@@ -63,7 +69,8 @@ pub struct Probed {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExpectResult {
     pub from: String,
-    /// As written: a node, `node:iface` or an address.
+    /// A node, `node:iface`, or an address in its canonical form
+    /// (`2001:DB8::0:2` is `2001:db8::2`).
     pub to: String,
     /// `80/tcp`, `53/udp`, or none for ICMP echo.
     pub port: Option<String>,
@@ -72,7 +79,7 @@ pub struct ExpectResult {
     pub probes: Vec<Probed>,
 }
 
-/// A node whose probes could not run at all.
+/// A node whose probes, or some of them, could not run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceError {
     pub node: String,
@@ -83,6 +90,7 @@ pub struct SourceError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     pub lab: String,
+    /// Every expectation passed and every probe ran.
     pub passed: bool,
     pub expectations_from: Expectations,
     pub timeout_ms: u64,
@@ -130,6 +138,8 @@ pub struct CheckPlan {
     pub sources: Vec<String>,
     /// Per source: its probes, each once.
     pub probes: Vec<Vec<Probe>>,
+    /// How the lab's nodes limit the ICMP errors UDP probes rely on.
+    pub pacing: Pacing,
     /// (source, target, probe index) of the matrix, in order.
     matrix: Vec<(usize, Target, usize)>,
     expectations: Vec<PlannedExpectation>,
@@ -268,10 +278,18 @@ impl CheckPlan {
             })
             .collect();
 
+        let mut pacing = Pacing::default();
+        for node in &plan.nodes {
+            if let Some(list) = by_node.get(node.name.as_str()) {
+                pacing.host(list.iter().map(|a| a.address), icmp_ratelimit(node));
+            }
+        }
+
         CheckPlan {
             lab: plan.lab.clone(),
             sources,
             probes,
+            pacing,
             matrix,
             expectations,
             from,
@@ -291,22 +309,23 @@ impl CheckPlan {
                 Some(Ok(outcomes)) => outcomes
                     .get(p)
                     .cloned()
-                    .unwrap_or_else(|| Outcome::Failed("no outcome".into())),
-                Some(Err(e)) => Outcome::Failed(e.clone()),
-                None => Outcome::Failed("not probed".into()),
+                    .unwrap_or_else(|| Outcome::NotProbed("no outcome".into())),
+                Some(Err(e)) => Outcome::NotProbed(e.clone()),
+                None => Outcome::NotProbed("not probed".into()),
             }
         };
         let probed = |s: usize, t: &Target, main: Outcome, echo: Option<Outcome>| {
-            let (reached, rtt, error) = verdict(main, echo);
+            let v = verdict(main, echo);
             Probed {
                 from: self.sources[s].clone(),
                 to: t.node.clone(),
                 interface: t.iface.clone(),
                 address: t.address,
                 family: if t.address.is_ipv4() { 4 } else { 6 },
-                reached,
-                rtt_ms: rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
-                error,
+                probed: v.probed,
+                reached: v.reached,
+                rtt_ms: v.rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+                error: v.error,
             }
         };
 
@@ -334,9 +353,11 @@ impl CheckPlan {
                         })
                         .collect(),
                 };
+                // A probe that did not run fails whatever is expected: not
+                // having looked is not "not reached".
                 let passed = e.source.is_some()
                     && !probes.is_empty()
-                    && probes.iter().all(|p| p.reached == e.plan.reach);
+                    && probes.iter().all(|p| p.probed && p.reached == e.plan.reach);
                 ExpectResult {
                     from: e.plan.from.clone(),
                     to: e.plan.to.to_string(),
@@ -347,19 +368,36 @@ impl CheckPlan {
                 }
             })
             .collect();
-        let errors = results
-            .iter()
-            .enumerate()
-            .filter_map(|(s, r)| {
-                r.as_ref().err().map(|e| SourceError {
-                    node: self.sources[s].clone(),
-                    error: e.clone(),
-                })
-            })
-            .collect();
+        // Whole sources that failed, and each other reason a probe of a
+        // source did not run, once.
+        let mut errors: Vec<SourceError> = Vec::new();
+        for (s, source) in self.sources.iter().enumerate() {
+            let mut add = |error: &str| {
+                if !errors.iter().any(|e| e.node == *source && e.error == error) {
+                    errors.push(SourceError {
+                        node: source.clone(),
+                        error: error.to_owned(),
+                    });
+                }
+            };
+            match results.get(s) {
+                Some(Err(e)) => add(e),
+                Some(Ok(outcomes)) => {
+                    for o in outcomes {
+                        if let Outcome::NotProbed(why) = o {
+                            add(why);
+                        }
+                    }
+                    if outcomes.len() < self.probes[s].len() {
+                        add("no outcome");
+                    }
+                }
+                None => add("not probed"),
+            }
+        }
         CheckReport {
             lab: self.lab.clone(),
-            passed: expectations.iter().all(|e| e.passed),
+            passed: errors.is_empty() && expectations.iter().all(|e| e.passed),
             expectations_from: self.from,
             timeout_ms: timeout.as_millis() as u64,
             elapsed_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
@@ -389,26 +427,68 @@ fn pingall(sources: &[String], by_node: &HashMap<&str, Vec<&NodeAddress>>) -> Ve
     out
 }
 
+/// How one address fared.
+#[derive(Debug, Clone, PartialEq)]
+struct Verdict {
+    probed: bool,
+    reached: bool,
+    rtt: Option<Duration>,
+    error: Option<String>,
+}
+
 /// Reached, round trip and why not, from a probe's outcome (and for UDP
 /// the echo to the same address): a UDP datagram that met silence counts
 /// as reached only when the address answers echo, since silence is also
 /// what a dead address gives.
-fn verdict(main: Outcome, echo: Option<Outcome>) -> (bool, Option<Duration>, Option<String>) {
+fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
+    let not = |why: String| Verdict {
+        probed: true,
+        reached: false,
+        rtt: None,
+        error: Some(why),
+    };
     match (main, echo) {
-        (Outcome::Answered(rtt), _) => (true, Some(rtt), None),
-        (Outcome::Silent, Some(Outcome::Answered(_))) => (
-            true,
-            None,
-            Some("no reply and no error (the address answers echo)".into()),
-        ),
-        (Outcome::Silent, _) => (
-            false,
-            None,
-            Some("no reply, and the address does not answer echo".into()),
-        ),
-        (Outcome::TimedOut, _) => (false, None, Some("timeout".into())),
-        (Outcome::Failed(e), _) => (false, None, Some(e)),
+        (Outcome::Answered(rtt), _) => Verdict {
+            probed: true,
+            reached: true,
+            rtt: Some(rtt),
+            error: None,
+        },
+        (Outcome::Silent, Some(Outcome::Answered(_))) => Verdict {
+            probed: true,
+            reached: true,
+            rtt: None,
+            error: Some("no reply and no error (the address answers echo)".into()),
+        },
+        (Outcome::Silent, _) => not("no reply, and the address does not answer echo".into()),
+        (Outcome::TimedOut, _) => not("timeout".into()),
+        (Outcome::Failed(e), _) => not(e),
+        (Outcome::NotProbed(why), _) => Verdict {
+            probed: false,
+            reached: false,
+            rtt: None,
+            error: Some(why),
+        },
     }
+}
+
+/// A node's `net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit` as its
+/// sysctls set them (milliseconds), else the kernel's defaults.
+fn icmp_ratelimit(node: &NodePlan) -> [Duration; 2] {
+    let mut out = DEFAULT_RATELIMIT;
+    for s in &node.sysctls {
+        let slot = if s.path == Path::new("net/ipv4/icmp_ratelimit") {
+            0
+        } else if s.path == Path::new("net/ipv6/icmp/ratelimit") {
+            1
+        } else {
+            continue;
+        };
+        if let Ok(ms) = s.value.trim().parse::<u64>() {
+            out[slot] = Duration::from_millis(ms);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

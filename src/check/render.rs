@@ -34,27 +34,38 @@ pub fn render_text(report: &CheckReport) -> String {
     out.push('\n');
     expectations(&mut out, report);
     let failed = report.expectations.iter().filter(|e| !e.passed).count();
-    if failed == 0 {
+    if report.passed {
         out.push_str("check: PASS\n");
     } else {
-        let _ = writeln!(
-            out,
-            "check: FAIL ({failed} of {} {} failed)",
-            report.expectations.len(),
-            match report.expectations_from {
-                Expectations::Topology => "expectations",
-                Expectations::Pingall => "pairs",
-            }
-        );
+        let mut why = Vec::new();
+        if failed > 0 {
+            why.push(format!(
+                "{failed} of {} {} failed",
+                report.expectations.len(),
+                match report.expectations_from {
+                    Expectations::Topology => "expectations",
+                    Expectations::Pingall => "pairs",
+                }
+            ));
+        }
+        let mut nodes: Vec<&str> = report.errors.iter().map(|e| e.node.as_str()).collect();
+        nodes.dedup();
+        if !nodes.is_empty() {
+            why.push(format!(
+                "{} node(s) could not probe, the check is incomplete",
+                nodes.len()
+            ));
+        }
+        let _ = writeln!(out, "check: FAIL ({})", why.join("; "));
     }
     out
 }
 
-/// Reached and total probes per family of one (from, to) pair.
+/// Reached, total and not probed per family of one (from, to) pair.
 #[derive(Debug, Default, Clone, Copy)]
 struct Cell {
-    v4: (usize, usize),
-    v6: (usize, usize),
+    v4: (usize, usize, usize),
+    v6: (usize, usize, usize),
 }
 
 impl Cell {
@@ -68,10 +79,14 @@ impl Cell {
         if p.reached {
             slot.0 += 1;
         }
+        if !p.probed {
+            slot.2 += 1;
+        }
     }
 
     fn text(&self) -> String {
-        let mark = |(reached, total): (usize, usize)| match reached {
+        let mark = |(reached, total, unknown): (usize, usize, usize)| match reached {
+            _ if unknown > 0 => "?",
             _ if reached == total => "✓",
             0 => "✗",
             _ => "~",
@@ -115,7 +130,7 @@ fn table(out: &mut String, report: &CheckReport) {
         return;
     }
     out.push_str(
-        "reachability (rows: from, columns: to; 4/6: IPv4/IPv6; ✓ every address reached, ✗ none, ~ some)\n",
+        "reachability (rows: from, columns: to; 4/6: IPv4/IPv6; ✓ every address reached, ✗ none, ~ some, ? not probed)\n",
     );
     let corner = "from \\ to";
     let first = report
@@ -164,13 +179,18 @@ fn table(out: &mut String, report: &CheckReport) {
 
 fn summary(out: &mut String, report: &CheckReport) {
     let reached = report.matrix.iter().filter(|p| p.reached).count();
-    let _ = writeln!(
+    let unknown = report.matrix.iter().filter(|p| !p.probed).count();
+    let _ = write!(
         out,
         "reachability: {} node(s), {} probe(s) (every node to every address of every other node): {reached} reached, {} not",
         report.nodes.len(),
         report.matrix.len(),
-        report.matrix.len() - reached
+        report.matrix.len() - reached - unknown
     );
+    if unknown > 0 {
+        let _ = write!(out, ", {unknown} not probed");
+    }
+    out.push('\n');
     // Failing probes grouped by pair, in matrix order.
     let mut pairs: Vec<((&str, &str), Vec<&Probed>)> = Vec::new();
     for p in report.matrix.iter().filter(|p| !p.reached) {
@@ -203,6 +223,13 @@ fn more(out: &mut String, total: usize) {
 
 /// `10.0.2.2 reached (0.081 ms)`, `10.0.9.9 not reached (timeout)`.
 fn describe(p: &Probed) -> String {
+    if !p.probed {
+        return format!(
+            "{} not probed ({})",
+            p.address,
+            p.error.as_deref().unwrap_or("unknown")
+        );
+    }
     match (p.reached, p.rtt_ms, &p.error) {
         (true, Some(rtt), _) => format!("{} reached ({rtt} ms)", p.address),
         (true, None, Some(note)) => format!("{} reached ({note})", p.address),

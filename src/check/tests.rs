@@ -258,6 +258,103 @@ fn a_source_that_cannot_probe_fails_its_pairs() {
 }
 
 #[test]
+fn a_source_that_cannot_probe_fails_must_not_reach_too() {
+    let check = CheckPlan::new(&with_expect(
+        "  - {from: r1, to: h2, reach: false}\n  - {from: h1, to: \"r1:eth0\"}\n",
+    ));
+    let mut results = simulate(&check, |_, _| Outcome::TimedOut);
+    results[1] = Err("node t/r1 is not running".into());
+    let r = check.evaluate(&results, Duration::from_secs(1), MS);
+    // Not having looked is not "not reached".
+    let e = &r.expectations[0];
+    assert!(!e.passed, "{e:?}");
+    assert!(e.probes.iter().all(|p| !p.probed && !p.reached));
+    assert_eq!(
+        e.probes[0].error.as_deref(),
+        Some("node t/r1 is not running")
+    );
+    assert!(!r.passed);
+    // The same for a probe that could not run on a node that did.
+    let mut results = simulate(&check, |source, p| match p {
+        Probe::Echo(a) if a.is_ipv6() && source == "h1" => {
+            Outcome::NotProbed("could not open a raw ICMPv6 socket: permission denied".into())
+        }
+        _ => Outcome::Answered(MS),
+    });
+    results[1] = Ok(vec![Outcome::TimedOut; check.probes[1].len()]);
+    let r = check.evaluate(&results, Duration::from_secs(1), MS);
+    assert!(r.expectations[0].passed, "r1 ran: its timeouts count");
+    assert!(!r.expectations[1].passed, "h1 could not send to r1's IPv6");
+    assert!(!r.passed);
+    assert_eq!(
+        r.errors,
+        [SourceError {
+            node: "h1".into(),
+            error: "could not open a raw ICMPv6 socket: permission denied".into()
+        }],
+        "each reason once"
+    );
+    let text = render_text(&r);
+    assert!(
+        text.contains(
+            "2001:db8:1::1 not probed (could not open a raw ICMPv6 socket: permission denied)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "check: FAIL (1 of 2 expectations failed; 1 node(s) could not probe, the check is incomplete)\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_fail_the_check_even_when_every_expectation_passes() {
+    // Only the matrix needs h3's probes; the one expectation is h1's.
+    let check = CheckPlan::new(&with_expect("  - {from: h1, to: \"r1:eth0\"}\n"));
+    let mut results = simulate(&check, |_, _| Outcome::Answered(MS));
+    results[3] = Err("node t/h3 is not running".into());
+    let r = check.evaluate(&results, Duration::from_secs(1), MS);
+    assert!(r.expectations.iter().all(|e| e.passed));
+    assert!(!r.passed);
+    let text = render_text(&r);
+    assert!(
+        text.contains("h3         4? 6?  4? 6?  4?\n"),
+        "not probed is not unreachable:\n{text}"
+    );
+    assert!(
+        text.ends_with("check: FAIL (1 node(s) could not probe, the check is incomplete)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn udp_pacing_follows_the_nodes_sysctls() {
+    let lab = format!(
+        "{}\n",
+        LAB.replace(
+            "    r1: {}",
+            "    r1: {sysctls: {net.ipv4.icmp_ratelimit: 0, net/ipv6/icmp/ratelimit: 250}}"
+        )
+    );
+    let check = CheckPlan::new(&plan(&lab));
+    assert_eq!(
+        icmp_ratelimit(&plan(&lab).nodes[1]),
+        [Duration::ZERO, 250 * MS]
+    );
+    assert_eq!(icmp_ratelimit(&plan(&lab).nodes[0]), DEFAULT_RATELIMIT);
+    let interval = |s: &str| check.pacing.interval(ip(s));
+    // r1's own settings, on each of its addresses.
+    assert_eq!(interval("10.0.1.1"), Duration::ZERO);
+    assert_eq!(interval("10.0.2.1"), Duration::ZERO);
+    assert_eq!(interval("2001:db8:1::1"), 250 * MS);
+    // h1's: the kernel's defaults.
+    assert_eq!(interval("10.0.1.2"), 1000 * MS);
+    assert_eq!(interval("2001:db8:1::2"), 100 * MS);
+}
+
+#[test]
 fn an_expectation_from_a_node_the_plan_lacks_fails() {
     let mut p = with_expect("  - {from: h1, to: h2}\n");
     p.expect[0].from = "gone".into();
@@ -301,11 +398,13 @@ fn json_has_the_documented_fields() {
             "family",
             "from",
             "interface",
+            "probed",
             "reached",
             "rtt_ms",
             "to"
         ]
     );
+    assert_eq!(probe["probed"], true);
     assert_eq!(probe["from"], "h1");
     assert_eq!(probe["to"], "r1");
     assert_eq!(probe["address"], "10.0.1.1");

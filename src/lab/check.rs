@@ -15,7 +15,7 @@ use nix::sys::resource::{Resource, getrlimit};
 use super::LabError;
 use super::running::{RunningNode, running_nodes};
 use crate::check::{CheckPlan, CheckReport};
-use crate::kernel::probe::{self, Outcome, Probe};
+use crate::kernel::probe::{self, Outcome, Pacing, Probe, TCP_ATTEMPTS};
 use crate::state;
 
 /// Most nodes probing at once.
@@ -74,6 +74,7 @@ fn probe_all(
                                 &check.sources[i],
                                 node,
                                 &check.probes[i],
+                                &check.pacing,
                                 timeout,
                             ),
                         ));
@@ -99,6 +100,7 @@ fn probe_from(
     name: &str,
     node: Option<&RunningNode>,
     probes: &[Probe],
+    pacing: &Pacing,
     timeout: Duration,
 ) -> Result<Vec<Outcome>, String> {
     let Some(node) = node else {
@@ -107,7 +109,7 @@ fn probe_from(
     if probes.is_empty() {
         return Ok(Vec::new());
     }
-    node.in_netns(|| probe::run(probes, timeout))
+    node.in_netns(|| probe::run(probes, timeout, pacing))
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{}: {e}", node.label()))
 }
@@ -120,14 +122,22 @@ fn open_file_limit() -> u64 {
 /// How many sources probe at once: at most [`MAX_PARALLEL`], and few
 /// enough that their sockets stay within the open-file limit. A worker
 /// holds about four files (a pidfd, the netns, a raw socket per family)
-/// plus one socket per port probe.
+/// plus a socket per UDP probe and up to [`TCP_ATTEMPTS`] per TCP probe.
 fn workers(sources: usize, probes: &[Vec<Probe>], open_files: u64) -> usize {
-    let ports = probes
+    let sockets = probes
         .iter()
-        .map(|list| list.iter().filter(|p| !matches!(p, Probe::Echo(_))).count())
+        .map(|list| {
+            list.iter()
+                .map(|p| match p {
+                    Probe::Echo(_) => 0,
+                    Probe::Tcp(_) => TCP_ATTEMPTS,
+                    Probe::Udp(_) => 1,
+                })
+                .sum::<usize>()
+        })
         .max()
         .unwrap_or(0);
-    let per_worker = 4 + ports as u64;
+    let per_worker = 4 + sockets as u64;
     // Leave room for what the process holds already.
     let fit = open_files.saturating_sub(64) / per_worker;
     (fit as usize).clamp(1, MAX_PARALLEL).min(sources.max(1))
@@ -144,9 +154,12 @@ mod tests {
         assert_eq!(workers(1000, &vec![echo(); 1000], 1 << 20), MAX_PARALLEL);
         // 1024 files, 4 each: 240 would fit; the cap is lower.
         assert_eq!(workers(1000, &vec![echo(); 1000], 1024), MAX_PARALLEL);
-        // 100 port probes on one node: 104 files a worker.
+        // 100 TCP probes on one node: 4 + 4 * 100 files a worker; 100 UDP
+        // probes: 4 + 100.
         let mut many = vec![echo(); 1000];
         many[3] = vec![Probe::Tcp("10.0.0.1:80".parse().expect("addr")); 100];
+        assert_eq!(workers(1000, &many, 4096), (4096 - 64) / 404);
+        many[3] = vec![Probe::Udp("10.0.0.1:53".parse().expect("addr")); 100];
         assert_eq!(workers(1000, &many, 1024), (1024 - 64) / 104);
         // Never zero, even at an absurd limit.
         assert_eq!(workers(5, &many, 10), 1);

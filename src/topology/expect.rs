@@ -65,7 +65,11 @@ pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<ExpectPlan>,
         let Text(to) = &entry.to;
         let target = parse_target(to);
         match &target {
-            Ok(ExpectTarget::Address(_)) => {}
+            Ok(ExpectTarget::Address(address)) => {
+                if let Some(why) = not_probeable(*address) {
+                    push("to", format!("{to:?} {why}"));
+                }
+            }
             Ok(ExpectTarget::Node(node)) => match lab.nodes.get(node) {
                 Some(n) if n.kind == NodeKind::Bridge => push(
                     "to",
@@ -147,6 +151,33 @@ pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<ExpectPlan>,
     (out, problems)
 }
 
+/// Why an address cannot be the target of a probe, if it cannot: a probe
+/// goes to one host, and an answer must come from that address.
+fn not_probeable(address: IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(a) if a.is_unspecified() => {
+            Some("is the unspecified address (0.0.0.0), not a host; give one of its addresses")
+        }
+        IpAddr::V6(a) if a.is_unspecified() => {
+            Some("is the unspecified address (::), not a host; give one of its addresses")
+        }
+        IpAddr::V4(a) if a.is_broadcast() => {
+            Some("is the broadcast address, not a host; give one host's address")
+        }
+        IpAddr::V4(a) if a.is_multicast() => {
+            Some("is a multicast address (224.0.0.0/4), not a host; give one host's address")
+        }
+        IpAddr::V6(a) if a.is_multicast() => {
+            Some("is a multicast address (ff00::/8), not a host; give one host's address")
+        }
+        IpAddr::V6(a) if a.is_unicast_link_local() => Some(
+            "is a link-local address (fe80::/10), which names no host without an interface \
+             and `to:` has no way to give one; give the node or NODE:IFACE, or a global address",
+        ),
+        _ => None,
+    }
+}
+
 /// `to:` is an address, `NODE:IFACE` or `NODE`. An IPv6 address holds
 /// colons too, so addresses are tried first.
 fn parse_target(to: &str) -> Result<ExpectTarget, String> {
@@ -176,6 +207,33 @@ fn parse_target(to: &str) -> Result<ExpectTarget, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_that_name_no_single_host_are_refused() {
+        for (s, want) in [
+            ("0.0.0.0", "the unspecified address (0.0.0.0)"),
+            ("::", "the unspecified address (::)"),
+            ("255.255.255.255", "the broadcast address"),
+            ("224.0.0.1", "a multicast address (224.0.0.0/4)"),
+            ("239.255.255.250", "a multicast address"),
+            ("ff02::1", "a multicast address (ff00::/8)"),
+            ("fe80::1", "a link-local address (fe80::/10)"),
+            ("febf::1", "a link-local address"),
+        ] {
+            let why = not_probeable(s.parse().expect("ip")).unwrap_or_else(|| panic!("{s}"));
+            assert!(why.contains(want), "{s}: {why}");
+        }
+        for s in [
+            "10.0.0.255",
+            "127.0.0.1",
+            "::1",
+            "203.0.113.9",
+            "2001:db8::1",
+            "fec0::1",
+        ] {
+            assert_eq!(not_probeable(s.parse().expect("ip")), None, "{s}");
+        }
+    }
 
     #[test]
     fn targets_parse() {

@@ -1499,6 +1499,12 @@ fn expectations_collect_every_problem() {
   - {from: h1, to: h2, port: 0/udp}
   - {from: h1, to: h2, port: 70000/tcp}
   - {from: h1, to: host}
+  - {from: h1, to: 0.0.0.0}
+  - {from: h1, to: \"::\", port: 80/tcp}
+  - {from: h1, to: 255.255.255.255, reach: false}
+  - {from: h1, to: 224.0.0.1}
+  - {from: h1, to: \"ff02::1\"}
+  - {from: h1, to: \"fe80::1\"}
 ",
     );
     let ps = problems(&yaml);
@@ -1528,6 +1534,21 @@ fn expectations_collect_every_problem() {
         ("expect[13].port", "is not a port number"),
         ("expect[14].port", "is not a port number"),
         ("expect[15].to", "give one of its addresses"),
+        (
+            "expect[16].to",
+            "\"0.0.0.0\" is the unspecified address (0.0.0.0), not a host",
+        ),
+        ("expect[17].to", "\"::\" is the unspecified address (::)"),
+        (
+            "expect[18].to",
+            "\"255.255.255.255\" is the broadcast address",
+        ),
+        ("expect[19].to", "\"224.0.0.1\" is a multicast address"),
+        ("expect[20].to", "\"ff02::1\" is a multicast address"),
+        (
+            "expect[21].to",
+            "\"fe80::1\" is a link-local address (fe80::/10), which names no host without an interface",
+        ),
     ];
     for (path, msg) in want {
         assert!(

@@ -3,13 +3,16 @@
 //!
 //! Raw sockets rather than the kernel's ping sockets: those need the
 //! caller's group in `net.ipv4.ping_group_range`, which is empty ("1 0") in
-//! every new net namespace, root included. A raw ICMP socket sees every ICMP
-//! packet its namespace receives, so replies are matched on the identifier,
-//! the sequence number and a payload that carries a per-pinger token.
+//! every new net namespace, root included. A raw ICMP socket would see every
+//! ICMP packet its namespace receives; a filter (`ICMP_FILTER`,
+//! `ICMP6_FILTER`) lets only echo replies through, and those are matched on
+//! the sender, the identifier, the sequence number and a payload that
+//! carries a per-pinger token.
 
-use std::io::{self, Read};
+use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,9 +29,17 @@ const ECHO_REPLY_V6: u8 = 129;
 const HEADER: usize = 8;
 /// Our payload: token, target index, send time.
 const PAYLOAD: usize = 16;
+/// `ICMP_FILTER` (linux/icmp.h), an option of level `SOL_RAW`: a bit mask
+/// of the ICMP types (below 32) the socket does not receive.
+const ICMP_FILTER: libc::c_int = 1;
+/// `ICMP6_FILTER` (linux/icmpv6.h), an option of level `IPPROTO_ICMPV6`.
+const ICMP6_FILTER: libc::c_int = 1;
+/// Bytes asked for as the receive buffer: room for a burst of replies from
+/// many targets at once.
+const RECEIVE_BUFFER: libc::c_int = 1 << 20;
 
 /// IPv4 or IPv6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Family {
     V4,
     V6,
@@ -141,6 +152,9 @@ fn token(id: u16, start: Instant) -> u32 {
 struct Target {
     address: SocketAddr,
     next_send: Instant,
+    /// When the first request was sent (or tried): the target's timeout
+    /// runs from there, not from the start of a long burst.
+    first_send: Option<Instant>,
     done: bool,
 }
 
@@ -153,21 +167,84 @@ pub(crate) struct Pinger {
     token: u32,
     start: Instant,
     retry: Duration,
+    timeout: Duration,
     targets: Vec<Target>,
+}
+
+/// Sets a socket option whose value is a plain `T`.
+fn set_option<T>(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` points to a live T of the size given, and the fd is
+    // open for as long as `socket` is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `ICMP_FILTER` mask that lets only echo replies through.
+pub(crate) fn v4_filter() -> u32 {
+    !(1u32 << ECHO_REPLY_V4)
+}
+
+/// The `ICMP6_FILTER` bitmap (a set bit blocks that type, as
+/// `ICMP6_FILTER_SETBLOCKALL` and `ICMP6_FILTER_SETPASS` build it) that lets
+/// only echo replies through.
+pub(crate) fn v6_filter() -> [u32; 8] {
+    let mut data = [u32::MAX; 8];
+    let kind = usize::from(ECHO_REPLY_V6);
+    data[kind >> 5] &= !(1u32 << (kind & 31));
+    data
+}
+
+/// Asks for `bytes` of receive buffer past `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN in the namespace's owner),
+/// else as much of it as that limit allows.
+fn set_receive_buffer(socket: &Socket, bytes: libc::c_int) -> io::Result<()> {
+    match set_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            set_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes)
+        }
+        other => other,
+    }
 }
 
 impl Pinger {
     /// Opens a raw ICMP socket of `family` in the calling thread's net
-    /// namespace.
-    pub(crate) fn open(family: Family, start: Instant, retry: Duration) -> io::Result<Pinger> {
+    /// namespace that receives only echo replies. Each target is sent a
+    /// request every `retry` until answered, for `timeout` from its first.
+    pub(crate) fn open(
+        family: Family,
+        start: Instant,
+        retry: Duration,
+        timeout: Duration,
+    ) -> io::Result<Pinger> {
         let socket = match family {
             Family::V4 => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?,
             Family::V6 => Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?,
         };
         socket.set_nonblocking(true)?;
-        // Room for a burst of replies from many targets at once; the kernel
-        // caps this at net.core.rmem_max, which is fine.
-        socket.set_recv_buffer_size(1 << 20)?;
+        // Only echo replies: other ICMP (errors, neighbour discovery, other
+        // hosts' requests) would fill the buffer and cost reads.
+        match family {
+            Family::V4 => set_option(&socket, libc::SOL_RAW, ICMP_FILTER, &v4_filter())?,
+            Family::V6 => set_option(&socket, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &v6_filter())?,
+        }
+        set_receive_buffer(&socket, RECEIVE_BUFFER)?;
         socket.set_send_buffer_size(1 << 20)?;
         let id = next_id();
         Ok(Pinger {
@@ -177,8 +254,15 @@ impl Pinger {
             token: token(id, start),
             start,
             retry,
+            timeout,
             targets: Vec::new(),
         })
+    }
+
+    /// The receive buffer the kernel granted, in bytes.
+    #[cfg(test)]
+    pub(crate) fn receive_buffer(&self) -> io::Result<usize> {
+        self.socket.recv_buffer_size()
     }
 
     /// Adds a target; returns its index.
@@ -186,6 +270,7 @@ impl Pinger {
         self.targets.push(Target {
             address: SocketAddr::new(address, 0),
             next_send: self.start,
+            first_send: None,
             done: false,
         });
         self.targets.len() - 1
@@ -202,13 +287,27 @@ impl Pinger {
 
     /// Sends to every target that is due (first time, or no reply within
     /// `retry`: the first packet may wait for ARP or neighbour discovery, or
-    /// be lost). Calls `result` for targets that failed for good. Returns
-    /// when the next send is due.
+    /// be lost), and gives up on targets whose timeout has passed since
+    /// their first request, after a last look at what has arrived. Calls
+    /// `result` for targets decided here. Returns when something is next
+    /// due: a send or a target's deadline.
     pub(crate) fn send_due(
         &mut self,
         now: Instant,
         mut result: impl FnMut(usize, Outcome),
     ) -> Option<Instant> {
+        let timeout = self.timeout;
+        let expired = |t: &Target| !t.done && t.first_send.is_some_and(|f| f + timeout <= now);
+        if self.targets.iter().any(expired) {
+            // A reply may be waiting in the socket.
+            self.receive(&mut result);
+            for (index, target) in self.targets.iter_mut().enumerate() {
+                if expired(target) {
+                    target.done = true;
+                    result(index, Outcome::TimedOut);
+                }
+            }
+        }
         let mut next: Option<Instant> = None;
         for (index, target) in self.targets.iter_mut().enumerate() {
             if target.done {
@@ -216,22 +315,25 @@ impl Pinger {
             }
             if target.next_send <= now {
                 // The time of this very send: a burst to many targets takes
-                // a while, and the round trip must not include it.
+                // a while, and neither the round trip nor the target's
+                // timeout may include it.
+                let sent = Instant::now();
+                target.first_send.get_or_insert(sent);
                 let echo = Echo {
                     id: self.id,
                     token: self.token,
                     index: index as u32,
-                    sent_ns: self.start.elapsed().as_nanos() as u64,
+                    sent_ns: sent.duration_since(self.start).as_nanos() as u64,
                 };
                 let packet = echo_request(self.family, &echo);
                 match self
                     .socket
                     .send_to(&packet, &SockAddr::from(target.address))
                 {
-                    Ok(_) => target.next_send = now + self.retry,
+                    Ok(_) => target.next_send = sent + self.retry,
                     // A full send buffer: try again shortly.
                     Err(e) if is_transient(&e) => {
-                        target.next_send = now + Duration::from_millis(5);
+                        target.next_send = sent + Duration::from_millis(5);
                     }
                     Err(e) => {
                         target.done = true;
@@ -240,30 +342,38 @@ impl Pinger {
                     }
                 }
             }
-            next = Some(next.map_or(target.next_send, |n| n.min(target.next_send)));
+            let deadline = target.first_send.map(|f| f + timeout);
+            let due = deadline.map_or(target.next_send, |d| d.min(target.next_send));
+            next = Some(next.map_or(due, |n| n.min(due)));
         }
         next
     }
 
-    /// Reads every packet waiting on the socket and reports the replies,
-    /// each timed as it is read.
+    /// Reads every packet waiting on the socket and reports the replies
+    /// from the targets themselves, each timed as it is read.
     pub(crate) fn receive(&mut self, mut result: impl FnMut(usize, Outcome)) {
-        let mut buffer = [0u8; 2048];
-        // Bounded, so a flood of other ICMP traffic cannot keep us here.
+        let mut buffer = [MaybeUninit::<u8>::uninit(); 2048];
+        // Bounded, so a flood of other echo replies cannot keep us here.
         for _ in 0..4096 {
-            let n = match (&self.socket).read(&mut buffer) {
-                Ok(n) => n,
+            let (n, from) = match self.socket.recv_from(&mut buffer) {
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // A pending socket error is reported once; keep reading.
                 Err(_) => continue,
             };
-            let Some(echo) = parse_reply(self.family, &buffer[..n], self.id, self.token) else {
+            // SAFETY: recv_from initialised the first n bytes of the buffer
+            // (n is at most its length).
+            let packet = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), n) };
+            let Some(echo) = parse_reply(self.family, packet, self.id, self.token) else {
                 continue;
             };
             let Some(target) = self.targets.get_mut(echo.index as usize) else {
                 continue;
             };
-            if target.done {
+            // Only the target answers for itself: a reply from another
+            // address (a copy of the token's packet bounced by a router, a
+            // forged one) proves nothing about the target.
+            if target.done || from.as_socket().map(|a| a.ip()) != Some(target.address.ip()) {
                 continue;
             }
             target.done = true;
@@ -328,6 +438,73 @@ mod tests {
             &[0x02, 0x03],
             "sequence: low half of the index"
         );
+    }
+
+    #[test]
+    fn filters_pass_only_echo_replies() {
+        let v4 = v4_filter();
+        assert_eq!(v4 & 1, 0, "type 0, echo reply, passes");
+        assert_eq!(v4 | 1, u32::MAX, "every other type is blocked");
+        let v6 = v6_filter();
+        // Type 129 is bit 1 of word 4.
+        assert_eq!(v6[4], !(1 << 1));
+        assert!(v6.iter().enumerate().all(|(i, w)| i == 4 || *w == u32::MAX));
+    }
+
+    /// Reads an option back (the kernel's view of what was set).
+    fn get_option<T: Default>(socket: &Socket, level: libc::c_int, name: libc::c_int) -> T {
+        let mut value = T::default();
+        let mut len = size_of::<T>() as libc::socklen_t;
+        // SAFETY: `value` is a live T and `len` its size; the fd is open.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut T).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    /// Opens real raw sockets (in the test's own namespace; nothing is
+    /// changed there), so it needs CAP_NET_RAW.
+    #[test]
+    fn a_pinger_socket_has_its_filter_and_buffer() {
+        for family in [Family::V4, Family::V6] {
+            let start = Instant::now();
+            let pinger = match Pinger::open(
+                family,
+                start,
+                Duration::from_millis(20),
+                Duration::from_secs(1),
+            ) {
+                Ok(p) => p,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    eprintln!(
+                        "SKIPPED a_pinger_socket_has_its_filter_and_buffer: no CAP_NET_RAW: {e}"
+                    );
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => continue,
+                Err(e) => panic!("open a {family:?} pinger: {e}"),
+            };
+            match family {
+                Family::V4 => assert_eq!(
+                    get_option::<u32>(&pinger.socket, libc::SOL_RAW, ICMP_FILTER),
+                    v4_filter()
+                ),
+                Family::V6 => assert_eq!(
+                    get_option::<[u32; 8]>(&pinger.socket, libc::IPPROTO_ICMPV6, ICMP6_FILTER),
+                    v6_filter()
+                ),
+            }
+            // The kernel doubles what it grants, for its bookkeeping.
+            let granted = pinger.receive_buffer().expect("SO_RCVBUF");
+            assert!(granted >= RECEIVE_BUFFER as usize, "{family:?}: {granted}");
+        }
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! them through `RunningNode::in_netns`): ICMP echo over raw sockets, TCP
 //! connect, UDP datagram. One poll loop drives all of a caller's probes at
 //! once, so a node's whole list takes about one round trip when everything
-//! answers and at most the timeout when something does not.
+//! answers and about the timeout when something does not (UDP probes to
+//! one host can take longer: see `udp.rs`).
 
 mod checksum;
 mod icmp;
 mod tcp;
 mod udp;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use icmp::{Family, Pinger};
+pub use tcp::MAX_ATTEMPTS as TCP_ATTEMPTS;
 
 /// One thing to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,12 +36,16 @@ pub enum Probe {
 pub enum Outcome {
     /// An echo reply, a completed connect or a UDP reply, after this long.
     Answered(Duration),
-    /// UDP only: neither a reply nor an error before the timeout.
+    /// UDP only: neither a reply nor an error for the timeout after a send
+    /// the target was free to refuse (see `udp.rs`).
     Silent,
     /// No answer before the timeout (echo, TCP).
     TimedOut,
     /// The kernel reported an error: refused, unreachable, ...
     Failed(String),
+    /// The probe could not be sent at all (no socket, node not running):
+    /// nothing is known.
+    NotProbed(String),
 }
 
 impl Outcome {
@@ -65,74 +72,133 @@ pub(crate) enum Start<T> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("open a raw {family} socket: {source}")]
-    Raw {
-        family: &'static str,
-        source: io::Error,
-    },
-    #[error("open a {protocol} socket: {source}")]
-    Socket {
-        protocol: &'static str,
-        source: io::Error,
-    },
     #[error("poll: {0}")]
     Poll(nix::Error),
 }
 
+/// The kernel's defaults for `net.ipv4.icmp_ratelimit` and
+/// `net.ipv6.icmp.ratelimit`.
+pub const DEFAULT_RATELIMIT: [Duration; 2] =
+    [Duration::from_millis(1000), Duration::from_millis(100)];
+
+/// Which addresses belong to one host, and how that host rate-limits the
+/// ICMP errors it sends to one peer (`net.ipv4.icmp_ratelimit`,
+/// `net.ipv6.icmp.ratelimit`): UDP probes to a host are paced by them. An
+/// address of no known host is a host of its own with the kernel's
+/// defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Pacing {
+    hosts: HashMap<IpAddr, (usize, [Duration; 2])>,
+    count: usize,
+}
+
+/// The budget a UDP probe draws on: a host (or lone address) and family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BudgetKey {
+    Host(usize, Family),
+    Address(IpAddr),
+}
+
+impl Pacing {
+    /// Adds a host with these addresses and per-family intervals (IPv4,
+    /// IPv6; zero for no limit).
+    pub fn host(&mut self, addresses: impl IntoIterator<Item = IpAddr>, interval: [Duration; 2]) {
+        let id = self.count;
+        self.count += 1;
+        for a in addresses {
+            self.hosts.entry(a).or_insert((id, interval));
+        }
+    }
+
+    /// The interval at which the host of `address` sends errors to one
+    /// peer after its burst.
+    pub fn interval(&self, address: IpAddr) -> Duration {
+        self.budget(address).1
+    }
+
+    fn budget(&self, address: IpAddr) -> (BudgetKey, Duration) {
+        let family = Family::of(address);
+        match self.hosts.get(&address) {
+            Some((id, interval)) => (BudgetKey::Host(*id, family), interval[family as usize]),
+            None => (
+                BudgetKey::Address(address),
+                DEFAULT_RATELIMIT[family as usize],
+            ),
+        }
+    }
+}
+
 /// Runs every probe from the calling thread's net namespace, all at once,
-/// and returns their outcomes in order. Echo requests are sent again every
-/// quarter of the timeout (at most every 250 ms) until answered; a UDP
-/// datagram once more halfway. Give each echo address once: replies are
-/// matched per target.
-pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeError> {
+/// and returns their outcomes in order. Each probe has the timeout from its
+/// own first send. Echo requests are sent again every quarter of the
+/// timeout (at most every 250 ms) until answered; a TCP probe connects
+/// again as often on a fresh socket (up to [`TCP_ATTEMPTS`]); an undecided
+/// UDP probe is sent once more when its host's ICMP budget allows (see
+/// `udp.rs`). Give each echo address once: replies are matched per target.
+/// A probe that cannot be sent (no socket) is [`Outcome::NotProbed`]; only
+/// a failing poll fails the whole run.
+pub fn run(
+    probes: &[Probe],
+    timeout: Duration,
+    pacing: &Pacing,
+) -> Result<Vec<Outcome>, ProbeError> {
     let start = Instant::now();
-    let deadline = start + timeout;
     let retry = (timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
     let mut outcomes: Vec<Option<Outcome>> = vec![None; probes.len()];
-    // Per family: the pinger and, by its target index, the probe index.
+    // Per family: the pinger and, by its target index, the probe index; or
+    // why it could not be opened.
     let mut pingers: [Option<(Pinger, Vec<usize>)>; 2] = [None, None];
-    let mut connects = Vec::new();
-    let mut datagrams = Vec::new();
+    let mut no_pinger: [Option<String>; 2] = [None, None];
+    let mut connects: Vec<(usize, tcp::Connect)> = Vec::new();
+    let mut datagrams: Vec<(usize, udp::Datagram)> = Vec::new();
+    let mut budgets: Vec<udp::Budget> = Vec::new();
+    let mut budget_of: HashMap<BudgetKey, usize> = HashMap::new();
 
     for (i, probe) in probes.iter().enumerate() {
         match *probe {
             Probe::Echo(address) => {
                 let family = Family::of(address);
                 let slot = &mut pingers[family as usize];
-                if slot.is_none() {
-                    let pinger =
-                        Pinger::open(family, start, retry).map_err(|source| ProbeError::Raw {
-                            family: match family {
-                                Family::V4 => "ICMP",
-                                Family::V6 => "ICMPv6",
-                            },
-                            source,
-                        })?;
-                    *slot = Some((pinger, Vec::new()));
-                }
-                if let Some((pinger, map)) = slot {
-                    pinger.add(address);
-                    map.push(i);
-                }
-            }
-            Probe::Tcp(address) => {
-                match tcp::start(address, start).map_err(|source| ProbeError::Socket {
-                    protocol: "TCP",
-                    source,
-                })? {
-                    Start::Pending(c) => connects.push((i, c)),
-                    Start::Done(o) => outcomes[i] = Some(o),
-                }
-            }
-            Probe::Udp(address) => {
-                match udp::start(address, start, timeout / 2).map_err(|source| {
-                    ProbeError::Socket {
-                        protocol: "UDP",
-                        source,
+                if slot.is_none() && no_pinger[family as usize].is_none() {
+                    match Pinger::open(family, start, retry, timeout) {
+                        Ok(pinger) => *slot = Some((pinger, Vec::new())),
+                        Err(e) => {
+                            no_pinger[family as usize] = Some(format!(
+                                "could not open a raw {} socket: {}",
+                                match family {
+                                    Family::V4 => "ICMP",
+                                    Family::V6 => "ICMPv6",
+                                },
+                                describe(&e)
+                            ));
+                        }
                     }
-                })? {
-                    Start::Pending(d) => datagrams.push((i, d)),
-                    Start::Done(o) => outcomes[i] = Some(o),
+                }
+                match slot {
+                    Some((pinger, map)) => {
+                        pinger.add(address);
+                        map.push(i);
+                    }
+                    None => {
+                        outcomes[i] = no_pinger[family as usize].clone().map(Outcome::NotProbed);
+                    }
+                }
+            }
+            Probe::Tcp(address) => match tcp::start(address, retry, timeout) {
+                Ok(Start::Pending(c)) => connects.push((i, c)),
+                Ok(Start::Done(o)) => outcomes[i] = Some(o),
+                Err(e) => outcomes[i] = Some(not_probed("TCP", &e)),
+            },
+            Probe::Udp(address) => {
+                let (key, interval) = pacing.budget(address.ip());
+                let budget = *budget_of.entry(key).or_insert_with(|| {
+                    budgets.push(udp::Budget::new(interval, start));
+                    budgets.len() - 1
+                });
+                match udp::open(address, budget) {
+                    Ok(Start::Pending(d)) => datagrams.push((i, d)),
+                    Ok(Start::Done(o)) => outcomes[i] = Some(o),
+                    Err(e) => outcomes[i] = Some(not_probed("UDP", &e)),
                 }
             }
         }
@@ -140,30 +206,35 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
 
     loop {
         let now = Instant::now();
-        // Past the deadline: no more sends, one last look at what has
-        // already arrived (a long burst of sends can outlast the timeout
-        // while its replies wait in the socket).
-        let last = now >= deadline;
-        let mut wake = deadline;
-        if !last {
-            for (pinger, map) in pingers.iter_mut().flatten() {
-                if let Some(at) = pinger.send_due(now, |k, o| outcomes[map[k]] = Some(o)) {
-                    wake = wake.min(at);
-                }
+        let mut wake: Option<Instant> = None;
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        for (pinger, map) in pingers.iter_mut().flatten() {
+            if let Some(t) = pinger.send_due(now, |k, o| outcomes[map[k]] = Some(o)) {
+                at(t);
             }
-            datagrams.retain_mut(|(i, d)| match d.resend_due(now) {
-                Ok(at) => {
-                    if let Some(at) = at {
-                        wake = wake.min(at);
-                    }
+        }
+        connects.retain_mut(|(i, c)| match c.due(now) {
+            Ok(t) => {
+                at(t);
+                true
+            }
+            Err(o) => {
+                outcomes[*i] = Some(o);
+                false
+            }
+        });
+        datagrams.retain_mut(
+            |(i, d)| match udp_due(d, &mut budgets, now, timeout, retry) {
+                Ok(t) => {
+                    at(t);
                     true
                 }
                 Err(o) => {
                     outcomes[*i] = Some(o);
                     false
                 }
-            });
-        }
+            },
+        );
         let echo_pending = pingers.iter().flatten().any(|(p, _)| !p.finished());
         if !echo_pending && connects.is_empty() && datagrams.is_empty() {
             break;
@@ -174,19 +245,15 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
             fds.push(PollFd::new(pinger.fd(), PollFlags::POLLIN));
         }
         for (_, c) in &connects {
-            fds.push(PollFd::new(c.fd(), PollFlags::POLLOUT));
+            fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
         }
         for (_, d) in &datagrams {
             fds.push(PollFd::new(d.fd(), PollFlags::POLLIN));
         }
         // Rounded up, so a wait shorter than a millisecond does not spin.
-        let wait = wake.saturating_duration_since(now);
+        let wait = wake.map_or(Duration::ZERO, |w| w.saturating_duration_since(now));
         let millis = wait.as_micros().div_ceil(1000);
-        let wait = if last {
-            PollTimeout::ZERO
-        } else {
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
-        };
+        let wait = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, wait) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -206,11 +273,19 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
             }
         }
         connects.retain(|(i, c)| {
-            if ready.next() != Some(true) {
-                return true;
+            let mut verdict = None;
+            for k in 0..c.attempts() {
+                if ready.next() == Some(true) && verdict.is_none() {
+                    verdict = c.on_event(k, now);
+                }
             }
-            outcomes[*i] = Some(c.verdict(now));
-            false
+            match verdict {
+                Some(o) => {
+                    outcomes[*i] = Some(o);
+                    false
+                }
+                None => true,
+            }
         });
         datagrams.retain(|(i, d)| {
             if ready.next() != Some(true) {
@@ -224,21 +299,73 @@ pub fn run(probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, ProbeErr
                 None => true,
             }
         });
-        if last {
-            break;
-        }
     }
 
     Ok(outcomes
         .into_iter()
-        .zip(probes)
-        .map(|(outcome, probe)| {
-            outcome.unwrap_or(match probe {
-                Probe::Udp(_) => Outcome::Silent,
-                Probe::Echo(_) | Probe::Tcp(_) => Outcome::TimedOut,
-            })
-        })
+        .map(|outcome| outcome.unwrap_or(Outcome::NotProbed("no outcome".into())))
         .collect())
+}
+
+/// A socket that could not be made: the probe did not run.
+fn not_probed(protocol: &str, e: &io::Error) -> Outcome {
+    Outcome::NotProbed(format!(
+        "could not open a {protocol} socket: {}",
+        describe(e)
+    ))
+}
+
+/// A UDP probe's sends and deadline: the first send at once; once `retry`
+/// has passed without a verdict, one paced send when the target's budget
+/// allows; silence for the timeout after that is [`Outcome::Silent`].
+/// Returns when the probe is next due, or its verdict.
+fn udp_due(
+    d: &mut udp::Datagram,
+    budgets: &mut [udp::Budget],
+    now: Instant,
+    timeout: Duration,
+    retry: Duration,
+) -> Result<Instant, Outcome> {
+    // A full send buffer: try again shortly, for a while.
+    let blocked = |d: &udp::Datagram| match d.blocked {
+        Some(since) if now >= since + timeout => Err(Outcome::NotProbed(
+            "could not send a UDP datagram: the send buffer stayed full".into(),
+        )),
+        _ => Ok(now + Duration::from_millis(5)),
+    };
+    let budget = &mut budgets[d.budget];
+    let Some(first) = d.first else {
+        return match d.send(now)? {
+            true => {
+                budget.spend(now);
+                Ok(now + retry)
+            }
+            false => blocked(d),
+        };
+    };
+    if let Some(paced) = d.paced {
+        let deadline = paced + timeout;
+        if now < deadline {
+            return Ok(deadline);
+        }
+        // A last look before calling it silence.
+        return Err(d.on_event(now).unwrap_or(Outcome::Silent));
+    }
+    let eligible = first + retry;
+    if now < eligible {
+        return Ok(eligible);
+    }
+    if !budget.ready(now) {
+        return Ok(budget.ready_at().max(eligible));
+    }
+    match d.send(now)? {
+        true => {
+            budget.spend(now);
+            d.paced_at(now);
+            Ok(now + timeout)
+        }
+        false => blocked(d),
+    }
 }
 
 #[cfg(test)]
@@ -253,10 +380,84 @@ mod tests {
         assert_eq!(describe(&e), "network is unreachable");
     }
 
+    /// Real probes over the test's own loopback (nothing leaves it, nothing
+    /// is changed): needs CAP_NET_RAW for the echo.
+    #[test]
+    fn loopback_probes_get_their_answers() {
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = std::net::TcpListener::bind(local(0)).expect("listen");
+        let silent = std::net::UdpSocket::bind(local(0)).expect("bind");
+        // Ports that were just free: nothing listens there now.
+        let closed_tcp = std::net::TcpListener::bind(local(0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let closed_udp = std::net::UdpSocket::bind(local(0))
+            .and_then(|s| s.local_addr())
+            .expect("a free port");
+        let probes = [
+            Probe::Echo(IpAddr::from([127, 0, 0, 1])),
+            Probe::Tcp(listener.local_addr().expect("addr")),
+            Probe::Tcp(closed_tcp),
+            Probe::Udp(closed_udp),
+            Probe::Udp(silent.local_addr().expect("addr")),
+        ];
+        let mut pacing = Pacing::default();
+        pacing.host([IpAddr::from([127, 0, 0, 1])], [Duration::ZERO; 2]);
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let outcomes = run(&probes, timeout, &pacing).expect("poll");
+        let took = started.elapsed();
+        match &outcomes[0] {
+            Outcome::Answered(rtt) => assert!(*rtt < timeout, "{rtt:?}"),
+            Outcome::NotProbed(why) if why.contains("not permitted") => {
+                eprintln!("SKIPPED the echo part of loopback_probes_get_their_answers: {why}");
+            }
+            other => panic!("echo to 127.0.0.1: {other:?}"),
+        }
+        assert!(
+            matches!(outcomes[1], Outcome::Answered(rtt) if rtt < timeout),
+            "{:?}",
+            outcomes[1]
+        );
+        let refused = Outcome::Failed("connection refused".into());
+        assert_eq!(outcomes[2], refused);
+        assert_eq!(outcomes[3], refused);
+        // Silence only after the paced send (at `retry`, 75 ms) and the
+        // timeout from it.
+        assert_eq!(outcomes[4], Outcome::Silent);
+        assert!(took >= timeout + timeout / 4, "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[test]
+    fn a_host_shares_one_budget_per_family() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let mut pacing = Pacing::default();
+        let second = Duration::from_secs(1);
+        pacing.host(
+            [ip("10.0.1.1"), ip("10.0.2.1"), ip("2001:db8::1")],
+            [second, Duration::ZERO],
+        );
+        pacing.host([ip("10.0.3.1")], DEFAULT_RATELIMIT);
+        let key = |s: &str| pacing.budget(ip(s)).0;
+        assert_eq!(key("10.0.1.1"), key("10.0.2.1"), "one host, one budget");
+        assert_ne!(key("10.0.1.1"), key("2001:db8::1"), "one per family");
+        assert_ne!(key("10.0.1.1"), key("10.0.3.1"));
+        assert_ne!(
+            key("203.0.113.1"),
+            key("203.0.113.2"),
+            "unknown: each alone"
+        );
+        assert_eq!(pacing.interval(ip("10.0.2.1")), second);
+        assert_eq!(pacing.interval(ip("2001:db8::1")), Duration::ZERO);
+        assert_eq!(pacing.interval(ip("2001:db8::9")), DEFAULT_RATELIMIT[1]);
+    }
+
     #[test]
     fn nothing_to_probe_returns_at_once() {
         let started = Instant::now();
-        let outcomes = run(&[], Duration::from_secs(5)).expect("no sockets needed");
+        let outcomes =
+            run(&[], Duration::from_secs(5), &Pacing::default()).expect("no sockets needed");
         assert!(outcomes.is_empty());
         assert!(started.elapsed() < Duration::from_secs(1));
     }
