@@ -242,6 +242,58 @@ fn impairments_are_set_read_back_and_cleared_at_run_time() {
 }
 
 #[test]
+fn expectations_built_in_code_are_checked_through_the_api() {
+    if !common::can_build_labs("expectations_built_in_code_are_checked_through_the_api") {
+        return;
+    }
+    let topology = Topology::builder("apichk")
+        .node("h1")
+        .node("h2")
+        .link(["h1:eth0", "h2:eth0"])
+        .ipv4(["10.0.3.1/24", "10.0.3.2/24"])
+        .expect_reach("h1", "h2")
+        .expect_port("h1", "h2", "7000/udp")
+        .expect_blocked("h1", "203.0.113.9", None)
+        .build()
+        .expect("a valid topology");
+    let lab = options().up(&topology).expect("lab up");
+    let server = lab
+        .in_netns("h2", || UdpSocket::bind("10.0.3.2:7000"))
+        .expect("thread")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let mut buf = [0; 1500];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let report = lab.check(Duration::from_secs(3)).expect("check ran");
+    assert!(report.passed, "{}", nslab::check::render_text(&report));
+    assert_eq!(report.expectations.len(), 3);
+    assert!(report.expectations.iter().all(|e| e.passed));
+
+    // Once h2's side is down, both expectations that need h2 fail.
+    let down = lab
+        .exec("h2", ["ip", "link", "set", "eth0", "down"])
+        .expect("ip");
+    assert!(down.success(), "{}", down.stderr_text());
+    let report = lab.check(Duration::from_millis(500)).expect("check ran");
+    assert!(!report.passed);
+    let failed: Vec<&str> = report
+        .expectations
+        .iter()
+        .filter(|e| !e.passed)
+        .map(|e| e.to.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["h2", "h2"],
+        "{}",
+        nslab::check::render_text(&report)
+    );
+}
+
+#[test]
 fn bad_topology_text_is_refused_before_anything_is_made() {
     // No privileges needed: validation comes first.
     let err = options()

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use super::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use super::running::{RunningNode, running_nodes};
 use super::{DownReport, Impairment, LabError, UpOptions, UpReport};
+use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
 use crate::plan::{Place, Plan};
 use crate::topology::{self, Topology, TopologyError};
@@ -368,6 +369,15 @@ impl Lab {
             .into_iter()
             .filter(move |(name, _)| name == iface)
             .map(|(_, net)| net.addr())
+    }
+
+    /// Probes the lab as `nslab check` does: the topology's `expect:`
+    /// entries (or every node to every address, when it has none), each
+    /// unanswered probe waiting at most `timeout`. `report.passed` says
+    /// whether all held; [`render_text`](crate::check::render_text)
+    /// prints it as the command does.
+    pub fn check(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
+        Ok(super::check(&self.plan.lab, timeout)?)
     }
 
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,
