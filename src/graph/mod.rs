@@ -82,7 +82,6 @@ fn vertex_index(plan: &Plan, place: Place) -> usize {
     }
 }
 
-/// The name a place is known by (`host` for the host).
 /// A link's label, a line each: its first end, its second end (each
 /// `node:iface` and the addresses as written in the topology), and the
 /// MTU when the link sets one.

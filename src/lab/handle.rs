@@ -392,17 +392,17 @@ impl Lab {
         settings: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Impairment, ApiError> {
         let target = self.interface_spec(node, iface)?;
-        let mut text = topology::ImpairText::default();
+        let mut fields = topology::ImpairFields::default();
         let mut problems = Vec::new();
         for (key, value) in settings {
-            if !text.set(key, value) {
+            if !fields.set(key, value) {
                 problems.push(format!(
                     "unknown impairment {key:?}; expected one of {}",
                     topology::IMPAIR_KEYS.join(", ")
                 ));
             }
         }
-        let plan = topology::parse_impair(&text).map_err(|found| {
+        let plan = topology::parse_impair(&fields.as_text()).map_err(|found| {
             problems.extend(found.into_iter().map(|(key, message)| match key {
                 "" => "nothing to set (use clear_impairment to remove one)".to_string(),
                 key => format!("{key}: {message}"),

@@ -7,8 +7,8 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq,
-    Text, TopologyModel, UMap,
+    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, NodeModel, Scalar, Seq, Text,
+    TopologyModel, UMap,
 };
 use super::{Problem, Topology, TopologyError, validate};
 
@@ -316,24 +316,15 @@ impl TopologyBuilder {
     ) -> ImpairFields {
         let mut fields = ImpairFields::default();
         for (key, value) in settings {
-            let slot = match key {
-                "delay" => &mut fields.delay,
-                "jitter" => &mut fields.jitter,
-                "loss" => &mut fields.loss,
-                "rate" => &mut fields.rate,
-                "corrupt" => &mut fields.corrupt,
-                "duplicate" => &mut fields.duplicate,
-                other => {
-                    self.problems.push(Problem::new(
-                        "topology.links.impair",
-                        format!(
-                            "unknown impairment {other:?}; expected delay, jitter, loss, rate, corrupt or duplicate"
-                        ),
-                    ));
-                    continue;
-                }
-            };
-            *slot = Some(Measure(value.to_owned()));
+            if !fields.set(key, value) {
+                self.problems.push(Problem::new(
+                    "topology.links.impair",
+                    format!(
+                        "unknown impairment {key:?}; expected one of {}",
+                        super::IMPAIR_KEYS.join(", ")
+                    ),
+                ));
+            }
         }
         fields
     }

@@ -30,24 +30,6 @@ pub struct ImpairText<'a> {
     pub duplicate: Option<&'a str>,
 }
 
-impl<'a> ImpairText<'a> {
-    /// Sets the value of `key` (one of [`IMPAIR_KEYS`]); false for any
-    /// other key.
-    pub fn set(&mut self, key: &str, value: &'a str) -> bool {
-        let slot = match key {
-            "delay" => &mut self.delay,
-            "jitter" => &mut self.jitter,
-            "loss" => &mut self.loss,
-            "rate" => &mut self.rate,
-            "corrupt" => &mut self.corrupt,
-            "duplicate" => &mut self.duplicate,
-            _ => return false,
-        };
-        *slot = Some(value);
-        true
-    }
-}
-
 /// Checks every value; on failure returns each problem with the key it is
 /// about (`""` for one about the whole).
 ///

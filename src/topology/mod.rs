@@ -36,6 +36,8 @@ pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
 pub use names::{MAX_NAME_BYTES, is_valid_name};
 pub use route::parse_route;
 
+pub(crate) use model::ImpairFields;
+
 /// The reserved endpoint node name for the host's own network namespace.
 pub const HOST: &str = "host";
 

@@ -349,6 +349,39 @@ pub(crate) struct ImpairFields {
     pub duplicate: Option<Measure>,
 }
 
+impl ImpairFields {
+    /// Sets the value of `key` (one of [`IMPAIR_KEYS`](super::IMPAIR_KEYS));
+    /// false for any other key.
+    pub fn set(&mut self, key: &str, value: &str) -> bool {
+        let slot = match key {
+            "delay" => &mut self.delay,
+            "jitter" => &mut self.jitter,
+            "loss" => &mut self.loss,
+            "rate" => &mut self.rate,
+            "corrupt" => &mut self.corrupt,
+            "duplicate" => &mut self.duplicate,
+            _ => return false,
+        };
+        *slot = Some(Measure(value.to_owned()));
+        true
+    }
+
+    /// The values as text, for [`parse_impair`](super::parse_impair).
+    pub fn as_text(&self) -> super::ImpairText<'_> {
+        fn text(v: &Option<Measure>) -> Option<&str> {
+            v.as_ref().map(|m| m.0.as_str())
+        }
+        super::ImpairText {
+            delay: text(&self.delay),
+            jitter: text(&self.jitter),
+            loss: text(&self.loss),
+            rate: text(&self.rate),
+            corrupt: text(&self.corrupt),
+            duplicate: text(&self.duplicate),
+        }
+    }
+}
+
 /// One entry of `expect:`. `port` is a scalar so that `port: 80` is
 /// reported with the other problems (it lacks the protocol), not as a type
 /// error that stops the parse.

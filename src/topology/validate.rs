@@ -8,9 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use super::impair::{ImpairText, parse_impair};
+use super::impair::parse_impair;
 use super::model::{
-    FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq, Text, UMap,
+    FileModel, ImpairFields, ImpairModel, LinkModel, NodeModel, Scalar, Seq, Text, UMap,
 };
 use super::names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 use super::route::parse_route;
@@ -690,18 +690,7 @@ impl Checker {
 
     /// Checks the impairments of one end (or both) at `path`.
     fn impair(&mut self, path: &str, m: &ImpairFields) -> Option<ImpairPlan> {
-        fn text(v: &Option<Measure>) -> Option<&str> {
-            v.as_ref().map(|m| m.0.as_str())
-        }
-        let input = ImpairText {
-            delay: text(&m.delay),
-            jitter: text(&m.jitter),
-            loss: text(&m.loss),
-            rate: text(&m.rate),
-            corrupt: text(&m.corrupt),
-            duplicate: text(&m.duplicate),
-        };
-        match parse_impair(&input) {
+        match parse_impair(&m.as_text()) {
             // All zero: no impairment, as if the end had none.
             Ok(plan) => (!plan.is_empty()).then_some(plan),
             Err(problems) => {
