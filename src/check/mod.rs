@@ -439,7 +439,7 @@ struct Verdict {
 /// Reached, round trip and why not, from a probe's outcome (and for UDP
 /// the echo to the same address): a UDP datagram that met silence counts
 /// as reached only when the address answers echo, since silence is also
-/// what a dead address gives.
+/// what a dead address gives, and as not probed when that echo was not.
 fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
     let not = |why: String| Verdict {
         probed: true,
@@ -459,6 +459,16 @@ fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
             reached: true,
             rtt: None,
             error: Some("no reply and no error (the address answers echo)".into()),
+        },
+        // Silence means nothing without the echo that tells an open port
+        // from a dead address: nothing is known.
+        (Outcome::Silent, Some(Outcome::NotProbed(why))) => Verdict {
+            probed: false,
+            reached: false,
+            rtt: None,
+            error: Some(format!(
+                "no reply and no error, and the echo that would tell an open port from a dead address was not probed: {why}"
+            )),
         },
         (Outcome::Silent, _) => not("no reply, and the address does not answer echo".into()),
         (Outcome::TimedOut, _) => not("timeout".into()),

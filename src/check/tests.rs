@@ -230,6 +230,39 @@ fn ports_use_tcp_and_udp_probes() {
 }
 
 #[test]
+fn udp_silence_without_its_echo_is_not_probed() {
+    // Silence only means something next to the echo to the same address:
+    // without it, a `reach: false` must not pass on silence alone.
+    let check = CheckPlan::new(&with_expect(
+        "  - {from: h1, to: \"r1:eth0\", port: 54/udp, reach: false}\n",
+    ));
+    let r = report(&check, |_, p| match p {
+        Probe::Udp(_) => Outcome::Silent,
+        Probe::Echo(a) if a.is_ipv6() => {
+            Outcome::NotProbed("could not open a raw ICMPv6 socket: permission denied".into())
+        }
+        Probe::Echo(_) => Outcome::TimedOut,
+        Probe::Tcp(_) => Outcome::Answered(MS),
+    });
+    let e = &r.expectations[0];
+    assert!(!e.passed, "{e:?}");
+    let v4 = &e.probes[0];
+    assert_eq!(v4.address, ip("10.0.1.1"));
+    assert!(v4.probed && !v4.reached, "silence and no echo: {v4:?}");
+    let v6 = &e.probes[1];
+    assert_eq!(v6.address, ip("2001:db8:1::1"));
+    assert!(!v6.probed && !v6.reached, "{v6:?}");
+    assert_eq!(
+        v6.error.as_deref(),
+        Some(
+            "no reply and no error, and the echo that would tell an open port from a dead \
+             address was not probed: could not open a raw ICMPv6 socket: permission denied"
+        )
+    );
+    assert!(!r.passed);
+}
+
+#[test]
 fn a_source_that_cannot_probe_fails_its_pairs() {
     let check = CheckPlan::new(&plan(LAB));
     let mut results = simulate(&check, |_, _| Outcome::Answered(MS));
