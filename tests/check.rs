@@ -444,8 +444,9 @@ fn a_node_that_stopped_is_reported_and_fails_its_pairs() {
 
 /// h1 probes 12 closed UDP ports on each of h2's addresses, and one open
 /// one. The kernel answers a closed port with an ICMP port unreachable,
-/// but rate-limits those per peer (a burst of 6, then one a second for
-/// IPv4, one per 100 ms for IPv6): without pacing, the closed ports past
+/// but rate-limits those per peer (a burst of 6, then, with this kernel's
+/// defaults, one a second for IPv4 and one per 100 ms for IPv6; check
+/// reads the live values): without pacing, the closed ports past
 /// the burst were silent and reported reached (7 of 24, then 12 of 24).
 fn many_udp_ports() -> String {
     let mut yaml = String::from(
@@ -569,4 +570,76 @@ fn a_lost_first_syn_is_sent_again_within_the_timeout() {
     // from the start of the run.
     let rtt = probe["rtt_ms"].as_f64().expect("rtt");
     assert!(rtt < 200.0, "{probe}");
+}
+
+/// h1 probes 12 closed UDP ports on h2, IPv4 only. h2's topology sets its
+/// ICMP error intervals (IPv4 1500 ms, IPv6 40 ms: whole jiffies at any
+/// common HZ, so the kernel shows them back unchanged).
+fn ratelimit_lab() -> String {
+    let mut yaml = String::from(
+        r#"
+name: LAB
+topology:
+  nodes:
+    h1: {}
+    h2:
+      sysctls: {net.ipv4.icmp_ratelimit: 1500, net.ipv6.icmp.ratelimit: 40}
+  links:
+    - endpoints: ["h1:eth0", "h2:eth0"]
+      ipv4: [10.0.9.1/24, 10.0.9.2/24]
+expect:
+"#,
+    );
+    for port in 7001..=7012 {
+        yaml.push_str(&format!(
+            "  - {{from: h1, to: h2, port: {port}/udp, reach: false}}\n"
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn udp_pacing_follows_the_live_ratelimit_of_the_target() {
+    if !can_build_labs("udp_pacing_follows_the_live_ratelimit_of_the_target") {
+        return;
+    }
+    let lab = TestLab::new("ckrl", &ratelimit_lab());
+    lab.up();
+    let sysctl = |node: &str, key: &str| -> Duration {
+        let (code, out, err) = lab.exec(node, &["cat", &format!("/proc/sys/{key}")]);
+        assert_eq!(code, 0, "read {key} in {node}: {err}");
+        Duration::from_millis(out.trim().parse().expect("milliseconds"))
+    };
+    let (v4, v6) = ("net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit");
+    let ms = Duration::from_millis;
+
+    // What check reads: each node's own values, as the node itself sees them.
+    let nodes = nslab::lab::running_nodes(&lab.name).expect("running nodes");
+    let read = nslab::lab::icmp_ratelimits(&nodes);
+    assert_eq!(read["h2"], [Some(ms(1500)), Some(ms(40))]);
+    assert_eq!(read["h2"], [Some(sysctl("h2", v4)), Some(sysctl("h2", v6))]);
+    assert_eq!(read["h1"], [Some(sysctl("h1", v4)), Some(sysctl("h1", v6))]);
+
+    // Changed at run time: the topology still says 1500 ms.
+    let (code, _, err) = lab.exec(
+        "h2",
+        &["sh", "-c", "echo 300 > /proc/sys/net/ipv4/icmp_ratelimit"],
+    );
+    assert_eq!(code, 0, "set h2's ratelimit: {err}");
+    assert_eq!(sysctl("h2", v4), ms(300));
+
+    let started = Instant::now();
+    let (code, json) = check_json(&lab, &[]);
+    let took = started.elapsed();
+    eprintln!("12 closed ports paced at 300 ms: {took:?}");
+    assert_eq!(code, 0, "{json:#}");
+    for e in json["expectations"].as_array().expect("expectations") {
+        let probe = &e["probes"][0];
+        assert_eq!(probe["error"], "connection refused", "{e}");
+    }
+    // h2 refuses at most its burst of 6 at once; the other 6 or more go
+    // out paced at 300 ms plus a 30 ms margin each: at least 1.98 s. Paced
+    // by the topology's 1500 ms they would take at least 9.9 s.
+    assert!(took >= ms(1900), "paced: {took:?}");
+    assert!(took < ms(6000), "by the live 300 ms: {took:?}");
 }

@@ -14,15 +14,14 @@ mod render;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use render::{MAX_TABLE_NODES, render_text};
 
-use crate::kernel::probe::{DEFAULT_RATELIMIT, Outcome, Pacing, Probe};
-use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, NodePlan, Place, Plan, Protocol};
+use crate::kernel::probe::{Outcome, Pacing, Probe, UNREAD_RATELIMIT};
+use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, Place, Plan, Protocol};
 
 /// One planned address of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +137,9 @@ pub struct CheckPlan {
     pub sources: Vec<String>,
     /// Per source: its probes, each once.
     pub probes: Vec<Vec<Probe>>,
-    /// How the lab's nodes limit the ICMP errors UDP probes rely on.
-    pub pacing: Pacing,
+    /// Every node that has addresses, with them, in plan order: the hosts
+    /// UDP probes are paced by.
+    hosts: Vec<(String, Vec<IpAddr>)>,
     /// (source, target, probe index) of the matrix, in order.
     matrix: Vec<(usize, Target, usize)>,
     expectations: Vec<PlannedExpectation>,
@@ -278,22 +278,58 @@ impl CheckPlan {
             })
             .collect();
 
-        let mut pacing = Pacing::default();
-        for node in &plan.nodes {
-            if let Some(list) = by_node.get(node.name.as_str()) {
-                pacing.host(list.iter().map(|a| a.address), icmp_ratelimit(node));
-            }
-        }
+        let hosts = plan
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                let list = by_node.get(node.name.as_str())?;
+                Some((node.name.clone(), list.iter().map(|a| a.address).collect()))
+            })
+            .collect();
 
         CheckPlan {
             lab: plan.lab.clone(),
             sources,
             probes,
-            pacing,
+            hosts,
             matrix,
             expectations,
             from,
         }
+    }
+
+    /// The nodes whose ICMP rate limits pace UDP probes: those with an
+    /// address some UDP probe goes to, in plan order.
+    pub fn paced_nodes(&self) -> Vec<&str> {
+        let udp: std::collections::HashSet<IpAddr> = self
+            .probes
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                Probe::Udp(a) => Some(a.ip()),
+                _ => None,
+            })
+            .collect();
+        self.hosts
+            .iter()
+            .filter(|(_, addresses)| addresses.iter().any(|a| udp.contains(a)))
+            .map(|(node, _)| node.as_str())
+            .collect()
+    }
+
+    /// The pacing of UDP probes, from the intervals read from the nodes
+    /// ([`RATELIMIT_SYSCTLS`], per node: IPv4, IPv6). A node, or a family of
+    /// one, whose interval was not read is paced by [`UNREAD_RATELIMIT`].
+    pub fn pacing(&self, ratelimits: &HashMap<String, [Option<Duration>; 2]>) -> Pacing {
+        let mut pacing = Pacing::default();
+        for (node, addresses) in &self.hosts {
+            let read = ratelimits.get(node).copied().unwrap_or_default();
+            pacing.host(
+                addresses.iter().copied(),
+                read.map(|r| r.unwrap_or(UNREAD_RATELIMIT)),
+            );
+        }
+        pacing
     }
 
     /// Reads the outcomes, per source in the order of [`Self::probes`]
@@ -439,7 +475,7 @@ struct Verdict {
 /// Reached, round trip and why not, from a probe's outcome (and for UDP
 /// the echo to the same address): a UDP datagram that met silence counts
 /// as reached only when the address answers echo, since silence is also
-/// what a dead address gives.
+/// what a dead address gives, and as not probed when that echo was not.
 fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
     let not = |why: String| Verdict {
         probed: true,
@@ -460,6 +496,16 @@ fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
             rtt: None,
             error: Some("no reply and no error (the address answers echo)".into()),
         },
+        // Silence means nothing without the echo that tells an open port
+        // from a dead address: nothing is known.
+        (Outcome::Silent, Some(Outcome::NotProbed(why))) => Verdict {
+            probed: false,
+            reached: false,
+            rtt: None,
+            error: Some(format!(
+                "no reply and no error, and the echo that would tell an open port from a dead address was not probed: {why}"
+            )),
+        },
         (Outcome::Silent, _) => not("no reply, and the address does not answer echo".into()),
         (Outcome::TimedOut, _) => not("timeout".into()),
         (Outcome::Failed(e), _) => not(e),
@@ -472,23 +518,16 @@ fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
     }
 }
 
-/// A node's `net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit` as its
-/// sysctls set them (milliseconds), else the kernel's defaults.
-fn icmp_ratelimit(node: &NodePlan) -> [Duration; 2] {
-    let mut out = DEFAULT_RATELIMIT;
-    for s in &node.sysctls {
-        let slot = if s.path == Path::new("net/ipv4/icmp_ratelimit") {
-            0
-        } else if s.path == Path::new("net/ipv6/icmp/ratelimit") {
-            1
-        } else {
-            continue;
-        };
-        if let Ok(ms) = s.value.trim().parse::<u64>() {
-            out[slot] = Duration::from_millis(ms);
-        }
-    }
-    out
+/// The sysctls UDP pacing reads, live, from the net namespace of each node
+/// it paces when the check starts (paths under /proc/sys): the interval at
+/// which the node sends ICMP errors to one peer after a burst, for IPv4 and
+/// for IPv6, in milliseconds.
+pub const RATELIMIT_SYSCTLS: [&str; 2] = ["net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit"];
+
+/// A value of a [`RATELIMIT_SYSCTLS`] entry as an interval (zero: no
+/// limit), or `None` when it is not a count of milliseconds.
+pub fn ratelimit_interval(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
 #[cfg(test)]

@@ -230,6 +230,39 @@ fn ports_use_tcp_and_udp_probes() {
 }
 
 #[test]
+fn udp_silence_without_its_echo_is_not_probed() {
+    // Silence only means something next to the echo to the same address:
+    // without it, a `reach: false` must not pass on silence alone.
+    let check = CheckPlan::new(&with_expect(
+        "  - {from: h1, to: \"r1:eth0\", port: 54/udp, reach: false}\n",
+    ));
+    let r = report(&check, |_, p| match p {
+        Probe::Udp(_) => Outcome::Silent,
+        Probe::Echo(a) if a.is_ipv6() => {
+            Outcome::NotProbed("could not open a raw ICMPv6 socket: permission denied".into())
+        }
+        Probe::Echo(_) => Outcome::TimedOut,
+        Probe::Tcp(_) => Outcome::Answered(MS),
+    });
+    let e = &r.expectations[0];
+    assert!(!e.passed, "{e:?}");
+    let v4 = &e.probes[0];
+    assert_eq!(v4.address, ip("10.0.1.1"));
+    assert!(v4.probed && !v4.reached, "silence and no echo: {v4:?}");
+    let v6 = &e.probes[1];
+    assert_eq!(v6.address, ip("2001:db8:1::1"));
+    assert!(!v6.probed && !v6.reached, "{v6:?}");
+    assert_eq!(
+        v6.error.as_deref(),
+        Some(
+            "no reply and no error, and the echo that would tell an open port from a dead \
+             address was not probed: could not open a raw ICMPv6 socket: permission denied"
+        )
+    );
+    assert!(!r.passed);
+}
+
+#[test]
 fn a_source_that_cannot_probe_fails_its_pairs() {
     let check = CheckPlan::new(&plan(LAB));
     let mut results = simulate(&check, |_, _| Outcome::Answered(MS));
@@ -330,28 +363,44 @@ fn errors_fail_the_check_even_when_every_expectation_passes() {
 }
 
 #[test]
-fn udp_pacing_follows_the_nodes_sysctls() {
-    let lab = format!(
-        "{}\n",
-        LAB.replace(
-            "    r1: {}",
-            "    r1: {sysctls: {net.ipv4.icmp_ratelimit: 0, net/ipv6/icmp/ratelimit: 250}}"
-        )
-    );
-    let check = CheckPlan::new(&plan(&lab));
-    assert_eq!(
-        icmp_ratelimit(&plan(&lab).nodes[1]),
-        [Duration::ZERO, 250 * MS]
-    );
-    assert_eq!(icmp_ratelimit(&plan(&lab).nodes[0]), DEFAULT_RATELIMIT);
-    let interval = |s: &str| check.pacing.interval(ip(s));
-    // r1's own settings, on each of its addresses.
+fn udp_pacing_follows_the_intervals_read_from_the_nodes() {
+    let check = CheckPlan::new(&with_expect(
+        "  - {from: h1, to: r1, port: 53/udp}\n  - {from: r1, to: 203.0.113.9, port: 53/udp}\n",
+    ));
+    // r1 is the only node UDP probes go to; h2 and the out-of-lab address
+    // are not nodes to read.
+    assert_eq!(check.paced_nodes(), ["r1"]);
+    let read = HashMap::from([
+        ("r1".to_string(), [Some(Duration::ZERO), Some(250 * MS)]),
+        ("h1".to_string(), [Some(400 * MS), None]),
+    ]);
+    let pacing = check.pacing(&read);
+    let interval = |s: &str| pacing.interval(ip(s));
+    // r1's values, on each of its addresses.
     assert_eq!(interval("10.0.1.1"), Duration::ZERO);
     assert_eq!(interval("10.0.2.1"), Duration::ZERO);
     assert_eq!(interval("2001:db8:1::1"), 250 * MS);
-    // h1's: the kernel's defaults.
-    assert_eq!(interval("10.0.1.2"), 1000 * MS);
-    assert_eq!(interval("2001:db8:1::2"), 100 * MS);
+    // h1's IPv4 value; its IPv6 one, h2 and outsiders were not read.
+    assert_eq!(interval("10.0.1.2"), 400 * MS);
+    assert_eq!(interval("2001:db8:1::2"), UNREAD_RATELIMIT);
+    assert_eq!(interval("10.0.2.2"), UNREAD_RATELIMIT);
+    assert_eq!(interval("203.0.113.9"), UNREAD_RATELIMIT);
+    // Nothing read at all: every host at the fallback.
+    let none = check.pacing(&HashMap::new());
+    assert_eq!(none.interval(ip("2001:db8:1::1")), UNREAD_RATELIMIT);
+}
+
+#[test]
+fn ratelimit_values_are_milliseconds() {
+    assert_eq!(ratelimit_interval("1000\n"), Some(1000 * MS));
+    assert_eq!(ratelimit_interval("252"), Some(252 * MS));
+    assert_eq!(ratelimit_interval("0"), Some(Duration::ZERO));
+    assert_eq!(ratelimit_interval("-1"), None);
+    assert_eq!(ratelimit_interval(""), None);
+    assert_eq!(
+        RATELIMIT_SYSCTLS,
+        ["net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit"]
+    );
 }
 
 #[test]

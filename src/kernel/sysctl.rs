@@ -1,8 +1,15 @@
-//! Sysctls of nodes. /proc/sys/net resolves against the writer's net
-//! namespace (ipc and uts keys likewise), so the writes happen on a
-//! short-lived thread that entered the node's namespaces; the topology layer
-//! already refused keys that are not namespaced.
+//! Sysctls of nodes. /proc/sys/net resolves against the net namespace of
+//! the thread that opens the file (ipc and uts keys likewise), not against
+//! the namespace of the /proc mount: the kernel looks the table up in the
+//! caller's `current->nsproxy`. Checked on Linux 6.18: a thread that
+//! setns'd into a namespace whose `net.ipv4.icmp_ratelimit` was set to 250
+//! reads 252 (the value is kept in jiffies) through the host's /proc,
+//! while the process's other threads read the host's 1000. So writes and
+//! reads happen on a short-lived thread that entered the node's
+//! namespaces, without its mount namespace; the topology layer already
+//! refused keys that are not namespaced.
 
+use std::fmt::Display;
 use std::path::Path;
 
 use super::namespace::{NamespaceFds, NsKind};
@@ -69,4 +76,115 @@ fn write_node(node: &NodeSysctls<'_>) -> Result<(), SysctlError> {
             .map_err(|e| fail(sysctl, e.to_string()))?;
     }
     Ok(())
+}
+
+/// Why one sysctl of one node could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sysctl {key}: {reason}")]
+pub struct SysctlReadError {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Reads the net sysctls `keys` (paths under /proc/sys, such as
+/// `net/ipv4/icmp_ratelimit`) of each net namespace that `namespaces`
+/// gives, trimmed, one namespace after the other on one thread that is
+/// thrown away afterwards (it ends up in the last one). `namespaces` is
+/// consumed on that thread, so a lazy iterator that opens each namespace
+/// in its turn keeps only one open at a time. One list of results per
+/// namespace, in the order of `keys`; a namespace that could not be opened
+/// or entered fails all its keys.
+pub fn read_net_all<E: Display>(
+    namespaces: impl IntoIterator<Item = Result<NamespaceFds, E>> + Send,
+    keys: &[&str],
+) -> Vec<Vec<Result<String, SysctlReadError>>> {
+    let fail_all = |reason: &str| -> Vec<Result<String, SysctlReadError>> {
+        keys.iter()
+            .map(|key| {
+                Err(SysctlReadError {
+                    key: key.to_string(),
+                    reason: reason.to_string(),
+                })
+            })
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                namespaces
+                    .into_iter()
+                    .map(|namespaces| {
+                        let entered = namespaces.map_err(|e| e.to_string()).and_then(|ns| {
+                            let netns = ns.get(NsKind::Net).ok_or("no net namespace given")?;
+                            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                                .map_err(|e| format!("enter the net namespace: {e}"))
+                        });
+                        match entered {
+                            // Never read anything unless we are inside.
+                            Err(reason) => fail_all(&reason),
+                            Ok(()) => keys.iter().map(|key| read_net(key)).collect(),
+                        }
+                    })
+                    .collect()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// One net sysctl, from the calling thread's net namespace.
+fn read_net(key: &str) -> Result<String, SysctlReadError> {
+    let fail = |reason: String| SysctlReadError {
+        key: key.to_string(),
+        reason,
+    };
+    // Only the net namespace is entered: any other key would be the host's.
+    if !key.starts_with("net/") || key.split('/').any(|part| part == "..") {
+        return Err(fail("not a net sysctl".into()));
+    }
+    std::fs::read_to_string(Path::new("/proc/sys").join(key))
+        .map(|value| value.trim().to_string())
+        .map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads through the test's own net namespace, entered again (needs
+    /// CAP_SYS_ADMIN), next to a namespace that could not be opened.
+    #[test]
+    fn reads_net_sysctls_of_each_namespace_in_turn() {
+        let key = "net/ipv4/icmp_ratelimit";
+        let own = || NamespaceFds::open(std::process::id() as i32, &[NsKind::Net]);
+        let namespaces = vec![own(), Err(std::io::Error::other("gone")), own()];
+        let keys = [key, "kernel/hostname", "net/../kernel/hostname"];
+        let read = read_net_all(namespaces, &keys);
+        assert_eq!(read.len(), 3);
+        match &read[0][0] {
+            Err(e) if e.reason.contains("EPERM") => {
+                eprintln!("SKIPPED reads_net_sysctls_of_each_namespace_in_turn: {e}");
+                return;
+            }
+            value => {
+                let want = std::fs::read_to_string(Path::new("/proc/sys").join(key))
+                    .expect("read it here");
+                assert_eq!(value.as_deref(), Ok(want.trim()));
+            }
+        }
+        for list in [&read[0], &read[2]] {
+            assert_eq!(list[0], read[0][0]);
+            for refused in &list[1..] {
+                assert_eq!(
+                    refused.as_ref().map_err(|e| e.reason.as_str()),
+                    Err("not a net sysctl")
+                );
+            }
+        }
+        assert!(
+            read[1]
+                .iter()
+                .all(|r| r.as_ref().is_err_and(|e| e.reason == "gone"))
+        );
+    }
 }

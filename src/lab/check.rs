@@ -5,6 +5,10 @@
 //! own (`RunningNode::in_netns`), a bounded number of nodes at a time, so
 //! the whole lab takes about as long as its slowest node: one round trip
 //! when everything answers, the timeout when something does not.
+//!
+//! First, the ICMP error rate limits of the nodes UDP probes go to are read
+//! live from their net namespaces ([`RATELIMIT_SYSCTLS`]), since UDP probes
+//! are paced by them (`crate::kernel::probe`, `udp.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +18,10 @@ use nix::sys::resource::{Resource, getrlimit};
 
 use super::LabError;
 use super::running::{RunningNode, running_nodes};
-use crate::check::{CheckPlan, CheckReport};
+use crate::check::{CheckPlan, CheckReport, RATELIMIT_SYSCTLS, ratelimit_interval};
+use crate::kernel::namespace::NsKind;
 use crate::kernel::probe::{self, Outcome, Pacing, Probe, TCP_ATTEMPTS};
+use crate::kernel::sysctl;
 use crate::state;
 
 /// Most nodes probing at once.
@@ -42,13 +48,51 @@ pub fn check(lab: &str, timeout: Duration) -> Result<CheckReport, LabError> {
         .collect();
     let check = CheckPlan::new(&plan);
     let started = Instant::now();
-    let results = probe_all(&check, &running, timeout);
+    let paced: Vec<&RunningNode> = check
+        .paced_nodes()
+        .into_iter()
+        .filter_map(|node| running.get(node))
+        .collect();
+    let pacing = check.pacing(&icmp_ratelimits(paced));
+    let results = probe_all(&check, &pacing, &running, timeout);
     Ok(check.evaluate(&results, timeout, started.elapsed()))
+}
+
+/// The live ICMP error intervals of these nodes ([`RATELIMIT_SYSCTLS`]:
+/// IPv4, IPv6), read from their net namespaces one after the other on one
+/// thread; `None` for a value that could not be read (the node stopped, a
+/// kernel without IPv6), which `check` paces as
+/// [`UNREAD_RATELIMIT`](crate::kernel::probe::UNREAD_RATELIMIT).
+pub fn icmp_ratelimits<'a>(
+    nodes: impl IntoIterator<Item = &'a RunningNode>,
+) -> HashMap<String, [Option<Duration>; 2]> {
+    let nodes: Vec<&RunningNode> = nodes.into_iter().collect();
+    if nodes.is_empty() {
+        return HashMap::new();
+    }
+    let read = sysctl::read_net_all(
+        nodes.iter().map(|n| n.open_namespaces(&[NsKind::Net])),
+        &RATELIMIT_SYSCTLS,
+    );
+    nodes
+        .iter()
+        .zip(read)
+        .map(|(node, values)| {
+            let interval = |i: usize| {
+                values
+                    .get(i)
+                    .and_then(|v| v.as_ref().ok())
+                    .and_then(|v| ratelimit_interval(v))
+            };
+            (node.node.clone(), [interval(0), interval(1)])
+        })
+        .collect()
 }
 
 /// Every source's probes, a bounded number of sources at a time.
 fn probe_all(
     check: &CheckPlan,
+    pacing: &Pacing,
     running: &HashMap<String, RunningNode>,
     timeout: Duration,
 ) -> Vec<Result<Vec<Outcome>, String>> {
@@ -74,7 +118,7 @@ fn probe_all(
                                 &check.sources[i],
                                 node,
                                 &check.probes[i],
-                                &check.pacing,
+                                pacing,
                                 timeout,
                             ),
                         ));

@@ -13,7 +13,7 @@ mod progress;
 mod running;
 mod up;
 
-pub use check::{MAX_PARALLEL, check};
+pub use check::{MAX_PARALLEL, check, icmp_ratelimits};
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use handle::{ApiError, Lab, LabOptions, Output, Process};

@@ -76,16 +76,18 @@ pub enum ProbeError {
     Poll(nix::Error),
 }
 
-/// The kernel's defaults for `net.ipv4.icmp_ratelimit` and
-/// `net.ipv6.icmp.ratelimit`.
-pub const DEFAULT_RATELIMIT: [Duration; 2] =
-    [Duration::from_millis(1000), Duration::from_millis(100)];
+/// How often a host that is not a node of the lab, or whose node's limits
+/// could not be read, is taken to send ICMP errors to one peer, for both
+/// families: once a second, the largest default any kernel has had
+/// (`net.ipv4.icmp_ratelimit` has always been 1000 ms;
+/// `net.ipv6.icmp.ratelimit` was 1000 ms before it became 100 ms).
+pub const UNREAD_RATELIMIT: Duration = Duration::from_secs(1);
 
 /// Which addresses belong to one host, and how that host rate-limits the
 /// ICMP errors it sends to one peer (`net.ipv4.icmp_ratelimit`,
 /// `net.ipv6.icmp.ratelimit`): UDP probes to a host are paced by them. An
-/// address of no known host is a host of its own with the kernel's
-/// defaults.
+/// address of no known host is a host of its own, paced by
+/// [`UNREAD_RATELIMIT`].
 #[derive(Debug, Clone, Default)]
 pub struct Pacing {
     hosts: HashMap<IpAddr, (usize, [Duration; 2])>,
@@ -120,10 +122,7 @@ impl Pacing {
         let family = Family::of(address);
         match self.hosts.get(&address) {
             Some((id, interval)) => (BudgetKey::Host(*id, family), interval[family as usize]),
-            None => (
-                BudgetKey::Address(address),
-                DEFAULT_RATELIMIT[family as usize],
-            ),
+            None => (BudgetKey::Address(address), UNREAD_RATELIMIT),
         }
     }
 }
@@ -438,7 +437,7 @@ mod tests {
             [ip("10.0.1.1"), ip("10.0.2.1"), ip("2001:db8::1")],
             [second, Duration::ZERO],
         );
-        pacing.host([ip("10.0.3.1")], DEFAULT_RATELIMIT);
+        pacing.host([ip("10.0.3.1")], [second, second / 10]);
         let key = |s: &str| pacing.budget(ip(s)).0;
         assert_eq!(key("10.0.1.1"), key("10.0.2.1"), "one host, one budget");
         assert_ne!(key("10.0.1.1"), key("2001:db8::1"), "one per family");
@@ -450,7 +449,8 @@ mod tests {
         );
         assert_eq!(pacing.interval(ip("10.0.2.1")), second);
         assert_eq!(pacing.interval(ip("2001:db8::1")), Duration::ZERO);
-        assert_eq!(pacing.interval(ip("2001:db8::9")), DEFAULT_RATELIMIT[1]);
+        assert_eq!(pacing.interval(ip("2001:db8::9")), UNREAD_RATELIMIT);
+        assert_eq!(pacing.interval(ip("203.0.113.1")), UNREAD_RATELIMIT);
     }
 
     #[test]

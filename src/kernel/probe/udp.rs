@@ -6,15 +6,27 @@
 //!
 //! Silence is only worth something when the target was free to refuse.
 //! The kernel rate-limits the ICMP errors it sends to one peer: a burst of
-//! six, then one per `net.ipv4.icmp_ratelimit` (1 s) or
-//! `net.ipv6.icmp.ratelimit` (100 ms). Past the burst a closed port is as
-//! silent as an open one. So every probe is sent at once (a refusal or a
-//! reply decides it), and a probe still undecided is sent once more, paced:
-//! per target host and family, sends are spaced so that the host's budget
-//! for us has refilled by at least one error for each, whatever it held
-//! when the run began (a lower bound that starts at zero, grows one error
-//! per interval plus a margin, and drops by one per datagram sent). Only
-//! silence after that paced send, for the timeout, is [`Outcome::Silent`].
+//! six, then one per interval, `net.ipv4.icmp_ratelimit` for IPv4 and
+//! `net.ipv6.icmp.ratelimit` for IPv6 (milliseconds, of the target's net
+//! namespace; the defaults differ between kernels: 1000 ms for IPv4, and
+//! for IPv6 100 ms on recent kernels, 1000 ms before). For IPv6 some
+//! kernels shorten the interval by the prefix length of the route back to
+//! the peer (halved per 32 bits short of /128: a /64 a quarter, a default
+//! route a sixteenth), never lengthen it, so the sysctl is an upper bound
+//! and pacing by it is safe. Past the burst a closed port is as silent as an open one. So
+//! every probe is sent at once (a refusal or a reply decides it), and a
+//! probe still undecided is sent once more, paced: per target host and
+//! family, sends are spaced so that the host's budget for us has refilled
+//! by at least one error for each, whatever it held when the run began (a
+//! lower bound that starts at zero, grows one error per interval plus a
+//! margin, and drops by one per datagram sent). Only silence after that
+//! paced send, for the timeout, is [`Outcome::Silent`].
+//!
+//! The intervals come from the caller ([`super::Pacing`]): `nslab check`
+//! reads both sysctls live from each target node's net namespace when it
+//! starts (`crate::lab::check`), and paces a host it could not read, or
+//! one outside the lab, at one error a second
+//! ([`super::UNREAD_RATELIMIT`]).
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
