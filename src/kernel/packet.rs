@@ -10,6 +10,8 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::sockopt::{set_option, set_receive_buffer};
+
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
     #[error("no interface {0:?}")]
@@ -29,10 +31,11 @@ pub enum PacketError {
 }
 
 fn last_error(what: &'static str) -> PacketError {
-    PacketError::Io {
-        what,
-        source: io::Error::last_os_error(),
-    }
+    io_error(what)(io::Error::last_os_error())
+}
+
+fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> PacketError {
+    move |source| PacketError::Io { what, source }
 }
 
 /// Which way a frame went through the interface.
@@ -71,33 +74,8 @@ pub struct CaptureSocket {
 }
 
 /// Bytes asked for as the socket's receive buffer: room for bursts while
-/// the writer is slow. SO_RCVBUFFORCE goes past `net.core.rmem_max` (with
-/// CAP_NET_ADMIN); without it the kernel caps the size there.
+/// the writer is slow (see [`set_receive_buffer`]).
 const RECEIVE_BUFFER: libc::c_int = 4 << 20;
-
-fn set_option<T>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-    what: &'static str,
-) -> Result<(), PacketError> {
-    // SAFETY: `value` points to a live T of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(last_error(what))
-    }
-}
 
 /// Binds `fd` to the interface for `protocol` (0: bound, but queueing
 /// nothing) and returns the interface's hardware type.
@@ -173,13 +151,8 @@ fn drop_outgoing(fd: &OwnedFd) -> Result<(), PacketError> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    set_option(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &filter,
-        "filter out the outgoing copies on loopback",
-    )
+    set_option(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &filter)
+        .map_err(io_error("filter out the outgoing copies on loopback"))
 }
 
 impl CaptureSocket {
@@ -205,30 +178,9 @@ impl CaptureSocket {
         // SAFETY: `raw` is a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let on: libc::c_int = 1;
-        set_option(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on,
-            "ask for timestamps",
-        )?;
-        // Best effort: a smaller buffer only means drops sooner.
-        let forced = set_option(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &RECEIVE_BUFFER,
-            "buffer",
-        );
-        if forced.is_err() {
-            let _ = set_option(
-                &fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &RECEIVE_BUFFER,
-                "buffer",
-            );
-        }
+        set_option(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on)
+            .map_err(io_error("ask for timestamps"))?;
+        set_receive_buffer(&fd, RECEIVE_BUFFER).map_err(io_error("set the receive buffer"))?;
 
         // First bound for no protocol, to learn the hardware type (and set
         // the filter of `lo`) before any frame is queued.
@@ -257,8 +209,8 @@ impl CaptureSocket {
                 libc::SOL_PACKET,
                 libc::PACKET_ADD_MEMBERSHIP,
                 &membership,
-                "set promiscuous mode",
-            )?;
+            )
+            .map_err(io_error("set promiscuous mode"))?;
         }
         Ok(Self {
             fd,
