@@ -344,8 +344,9 @@ fn a_capture_on_lo_counts_each_frame_once_and_ends_when_the_lab_goes_down() {
     let (code, stderr) = finish_within(capture, down, PROMPTLY);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("the lab went down"), "{stderr}");
-    // Each frame once on lo: the outgoing copies are filtered out in the
-    // kernel, so they are not counted either.
+    // Each frame once on lo: the kernel skips the outgoing copies before
+    // they reach the socket (PACKET_IGNORE_OUTGOING), so they are not
+    // counted either.
     assert!(stderr.contains("2 packets captured"), "{stderr}");
     assert!(stderr.contains("2 packets received by filter"), "{stderr}");
     let lines = tcpdump_read(file);
