@@ -134,13 +134,11 @@ impl Capture {
     pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
         let (node, iface, _plan) = resolve_interface(spec)?;
         let target = format!("{}:{iface}", node.label());
-        let init = node.pin()?;
-        let socket = node
-            .in_netns(|| CaptureSocket::open(&iface, promiscuous))?
-            .map_err(|source| CaptureError::Socket {
-                target: target.clone(),
-                source,
-            })?;
+        let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(&iface, promiscuous))?;
+        let socket = socket.map_err(|source| CaptureError::Socket {
+            target: target.clone(),
+            source,
+        })?;
         Ok(Self {
             socket,
             init,
