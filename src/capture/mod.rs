@@ -217,7 +217,7 @@ impl Capture {
         };
         // Over: what is buffered goes out, if the reader takes it within
         // the grace.
-        writer.get_ref().get_ref().finish();
+        writer.get_mut().get_mut().finish();
         let ended_by = match writer.flush() {
             Ok(()) => ended_by,
             Err(e) => write_end(e, ended_by)?,
