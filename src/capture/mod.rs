@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
-pub use output::GRACE;
 use pcap::{PcapWriter, Precision};
 use source::{Event, Source};
 
@@ -86,8 +85,8 @@ pub struct CaptureReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
     Count,
-    /// The duration passed (a reader that stopped reading is given
-    /// [`GRACE`] more, then the rest is dropped).
+    /// The duration passed (a reader that stopped reading is given a
+    /// second more, then the rest is dropped).
     Duration,
     /// The stop flag (a signal), with the same grace.
     Stopped,
