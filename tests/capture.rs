@@ -5,11 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::TestLab;
+use common::{KillOnDrop, TestLab};
 
 /// Two hosts on one /30. IPv6 is off, so that nothing but what the test
 /// sends (ARP, ICMP) crosses the link.
@@ -52,19 +52,21 @@ fn pair_lab(tag: &str) -> TestLab {
 
 /// A running `nslab capture`, its stderr lines arriving on a channel.
 struct Running {
-    child: Child,
+    child: KillOnDrop,
     stderr: Receiver<String>,
 }
 
 impl Running {
     fn start(args: &[&str], stdout: Stdio) -> Running {
-        let mut child = common::nslab()
-            .arg("capture")
-            .args(args)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nslab capture");
+        let mut child = KillOnDrop(
+            common::nslab()
+                .arg("capture")
+                .args(args)
+                .stdout(stdout)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start nslab capture"),
+        );
         let (tx, stderr) = mpsc::channel();
         let pipe = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
@@ -99,8 +101,7 @@ impl Running {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                // Killed and reaped as `self` drops.
                 panic!("nslab capture did not stop within 10 s");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -183,27 +184,36 @@ fn a_capture_piped_into_tcpdump() {
     let target = format!("{}/h2:eth0", lab.name);
     let mut capture = Running::start(&[&target, "-c", "2", "--micro"], Stdio::piped());
     let pipe = capture.child.stdout.take().expect("stdout");
-    let tcpdump = Command::new("tcpdump")
-        .args(["-r", "-", "-n"])
-        .stdin(Stdio::from(pipe))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tcpdump");
+    let mut tcpdump = KillOnDrop(
+        Command::new("tcpdump")
+            .args(["-r", "-", "-n"])
+            .stdin(Stdio::from(pipe))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump"),
+    );
     let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
     assert_eq!(code, 0, "ping: {out}{err}");
     let (code, stderr) = capture.finish();
     assert_eq!(code, 0, "{stderr}");
-    let out = tcpdump.wait_with_output().expect("tcpdump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    // A few lines each: neither pipe fills while the other is read.
+    let mut out = String::new();
+    let mut err = String::new();
+    let stdout = tcpdump
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    let stderr = tcpdump
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    stdout.and(stderr).expect("read tcpdump's output");
+    let status = tcpdump.wait().expect("tcpdump");
+    assert!(status.success(), "{err}");
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
     assert_echo_exchange(&lines);
 }
 
@@ -344,8 +354,9 @@ fn a_capture_on_lo_counts_each_frame_once_and_ends_when_the_lab_goes_down() {
     let (code, stderr) = finish_within(capture, down, PROMPTLY);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("the lab went down"), "{stderr}");
-    // Each frame once on lo: the outgoing copies are filtered out in the
-    // kernel, so they are not counted either.
+    // Each frame once on lo: the kernel skips the outgoing copies before
+    // they reach the socket (PACKET_IGNORE_OUTGOING), so they are not
+    // counted either.
     assert!(stderr.contains("2 packets captured"), "{stderr}");
     assert!(stderr.contains("2 packets received by filter"), "{stderr}");
     let lines = tcpdump_read(file);
@@ -414,14 +425,16 @@ fn an_interface_going_down_or_away_ends_the_capture_cleanly() {
 }
 
 /// `ping -f` from h1 to h2 for a few seconds, in the background.
-fn flood(lab: &TestLab) -> Child {
-    common::nslab()
-        .args(["exec", &format!("{}/h1", lab.name), "--"])
-        .args(["ping", "-f", "-q", "-s", "1400", "-w", "5", "10.0.0.2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ping -f")
+fn flood(lab: &TestLab) -> KillOnDrop {
+    KillOnDrop(
+        common::nslab()
+            .args(["exec", &format!("{}/h1", lab.name), "--"])
+            .args(["ping", "-f", "-q", "-s", "1400", "-w", "5", "10.0.0.2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ping -f"),
+    )
 }
 
 #[test]
@@ -438,7 +451,7 @@ fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
     let started = Instant::now();
     let mut capture = Running::start(&[&target, "--duration", "1"], Stdio::piped());
     let _unread = capture.child.stdout.take().expect("stdout");
-    let mut pinger = flood(&lab);
+    let _pinger = flood(&lab);
     let (code, stderr) = finish_within(capture, started, PROMPTLY);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("packets captured"), "{stderr}");
@@ -452,6 +465,46 @@ fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
     let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("packets captured"), "{stderr}");
-    let _ = pinger.kill();
-    let _ = pinger.wait();
+}
+
+/// The number before `what` in tcpdump's closing lines.
+fn count(stderr: &str, what: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|line| line.strip_suffix(what))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {what:?} line: {stderr}"))
+}
+
+#[test]
+fn the_frames_queued_when_the_interface_goes_away_are_all_written() {
+    let test = "the_frames_queued_when_the_interface_goes_away_are_all_written";
+    if !common::can_build_labs(test) || !have_tcpdump(test) {
+        return;
+    }
+    let lab = pair_lab("capdrain");
+    let target = format!("{}/h1:eth0", lab.name);
+    let file = lab.dir.join("drain.pcap");
+    let file = file.to_str().expect("utf-8");
+    let capture = Running::start(&[&target, "-w", file], Stdio::null());
+    let pinger = flood(&lab);
+    std::thread::sleep(Duration::from_secs(1));
+    // Deleted from the other end of the veth, under load.
+    let (code, _, err) = lab.exec("h2", &["ip", "link", "del", "eth0"]);
+    assert_eq!(code, 0, "ip link del: {err}");
+    let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
+    drop(pinger);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the interface went down or was deleted"),
+        "{stderr}"
+    );
+    // Nothing comes after the deletion, so every frame the kernel queued
+    // (received, less those it dropped) was read out and written.
+    let captured = count(&stderr, " packets captured");
+    let received = count(&stderr, " packets received by filter");
+    let dropped = count(&stderr, " packets dropped by kernel");
+    assert!(captured > 1000, "a flood, not a trickle: {stderr}");
+    assert_eq!(captured, received - dropped, "{stderr}");
+    assert_eq!(tcpdump_read(file).len() as u64, captured);
 }

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestLab, can_build_labs, leftovers_of, nslab, run};
+use common::{KillOnDrop, TestLab, can_build_labs, leftovers_of, nslab, run};
 
 /// Two nodes on one link; `IMPAIR` is replaced by the link's `impair:` line.
 const PAIR: &str = r#"
@@ -207,16 +207,6 @@ fn iperf3(lab: &TestLab, client: &str, server: &str, address: &str) -> f64 {
     report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or_else(|| panic!("no end.sum_received in {report}"))
-}
-
-/// A child process (ours) killed by its pid if it is still running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn has_iperf3(test: &str) -> bool {

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
-pub use output::GRACE;
 use pcap::{PcapWriter, Precision};
 use source::{Event, Source};
 
@@ -86,8 +85,8 @@ pub struct CaptureReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
     Count,
-    /// The duration passed (a reader that stopped reading is given
-    /// [`GRACE`] more, then the rest is dropped).
+    /// The duration passed (a reader that stopped reading is given a
+    /// second more, then the rest is dropped).
     Duration,
     /// The stop flag (a signal), with the same grace.
     Stopped,
@@ -134,13 +133,11 @@ impl Capture {
     pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
         let (node, iface, _plan) = resolve_interface(spec)?;
         let target = format!("{}:{iface}", node.label());
-        let init = node.pin()?;
-        let socket = node
-            .in_netns(|| CaptureSocket::open(&iface, promiscuous))?
-            .map_err(|source| CaptureError::Socket {
-                target: target.clone(),
-                source,
-            })?;
+        let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(&iface, promiscuous))?;
+        let socket = socket.map_err(|source| CaptureError::Socket {
+            target: target.clone(),
+            source,
+        })?;
         Ok(Self {
             socket,
             init,
@@ -219,7 +216,7 @@ impl Capture {
         };
         // Over: what is buffered goes out, if the reader takes it within
         // the grace.
-        writer.get_ref().get_ref().finish();
+        writer.get_mut().get_mut().finish();
         let ended_by = match writer.flush() {
             Ok(()) => ended_by,
             Err(e) => write_end(e, ended_by)?,

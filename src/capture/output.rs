@@ -11,7 +11,6 @@
 //! the write fails with [`GaveUp`] (the stream may then end inside a
 //! packet: the reader was not reading it).
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
@@ -50,7 +49,7 @@ pub struct Output<'a, F> {
     /// Not a regular file: a write may block, so poll first.
     may_block: bool,
     /// Told by [`finish`](Self::finish) that the capture is over.
-    finished: Cell<bool>,
+    finished: bool,
     /// When the end was first seen while waiting for room.
     ending_since: Option<Instant>,
 }
@@ -67,19 +66,19 @@ impl<'a, F: Write + AsFd> Output<'a, F> {
             stop,
             deadline,
             may_block: !regular,
-            finished: Cell::new(false),
+            finished: false,
             ending_since: None,
         }
     }
 
     /// The capture is over for another reason (a count, the lab gone): a
     /// stalled reader has [`GRACE`] from now, as after a stop.
-    pub fn finish(&self) {
-        self.finished.set(true);
+    pub fn finish(&mut self) {
+        self.finished = true;
     }
 
     fn is_over(&self) -> bool {
-        self.finished.get()
+        self.finished
             || self.stop.load(Ordering::Relaxed)
             || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
@@ -189,6 +188,24 @@ mod tests {
         }
         assert!(written >= 4096, "{written}");
         stop.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let err = out.write_all(&chunk).expect_err("stalled");
+        assert!(gave_up(&err), "{err}");
+        assert!(started.elapsed() >= GRACE);
+    }
+
+    #[test]
+    fn finish_gives_a_stalled_reader_up_too() {
+        let (_reader, writer) = pipe();
+        let stop = AtomicBool::new(false);
+        let mut out = Output::new(writer, &stop, None);
+        let chunk = [0u8; 1024];
+        let mut written = 0;
+        while has_room(&out.file) {
+            written += out.write(&chunk).expect("room");
+        }
+        assert!(written >= 4096, "{written}");
+        out.finish();
         let started = Instant::now();
         let err = out.write_all(&chunk).expect_err("stalled");
         assert!(gave_up(&err), "{err}");

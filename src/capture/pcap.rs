@@ -128,6 +128,12 @@ impl<W: Write> PcapWriter<W> {
         &self.out
     }
 
+    /// The underlying writer, borrowed mutably (what is written to it
+    /// directly goes into the stream as it is).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// The underlying writer.
     pub fn into_inner(self) -> W {
         self.out

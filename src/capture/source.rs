@@ -4,18 +4,22 @@
 //! The socket holds the node's net namespace (and `lo` in it) for as long
 //! as it is open, so the lab going down is seen on the init's pidfd, not on
 //! the socket. When the init has exited, or the interface went down or
-//! away (ENETDOWN), the frames already queued are still read, for at most
-//! [`DRAIN`], before the capture ends.
+//! away (ENETDOWN), the frames already queued are still read, until the
+//! queue is empty (or [`DRAIN_MAX`] have been), before the capture ends.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::EndedBy;
 use crate::kernel::packet::{CaptureSocket, Frame, PacketError};
 use crate::kernel::process::PinnedProcess;
 
-/// The longest the frames queued at the end are read for.
-const DRAIN: Duration = Duration::from_millis(100);
+/// The most frames read once the end is seen: more than the socket's
+/// buffer holds (4 MiB, twice that with the kernel's bookkeeping, and
+/// several hundred bytes a frame), so it only cuts short a queue that
+/// keeps filling (on `lo`, from processes still sending in the node's net
+/// namespace).
+const DRAIN_MAX: u64 = 100_000;
 
 /// What one step of the capture brings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +36,10 @@ pub enum Event {
 pub struct Source<'a> {
     socket: &'a CaptureSocket,
     init: &'a PinnedProcess,
-    /// Since when the queue is being read out, and why.
-    ending: Option<(Instant, EndedBy)>,
+    /// Why the capture ends, once the queue is read out.
+    ending: Option<EndedBy>,
+    /// Frames read since the end was seen.
+    drained: u64,
 }
 
 impl<'a> Source<'a> {
@@ -42,20 +48,14 @@ impl<'a> Source<'a> {
             socket,
             init,
             ending: None,
+            drained: 0,
         }
     }
 
     /// Waits up to `wait` for a frame, or for the end.
     pub fn next(&mut self, buf: &mut [u8], wait: Duration) -> Result<Event, PacketError> {
-        if let Some((since, ended_by)) = self.ending {
-            if since.elapsed() >= DRAIN {
-                return Ok(Event::End(ended_by));
-            }
-            return match self.socket.try_recv(buf) {
-                Ok(Some(frame)) => Ok(Event::Frame(frame)),
-                Ok(None) | Err(PacketError::Down(_)) => Ok(Event::End(ended_by)),
-                Err(e) => Err(e),
-            };
+        if let Some(ended_by) = self.ending {
+            return self.drain(buf, ended_by);
         }
         let (frame_waiting, init_gone) = self.wait(wait)?;
         if init_gone {
@@ -76,8 +76,29 @@ impl<'a> Source<'a> {
 
     /// Starts reading the queue out before ending with `ended_by`.
     fn end(&mut self, buf: &mut [u8], ended_by: EndedBy) -> Result<Event, PacketError> {
-        self.ending = Some((Instant::now(), ended_by));
-        self.next(buf, Duration::ZERO)
+        self.ending = Some(ended_by);
+        self.drain(buf, ended_by)
+    }
+
+    /// The next frame still queued, or the end once the queue is empty.
+    fn drain(&mut self, buf: &mut [u8], ended_by: EndedBy) -> Result<Event, PacketError> {
+        if self.drained >= DRAIN_MAX {
+            return Ok(Event::End(ended_by));
+        }
+        // The socket's pending ENETDOWN comes before the frames queued
+        // (a read reports it once, and clears it): read past it, once.
+        for _ in 0..2 {
+            match self.socket.try_recv(buf) {
+                Ok(Some(frame)) => {
+                    self.drained += 1;
+                    return Ok(Event::Frame(frame));
+                }
+                Ok(None) => break,
+                Err(PacketError::Down(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Event::End(ended_by))
     }
 
     /// Polls the socket and the init's pidfd: (a frame or an error waits,

@@ -9,5 +9,6 @@ pub mod netlink;
 pub mod packet;
 pub mod probe;
 pub mod process;
+mod sockopt;
 pub mod stop;
 pub mod sysctl;

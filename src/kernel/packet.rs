@@ -4,11 +4,13 @@
 //! later reads it, so [`CaptureSocket::open`] runs on a thread inside a
 //! node's net namespace and the capture loop anywhere.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::sockopt::{set_option, set_receive_buffer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
@@ -29,10 +31,11 @@ pub enum PacketError {
 }
 
 fn last_error(what: &'static str) -> PacketError {
-    PacketError::Io {
-        what,
-        source: io::Error::last_os_error(),
-    }
+    io_error(what)(io::Error::last_os_error())
+}
+
+fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> PacketError {
+    move |source| PacketError::Io { what, source }
 }
 
 /// Which way a frame went through the interface.
@@ -71,41 +74,37 @@ pub struct CaptureSocket {
 }
 
 /// Bytes asked for as the socket's receive buffer: room for bursts while
-/// the writer is slow. SO_RCVBUFFORCE goes past `net.core.rmem_max` (with
-/// CAP_NET_ADMIN); without it the kernel caps the size there.
+/// the writer is slow (see [`set_receive_buffer`]).
 const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 
-fn set_option<T>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-    what: &'static str,
-) -> Result<(), PacketError> {
-    // SAFETY: `value` points to a live T of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(last_error(what))
+/// The hardware type (`ARPHRD_*`) of the interface `name`.
+fn hardware_type(fd: &OwnedFd, name: &CStr) -> Result<u16, PacketError> {
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut request: libc::ifreq = unsafe { zeroed() };
+    let bytes = name.to_bytes();
+    // Room for the terminating NUL (the zeroed array's last byte).
+    if bytes.len() >= request.ifr_name.len() {
+        return Err(PacketError::NoInterface(name.to_string_lossy().into()));
     }
+    for (to, from) in request.ifr_name.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads the name and writes the address into
+    // `request`, a live ifreq.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut request) };
+    if rc != 0 {
+        return Err(last_error("read the interface's hardware type"));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the union's hardware address.
+    Ok(unsafe { request.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
-/// Binds `fd` to the interface for `protocol` (0: bound, but queueing
-/// nothing) and returns the interface's hardware type.
-fn bind(fd: &OwnedFd, ifindex: libc::c_uint, protocol: u16) -> Result<u16, PacketError> {
+/// Binds `fd` to the interface, for frames of every protocol.
+fn bind(fd: &OwnedFd, ifindex: libc::c_uint) -> Result<(), PacketError> {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
     let mut address: libc::sockaddr_ll = unsafe { zeroed() };
     address.sll_family = libc::AF_PACKET as u16;
-    address.sll_protocol = protocol.to_be();
+    address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
     address.sll_ifindex = ifindex as i32;
     // SAFETY: `address` is a sockaddr_ll of the length given.
     let rc = unsafe {
@@ -118,68 +117,7 @@ fn bind(fd: &OwnedFd, ifindex: libc::c_uint, protocol: u16) -> Result<u16, Packe
     if rc != 0 {
         return Err(last_error("bind the packet socket to the interface"));
     }
-    // The bound address tells the interface's hardware type.
-    let mut length = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: getsockname writes at most `length` bytes into `address`.
-    let rc = unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut address as *mut libc::sockaddr_ll).cast(),
-            &mut length,
-        )
-    };
-    if rc != 0 {
-        return Err(last_error("read the packet socket's address"));
-    }
-    Ok(address.sll_hatype)
-}
-
-/// A classic BPF program that drops the frames an interface sends: on
-/// `lo` each frame is seen twice, going out and coming in, and like
-/// libpcap we keep the incoming copy. Dropped by a filter, a frame never
-/// reaches the socket's counters either.
-fn drop_outgoing(fd: &OwnedFd) -> Result<(), PacketError> {
-    let mut program = [
-        // A = skb->pkt_type
-        libc::sock_filter {
-            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-            jt: 0,
-            jf: 0,
-            k: (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
-        },
-        // A == PACKET_OUTGOING ? next : skip one
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: u32::from(libc::PACKET_OUTGOING),
-        },
-        // Drop it.
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        // Keep all of it.
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: u32::MAX,
-        },
-    ];
-    let filter = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_mut_ptr(),
-    };
-    set_option(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &filter,
-        "filter out the outgoing copies on loopback",
-    )
+    Ok(())
 }
 
 impl CaptureSocket {
@@ -194,9 +132,9 @@ impl CaptureSocket {
         if ifindex == 0 {
             return Err(PacketError::NoInterface(iface.into()));
         }
-        // Protocol 0: the socket queues nothing until bound for all
-        // protocols below, so no frame of another interface, and no frame
-        // the filter would refuse, slips in.
+        // Protocol 0: the socket queues nothing until it is bound below,
+        // once its options are set, so no frame of another interface, and
+        // no outgoing copy on `lo`, slips in.
         // SAFETY: socket(2) with constant arguments.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -205,36 +143,19 @@ impl CaptureSocket {
         // SAFETY: `raw` is a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let on: libc::c_int = 1;
-        set_option(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on,
-            "ask for timestamps",
-        )?;
-        // Best effort: a smaller buffer only means drops sooner.
-        let forced = set_option(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &RECEIVE_BUFFER,
-            "buffer",
-        );
-        if forced.is_err() {
-            let _ = set_option(
-                &fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &RECEIVE_BUFFER,
-                "buffer",
-            );
-        }
-
-        // First bound for no protocol, to learn the hardware type (and set
-        // the filter of `lo`) before any frame is queued.
-        match bind(&fd, ifindex, 0)? {
+        set_option(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on)
+            .map_err(io_error("ask for timestamps"))?;
+        set_receive_buffer(&fd, RECEIVE_BUFFER).map_err(io_error("set the receive buffer"))?;
+        match hardware_type(&fd, &name)? {
             libc::ARPHRD_ETHER => {}
-            libc::ARPHRD_LOOPBACK => drop_outgoing(&fd)?,
+            // On `lo` each frame passes twice, going out and coming in;
+            // like libpcap we keep the incoming copy. The kernel skips the
+            // outgoing ones before they reach the socket, so they are not
+            // counted either.
+            libc::ARPHRD_LOOPBACK => {
+                set_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &on)
+                    .map_err(io_error("leave out the outgoing copies on loopback"))?
+            }
             hatype => {
                 return Err(PacketError::LinkType {
                     iface: iface.into(),
@@ -242,7 +163,7 @@ impl CaptureSocket {
                 });
             }
         }
-        bind(&fd, ifindex, libc::ETH_P_ALL as u16)?;
+        bind(&fd, ifindex)?;
         // Bound to an interface that is down, the socket holds ENETDOWN.
         if socket_error(&fd)? == Some(libc::ENETDOWN) {
             return Err(PacketError::Down(iface.into()));
@@ -257,8 +178,8 @@ impl CaptureSocket {
                 libc::SOL_PACKET,
                 libc::PACKET_ADD_MEMBERSHIP,
                 &membership,
-                "set promiscuous mode",
-            )?;
+            )
+            .map_err(io_error("set promiscuous mode"))?;
         }
         Ok(Self {
             fd,
@@ -401,4 +322,33 @@ fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens an unbound packet socket in the test's own namespace (it
+    /// queues nothing and changes nothing there), so it needs CAP_NET_RAW.
+    #[test]
+    fn the_hardware_type_of_lo_is_loopback() {
+        // SAFETY: socket(2) with constant arguments.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            eprintln!(
+                "SKIPPED the_hardware_type_of_lo_is_loopback: no packet socket: {}",
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let lo = CString::new("lo").expect("no NUL");
+        assert_eq!(hardware_type(&fd, &lo).expect("lo"), libc::ARPHRD_LOOPBACK);
+        let long = CString::new("sixteen-bytes-xx").expect("no NUL");
+        assert!(matches!(
+            hardware_type(&fd, &long),
+            Err(PacketError::NoInterface(_))
+        ));
+    }
 }

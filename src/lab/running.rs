@@ -42,6 +42,15 @@ impl RunningNode {
     /// that a pid reused by another process after the init died is never
     /// entered.
     pub fn open_namespaces(&self, kinds: &[NsKind]) -> Result<NamespaceFds, LabError> {
+        Ok(self.pin_with_namespaces(kinds)?.1)
+    }
+
+    /// [`open_namespaces`](Self::open_namespaces), also returning the pin
+    /// of the init, for a caller that goes on watching it.
+    fn pin_with_namespaces(
+        &self,
+        kinds: &[NsKind],
+    ) -> Result<(PinnedProcess, NamespaceFds), LabError> {
         let pinned = self.pin()?;
         let namespaces = NamespaceFds::open(self.pid, kinds).map_err(|source| LabError::Io {
             what: format!("open the namespaces of {}", self.label()),
@@ -50,14 +59,23 @@ impl RunningNode {
         if !pinned.is_alive() {
             return Err(self.not_running());
         }
-        Ok(namespaces)
+        Ok((pinned, namespaces))
     }
 
     /// Runs `work` on a short-lived thread inside the node's net namespace
     /// (only that one: sockets opened there belong to the node, while files
     /// and processes stay the caller's).
     pub fn in_netns<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, LabError> {
-        let namespaces = self.open_namespaces(&[NsKind::Net])?;
+        Ok(self.pinned_in_netns(work)?.1)
+    }
+
+    /// [`in_netns`](Self::in_netns), also returning the pin of the init
+    /// whose namespace `work` ran in, for a caller that goes on watching it.
+    pub fn pinned_in_netns<T: Send>(
+        &self,
+        work: impl FnOnce() -> T + Send,
+    ) -> Result<(PinnedProcess, T), LabError> {
+        let (pinned, namespaces) = self.pin_with_namespaces(&[NsKind::Net])?;
         let io = |source| LabError::Io {
             what: format!("enter the net namespace of {}", self.label()),
             source,
@@ -65,7 +83,8 @@ impl RunningNode {
         let netns = namespaces
             .get(NsKind::Net)
             .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
-        crate::kernel::namespace::in_netns(netns.as_fd(), work).map_err(io)
+        let result = crate::kernel::namespace::in_netns(netns.as_fd(), work).map_err(io)?;
+        Ok((pinned, result))
     }
 }
 

@@ -12,7 +12,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::Outcome;
 use super::checksum::{internet_checksum, verifies};
+use crate::kernel::sockopt::{set_option, set_receive_buffer};
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -171,31 +172,6 @@ pub(crate) struct Pinger {
     targets: Vec<Target>,
 }
 
-/// Sets a socket option whose value is a plain `T`.
-fn set_option<T>(
-    socket: &Socket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: `value` points to a live T of the size given, and the fd is
-    // open for as long as `socket` is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// The `ICMP_FILTER` mask that lets only echo replies through.
 pub(crate) fn v4_filter() -> u32 {
     !(1u32 << ECHO_REPLY_V4)
@@ -209,18 +185,6 @@ pub(crate) fn v6_filter() -> [u32; 8] {
     let kind = usize::from(ECHO_REPLY_V6);
     data[kind >> 5] &= !(1u32 << (kind & 31));
     data
-}
-
-/// Asks for `bytes` of receive buffer past `net.core.rmem_max`
-/// (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN in the namespace's owner),
-/// else as much of it as that limit allows.
-fn set_receive_buffer(socket: &Socket, bytes: libc::c_int) -> io::Result<()> {
-    match set_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            set_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes)
-        }
-        other => other,
-    }
 }
 
 impl Pinger {
@@ -393,6 +357,7 @@ pub(crate) fn is_transient(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     fn echo(index: u32) -> Echo {
         Echo {
