@@ -2,8 +2,8 @@
 //!
 //! A [`zygote`] (our own binary, exec'd once per core) clones each init
 //! into new namespaces; the init renames itself `nslab-init __init
-//! LAB/NODE`, sets the node up (see [`mounts`]), reports, then only reaps
-//! zombies until SIGTERM.
+//! LAB/NODE`, sets the node up (see the `mounts` module), reports, then
+//! only reaps zombies until SIGTERM.
 
 mod mounts;
 mod run;
