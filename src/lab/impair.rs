@@ -12,8 +12,7 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::NsKind;
 use crate::kernel::netlink::link::dump_links;
 use crate::kernel::netlink::qdisc::{
-    ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, TC_H_ROOT, dump_qdiscs,
-    root_qdisc,
+    ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, dump_qdiscs, root, root_qdisc,
 };
 use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::ImpairPlan;
@@ -117,10 +116,7 @@ impl Target {
     /// sets (`qdiscs`: the interface's, as dumped); false when the
     /// interface has the kernel's default.
     async fn clear(&self, qdiscs: &[QdiscInfo]) -> Result<bool, LabError> {
-        match qdiscs
-            .iter()
-            .find(|q| q.parent == TC_H_ROOT && q.major() != 0)
-        {
+        match root(qdiscs) {
             None => Ok(false),
             Some(root) if root.kind == "netem" || root.kind == "tbf" => Ok(ClearRoot {
                 index: self.index,

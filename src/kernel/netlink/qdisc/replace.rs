@@ -26,7 +26,8 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
 use super::{
-    Netem, Psched, QdiscInfo, RootQdisc, TC_H_ROOT, TCA_OPTIONS, Tbf, acknowledged, root_qdisc,
+    Netem, Psched, QdiscInfo, RootQdisc, TC_H_ROOT, TCA_OPTIONS, Tbf, acknowledged, root,
+    root_qdisc,
 };
 use crate::kernel::netlink::{NetlinkError, errno, kernel_message};
 use crate::plan::ImpairPlan;
@@ -76,7 +77,7 @@ impl Previous {
     /// Reads it from a dump of the interface's qdiscs.
     pub fn read(qdiscs: &[QdiscInfo], clock: &Psched) -> Previous {
         let raw = || {
-            let root = qdiscs.iter().find(|q| q.parent == TC_H_ROOT);
+            let root = root(qdiscs);
             Previous::Other {
                 kind: root.map_or_else(String::new, |q| q.kind.clone()),
                 options: root.and_then(|q| q.options.clone()),

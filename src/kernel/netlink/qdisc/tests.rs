@@ -233,6 +233,18 @@ fn qdisc(handle: u32, parent: u32, kind: &str, options: Option<Vec<u8>>) -> Qdis
 }
 
 #[test]
+fn the_root_is_the_root_qdisc_that_is_not_the_default() {
+    assert_eq!(root(&[]), None);
+    // The kernel's default (handle 0), and qdiscs that are not the root.
+    let default = qdisc(0, TC_H_ROOT, "noqueue", None);
+    let ingress = qdisc(0xFFFF_0000, 0xFFFF_FFF1, "ingress", None);
+    assert_eq!(root(&[default.clone(), ingress.clone()]), None);
+    let pfifo = qdisc(0x0007_0000, TC_H_ROOT, "pfifo", None);
+    let child = qdisc(0x0008_0000, 0x0007_0001, "tbf", None);
+    assert_eq!(root(&[ingress, child, pfifo.clone()]), Some(&pfifo));
+}
+
+#[test]
 fn the_root_qdisc_tells_the_impairment() {
     assert_eq!(root_qdisc(&[], &CLOCK), Ok(RootQdisc::Default));
     assert_eq!(
