@@ -58,19 +58,17 @@ pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError>
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
-        if plan.is_empty() {
-            target.clear(&qdiscs).await?;
-        } else {
-            ReplaceRoot::for_plan(
-                target.index,
-                plan,
-                target.mtu,
-                qdiscs.iter().map(|q| q.major()).collect(),
-                Previous::read(&qdiscs, &clock),
-                target.label.clone(),
-            )
-            .execute(&target.socket, &clock)
-            .await?;
+        match ReplaceRoot::for_plan(
+            target.index,
+            plan,
+            target.mtu,
+            qdiscs.iter().map(|q| q.major()).collect(),
+            Previous::read(&qdiscs, &clock),
+            target.label.clone(),
+        ) {
+            Some(replace) => replace.execute(&target.socket, &clock).await?,
+            // An empty plan: no qdisc to set.
+            None => drop(target.clear(&qdiscs).await?),
         }
         target.read(&clock).await
     })
