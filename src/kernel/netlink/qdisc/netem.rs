@@ -17,13 +17,13 @@ const TCA_NETEM_CORRUPT: u16 = 4;
 const TCA_NETEM_LATENCY64: u16 = 10;
 const TCA_NETEM_JITTER64: u16 = 11;
 /// tc's default queue length, in packets: the shortest nslab sets.
-pub const DEFAULT_LIMIT: u32 = 1000;
+pub(super) const DEFAULT_LIMIT: u32 = 1000;
 /// The longest queue nslab sets, in packets (1.5 GB of full-size frames on
 /// a 1500-byte MTU).
-pub const MAX_LIMIT: u32 = 1_000_000;
+pub(super) const MAX_LIMIT: u32 = 1_000_000;
 /// Without a rate, the queue is sized for this much traffic through the
 /// delay: 1 Gbit/s, in bytes per second.
-pub const NOMINAL_RATE_BYTES: u64 = 125_000_000;
+const NOMINAL_RATE_BYTES: u64 = 125_000_000;
 
 /// netem's settings in the kernel's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

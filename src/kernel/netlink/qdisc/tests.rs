@@ -5,6 +5,7 @@
 //! /proc/net/psched). This kernel has no sch_netem, so for netem tc's own
 //! message is the only reference there is.
 
+use super::netem::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::*;
 use crate::plan::ImpairPlan;
 
