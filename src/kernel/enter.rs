@@ -45,7 +45,9 @@ pub enum EnterError {
     HelperLost,
     #[error("signal the command: {0}")]
     Signal(nix::Error),
-    #[error("the command cannot be signalled: no pidfd of it (pidfd_open needs Linux 5.3)")]
+    #[error(
+        "no pidfd of the command (pidfd_open needs Linux 5.3), so nothing could end it safely: it was ended at once"
+    )]
     NoPidfd,
 }
 
@@ -214,10 +216,17 @@ fn report_socket() -> nix::Result<(OwnedFd, OwnedFd)> {
 impl Running {
     /// Waits until the command has been exec'd (the report socket ends on
     /// exec) and returns its pid, as the caller's pid namespace sees it. When
-    /// entering or exec failed, reaps the helper and returns why.
+    /// entering or exec failed, reaps the helper and returns why. A command
+    /// that came without a pidfd could never be signalled safely: it is
+    /// ended at once (see [`Self::end_without_pidfd`]) and is an error
+    /// ([`EnterError::NoPidfd`]), so every command that starts can be ended.
     pub fn started(&mut self) -> Result<i32, EnterError> {
         match self.read_report() {
-            Ok(Some(pid)) => Ok(pid),
+            Ok(Some(pid)) if self.pidfd.is_some() => Ok(pid),
+            Ok(Some(pid)) => {
+                self.end_without_pidfd(pid);
+                Err(EnterError::NoPidfd)
+            }
             Ok(None) => {
                 let _ = self.reap(None);
                 Err(EnterError::HelperLost)
@@ -290,6 +299,40 @@ impl Running {
             let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
             let _ = self.reap(None);
         }
+    }
+
+    /// Ends a command the helper sent no pidfd of, and reaps the helper.
+    /// The helper (our child, not yet reaped, so its pid is its own) is
+    /// stopped first: while it is stopped it cannot reap the command, so
+    /// the command's pid, and with a group of its own the group's id, still
+    /// belong to it and kill(2) by number reaches it and nothing else. Then
+    /// the helper is killed and reaped; the node's init reaps the command.
+    /// When the helper has exited instead of stopping, it had reaped the
+    /// command: there is nothing left to end.
+    fn end_without_pidfd(&mut self, pid: i32) {
+        if self.exited.is_some() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(self.helper, Signal::SIGSTOP);
+        let stopped = loop {
+            match waitpid(self.helper, Some(WaitPidFlag::WUNTRACED)) {
+                Err(nix::Error::EINTR) => continue,
+                Ok(WaitStatus::Stopped(..)) => break true,
+                Ok(status) => {
+                    self.exited = Some(exit_code(status));
+                    break false;
+                }
+                Err(_) => break false,
+            }
+        };
+        if stopped {
+            let target = if self.own_group { -pid } else { pid };
+            // SAFETY: kill(2) of the command (or its group, whose id is the
+            // command's pid): it is not reaped while its parent is stopped.
+            unsafe { libc::kill(target, libc::SIGKILL) };
+        }
+        let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
+        let _ = self.reap(None);
     }
 
     /// Has everything [`Self::signal`] reaches gone within `limit`?
@@ -917,6 +960,34 @@ mod tests {
             .terminate(Duration::from_millis(100))
             .expect("nothing to end");
         assert_eq!(running.wait().expect("wait"), 0);
+    }
+
+    #[test]
+    fn a_command_without_a_pidfd_is_ended_not_handed_out() {
+        for own_group in [true, false] {
+            let arg = unique_sleep();
+            let (mut running, _out) = start(&["sleep", &arg], own_group);
+            let pid = running
+                .read_report()
+                .expect("report")
+                .expect("a STARTED report");
+            let _cleanup = Leftover::pin(pid, &arg);
+            // As when the helper's pidfd_open fails (before Linux 5.3).
+            running.pidfd = None;
+            let helper = running.helper;
+            let err = running.started().expect_err("no pidfd");
+            assert!(matches!(err, EnterError::NoPidfd), "{own_group}: {err}");
+            assert!(
+                until(Duration::from_secs(2), || !sleeping(pid, &arg)),
+                "{own_group}: the command was ended"
+            );
+            assert_eq!(
+                waitpid(helper, Some(WaitPidFlag::WNOHANG)),
+                Err(nix::Error::ECHILD),
+                "{own_group}: the helper was reaped"
+            );
+            assert_eq!(running.wait().expect("wait"), 128 + 9, "{own_group}");
+        }
     }
 
     #[test]
