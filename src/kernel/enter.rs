@@ -24,7 +24,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::namespace::{NamespaceFds, NsKind};
-use super::process::pidfd_send_signal;
+use super::process::{exited_within, pidfd_send_signal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnterError {
@@ -254,31 +254,15 @@ impl Running {
         self.reap(Some(WaitPidFlag::WNOHANG))
     }
 
-    /// Sends `signal` to the command, or, when it has a process group of
-    /// its own, to every process in that group: also once the command
-    /// itself has exited, to what it left in its group. Finding no one is
-    /// not an error.
-    ///
-    /// It goes through the command's pidfd, so it never reaches a process
-    /// that reused the command's pid. For the group, pidfd_send_signal with
-    /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9) reaches the processes whose
-    /// group is the command's own `struct pid`, not whatever group bears its
-    /// number: the number stays allocated while any process is in the group
-    /// (as pid, group or session id), and once the group is empty a new
-    /// group that reuses the number has a new `struct pid` the pidfd does
-    /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
-    pub fn signal(&mut self, signal: Signal) -> Result<(), EnterError> {
-        self.send(Some(signal)).map(drop)
-    }
-
     /// Ends the command (and, with a group of its own, every process of the
     /// group, also when the command itself has already exited): SIGTERM
     /// and SIGCONT (so that a stopped process acts on it), then SIGKILL to
     /// whatever is left after `grace`. Returns once nothing is left, or at
     /// most a second after SIGKILL. Does not reap: [`Self::wait`] does.
     pub fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
-        if !matches!(self.read_report(), Ok(Some(_))) {
-            // It never started; `wait` says why.
+        if self.started().is_err() {
+            // It never started (`wait` says why), or it came without a
+            // pidfd and `started` has ended it.
             return Ok(());
         }
         self.send(Some(Signal::SIGTERM))?;
@@ -335,8 +319,16 @@ impl Running {
         let _ = self.reap(None);
     }
 
-    /// Has everything [`Self::signal`] reaches gone within `limit`?
+    /// Has everything [`Self::send`] reaches gone within `limit`? The
+    /// command alone has once its pidfd polls readable (it has exited). A
+    /// group has no fd to wait on: it is checked with signal 0 every 10 ms.
     fn gone_within(&mut self, limit: Duration) -> Result<bool, EnterError> {
+        if !self.own_group {
+            return Ok(self
+                .pidfd
+                .as_ref()
+                .is_none_or(|pidfd| exited_within(pidfd.as_fd(), limit)));
+        }
         let deadline = Instant::now() + limit;
         loop {
             if !self.send(None)? {
@@ -349,17 +341,30 @@ impl Running {
         }
     }
 
-    /// Sends `signal` (`None`: signal 0, only checking) as [`Self::signal`]
-    /// says. Ok(false) when there was no one to send it to. Zombies count
-    /// until reaped (the helper reaps the command, the node's init what the
-    /// command left behind).
+    /// Sends `signal` (`None`: signal 0, only checking) to the command,
+    /// or, when it has a process group of its own, to every process in
+    /// that group: also once the command itself has exited, to what it left
+    /// in its group. Ok(false) when there was no one to send it to. Zombies
+    /// count until reaped (the helper reaps the command, the node's init
+    /// what the command left behind).
+    ///
+    /// It goes through the command's pidfd, so it never reaches a process
+    /// that reused the command's pid. For the group, pidfd_send_signal with
+    /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9) reaches the processes whose
+    /// group is the command's own `struct pid`, not whatever group bears its
+    /// number: the number stays allocated while any process is in the group
+    /// (as pid, group or session id), and once the group is empty a new
+    /// group that reuses the number has a new `struct pid` the pidfd does
+    /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
     fn send(&mut self, signal: Option<Signal>) -> Result<bool, EnterError> {
         let Some(pid) = self.read_report()? else {
             // The helper ended without starting the command.
             return Ok(false);
         };
         let Some(pidfd) = self.pidfd.as_ref() else {
-            return Err(EnterError::NoPidfd);
+            // `started` (which `terminate` checks first) ends a command
+            // that came without a pidfd: nothing is left to signal.
+            return Ok(false);
         };
         let number = signal.map_or(0, |s| s as i32);
         let flags = if self.own_group {
@@ -936,30 +941,60 @@ mod tests {
     }
 
     #[test]
-    fn a_command_is_signalled_through_its_pidfd() {
+    fn a_command_alone_is_ended_through_its_pidfd_without_waiting_out_the_grace() {
         let arg = unique_sleep();
         let (mut running, _out) = start(&["sleep", &arg], false);
         let pid = running.started().expect("started");
         let _cleanup = Leftover::pin(pid, &arg);
         assert!(running.pidfd.is_some(), "the helper sent a pidfd");
-        running.signal(Signal::SIGTERM).expect("signal");
+        let begun = Instant::now();
+        running
+            .terminate(Duration::from_secs(10))
+            .expect("terminate");
+        // The pidfd polls readable as soon as it exits.
+        assert!(
+            begun.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            begun.elapsed()
+        );
         assert_eq!(running.wait().expect("wait"), 128 + 15);
     }
 
     #[test]
-    fn signalling_what_has_ended_is_no_error() {
-        let (mut running, _out) = start(&["true"], true);
-        running.started().expect("started");
-        assert!(until(Duration::from_secs(5), || running
-            .try_wait()
-            .ok()
-            .flatten()
-            .is_some()));
-        running.signal(Signal::SIGTERM).expect("nothing to signal");
+    fn a_command_alone_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let arg = unique_sleep();
+        // An ignored signal stays ignored across exec.
+        let script = format!("trap '' TERM; exec sleep {arg}");
+        let (mut running, _out) = start(&["sh", "-c", &script], false);
+        let pid = running.started().expect("started");
+        let _cleanup = Leftover::pin(pid, &arg);
+        let begun = Instant::now();
         running
-            .terminate(Duration::from_millis(100))
-            .expect("nothing to end");
-        assert_eq!(running.wait().expect("wait"), 0);
+            .terminate(Duration::from_millis(300))
+            .expect("terminate");
+        let took = begun.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+            "it had its grace, and SIGKILL ended it at once: {took:?}"
+        );
+        assert_eq!(running.wait().expect("wait"), 128 + 9);
+    }
+
+    #[test]
+    fn ending_what_has_ended_is_no_error() {
+        for own_group in [true, false] {
+            let (mut running, _out) = start(&["true"], own_group);
+            running.started().expect("started");
+            assert!(until(Duration::from_secs(5), || running
+                .try_wait()
+                .ok()
+                .flatten()
+                .is_some()));
+            running
+                .terminate(Duration::from_millis(100))
+                .expect("nothing to end");
+            assert_eq!(running.wait().expect("wait"), 0, "{own_group}");
+        }
     }
 
     #[test]
