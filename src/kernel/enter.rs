@@ -11,7 +11,9 @@
 //! the helper while the command is its child and not yet reaped, so the pid
 //! is certainly the command's. Every signal goes through that pidfd: it
 //! reaches the command, or its process group, and never a process that
-//! reused a pid or a group id after they were gone.
+//! reused its pid. On Linux 6.9 and later the group is signalled through
+//! the pidfd too; before, by its id, with a narrow race left (see
+//! `Running::signal_group_by_id`).
 
 use std::ffi::CString;
 use std::io;
