@@ -350,8 +350,8 @@ fn netem_impairments_or_a_named_missing_module() {
 }
 
 #[test]
-fn clear_leaves_a_root_qdisc_nslab_does_not_set() {
-    let test = "clear_leaves_a_root_qdisc_nslab_does_not_set";
+fn set_and_clear_leave_a_root_qdisc_nslab_does_not_set() {
+    let test = "set_and_clear_leave_a_root_qdisc_nslab_does_not_set";
     if !can_build_labs(test) {
         return;
     }
@@ -374,23 +374,32 @@ fn clear_leaves_a_root_qdisc_nslab_does_not_set() {
     }
     let other = "root qdisc pfifo (not an impairment nslab sets)";
     assert_eq!(show(&target), other);
-    // --clear (and an all-zero impairment) leave it, and say why.
-    for args in [&["--clear"][..], &["--loss", "0%"][..]] {
+    // Setting an impairment, --clear and an all-zero impairment all leave
+    // it, and say why and what to do.
+    let node = format!("{}/a", lab.name);
+    for args in [
+        &["--rate", "10mbit"][..],
+        &["--clear"][..],
+        &["--loss", "0%"][..],
+    ] {
         let mut all = vec![target.as_str()];
         all.extend_from_slice(args);
         let (code, out, err) = impair(&all);
         assert_eq!(code, 1, "{args:?}: {out}{err}");
         assert!(
             err.contains(&format!(
-                "{target}: its root qdisc is pfifo, not an impairment nslab sets (netem, tbf): left in place"
+                "{target}: its root qdisc is pfifo, not an impairment nslab sets (netem, tbf): left in place; remove it yourself first (nslab exec {node} -- tc qdisc del dev eth0 root)"
             )),
             "{args:?}: {err}"
         );
         assert_eq!(show(&target), other, "{args:?}");
+        let (_, out, _) = lab.exec("a", &["tc", "qdisc", "show", "dev", "eth0"]);
+        assert!(out.contains("qdisc pfifo 7: root"), "{args:?}: {out}");
     }
-    let (_, out, _) = lab.exec("a", &["tc", "qdisc", "show", "dev", "eth0"]);
-    assert!(out.contains("qdisc pfifo 7: root"), "{out}");
-    // Setting an impairment replaces it, as asked; then --clear removes it.
+    // Once its owner has removed it, nslab sets and clears impairments.
+    let (code, out, err) = lab.exec("a", &["tc", "qdisc", "del", "dev", "eth0", "root"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(show(&target), "no impairment");
     let (code, _, err) = impair(&[&target, "--rate", "10mbit"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(show(&target), "rate 10mbit");

@@ -11,7 +11,9 @@
 //! the helper while the command is its child and not yet reaped, so the pid
 //! is certainly the command's. Every signal goes through that pidfd: it
 //! reaches the command, or its process group, and never a process that
-//! reused a pid or a group id after they were gone.
+//! reused its pid. On Linux 6.9 and later the group is signalled through
+//! the pidfd too; before, by its id, with a narrow race left (see
+//! `Running::signal_group_by_id`).
 
 use std::ffi::CString;
 use std::io;
@@ -24,7 +26,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::namespace::{NamespaceFds, NsKind};
-use super::process::pidfd_send_signal;
+use super::process::{exited_within, pidfd_send_signal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnterError {
@@ -45,7 +47,9 @@ pub enum EnterError {
     HelperLost,
     #[error("signal the command: {0}")]
     Signal(nix::Error),
-    #[error("the command cannot be signalled: no pidfd of it (pidfd_open needs Linux 5.3)")]
+    #[error(
+        "no pidfd of the command (pidfd_open needs Linux 5.3), so nothing could end it safely: it was ended at once"
+    )]
     NoPidfd,
 }
 
@@ -214,10 +218,17 @@ fn report_socket() -> nix::Result<(OwnedFd, OwnedFd)> {
 impl Running {
     /// Waits until the command has been exec'd (the report socket ends on
     /// exec) and returns its pid, as the caller's pid namespace sees it. When
-    /// entering or exec failed, reaps the helper and returns why.
+    /// entering or exec failed, reaps the helper and returns why. A command
+    /// that came without a pidfd could never be signalled safely: it is
+    /// ended at once (see [`Self::end_without_pidfd`]) and is an error
+    /// ([`EnterError::NoPidfd`]), so every command that starts can be ended.
     pub fn started(&mut self) -> Result<i32, EnterError> {
         match self.read_report() {
-            Ok(Some(pid)) => Ok(pid),
+            Ok(Some(pid)) if self.pidfd.is_some() => Ok(pid),
+            Ok(Some(pid)) => {
+                self.end_without_pidfd(pid);
+                Err(EnterError::NoPidfd)
+            }
             Ok(None) => {
                 let _ = self.reap(None);
                 Err(EnterError::HelperLost)
@@ -245,31 +256,15 @@ impl Running {
         self.reap(Some(WaitPidFlag::WNOHANG))
     }
 
-    /// Sends `signal` to the command, or, when it has a process group of
-    /// its own, to every process in that group: also once the command
-    /// itself has exited, to what it left in its group. Finding no one is
-    /// not an error.
-    ///
-    /// It goes through the command's pidfd, so it never reaches a process
-    /// that reused the command's pid. For the group, pidfd_send_signal with
-    /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9) reaches the processes whose
-    /// group is the command's own `struct pid`, not whatever group bears its
-    /// number: the number stays allocated while any process is in the group
-    /// (as pid, group or session id), and once the group is empty a new
-    /// group that reuses the number has a new `struct pid` the pidfd does
-    /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
-    pub fn signal(&mut self, signal: Signal) -> Result<(), EnterError> {
-        self.send(Some(signal)).map(drop)
-    }
-
     /// Ends the command (and, with a group of its own, every process of the
     /// group, also when the command itself has already exited): SIGTERM
     /// and SIGCONT (so that a stopped process acts on it), then SIGKILL to
     /// whatever is left after `grace`. Returns once nothing is left, or at
     /// most a second after SIGKILL. Does not reap: [`Self::wait`] does.
     pub fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
-        if !matches!(self.read_report(), Ok(Some(_))) {
-            // It never started; `wait` says why.
+        if self.started().is_err() {
+            // It never started (`wait` says why), or it came without a
+            // pidfd and `started` has ended it.
             return Ok(());
         }
         self.send(Some(Signal::SIGTERM))?;
@@ -292,8 +287,50 @@ impl Running {
         }
     }
 
-    /// Has everything [`Self::signal`] reaches gone within `limit`?
+    /// Ends a command the helper sent no pidfd of, and reaps the helper.
+    /// The helper (our child, not yet reaped, so its pid is its own) is
+    /// stopped first: while it is stopped it cannot reap the command, so
+    /// the command's pid, and with a group of its own the group's id, still
+    /// belong to it and kill(2) by number reaches it and nothing else. Then
+    /// the helper is killed and reaped; the node's init reaps the command.
+    /// When the helper has exited instead of stopping, it had reaped the
+    /// command: there is nothing left to end.
+    fn end_without_pidfd(&mut self, pid: i32) {
+        if self.exited.is_some() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(self.helper, Signal::SIGSTOP);
+        let stopped = loop {
+            match waitpid(self.helper, Some(WaitPidFlag::WUNTRACED)) {
+                Err(nix::Error::EINTR) => continue,
+                Ok(WaitStatus::Stopped(..)) => break true,
+                Ok(status) => {
+                    self.exited = Some(exit_code(status));
+                    break false;
+                }
+                Err(_) => break false,
+            }
+        };
+        if stopped {
+            let target = if self.own_group { -pid } else { pid };
+            // SAFETY: kill(2) of the command (or its group, whose id is the
+            // command's pid): it is not reaped while its parent is stopped.
+            unsafe { libc::kill(target, libc::SIGKILL) };
+        }
+        let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
+        let _ = self.reap(None);
+    }
+
+    /// Has everything [`Self::send`] reaches gone within `limit`? The
+    /// command alone has once its pidfd polls readable (it has exited). A
+    /// group has no fd to wait on: it is checked with signal 0 every 10 ms.
     fn gone_within(&mut self, limit: Duration) -> Result<bool, EnterError> {
+        if !self.own_group {
+            return Ok(self
+                .pidfd
+                .as_ref()
+                .is_none_or(|pidfd| exited_within(pidfd.as_fd(), limit)));
+        }
         let deadline = Instant::now() + limit;
         loop {
             if !self.send(None)? {
@@ -306,17 +343,30 @@ impl Running {
         }
     }
 
-    /// Sends `signal` (`None`: signal 0, only checking) as [`Self::signal`]
-    /// says. Ok(false) when there was no one to send it to. Zombies count
-    /// until reaped (the helper reaps the command, the node's init what the
-    /// command left behind).
+    /// Sends `signal` (`None`: signal 0, only checking) to the command,
+    /// or, when it has a process group of its own, to every process in
+    /// that group: also once the command itself has exited, to what it left
+    /// in its group. Ok(false) when there was no one to send it to. Zombies
+    /// count until reaped (the helper reaps the command, the node's init
+    /// what the command left behind).
+    ///
+    /// It goes through the command's pidfd, so it never reaches a process
+    /// that reused the command's pid. For the group, pidfd_send_signal with
+    /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9) reaches the processes whose
+    /// group is the command's own `struct pid`, not whatever group bears its
+    /// number: the number stays allocated while any process is in the group
+    /// (as pid, group or session id), and once the group is empty a new
+    /// group that reuses the number has a new `struct pid` the pidfd does
+    /// not refer to. Older kernels: see [`Self::signal_group_by_id`].
     fn send(&mut self, signal: Option<Signal>) -> Result<bool, EnterError> {
         let Some(pid) = self.read_report()? else {
             // The helper ended without starting the command.
             return Ok(false);
         };
         let Some(pidfd) = self.pidfd.as_ref() else {
-            return Err(EnterError::NoPidfd);
+            // `started` (which `terminate` checks first) ends a command
+            // that came without a pidfd: nothing is left to signal.
+            return Ok(false);
         };
         let number = signal.map_or(0, |s| s as i32);
         let flags = if self.own_group {
@@ -893,30 +943,88 @@ mod tests {
     }
 
     #[test]
-    fn a_command_is_signalled_through_its_pidfd() {
+    fn a_command_alone_is_ended_through_its_pidfd_without_waiting_out_the_grace() {
         let arg = unique_sleep();
         let (mut running, _out) = start(&["sleep", &arg], false);
         let pid = running.started().expect("started");
         let _cleanup = Leftover::pin(pid, &arg);
         assert!(running.pidfd.is_some(), "the helper sent a pidfd");
-        running.signal(Signal::SIGTERM).expect("signal");
+        let begun = Instant::now();
+        running
+            .terminate(Duration::from_secs(10))
+            .expect("terminate");
+        // The pidfd polls readable as soon as it exits.
+        assert!(
+            begun.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            begun.elapsed()
+        );
         assert_eq!(running.wait().expect("wait"), 128 + 15);
     }
 
     #[test]
-    fn signalling_what_has_ended_is_no_error() {
-        let (mut running, _out) = start(&["true"], true);
-        running.started().expect("started");
-        assert!(until(Duration::from_secs(5), || running
-            .try_wait()
-            .ok()
-            .flatten()
-            .is_some()));
-        running.signal(Signal::SIGTERM).expect("nothing to signal");
+    fn a_command_alone_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let arg = unique_sleep();
+        // An ignored signal stays ignored across exec.
+        let script = format!("trap '' TERM; exec sleep {arg}");
+        let (mut running, _out) = start(&["sh", "-c", &script], false);
+        let pid = running.started().expect("started");
+        let _cleanup = Leftover::pin(pid, &arg);
+        let begun = Instant::now();
         running
-            .terminate(Duration::from_millis(100))
-            .expect("nothing to end");
-        assert_eq!(running.wait().expect("wait"), 0);
+            .terminate(Duration::from_millis(300))
+            .expect("terminate");
+        let took = begun.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+            "it had its grace, and SIGKILL ended it at once: {took:?}"
+        );
+        assert_eq!(running.wait().expect("wait"), 128 + 9);
+    }
+
+    #[test]
+    fn ending_what_has_ended_is_no_error() {
+        for own_group in [true, false] {
+            let (mut running, _out) = start(&["true"], own_group);
+            running.started().expect("started");
+            assert!(until(Duration::from_secs(5), || running
+                .try_wait()
+                .ok()
+                .flatten()
+                .is_some()));
+            running
+                .terminate(Duration::from_millis(100))
+                .expect("nothing to end");
+            assert_eq!(running.wait().expect("wait"), 0, "{own_group}");
+        }
+    }
+
+    #[test]
+    fn a_command_without_a_pidfd_is_ended_not_handed_out() {
+        for own_group in [true, false] {
+            let arg = unique_sleep();
+            let (mut running, _out) = start(&["sleep", &arg], own_group);
+            let pid = running
+                .read_report()
+                .expect("report")
+                .expect("a STARTED report");
+            let _cleanup = Leftover::pin(pid, &arg);
+            // As when the helper's pidfd_open fails (before Linux 5.3).
+            running.pidfd = None;
+            let helper = running.helper;
+            let err = running.started().expect_err("no pidfd");
+            assert!(matches!(err, EnterError::NoPidfd), "{own_group}: {err}");
+            assert!(
+                until(Duration::from_secs(2), || !sleeping(pid, &arg)),
+                "{own_group}: the command was ended"
+            );
+            assert_eq!(
+                waitpid(helper, Some(WaitPidFlag::WNOHANG)),
+                Err(nix::Error::ECHILD),
+                "{own_group}: the helper was reaped"
+            );
+            assert_eq!(running.wait().expect("wait"), 128 + 9, "{own_group}");
+        }
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl PinnedProcess {
     /// /proc/PID between pinning and a `true` here was read from it, not
     /// from a process that reused its pid.
     pub fn is_alive(&self) -> bool {
-        !pidfd_exited(self.fd.as_fd())
+        !exited_within(self.fd.as_fd(), Duration::ZERO)
     }
 
     pub fn signal(&self, signal: i32) -> io::Result<()> {
@@ -175,17 +175,31 @@ impl AsFd for PinnedProcess {
     }
 }
 
-/// Has the process of `pidfd` exited (a zombie or reaped)? A pidfd polls
-/// readable from then on.
-pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
-    let mut pollfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let rc = unsafe { libc::poll(&mut pollfd, 1, 0) };
-    rc != 0
+/// Has the process of `pidfd` exited (a zombie or reaped), or does it
+/// within `limit`? A pidfd polls readable from then on, so this sleeps in
+/// poll(2) until then.
+pub(crate) fn exited_within(pidfd: BorrowedFd<'_>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut pollfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, ms) };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if rc != 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
 }
 
 /// pidfd_send_signal(2) with a null siginfo (as kill(2) sends). `flags`

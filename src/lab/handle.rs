@@ -512,11 +512,13 @@ impl Process {
     /// 2 s. Returns the command's exit code (143 for SIGTERM; its own when
     /// it had already exited).
     ///
-    /// The group is signalled through a pidfd of the command, so never a
-    /// process or group that reused its pid. Before Linux 6.9 (which can
-    /// signal a group through a pidfd) the group is signalled by its id
-    /// while the command has not been reaped, and what it left in its group
-    /// after that is not reached.
+    /// Signals go through a pidfd of the command, so never to a process
+    /// that reused its pid; on Linux 6.9 and later the group is signalled
+    /// through it too, so never a group that reused its id. Before 6.9 the
+    /// group is signalled by its id while the command has not been reaped
+    /// (what it left in its group after that is not reached), with a narrow
+    /// race: the command reaped, its group emptied and the id reused
+    /// between the check and the signal.
     pub fn kill(mut self) -> Result<i32, ApiError> {
         self.finish(Some(KILL_GRACE))
     }

@@ -12,8 +12,7 @@ use super::{LabError, runtime};
 use crate::kernel::namespace::NsKind;
 use crate::kernel::netlink::link::dump_links;
 use crate::kernel::netlink::qdisc::{
-    ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, TC_H_ROOT, dump_qdiscs,
-    root_qdisc,
+    ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, dump_qdiscs, root, root_qdisc,
 };
 use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::ImpairPlan;
@@ -54,24 +53,25 @@ impl From<RootQdisc> for Impairment {
 
 /// Replaces the impairment of `LAB/NODE:IFACE` (or `NODE:IFACE`) with
 /// `plan`, and returns what the kernel then has. An empty plan (all its
-/// values zero) removes the impairment, as [`impair_clear`] does.
+/// values zero) removes the impairment, as [`impair_clear`] does. A root
+/// qdisc of a kind nslab does not set is left in place, and is an error
+/// ([`LabError::ForeignQdisc`]).
 pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError> {
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
-        if plan.is_empty() {
-            target.clear(&qdiscs).await?;
-        } else {
-            ReplaceRoot::for_plan(
-                target.index,
-                plan,
-                target.mtu,
-                qdiscs.iter().map(|q| q.major()).collect(),
-                Previous::read(&qdiscs, &clock),
-                target.label.clone(),
-            )
-            .execute(&target.socket, &clock)
-            .await?;
+        target.own_root(&qdiscs)?;
+        match ReplaceRoot::for_plan(
+            target.index,
+            plan,
+            target.mtu,
+            qdiscs.iter().map(|q| q.major()).collect(),
+            Previous::read(&qdiscs, &clock),
+            target.label.clone(),
+        ) {
+            Some(replace) => replace.execute(&target.socket, &clock).await?,
+            // An empty plan: no qdisc to set.
+            None => drop(target.clear(&qdiscs).await?),
         }
         target.read(&clock).await
     })
@@ -99,6 +99,9 @@ struct Target {
     socket: Handle,
     index: u32,
     mtu: u32,
+    /// `LAB/NODE`.
+    node: String,
+    iface: String,
     /// `LAB/NODE:IFACE`.
     label: String,
 }
@@ -113,26 +116,36 @@ impl Target {
         Ok(root.into())
     }
 
-    /// Deletes the root qdisc when it is netem or tbf, the kinds nslab
-    /// sets (`qdiscs`: the interface's, as dumped); false when the
-    /// interface has the kernel's default.
-    async fn clear(&self, qdiscs: &[QdiscInfo]) -> Result<bool, LabError> {
-        match qdiscs
-            .iter()
-            .find(|q| q.parent == TC_H_ROOT && q.major() != 0)
-        {
-            None => Ok(false),
-            Some(root) if root.kind == "netem" || root.kind == "tbf" => Ok(ClearRoot {
-                index: self.index,
-                label: self.label.clone(),
+    /// The root qdisc (`qdiscs`: the interface's, as dumped) when it is
+    /// netem or tbf, the kinds nslab sets; none for the kernel's default.
+    /// Any other kind is an error: nslab neither replaces nor deletes a
+    /// root qdisc someone else set, with whatever classes and filters hang
+    /// on it.
+    fn own_root<'a>(&self, qdiscs: &'a [QdiscInfo]) -> Result<Option<&'a QdiscInfo>, LabError> {
+        match root(qdiscs) {
+            Some(root) if root.kind != "netem" && root.kind != "tbf" => {
+                Err(LabError::ForeignQdisc {
+                    node: self.node.clone(),
+                    iface: self.iface.clone(),
+                    kind: root.kind.clone(),
+                })
             }
-            .execute(&self.socket)
-            .await?),
-            Some(root) => Err(LabError::ForeignQdisc {
-                target: self.label.clone(),
-                kind: root.kind.clone(),
-            }),
+            root => Ok(root),
         }
+    }
+
+    /// Deletes the root qdisc when nslab set it (see [`Self::own_root`]);
+    /// false when the interface has the kernel's default.
+    async fn clear(&self, qdiscs: &[QdiscInfo]) -> Result<bool, LabError> {
+        if self.own_root(qdiscs)?.is_none() {
+            return Ok(false);
+        }
+        Ok(ClearRoot {
+            index: self.index,
+            label: self.label.clone(),
+        }
+        .execute(&self.socket)
+        .await?)
     }
 }
 
@@ -159,6 +172,8 @@ fn with_interface<T>(
             socket,
             index: link.0,
             mtu: link.1,
+            node: node.label(),
+            iface,
             label,
         })
         .await

@@ -74,9 +74,13 @@ pub enum LabError {
     #[error("{target}: cannot read its root qdisc: {why}")]
     UnreadableQdisc { target: String, why: String },
     #[error(
-        "{target}: its root qdisc is {kind}, not an impairment nslab sets (netem, tbf): left in place"
+        "{node}:{iface}: its root qdisc is {kind}, not an impairment nslab sets (netem, tbf): left in place; remove it yourself first (nslab exec {node} -- tc qdisc del dev {iface} root)"
     )]
-    ForeignQdisc { target: String, kind: String },
+    ForeignQdisc {
+        node: String,
+        iface: String,
+        kind: String,
+    },
     #[error("teardown of lab {lab} left errors:\n  {}", .errors.join("\n  "))]
     Teardown { lab: String, errors: Vec<String> },
 }

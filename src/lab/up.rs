@@ -851,14 +851,18 @@ impl Wiring<'_> {
                 let index = indexes
                     .get(end.place, &end.ifname)
                     .ok_or_else(|| missing(&label))?;
-                let request = ReplaceRoot::for_plan(
+                // An impairment of all zeros sets nothing (validate makes
+                // it none).
+                let Some(request) = ReplaceRoot::for_plan(
                     index,
                     impair,
                     link.mtu_or_default(),
                     Vec::new(),
                     Previous::Default,
                     label,
-                );
+                ) else {
+                    continue;
+                };
                 let socket = self.socket(end.place);
                 requests.push(async move { request.execute(socket, &clock).await });
             }

@@ -81,7 +81,7 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// What the kernel said about a refused request in its own words (its
 /// extended ack, e.g. "Specified qdisc kind is unknown"), when it said
 /// anything: the sockets of [`open_sockets`] ask for it.
-pub fn kernel_message(error: &rtnetlink::Error) -> Option<String> {
+fn kernel_message(error: &rtnetlink::Error) -> Option<String> {
     match error {
         rtnetlink::Error::NetlinkError(msg) => extack_message(&msg.header),
         _ => None,

@@ -93,15 +93,21 @@ pub enum RootQdisc {
     Other(String),
 }
 
+/// The root qdisc in the dump of one interface's qdiscs, unless it is the
+/// kernel's default (handle 0, such as noqueue): one that nslab or someone
+/// else set, and that deleting it would remove.
+pub fn root(qdiscs: &[QdiscInfo]) -> Option<&QdiscInfo> {
+    qdiscs
+        .iter()
+        .find(|q| q.parent == TC_H_ROOT && q.major() != 0)
+}
+
 /// Reads the root qdisc (and a tbf under a netem root) from the dump of
 /// one interface's qdiscs.
 pub fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, String> {
-    let Some(root) = qdiscs.iter().find(|q| q.parent == TC_H_ROOT) else {
+    let Some(root) = root(qdiscs) else {
         return Ok(RootQdisc::Default);
     };
-    if root.major() == 0 {
-        return Ok(RootQdisc::Default);
-    }
     let options = |q: &QdiscInfo| {
         q.options
             .clone()

@@ -14,8 +14,8 @@ mod replace;
 mod tbf;
 
 pub use clear::ClearRoot;
-pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root_qdisc};
-pub use netem::{DEFAULT_LIMIT, MAX_LIMIT, Netem, percent, probability};
+pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
+pub use netem::{Netem, percent, probability};
 pub use psched::Psched;
 pub use replace::{Previous, ReplaceRoot, free_majors, qdiscs_for};
 pub use tbf::Tbf;
@@ -26,7 +26,7 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 /// `TC_H_ROOT`: the parent of a root qdisc.
-pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
+const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 /// `TCA_OPTIONS`.
 const TCA_OPTIONS: u16 = 2;
 /// Bytes of an Ethernet header, on top of the MTU.

@@ -17,13 +17,13 @@ const TCA_NETEM_CORRUPT: u16 = 4;
 const TCA_NETEM_LATENCY64: u16 = 10;
 const TCA_NETEM_JITTER64: u16 = 11;
 /// tc's default queue length, in packets: the shortest nslab sets.
-pub const DEFAULT_LIMIT: u32 = 1000;
-/// The longest queue nslab sets, in packets (1.5 GB of full-size frames on
-/// a 1500-byte MTU).
-pub const MAX_LIMIT: u32 = 1_000_000;
+pub(super) const DEFAULT_LIMIT: u32 = 1000;
+/// The kernel memory a full netem queue may hold, counted in full-size
+/// frames: 64 MiB (see [`max_limit`]).
+const QUEUE_BUDGET_BYTES: u64 = 64 << 20;
 /// Without a rate, the queue is sized for this much traffic through the
 /// delay: 1 Gbit/s, in bytes per second.
-pub const NOMINAL_RATE_BYTES: u64 = 125_000_000;
+const NOMINAL_RATE_BYTES: u64 = 125_000_000;
 
 /// netem's settings in the kernel's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -187,7 +187,7 @@ impl Netem {
 /// delay (about 120 Mbit/s at 100 ms), so the queue holds 1.5 times the
 /// full-size frames of the traffic in flight: the rate (or, without one,
 /// 1 Gbit/s) over delay + jitter, plus tbf's queue; at least
-/// [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]. Smaller packets fill it
+/// [`DEFAULT_LIMIT`], at most [`max_limit`]. Smaller packets fill it
 /// sooner: it counts packets, not bytes.
 pub fn limit(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> u32 {
     let rate = u128::from(tbf.map_or(NOMINAL_RATE_BYTES, |t| t.rate));
@@ -198,7 +198,18 @@ pub fn limit(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> u32 {
     let packets = (3 * (rate * held_us + queued * 1_000_000)).div_ceil(2 * frame * 1_000_000);
     u32::try_from(packets)
         .unwrap_or(u32::MAX)
-        .clamp(DEFAULT_LIMIT, MAX_LIMIT)
+        .clamp(DEFAULT_LIMIT, max_limit(mtu))
+}
+
+/// The longest queue nslab sets on a link of `mtu` bytes: as many
+/// full-size frames as [`QUEUE_BUDGET_BYTES`] holds (44,325 at a 1500-byte
+/// MTU), never fewer than [`DEFAULT_LIMIT`]. A full queue pins that much
+/// kernel memory per impaired interface (a little more: each packet's
+/// buffer is larger than its frame), so a long delay at a high rate costs
+/// drops, not gigabytes.
+pub(super) fn max_limit(mtu: u32) -> u32 {
+    let frames = QUEUE_BUDGET_BYTES / (u64::from(mtu) + ETHERNET_HEADER);
+    u32::try_from(frames).unwrap_or(u32::MAX).max(DEFAULT_LIMIT)
 }
 
 /// A probability as a percentage that tc reads back to the same

@@ -25,8 +25,10 @@ use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
+use super::clear::{delete_root, deleted};
 use super::{
-    Netem, Psched, QdiscInfo, RootQdisc, TC_H_ROOT, TCA_OPTIONS, Tbf, acknowledged, root_qdisc,
+    Netem, Psched, QdiscInfo, RootQdisc, TC_H_ROOT, TCA_OPTIONS, Tbf, acknowledged, root,
+    root_qdisc,
 };
 use crate::kernel::netlink::{NetlinkError, errno, kernel_message};
 use crate::plan::ImpairPlan;
@@ -52,6 +54,25 @@ pub fn qdiscs_for(plan: &ImpairPlan, mtu: u32) -> (Option<Netem>, Option<Tbf>) {
     (netem, tbf)
 }
 
+/// The qdiscs of a root that nslab sets: netem (with a tbf child for a
+/// rate) or tbf alone. There is always at least one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NewRoot {
+    Netem(Netem, Option<Tbf>),
+    Tbf(Tbf),
+}
+
+impl NewRoot {
+    /// None with neither qdisc: nothing to set.
+    fn of(netem: Option<Netem>, tbf: Option<Tbf>) -> Option<NewRoot> {
+        match (netem, tbf) {
+            (Some(netem), tbf) => Some(NewRoot::Netem(netem, tbf)),
+            (None, Some(tbf)) => Some(NewRoot::Tbf(tbf)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// An interface's root qdisc before it is replaced: what is put back when
 /// the replacement fails halfway.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,11 +80,7 @@ pub enum Previous {
     /// The kernel's default: deleting the new root brings it back.
     Default,
     /// netem and/or tbf, as nslab sets them: set again.
-    Impaired {
-        plan: ImpairPlan,
-        netem: Option<Netem>,
-        tbf: Option<Tbf>,
-    },
+    Impaired { plan: ImpairPlan, root: NewRoot },
     /// Any other root qdisc (or one that cannot be read): made again from
     /// its kind and its options as the kernel dumped them.
     Other {
@@ -76,7 +93,7 @@ impl Previous {
     /// Reads it from a dump of the interface's qdiscs.
     pub fn read(qdiscs: &[QdiscInfo], clock: &Psched) -> Previous {
         let raw = || {
-            let root = qdiscs.iter().find(|q| q.parent == TC_H_ROOT);
+            let root = root(qdiscs);
             Previous::Other {
                 kind: root.map_or_else(String::new, |q| q.kind.clone()),
                 options: root.and_then(|q| q.options.clone()),
@@ -84,7 +101,10 @@ impl Previous {
         };
         match root_qdisc(qdiscs, clock) {
             Ok(RootQdisc::Default) => Previous::Default,
-            Ok(RootQdisc::Impaired { plan, netem, tbf }) => Previous::Impaired { plan, netem, tbf },
+            Ok(RootQdisc::Impaired { plan, netem, tbf }) => match NewRoot::of(netem, tbf) {
+                Some(root) => Previous::Impaired { plan, root },
+                None => Previous::Default,
+            },
             Ok(RootQdisc::Other(_)) | Err(_) => raw(),
         }
     }
@@ -102,8 +122,8 @@ impl Previous {
 #[derive(Debug, Clone)]
 pub struct ReplaceRoot {
     pub index: u32,
-    pub netem: Option<Netem>,
-    pub tbf: Option<Tbf>,
+    /// What it becomes.
+    root: NewRoot,
     /// Handle majors in use on the interface (see
     /// [`dump_qdiscs`](super::dump_qdiscs)); the new qdiscs take others.
     pub taken: Vec<u16>,
@@ -137,7 +157,8 @@ struct Failed {
 }
 
 impl ReplaceRoot {
-    /// The request that sets `plan` on a link of `mtu` bytes.
+    /// The request that sets `plan` on a link of `mtu` bytes; None when the
+    /// plan sets nothing (all its values zero: no qdisc to make).
     pub fn for_plan(
         index: u32,
         plan: &ImpairPlan,
@@ -145,22 +166,21 @@ impl ReplaceRoot {
         taken: Vec<u16>,
         previous: Previous,
         label: String,
-    ) -> ReplaceRoot {
+    ) -> Option<ReplaceRoot> {
         let (netem, tbf) = qdiscs_for(plan, mtu);
-        ReplaceRoot {
+        Some(ReplaceRoot {
             index,
-            netem,
-            tbf,
+            root: NewRoot::of(netem, tbf)?,
             taken,
             previous,
             label,
-        }
+        })
     }
 
-    /// Sends the requests (with neither netem nor tbf: deletes the root
-    /// qdisc). With both, if the tbf child is refused the old root is put back
-    /// (or the new one deleted, when there was none) and the error tells
-    /// both what failed and whether the old one is back.
+    /// Sends the requests. With both netem and tbf, if the tbf child is
+    /// refused the old root is put back (or the new one deleted, when there
+    /// was none) and the error tells both what failed and whether the old
+    /// one is back.
     pub async fn execute(self, handle: &Handle, clock: &Psched) -> Result<(), NetlinkError> {
         let index = self.index;
         self.run(clock, async |step: Step| step.send(handle, index).await)
@@ -174,10 +194,7 @@ impl ReplaceRoot {
         mut send: impl AsyncFnMut(Step) -> Result<(), rtnetlink::Error>,
     ) -> Result<(), NetlinkError> {
         let (root, child) = free_majors(&self.taken);
-        let Err(failed) = self
-            .apply(self.netem, self.tbf, (root, child), clock, &mut send)
-            .await
-        else {
+        let Err(failed) = self.apply(self.root, (root, child), clock, &mut send).await else {
             return Ok(());
         };
         if !failed.halfway {
@@ -199,31 +216,17 @@ impl ReplaceRoot {
         }
     }
 
-    /// Sets `netem` and/or `tbf` on the handle majors `(root, child)`; with
-    /// neither, deletes the root (nothing to delete is no error).
+    /// Sets `new` on the handle majors `(root, child)`.
     async fn apply(
         &self,
-        netem: Option<Netem>,
-        tbf: Option<Tbf>,
+        new: NewRoot,
         (root, child): (u16, u16),
         clock: &Psched,
         send: &mut impl AsyncFnMut(Step) -> Result<(), rtnetlink::Error>,
     ) -> Result<(), Failed> {
-        let (kind, options, child_tbf) = match (netem, tbf) {
-            (Some(netem), tbf) => ("netem", netem.encode(clock), tbf),
-            (None, Some(tbf)) => ("tbf", tbf.encode(clock), None),
-            (None, None) => {
-                return match send(Step::DeleteRoot).await {
-                    Err(e) if errno(&e) != Some(libc::ENOENT) => Err(Failed {
-                        error: NetlinkError::request(format!(
-                            "remove the impairment on {}",
-                            self.label
-                        ))(e),
-                        halfway: false,
-                    }),
-                    _ => Ok(()),
-                };
-            }
+        let (kind, options, child_tbf) = match new {
+            NewRoot::Netem(netem, tbf) => ("netem", netem.encode(clock), tbf),
+            NewRoot::Tbf(tbf) => ("tbf", tbf.encode(clock), None),
         };
         send(Step::New {
             parent: TC_H_ROOT,
@@ -264,13 +267,12 @@ impl ReplaceRoot {
         let majors = free_majors(taken);
         match &self.previous {
             Previous::Default => {
-                self.apply(None, None, majors, clock, send)
-                    .await
-                    .map_err(|f| f.error)?;
+                // Deleting the new root brings the kernel's default back.
+                deleted(send(Step::DeleteRoot).await, &self.label)?;
                 Ok("the interface has no impairment, as before".into())
             }
-            Previous::Impaired { plan, netem, tbf } => {
-                self.apply(*netem, *tbf, majors, clock, send)
+            Previous::Impaired { plan, root } => {
+                self.apply(*root, majors, clock, send)
                     .await
                     .map_err(|f| f.error)?;
                 Ok(format!("its old impairment ({plan}) is back"))
@@ -327,7 +329,6 @@ impl ReplaceRoot {
 
 impl Step {
     async fn send(self, handle: &Handle, index: u32) -> Result<(), rtnetlink::Error> {
-        let mut message = TcMessage::with_index(index as i32);
         match self {
             Step::New {
                 parent,
@@ -336,6 +337,7 @@ impl Step {
                 options,
                 flags,
             } => {
+                let mut message = TcMessage::with_index(index as i32);
                 message.header.parent = TcHandle::from(parent);
                 message.header.handle = TcHandle { major, minor: 0 };
                 message.attributes.push(TcAttribute::Kind(kind));
@@ -354,15 +356,7 @@ impl Step {
                 )
                 .await
             }
-            Step::DeleteRoot => {
-                message.header.parent = TcHandle::ROOT;
-                acknowledged(
-                    handle,
-                    RouteNetlinkMessage::DelQueueDiscipline(message),
-                    NLM_F_REQUEST | NLM_F_ACK,
-                )
-                .await
-            }
+            Step::DeleteRoot => delete_root(handle, index).await,
         }
     }
 }

@@ -54,7 +54,7 @@ fn plan(delay_us: Option<u64>, rate_bits: Option<u64>) -> ImpairPlan {
 }
 
 fn replace(plan: &ImpairPlan, taken: Vec<u16>, previous: Previous) -> ReplaceRoot {
-    ReplaceRoot::for_plan(2, plan, 1500, taken, previous, "lab/a:eth0".into())
+    ReplaceRoot::for_plan(2, plan, 1500, taken, previous, "lab/a:eth0".into()).expect("a qdisc")
 }
 
 /// (kind, parent, major) of each RTM_NEWQDISC; `del` for a deletion.
@@ -114,11 +114,10 @@ fn both_qdiscs_in_two_requests() {
 #[test]
 fn a_refused_child_puts_the_old_impairment_back() {
     let old_plan = plan(None, Some(10_000_000));
-    let (_, old_tbf) = qdiscs_for(&old_plan, 1500);
+    let old_tbf = qdiscs_for(&old_plan, 1500).1.expect("tbf");
     let previous = Previous::Impaired {
         plan: old_plan,
-        netem: None,
-        tbf: old_tbf,
+        root: NewRoot::Tbf(old_tbf),
     };
     // The old tbf is 1:, so the new qdiscs are 2: and 3:, the old one
     // comes back as 4:.
@@ -137,10 +136,7 @@ fn a_refused_child_puts_the_old_impairment_back() {
     let Step::New { options, .. } = &steps[2] else {
         panic!("not a new qdisc")
     };
-    assert_eq!(
-        options.as_deref(),
-        Some(&old_tbf.expect("tbf").encode(&CLOCK)[..])
-    );
+    assert_eq!(options.as_deref(), Some(&old_tbf.encode(&CLOCK)[..]));
     let error = result.expect_err("refused");
     assert!(matches!(error, NetlinkError::Restored { .. }), "{error:?}");
     let text = error.to_string();
@@ -311,8 +307,7 @@ fn previous_reads_the_dump() {
         ),
         Previous::Impaired {
             plan: plan(None, Some(10_000_000)),
-            netem: None,
-            tbf: Some(tbf),
+            root: NewRoot::Tbf(tbf),
         }
     );
     for (kind, options) in [("pfifo", Some(vec![1, 2, 3, 4])), ("netem", None)] {
@@ -328,4 +323,58 @@ fn previous_reads_the_dump() {
             }
         );
     }
+}
+
+#[test]
+fn an_empty_plan_makes_no_replacement() {
+    let request = ReplaceRoot::for_plan(
+        2,
+        &ImpairPlan::default(),
+        1500,
+        vec![],
+        Previous::Default,
+        "lab/a:eth0".into(),
+    );
+    assert!(request.is_none(), "{request:?}");
+}
+
+#[test]
+fn undoing_a_new_root_is_one_deletion_as_clear_does() {
+    let both = plan(Some(20_000), Some(5_000_000));
+    // The new root already gone (ENOENT) is the default back all the same.
+    let (steps, result) = run(
+        replace(&both, vec![0], Previous::Default),
+        vec![
+            Ok(()),
+            Err(nack(libc::EINVAL, None)),
+            Err(nack(libc::ENOENT, None)),
+        ],
+    );
+    assert_eq!(shape(&steps)[2], ("del".into(), TC_H_ROOT, 0));
+    assert!(
+        matches!(result, Err(NetlinkError::Restored { .. })),
+        "{result:?}"
+    );
+    // A refused deletion: both errors, in clear's words.
+    let (steps, result) = run(
+        replace(&both, vec![0], Previous::Default),
+        vec![
+            Ok(()),
+            Err(nack(libc::EINVAL, None)),
+            Err(nack(libc::EPERM, None)),
+        ],
+    );
+    assert_eq!(steps.len(), 3);
+    let error = result.expect_err("refused");
+    assert!(
+        matches!(error, NetlinkError::NotRestored { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "; putting back what it had (no impairment) failed too: remove the impairment on lab/a:eth0: "
+        ),
+        "{text}"
+    );
 }

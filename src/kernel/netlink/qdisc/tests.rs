@@ -5,6 +5,7 @@
 //! /proc/net/psched). This kernel has no sch_netem, so for netem tc's own
 //! message is the only reference there is.
 
+use super::netem::{DEFAULT_LIMIT, max_limit};
 use super::*;
 use crate::plan::ImpairPlan;
 
@@ -127,8 +128,27 @@ fn netems_queue_holds_what_is_in_flight() {
     let jumbo = qdiscs_for(&impair("delay 100ms"), 9000).0.expect("netem");
     assert_eq!(jumbo.limit, 2_081);
     // Capped: 100 gbit over an hour would be billions of packets.
-    assert_eq!(netem("delay 3600s, rate 100gbit").limit, MAX_LIMIT);
-    assert_eq!(netem("delay 3600s").limit, MAX_LIMIT);
+    assert_eq!(netem("delay 3600s, rate 100gbit").limit, max_limit(1500));
+    assert_eq!(netem("delay 3600s").limit, max_limit(1500));
+    // 1 gbit over a second (125 MB in flight) already needs more than the
+    // cap allows.
+    assert_eq!(netem("delay 1s").limit, max_limit(1500));
+    let jumbo = qdiscs_for(&impair("delay 3600s"), 9000).0.expect("netem");
+    assert_eq!(jumbo.limit, max_limit(9000));
+}
+
+#[test]
+fn netems_queue_is_capped_by_memory() {
+    // 64 MiB of full-size frames (MTU + 14 bytes).
+    assert_eq!(max_limit(1500), 44_325);
+    assert_eq!(max_limit(9000), 7_444);
+    for mtu in [68, 1500, 9000, 65_535] {
+        let bytes = u64::from(max_limit(mtu)) * (u64::from(mtu) + 14);
+        assert!(bytes <= 64 << 20, "mtu {mtu}: {bytes} bytes");
+    }
+    // Never below tc's default, however large the frames.
+    assert_eq!(max_limit(65_535), 1_023);
+    assert_eq!(max_limit(1_000_000), DEFAULT_LIMIT);
 }
 
 #[test]
@@ -230,6 +250,18 @@ fn qdisc(handle: u32, parent: u32, kind: &str, options: Option<Vec<u8>>) -> Qdis
         kind: kind.into(),
         options,
     }
+}
+
+#[test]
+fn the_root_is_the_root_qdisc_that_is_not_the_default() {
+    assert_eq!(root(&[]), None);
+    // The kernel's default (handle 0), and qdiscs that are not the root.
+    let default = qdisc(0, TC_H_ROOT, "noqueue", None);
+    let ingress = qdisc(0xFFFF_0000, 0xFFFF_FFF1, "ingress", None);
+    assert_eq!(root(&[default.clone(), ingress.clone()]), None);
+    let pfifo = qdisc(0x0007_0000, TC_H_ROOT, "pfifo", None);
+    let child = qdisc(0x0008_0000, 0x0007_0001, "tbf", None);
+    assert_eq!(root(&[ingress, child, pfifo.clone()]), Some(&pfifo));
 }
 
 #[test]
