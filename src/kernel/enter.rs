@@ -220,7 +220,7 @@ impl Running {
     /// exec) and returns its pid, as the caller's pid namespace sees it. When
     /// entering or exec failed, reaps the helper and returns why. A command
     /// that came without a pidfd could never be signalled safely: it is
-    /// ended at once (see [`Self::end_without_pidfd`]) and is an error
+    /// ended at once (see `end_without_pidfd`) and is an error
     /// ([`EnterError::NoPidfd`]), so every command that starts can be ended.
     pub fn started(&mut self) -> Result<i32, EnterError> {
         match self.read_report() {

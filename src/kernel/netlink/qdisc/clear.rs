@@ -17,7 +17,7 @@ pub struct ClearRoot {
 }
 
 impl ClearRoot {
-    /// Returns false when there was nothing to remove (see [`deleted`]).
+    /// Returns false when there was nothing to remove (see `deleted`).
     pub async fn execute(self, handle: &Handle) -> Result<bool, NetlinkError> {
         deleted(delete_root(handle, self.index).await, &self.label)
     }

@@ -40,19 +40,19 @@ pub struct Netem {
 
 /// A percentage as netem's probability, rounded as tc's `get_percent`
 /// does (`rint(fraction * UINT32_MAX)`).
-pub fn probability(percent: f64) -> u32 {
+pub(super) fn probability(percent: f64) -> u32 {
     (percent / 100.0 * f64::from(u32::MAX)).round_ties_even() as u32
 }
 
 /// netem's probability as a percentage.
-pub fn percent(probability: u32) -> f64 {
+pub(super) fn percent(probability: u32) -> f64 {
     f64::from(probability) / f64::from(u32::MAX) * 100.0
 }
 
 impl Netem {
     /// The netem part of an impairment (everything but the rate) on a link
     /// of `mtu` bytes, above `tbf` when the impairment has a rate (see
-    /// [`limit`]).
+    /// `limit`).
     pub fn from_plan(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> Netem {
         Netem {
             delay_us: plan.delay_us.unwrap_or(0),

@@ -5,7 +5,7 @@
 //! /proc/net/psched). This kernel has no sch_netem, so for netem tc's own
 //! message is the only reference there is.
 
-use super::netem::{DEFAULT_LIMIT, max_limit};
+use super::netem::{DEFAULT_LIMIT, max_limit, percent, probability};
 use super::*;
 use crate::plan::ImpairPlan;
 
