@@ -438,8 +438,8 @@ fn flood(lab: &TestLab) -> KillOnDrop {
 }
 
 #[test]
-fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
-    let test = "a_reader_that_stalls_holds_neither_duration_nor_sigint";
+fn a_reader_that_stalls_holds_neither_duration_nor_sigint_nor_the_lab_going_down() {
+    let test = "a_reader_that_stalls_holds_neither_duration_nor_sigint_nor_the_lab_going_down";
     if !common::can_build_labs(test) {
         return;
     }
@@ -465,6 +465,19 @@ fn a_reader_that_stalls_holds_neither_duration_nor_sigint() {
     let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("packets captured"), "{stderr}");
+
+    // The lab going down, likewise (last: it ends the lab).
+    let mut capture = Running::start(&[&target], Stdio::piped());
+    let _unread = capture.child.stdout.take().expect("stdout");
+    let pinger = flood(&lab);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(pinger);
+    let down = Instant::now();
+    let (code, _, err) = common::run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down: {err}");
+    let (code, stderr) = finish_within(capture, down, PROMPTLY);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("the lab went down"), "{stderr}");
 }
 
 /// The number before `what` in tcpdump's closing lines.

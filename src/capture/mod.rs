@@ -169,10 +169,11 @@ impl Capture {
             kernel: self.socket.stats().ok(),
             ended_by,
         };
-        let out = BufWriter::new(output::Output::new(out, stop, deadline));
+        let out =
+            BufWriter::new(output::Output::new(out, stop, deadline).ending_with(self.init.as_fd()));
         let mut writer = match PcapWriter::new(out, options.precision, snaplen) {
             Ok(w) => w,
-            Err(e) => return Ok(report(0, write_end(e, interrupted(stop))?)),
+            Err(e) => return Ok(report(0, write_end(e, interrupted(stop, &self.init))?)),
         };
         let mut source = Source::new(&self.socket, &self.init);
         let mut buf = vec![0u8; snaplen as usize];
@@ -211,7 +212,7 @@ impl Capture {
                 Event::End(ended_by) => break ended_by,
             };
             if let Err(e) = written {
-                break write_end(e, interrupted(stop))?;
+                break write_end(e, interrupted(stop, &self.init))?;
             }
         };
         // Over: what is buffered goes out, if the reader takes it within
@@ -225,11 +226,13 @@ impl Capture {
     }
 }
 
-/// Why a write was given up while capturing: only the stop flag or the
-/// deadline ends a wait for the reader then.
-fn interrupted(stop: &AtomicBool) -> EndedBy {
+/// Why a write was given up while capturing: the stop flag, the lab gone
+/// (the init exited) or the deadline ends a wait for the reader then.
+fn interrupted(stop: &AtomicBool, init: &PinnedProcess) -> EndedBy {
     if stop.load(Ordering::Relaxed) {
         EndedBy::Stopped
+    } else if crate::kernel::process::exited_within(init.as_fd(), Duration::ZERO) {
+        EndedBy::LabGone
     } else {
         EndedBy::Duration
     }

@@ -6,14 +6,14 @@
 //! not be stopped. So a write to anything but a regular file first polls
 //! for room (POLLOUT: at least [`libc::PIPE_BUF`] bytes free in a pipe) and
 //! then writes at most that much, which never blocks. While it waits, it
-//! looks at the stop flag, the deadline and [`Output::finish`]; once one
-//! says the capture is over, the reader has [`GRACE`] to make room, then
+//! looks at the stop flag, the deadline, [`Output::finish`] and the node's
+//! init ([`Output::ending_with`]); once one says the capture is over, the reader has [`GRACE`] to make room, then
 //! the write fails with [`GaveUp`] (the stream may then end inside a
 //! packet: the reader was not reading it).
 
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ pub struct Output<'a, F> {
     may_block: bool,
     /// Told by [`finish`](Self::finish) that the capture is over.
     finished: bool,
+    /// A pidfd whose process's exit also ends the capture (the node's
+    /// init: the lab went down).
+    end_watch: Option<BorrowedFd<'a>>,
     /// When the end was first seen while waiting for room.
     ending_since: Option<Instant>,
 }
@@ -67,8 +70,16 @@ impl<'a, F: Write + AsFd> Output<'a, F> {
             deadline,
             may_block: !regular,
             finished: false,
+            end_watch: None,
             ending_since: None,
         }
+    }
+
+    /// The capture is also over once the process of `pidfd` exits, even
+    /// while a write waits for a stalled reader.
+    pub fn ending_with(mut self, pidfd: BorrowedFd<'a>) -> Self {
+        self.end_watch = Some(pidfd);
+        self
     }
 
     /// The capture is over for another reason (a count, the lab gone): a
@@ -81,6 +92,9 @@ impl<'a, F: Write + AsFd> Output<'a, F> {
         self.finished
             || self.stop.load(Ordering::Relaxed)
             || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self
+                .end_watch
+                .is_some_and(|fd| crate::kernel::process::exited_within(fd, Duration::ZERO))
     }
 
     /// Waits until the file takes a write of [`libc::PIPE_BUF`] bytes
@@ -208,6 +222,25 @@ mod tests {
         out.finish();
         let started = Instant::now();
         let err = out.write_all(&chunk).expect_err("stalled");
+        assert!(gave_up(&err), "{err}");
+        assert!(started.elapsed() >= GRACE);
+    }
+
+    #[test]
+    fn the_end_of_the_watched_process_gives_a_stalled_reader_up_too() {
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pidfd = crate::kernel::process::pidfd_open(child.id() as i32).expect("pidfd");
+        child.wait().expect("wait");
+        let (_reader, writer) = pipe();
+        let stop = AtomicBool::new(false);
+        let mut out = Output::new(writer, &stop, None).ending_with(pidfd.as_fd());
+        let chunk = [0u8; 1024];
+        let started = Instant::now();
+        let err = loop {
+            if let Err(e) = out.write(&chunk) {
+                break e;
+            }
+        };
         assert!(gave_up(&err), "{err}");
         assert!(started.elapsed() >= GRACE);
     }
