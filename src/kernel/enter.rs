@@ -48,7 +48,7 @@ pub enum EnterError {
     #[error("signal the command: {0}")]
     Signal(nix::Error),
     #[error(
-        "no pidfd of the command (pidfd_open needs Linux 5.3), so nothing could end it safely: it was ended at once"
+        "the helper could not open a pidfd of the command (out of file descriptors or memory?), so nothing could end it safely later: it was ended at once"
     )]
     NoPidfd,
 }
@@ -1009,7 +1009,7 @@ mod tests {
                 .expect("report")
                 .expect("a STARTED report");
             let _cleanup = Leftover::pin(pid, &arg);
-            // As when the helper's pidfd_open fails (before Linux 5.3).
+            // As when the helper's pidfd_open fails (out of fds or memory).
             running.pidfd = None;
             let helper = running.helper;
             let err = running.started().expect_err("no pidfd");

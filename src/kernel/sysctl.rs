@@ -89,7 +89,7 @@ pub struct SysctlReadError {
 /// Reads the net sysctls `keys` (paths under /proc/sys, such as
 /// `net/ipv4/icmp_ratelimit`) of each net namespace that `namespaces`
 /// gives, trimmed, one namespace after the other on one thread that is
-/// thrown away afterwards (it ends up in the last one). `namespaces` is
+/// thrown away afterwards (it ends up in the last one it entered). `namespaces` is
 /// consumed on that thread, so a lazy iterator that opens each namespace
 /// in its turn keeps only one open at a time. One list of results per
 /// namespace, in the order of `keys`; a namespace that could not be opened

@@ -62,7 +62,8 @@ pub fn check(lab: &str, timeout: Duration) -> Result<CheckReport, LabError> {
 /// IPv4, IPv6), read from their net namespaces one after the other on one
 /// thread; `None` for a value that could not be read (the node stopped, a
 /// kernel without IPv6), which `check` paces as
-/// [`UNREAD_RATELIMIT`](crate::kernel::probe::UNREAD_RATELIMIT).
+/// [`UNREAD_RATELIMIT`](crate::kernel::probe::UNREAD_RATELIMIT). Public so
+/// that tests can see what `check` paces by.
 pub fn icmp_ratelimits<'a>(
     nodes: impl IntoIterator<Item = &'a RunningNode>,
 ) -> HashMap<String, [Option<Duration>; 2]> {

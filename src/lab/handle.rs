@@ -384,7 +384,8 @@ impl Lab {
     /// with the settings of a topology's `impair:`, e.g.
     /// `[("delay", "20ms"), ("loss", "1%"), ("rate", "10mbit")]`. The
     /// settings replace the interface's impairment; all of them zero clears
-    /// it. Returns what the kernel then has.
+    /// it. A root qdisc that nslab did not set is left alone and is an
+    /// error ([`LabError::ForeignQdisc`]). Returns what the kernel then has.
     pub fn impair<'a>(
         &self,
         node: &str,

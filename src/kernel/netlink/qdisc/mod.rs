@@ -17,7 +17,7 @@ pub use clear::ClearRoot;
 pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
 pub use netem::Netem;
 pub use psched::Psched;
-pub use replace::{Previous, ReplaceRoot, free_majors, qdiscs_for};
+pub use replace::{NewRoot, Previous, ReplaceRoot, free_majors, qdiscs_for};
 pub use tbf::Tbf;
 
 use futures::StreamExt;
