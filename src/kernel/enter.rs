@@ -289,12 +289,15 @@ impl Running {
 
     /// Ends a command the helper sent no pidfd of, and reaps the helper.
     /// The helper (our child, not yet reaped, so its pid is its own) is
-    /// stopped first: while it is stopped it cannot reap the command, so
-    /// the command's pid, and with a group of its own the group's id, still
-    /// belong to it and kill(2) by number reaches it and nothing else. Then
-    /// the helper is killed and reaped; the node's init reaps the command.
-    /// When the helper has exited instead of stopping, it had reaped the
-    /// command: there is nothing left to end.
+    /// stopped first: while it is stopped it can neither reap nor fork. If
+    /// `pid` is then still the helper's child, it is the command, unreaped,
+    /// so its pid, and with a group of its own the group's id, belong to it
+    /// and kill(2) by number reaches it and nothing else. (The helper may
+    /// have reaped the command just before the stop took hold: then `pid`
+    /// is no child of the helper's and nothing is sent.) Then the helper is
+    /// killed and reaped; the node's init reaps the command. When the
+    /// helper has exited instead of stopping, it had reaped the command:
+    /// there is nothing left to end.
     fn end_without_pidfd(&mut self, pid: i32) {
         if self.exited.is_some() {
             return;
@@ -311,10 +314,10 @@ impl Running {
                 Err(_) => break false,
             }
         };
-        if stopped {
+        if stopped && parent_of(pid) == Some(self.helper.as_raw()) {
             let target = if self.own_group { -pid } else { pid };
             // SAFETY: kill(2) of the command (or its group, whose id is the
-            // command's pid): it is not reaped while its parent is stopped.
+            // command's pid): still the stopped helper's child, so unreaped.
             unsafe { libc::kill(target, libc::SIGKILL) };
         }
         let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
@@ -464,6 +467,18 @@ impl Running {
         self.exited = Some(code);
         Ok(Some(code))
     }
+}
+
+/// The parent pid of `pid` (field 4 of /proc/PID/stat, after the command
+/// name, which may hold spaces and parentheses).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn exec_reason(errno: nix::Error) -> String {
@@ -913,6 +928,25 @@ mod tests {
             "SIGKILL ended it"
         );
         running.wait().expect("wait");
+    }
+
+    #[test]
+    fn parent_of_reads_the_parent_pid_from_proc() {
+        assert_eq!(
+            parent_of(std::process::id() as i32),
+            Some(nix::unistd::getppid().as_raw())
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        assert_eq!(
+            parent_of(child.id() as i32),
+            Some(std::process::id() as i32)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(parent_of(child.id() as i32), None);
     }
 
     #[test]
