@@ -461,6 +461,14 @@ fn a_process_takes_its_whole_group_with_it_even_after_the_command_exited() {
     assert!(eventually(Duration::from_secs(5), || sleeps_with(&killed)
         .len()
         == 1));
+    // Once the shell has exited: a SIGTERM before its `exit 7` would be
+    // what it ended by (143).
+    assert!(
+        eventually(Duration::from_secs(5), || process
+            .try_wait()
+            .is_ok_and(|code| code == Some(7))),
+        "the shell exited with 7"
+    );
     assert_eq!(process.kill().expect("kill"), 7);
     assert!(
         eventually(Duration::from_secs(2), || sleeps_with(&killed).is_empty()),
