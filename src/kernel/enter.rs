@@ -513,6 +513,24 @@ struct FdControl([u8; 64]);
 const FD_CONTROL_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
 const _: () = assert!(FD_CONTROL_SPACE <= size_of::<FdControl>());
 
+/// One buffer for sendmsg(2) or recvmsg(2).
+fn iovec_of(buf: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    }
+}
+
+/// A msghdr of the one buffer `iov`, without control data (the caller
+/// adds it); no allocation, so async-signal-safe.
+fn message_of(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
 /// Reads every record on the report socket until its end (all writers gone:
 /// the helper has exited or closed it, the command has exec'd or exited).
 /// Returns the records' bytes and the first fd that came with them.
@@ -522,14 +540,8 @@ fn read_records(socket: BorrowedFd<'_>) -> (Vec<u8>, Option<OwnedFd>) {
     loop {
         let mut buf = [0u8; RECORD];
         let mut control = FdControl([0; 64]);
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: an all-zero msghdr is a valid empty one.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        let mut iov = iovec_of(&mut buf);
+        let mut msg = message_of(&mut iov);
         msg.msg_control = control.0.as_mut_ptr().cast();
         msg.msg_controllen = size_of::<FdControl>() as _;
         // SAFETY: msg points at `iov`, `buf` and `control`, which outlive
@@ -638,14 +650,8 @@ fn report_and_exit(socket: BorrowedFd<'_>, stage: u32, value: i32, extra: u8) ->
 fn report_started(socket: BorrowedFd<'_>, pid: i32, pidfd: Option<BorrowedFd<'_>>) {
     let mut buf = record(STAGE_STARTED, pid, 0);
     let mut control = FdControl([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: an all-zero msghdr is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut iov = iovec_of(&mut buf);
+    let mut msg = message_of(&mut iov);
     if let Some(pidfd) = pidfd {
         msg.msg_control = control.0.as_mut_ptr().cast();
         msg.msg_controllen = FD_CONTROL_SPACE as _;
