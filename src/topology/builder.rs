@@ -355,10 +355,24 @@ mod tests {
             .route("h2", "default via 10.0.2.1")
     }
 
+    /// Asserts that `built` plans as the topology file `yaml` does, and
+    /// returns that plan.
+    fn assert_same_plan(built: &Topology, yaml: &str) -> Plan {
+        let file = parse_str(yaml, Path::new("routed.yml"), Path::new(".")).expect("valid file");
+        let plan = |t: &Topology| Plan {
+            source: None,
+            ..Plan::from_topology(t)
+        };
+        let built = plan(built);
+        assert_eq!(built, plan(&file));
+        built
+    }
+
     #[test]
     fn a_built_topology_equals_the_same_file() {
         let built = routed().build().expect("valid");
-        let file = parse_str(
+        assert_same_plan(
+            &built,
             r#"
 name: routed
 topology:
@@ -373,15 +387,7 @@ topology:
       ipv4: [10.0.2.1/30, 10.0.2.2/30]
       mtu: 1400
 "#,
-            Path::new("routed.yml"),
-            Path::new("."),
-        )
-        .expect("valid file");
-        let plan = |t: &Topology| Plan {
-            source: None,
-            ..Plan::from_topology(t)
-        };
-        assert_eq!(plan(&built), plan(&file));
+        );
     }
 
     #[test]
@@ -396,7 +402,8 @@ topology:
             .expect_blocked("h1", "203.0.113.9", None)
             .build()
             .expect("valid");
-        let file = parse_str(
+        let built = assert_same_plan(
+            &built,
             r#"
 name: routed
 topology:
@@ -420,16 +427,7 @@ expect:
   - {from: h1, to: "h2:eth0", port: 80/tcp}
   - {from: h1, to: 203.0.113.9, reach: false}
 "#,
-            Path::new("routed.yml"),
-            Path::new("."),
-        )
-        .expect("valid file");
-        let plan = |t: &Topology| Plan {
-            source: None,
-            ..Plan::from_topology(t)
-        };
-        let built = plan(&built);
-        assert_eq!(built, plan(&file));
+        );
         assert_eq!(built.expect.len(), 3);
         assert!(built.links[1].endpoints[1].impair.is_some());
     }
