@@ -442,6 +442,18 @@ fn a_node_that_stopped_is_reported_and_fails_its_pairs() {
     );
 }
 
+/// `head` (ending in `expect:`) and 12 expectations that h1 does not reach
+/// closed UDP ports 7001 to 7012 of h2.
+fn with_closed_udp_ports(head: &str) -> String {
+    let mut yaml = head.to_string();
+    for port in 7001..=7012 {
+        yaml.push_str(&format!(
+            "  - {{from: h1, to: h2, port: {port}/udp, reach: false}}\n"
+        ));
+    }
+    yaml
+}
+
 /// h1 probes 12 closed UDP ports on each of h2's addresses, and one open
 /// one. The kernel answers a closed port with an ICMP port unreachable,
 /// but rate-limits those per peer (a burst of 6, then, with this kernel's
@@ -449,7 +461,7 @@ fn a_node_that_stopped_is_reported_and_fails_its_pairs() {
 /// reads the live values): without pacing, the closed ports past
 /// the burst were silent and reported reached (7 of 24, then 12 of 24).
 fn many_udp_ports() -> String {
-    let mut yaml = String::from(
+    with_closed_udp_ports(
         r#"
 name: LAB
 topology:
@@ -463,13 +475,7 @@ topology:
 expect:
   - {from: h1, to: h2, port: 6000/udp}
 "#,
-    );
-    for port in 7001..=7012 {
-        yaml.push_str(&format!(
-            "  - {{from: h1, to: h2, port: {port}/udp, reach: false}}\n"
-        ));
-    }
-    yaml
+    )
 }
 
 #[test]
@@ -576,7 +582,7 @@ fn a_lost_first_syn_is_sent_again_within_the_timeout() {
 /// ICMP error intervals (IPv4 1500 ms, IPv6 40 ms: whole jiffies at any
 /// common HZ, so the kernel shows them back unchanged).
 fn ratelimit_lab() -> String {
-    let mut yaml = String::from(
+    with_closed_udp_ports(
         r#"
 name: LAB
 topology:
@@ -589,13 +595,7 @@ topology:
       ipv4: [10.0.9.1/24, 10.0.9.2/24]
 expect:
 "#,
-    );
-    for port in 7001..=7012 {
-        yaml.push_str(&format!(
-            "  - {{from: h1, to: h2, port: {port}/udp, reach: false}}\n"
-        ));
-    }
-    yaml
+    )
 }
 
 #[test]
