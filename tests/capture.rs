@@ -43,6 +43,11 @@ fn have_tcpdump(test: &str) -> bool {
 
 /// A pair lab, up, with h1's ARP entry for h2 in place (so the captured
 /// ping is the ICMP exchange alone).
+/// A file in the test's folder, as the text `-w` takes.
+fn pcap_path(lab: &TestLab, name: &str) -> String {
+    lab.dir.join(name).to_str().expect("utf-8").to_owned()
+}
+
 fn pair_lab(tag: &str) -> TestLab {
     let lab = TestLab::new(tag, PAIR);
     lab.up();
@@ -153,12 +158,10 @@ fn a_ping_captured_to_a_file_reads_back_in_tcpdump() {
         return;
     }
     let lab = pair_lab("capfile");
-    let file = lab.dir.join("h1.pcap");
-    let file = file.to_str().expect("utf-8");
+    let file = &pcap_path(&lab, "h1.pcap");
     let target = format!("{}/h1:eth0", lab.name);
     let capture = Running::start(&[&target, "-w", file, "-c", "2"], Stdio::null());
-    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
-    assert_eq!(code, 0, "ping: {out}{err}");
+    lab.assert_ping("h1", "10.0.0.2");
     let (code, stderr) = capture.finish();
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("2 packets captured"), "{stderr}");
@@ -193,8 +196,7 @@ fn a_capture_piped_into_tcpdump() {
             .spawn()
             .expect("start tcpdump"),
     );
-    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
-    assert_eq!(code, 0, "ping: {out}{err}");
+    lab.assert_ping("h1", "10.0.0.2");
     let (code, stderr) = capture.finish();
     assert_eq!(code, 0, "{stderr}");
     // A few lines each: neither pipe fills while the other is read.
@@ -252,11 +254,9 @@ fn sigint_and_duration_end_a_capture_with_a_valid_file() {
     let lab = pair_lab("capstop");
     let target = format!("{}/h1:eth0", lab.name);
 
-    let by_signal = lab.dir.join("sigint.pcap");
-    let by_signal = by_signal.to_str().expect("utf-8");
+    let by_signal = &pcap_path(&lab, "sigint.pcap");
     let capture = Running::start(&[&target, "-w", by_signal], Stdio::null());
-    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
-    assert_eq!(code, 0, "ping: {out}{err}");
+    lab.assert_ping("h1", "10.0.0.2");
     let pid = nix::unistd::Pid::from_raw(capture.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let (code, stderr) = capture.finish();
@@ -264,8 +264,7 @@ fn sigint_and_duration_end_a_capture_with_a_valid_file() {
     assert!(stderr.contains("2 packets captured"), "{stderr}");
     assert_echo_exchange(&tcpdump_read(by_signal));
 
-    let timed = lab.dir.join("timed.pcap");
-    let timed = timed.to_str().expect("utf-8");
+    let timed = &pcap_path(&lab, "timed.pcap");
     let started = Instant::now();
     let capture = Running::start(&[&target, "-w", timed, "--duration", "0.5"], Stdio::null());
     let (code, stderr) = capture.finish();
@@ -337,8 +336,7 @@ fn a_capture_on_lo_counts_each_frame_once_and_ends_when_the_lab_goes_down() {
         return;
     }
     let lab = pair_lab("caplo");
-    let file = lab.dir.join("lo.pcap");
-    let file = file.to_str().expect("utf-8");
+    let file = &pcap_path(&lab, "lo.pcap");
     // The socket holds h1's net namespace, and `lo` in it, past the lab:
     // only the init's exit can end this capture.
     let target = format!("{}/h1:lo", lab.name);
@@ -386,11 +384,9 @@ fn an_interface_going_down_or_away_ends_the_capture_cleanly() {
     let target = format!("{}/h1:eth0", lab.name);
 
     // Set down in h1.
-    let file = lab.dir.join("down.pcap");
-    let file = file.to_str().expect("utf-8");
+    let file = &pcap_path(&lab, "down.pcap");
     let capture = Running::start(&[&target, "-w", file], Stdio::null());
-    let (code, out, err) = lab.exec("h1", &["ping", "-c", "1", "-W", "3", "10.0.0.2"]);
-    assert_eq!(code, 0, "ping: {out}{err}");
+    lab.assert_ping("h1", "10.0.0.2");
     let (code, _, err) = lab.exec("h1", &["ip", "link", "set", "eth0", "down"]);
     assert_eq!(code, 0, "ip link set down: {err}");
     let (code, stderr) = finish_within(capture, Instant::now(), PROMPTLY);
@@ -410,8 +406,7 @@ fn an_interface_going_down_or_away_ends_the_capture_cleanly() {
     assert_eq!(code, 0, "ip link set up: {err}");
 
     // Deleted, from the other end of the veth.
-    let file = lab.dir.join("deleted.pcap");
-    let file = file.to_str().expect("utf-8");
+    let file = &pcap_path(&lab, "deleted.pcap");
     let capture = Running::start(&[&target, "-w", file], Stdio::null());
     let (code, _, err) = lab.exec("h2", &["ip", "link", "del", "eth0"]);
     assert_eq!(code, 0, "ip link del: {err}");
@@ -497,8 +492,7 @@ fn the_frames_queued_when_the_interface_goes_away_are_all_written() {
     }
     let lab = pair_lab("capdrain");
     let target = format!("{}/h1:eth0", lab.name);
-    let file = lab.dir.join("drain.pcap");
-    let file = file.to_str().expect("utf-8");
+    let file = &pcap_path(&lab, "drain.pcap");
     let capture = Running::start(&[&target, "-w", file], Stdio::null());
     let pinger = flood(&lab);
     std::thread::sleep(Duration::from_secs(1));
