@@ -169,6 +169,18 @@ mod tests {
         (read.into(), write.into())
     }
 
+    /// Fills the pipe behind `out` until the next write would block;
+    /// returns a chunk to write next.
+    fn fill(out: &mut Output<'_, std::fs::File>) -> [u8; 1024] {
+        let chunk = [0u8; 1024];
+        let mut written = 0;
+        while has_room(&out.file) {
+            written += out.write(&chunk).expect("room");
+        }
+        assert!(written >= 4096, "{written}");
+        chunk
+    }
+
     #[test]
     fn a_stalled_reader_is_given_up_after_the_deadline_and_the_grace() {
         let (_reader, writer) = pipe();
@@ -194,13 +206,7 @@ mod tests {
         let (_reader, writer) = pipe();
         let stop = AtomicBool::new(false);
         let mut out = Output::new(writer, &stop, None);
-        // Fill the pipe: the next write would block.
-        let chunk = [0u8; 1024];
-        let mut written = 0;
-        while has_room(&out.file) {
-            written += out.write(&chunk).expect("room");
-        }
-        assert!(written >= 4096, "{written}");
+        let chunk = fill(&mut out);
         stop.store(true, Ordering::Relaxed);
         let started = Instant::now();
         let err = out.write_all(&chunk).expect_err("stalled");
@@ -213,12 +219,7 @@ mod tests {
         let (_reader, writer) = pipe();
         let stop = AtomicBool::new(false);
         let mut out = Output::new(writer, &stop, None);
-        let chunk = [0u8; 1024];
-        let mut written = 0;
-        while has_room(&out.file) {
-            written += out.write(&chunk).expect("room");
-        }
-        assert!(written >= 4096, "{written}");
+        let chunk = fill(&mut out);
         out.finish();
         let started = Instant::now();
         let err = out.write_all(&chunk).expect_err("stalled");
