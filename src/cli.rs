@@ -241,7 +241,7 @@ impl ImpairArgs {
     }
 
     /// The impairment to set, or every problem with it (exit code 2).
-    fn plan(&self) -> Result<nslab::plan::ImpairPlan, (i32, String)> {
+    fn plan(&self) -> Result<nslab::spec::Impair, (i32, String)> {
         topology::parse_impair(&self.text()).map_err(|problems| {
             let lines: Vec<String> = problems
                 .into_iter()
@@ -463,7 +463,7 @@ fn run(command: Command) -> Outcome {
             Ok(0)
         }
         Command::Check { lab, json, timeout } => {
-            if !topology::is_valid_name(&lab) {
+            if !nslab::spec::is_valid_name(&lab) {
                 return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
             }
             let cannot = |e: nslab::lab::LabError| (EXIT_CHECK_INCOMPLETE, e.to_string());
@@ -533,7 +533,7 @@ fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outc
 
 fn generate(shape: Shape, name: Option<&str>, output: Option<&Path>) -> Outcome {
     let name = name.map_or_else(|| shape.default_name(), str::to_string);
-    if !topology::is_valid_name(&name) {
+    if !nslab::spec::is_valid_name(&name) {
         return Err((EXIT_INVALID, format!("{name:?} is not a valid lab name")));
     }
     let yaml =
@@ -640,7 +640,7 @@ fn down(args: DownArgs, dry_run: bool, quiet: bool) -> Outcome {
             })?,
             (None, None) => return Err((EXIT_INVALID, "say FILE, --lab NAME or --all".into())),
         };
-        if !topology::is_valid_name(&name) {
+        if !nslab::spec::is_valid_name(&name) {
             return Err((EXIT_INVALID, format!("{name:?} is not a valid lab name")));
         }
         let result = lab::down_with(&name, &progress);
@@ -683,7 +683,7 @@ fn print_up(plan: &Plan, report: &UpReport) {
     if let Some(node) = plan
         .nodes
         .iter()
-        .find(|n| n.kind == nslab::plan::NodeKind::Node)
+        .find(|n| n.kind == nslab::spec::NodeKind::Node)
     {
         println!("  try: nslab exec {}/{} -- ip address", plan.lab, node.name);
     }

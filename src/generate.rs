@@ -349,7 +349,8 @@ fn grid(yaml: &mut String, rows: usize, cols: usize) -> Result<(), GenerateError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{NodeKind, Plan};
+    use crate::plan::Plan;
+    use crate::spec::NodeKind;
     use std::path::Path;
 
     fn plan(shape: Shape) -> Plan {

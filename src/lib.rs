@@ -59,6 +59,7 @@ pub mod kernel;
 pub mod lab;
 pub mod plan;
 pub mod privileges;
+pub mod spec;
 pub mod state;
 pub mod topology;
 

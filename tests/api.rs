@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nslab::lab::{ApiError, Impairment};
-use nslab::topology::Topology;
+use nslab::spec::Topology;
 use nslab::{Lab, LabOptions};
 
 fn options() -> LabOptions {

@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TestLab, can_build_labs, leftovers_of, output_of, run, unique_lab};
-use nslab::plan::{NodeKind, Place, Plan};
+use nslab::plan::{Place, Plan};
+use nslab::spec::NodeKind;
 use serde_json::Value;
 
 /// The repository's topologies folder.

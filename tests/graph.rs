@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{nslab, output_of, run};
-use nslab::plan::{NodeKind, Place, Plan};
+use nslab::plan::{Place, Plan};
+use nslab::spec::NodeKind;
 
 /// Node names that are Mermaid keywords or edge markers (`end`, `o1`, `x`),
 /// `-` and `_`, interface names with quotes, backslashes, entity and HTML

@@ -21,7 +21,8 @@ use serde::Serialize;
 pub use render::{MAX_TABLE_NODES, render_text};
 
 use crate::kernel::probe::{Outcome, Pacing, Probe, UNREAD_RATELIMIT};
-use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, Place, Plan, Protocol};
+use crate::plan::{Place, Plan};
+use crate::spec::{Expect, ExpectTarget, NodeKind, Protocol};
 
 /// One planned address of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +123,7 @@ struct Target {
 
 #[derive(Debug, Clone)]
 struct PlannedExpectation {
-    plan: ExpectPlan,
+    plan: Expect,
     /// Index in [`CheckPlan::sources`]; `None` when `from` is not a
     /// probing node (a plan edited by hand).
     source: Option<usize>,
@@ -446,12 +447,12 @@ impl CheckPlan {
 }
 
 /// Every source to every other node that has addresses.
-fn pingall(sources: &[String], by_node: &HashMap<&str, Vec<&NodeAddress>>) -> Vec<ExpectPlan> {
+fn pingall(sources: &[String], by_node: &HashMap<&str, Vec<&NodeAddress>>) -> Vec<Expect> {
     let mut out = Vec::new();
     for from in sources {
         for to in sources {
             if from != to && by_node.contains_key(to.as_str()) {
-                out.push(ExpectPlan {
+                out.push(Expect {
                     from: from.clone(),
                     to: ExpectTarget::Node(to.clone()),
                     port: None,

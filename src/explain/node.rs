@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::quote::{comment, delimiter, quote};
 use super::{ExplainError, MAX_HIDDEN_SOURCES, Script};
-use crate::plan::{BindPlan, NodePlan, Plan, SysctlPlan};
+use crate::plan::Plan;
+use crate::spec::{Bind, Node, Sysctl};
 
 /// The shell variable holding each node's PID 1: `pid_NODE` with `-` as
 /// `_`, made unique when two names meet (`a-b` and `a_b`).
@@ -65,7 +66,7 @@ fn in_node(var: &str, body: &str) -> String {
 }
 
 /// The commands of a node's init, as lines of a shell script run inside it.
-fn init_body(node: &NodePlan, early: &[SysctlPlan]) -> Result<String, ExplainError> {
+fn init_body(node: &Node, early: &[Sysctl]) -> Result<String, ExplainError> {
     let mut body = String::new();
     let mut line = |text: String| {
         body.push_str(&text);
@@ -162,7 +163,7 @@ fn hostname_tool_accepts(name: &str) -> bool {
 /// the time it is bound: /proc and /sys (mounted afresh), its tmpfs, and an
 /// earlier bind's target. nslab's init opens every source first; the script
 /// opens these on a file descriptor before mounting anything.
-fn hidden_sources(node: &NodePlan) -> Vec<usize> {
+fn hidden_sources(node: &Node) -> Vec<usize> {
     let fixed = [
         Path::new("/proc"),
         Path::new("/sys"),
@@ -180,12 +181,7 @@ fn hidden_sources(node: &NodePlan) -> Vec<usize> {
         .collect()
 }
 
-fn bind_lines(
-    bind: &BindPlan,
-    fd: Option<usize>,
-    tmpfs: &[PathBuf],
-    line: &mut impl FnMut(String),
-) {
+fn bind_lines(bind: &Bind, fd: Option<usize>, tmpfs: &[PathBuf], line: &mut impl FnMut(String)) {
     let target = path_word(&bind.target);
     let source = match fd {
         Some(fd) => format!("/proc/self/fd/{fd}"),
@@ -232,7 +228,7 @@ fn enclosing_tmpfs<'a>(path: &Path, tmpfs: &'a [PathBuf]) -> Option<&'a PathBuf>
         .max_by_key(|root| root.components().count())
 }
 
-fn write_sysctl(sysctl: &SysctlPlan) -> String {
+fn write_sysctl(sysctl: &Sysctl) -> String {
     let path = path_word(&Path::new("/proc/sys").join(&sysctl.path));
     write_proc(&sysctl.value, &path)
 }
@@ -250,7 +246,7 @@ fn write_proc(value: &str, path: &str) -> String {
 
 pub(super) fn late_sysctls(s: &mut Script, plan: &Plan, vars: &[String]) {
     let interfaces = plan.interfaces_by_node();
-    let late: Vec<(usize, Vec<SysctlPlan>)> = (0..plan.nodes.len())
+    let late: Vec<(usize, Vec<Sysctl>)> = (0..plan.nodes.len())
         .map(|id| (id, plan.sysctl_stages(id, &interfaces[id]).1))
         .filter(|(_, late)| !late.is_empty())
         .collect();

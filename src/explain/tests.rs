@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::plan::{BindPlan, EndpointPlan, LinkPlan, NodeKind, NodePlan, Place};
+use crate::plan::{EndpointPlan, LinkPlan, Place};
+use crate::spec::{Bind, Node, NodeKind};
 use crate::topology::parse_str;
 
 fn plan_of(yaml: &str) -> Plan {
@@ -317,12 +318,12 @@ fn a_value_cannot_end_a_here_document_early() {
     let plan = Plan {
         lab: "doc".into(),
         source: None,
-        nodes: vec![NodePlan {
+        nodes: vec![Node {
             name: "a".into(),
             kind: NodeKind::Node,
             hostname: "a".into(),
             tmpfs: vec![PathBuf::from("/tmp")],
-            binds: vec![BindPlan {
+            binds: vec![Bind {
                 source: "/etc/hostname".into(),
                 target: "/tmp/x\nEOF\nreboot".into(),
                 read_only: false,

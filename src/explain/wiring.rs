@@ -5,7 +5,8 @@
 use super::quote::quote;
 use super::{Script, netns};
 use crate::kernel::netlink::qdisc::{free_majors, qdiscs_for};
-use crate::plan::{EndpointPlan, NodeKind, Place, Plan};
+use crate::plan::{EndpointPlan, Place, Plan};
+use crate::spec::NodeKind;
 
 /// `ip` in a place: `ip -n "$LAB-NODE"`, or plain `ip` in the host.
 fn ip(plan: &Plan, place: Place, family6: bool) -> String {

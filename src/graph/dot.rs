@@ -8,7 +8,8 @@
 use std::fmt::Write;
 
 use super::{Vertex, link_lines, vertex_index, vertices};
-use crate::plan::{NodeKind, Plan};
+use crate::plan::Plan;
+use crate::spec::NodeKind;
 
 /// The lab as DOT text.
 pub fn to_dot(plan: &Plan) -> String {

@@ -11,7 +11,8 @@
 use std::fmt::Write;
 
 use super::{Vertex, link_lines, vertex_index, vertices};
-use crate::plan::{NodeKind, Plan};
+use crate::plan::Plan;
+use crate::spec::NodeKind;
 
 /// Mermaid's `maxEdges` by default: a flowchart with more edges is refused
 /// (even by its parser) unless whoever draws it raises the limit; a diagram

@@ -8,7 +8,8 @@ pub mod dot;
 pub mod mermaid;
 pub mod svg;
 
-use crate::plan::{EndpointPlan, LinkPlan, NodeKind, Place, Plan};
+use crate::plan::{EndpointPlan, LinkPlan, Place, Plan};
+use crate::spec::NodeKind;
 
 pub use svg::GraphError;
 
@@ -44,7 +45,7 @@ impl Vertex<'_> {
     fn name(&self) -> &str {
         match self {
             Vertex::Node { name, .. } => name,
-            Vertex::Host => crate::topology::HOST,
+            Vertex::Host => crate::spec::HOST,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::topology::is_valid_name;
+use crate::spec::is_valid_name;
 
 /// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
 pub const INIT_ARGV0: &str = "nslab-init";

@@ -13,7 +13,7 @@ use std::fmt::Display;
 use std::path::Path;
 
 use super::namespace::{NamespaceFds, NsKind};
-use crate::plan::SysctlPlan;
+use crate::spec::Sysctl;
 
 /// The namespaces a sysctl writer enters.
 pub const SYSCTL_NAMESPACES: [NsKind; 3] = [NsKind::Ipc, NsKind::Uts, NsKind::Net];
@@ -32,7 +32,7 @@ pub struct SysctlError {
 pub struct NodeSysctls<'a> {
     pub node: &'a str,
     pub namespaces: NamespaceFds,
-    pub sysctls: &'a [SysctlPlan],
+    pub sysctls: &'a [Sysctl],
 }
 
 /// Writes every node's sysctls, one node after the other, on one thread that
@@ -59,7 +59,7 @@ pub fn write_all(nodes: Vec<NodeSysctls<'_>>) -> Result<(), SysctlError> {
 }
 
 fn write_node(node: &NodeSysctls<'_>) -> Result<(), SysctlError> {
-    let fail = |s: &SysctlPlan, reason: String| SysctlError {
+    let fail = |s: &Sysctl, reason: String| SysctlError {
         node: node.node.to_string(),
         key: s.key.clone(),
         value: s.value.clone(),

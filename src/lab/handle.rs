@@ -17,7 +17,8 @@ use super::{DownReport, Impairment, LabError, UpOptions, UpReport};
 use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
 use crate::plan::{Place, Plan};
-use crate::topology::{self, Topology, TopologyError};
+use crate::spec::Topology;
+use crate::topology::{self, TopologyError};
 
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -590,7 +591,7 @@ fn next_serial() -> usize {
 /// the labs of one process.
 fn unique_name(name: &str, pid: u32, serial: usize) -> String {
     let suffix = format!("-{pid:x}x{serial:x}");
-    let room = crate::topology::MAX_NAME_BYTES.saturating_sub(suffix.len());
+    let room = crate::spec::MAX_NAME_BYTES.saturating_sub(suffix.len());
     let base: String = name.chars().take(room).collect();
     format!("{base}{suffix}")
 }
@@ -607,7 +608,7 @@ mod tests {
         assert_eq!(a, "chain3-1092x0");
         assert!(a != b && a != c && b != c);
         for name in [a, b, c] {
-            assert!(topology::is_valid_name(&name), "{name}");
+            assert!(crate::spec::is_valid_name(&name), "{name}");
         }
     }
 
@@ -615,12 +616,12 @@ mod tests {
     fn a_long_name_is_shortened_to_fit() {
         let long = "a".repeat(40);
         let name = unique_name(&long, u32::MAX, usize::MAX);
-        assert_eq!(name.len(), topology::MAX_NAME_BYTES);
+        assert_eq!(name.len(), crate::spec::MAX_NAME_BYTES);
         assert!(
             name.ends_with(&format!("-ffffffffx{:x}", usize::MAX)),
             "{name}"
         );
-        assert!(topology::is_valid_name(&name), "{name}");
+        assert!(crate::spec::is_valid_name(&name), "{name}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::kernel::netlink::qdisc::{
     ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, dump_qdiscs, root, root_qdisc,
 };
 use crate::kernel::netlink::{Netns, open_sockets};
-use crate::plan::ImpairPlan;
+use crate::spec::Impair;
 
 /// What an interface's egress suffers, as read from the kernel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,7 +24,7 @@ pub enum Impairment {
     /// The kernel's default qdisc: nothing.
     None,
     /// netem and/or tbf, as `nslab impair` and `up` set them.
-    Set(ImpairPlan),
+    Set(Impair),
     /// A root qdisc of a kind nslab does not set, by kind.
     Other(String),
 }
@@ -56,7 +56,7 @@ impl From<RootQdisc> for Impairment {
 /// values zero) removes the impairment, as [`impair_clear`] does. A root
 /// qdisc of a kind nslab does not set is left in place, and is an error
 /// ([`LabError::ForeignQdisc`]).
-pub fn impair_set(spec: &str, plan: &ImpairPlan) -> Result<Impairment, LabError> {
+pub fn impair_set(spec: &str, plan: &Impair) -> Result<Impairment, LabError> {
     with_interface(spec, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;

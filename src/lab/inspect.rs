@@ -16,7 +16,8 @@ use crate::kernel::netlink::address::dump_addresses;
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
 use crate::kernel::netlink::qdisc::{Psched, QdiscInfo, RootQdisc, dump_qdiscs, root_qdisc};
 use crate::kernel::netlink::{Netns, open_sockets};
-use crate::plan::{ImpairPlan, Place, Plan};
+use crate::plan::{Place, Plan};
+use crate::spec::Impair;
 use crate::state;
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +57,7 @@ pub struct InterfaceView {
     /// The bridge this interface is a port of.
     pub bridge: Option<String>,
     /// The impairment of its egress, read from the kernel (null for none).
-    pub impair: Option<ImpairPlan>,
+    pub impair: Option<Impair>,
 }
 
 /// Inspects one lab, or every lab with state.
@@ -153,7 +154,7 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
 }
 
 /// A live interface: the link, its addresses and its impairment.
-type LiveLink = (LinkInfo, Vec<String>, Option<ImpairPlan>);
+type LiveLink = (LinkInfo, Vec<String>, Option<Impair>);
 type LiveLinks = Vec<(usize, Vec<LiveLink>)>;
 
 /// Links with their addresses and impairments for every running node, over
@@ -202,7 +203,7 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
 
 /// The impairment of one interface, from its namespace's qdisc dump (none
 /// when its root qdisc is not one nslab sets, or cannot be read).
-fn impairment(qdiscs: &[QdiscInfo], index: u32, clock: &Psched) -> Option<ImpairPlan> {
+fn impairment(qdiscs: &[QdiscInfo], index: u32, clock: &Psched) -> Option<Impair> {
     let own: Vec<QdiscInfo> = qdiscs
         .iter()
         .filter(|q| q.index == index)

@@ -114,7 +114,7 @@ impl HostLinks {
             .into_iter()
             .filter_map(|l| Some(l.alias?.strip_prefix(MARK_PREFIX)?.to_string()))
             // An alias is anyone's to set: only a valid lab name is a lab.
-            .filter(|lab| crate::topology::is_valid_name(lab))
+            .filter(|lab| crate::spec::is_valid_name(lab))
             .collect())
     }
 

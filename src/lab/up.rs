@@ -30,7 +30,8 @@ use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::find_inits;
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
-use crate::plan::{EndpointPlan, NodeKind, NodePlan, Place, Plan, SysctlPlan};
+use crate::plan::{EndpointPlan, Place, Plan};
+use crate::spec::{Node, NodeKind, Sysctl};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
 /// How many netlink requests are in flight at once.
@@ -312,7 +313,7 @@ impl Builder<'_> {
     /// The sysctls that name an interface (the inits wrote the others).
     fn write_sysctls(&self) -> Result<(), LabError> {
         let interfaces = self.plan.interfaces_by_node();
-        let late: Vec<Vec<SysctlPlan>> = (0..self.plan.nodes.len())
+        let late: Vec<Vec<Sysctl>> = (0..self.plan.nodes.len())
             .map(|id| self.plan.sysctl_stages(id, &interfaces[id]).1)
             .collect();
         let mut work = Vec::new();
@@ -488,7 +489,7 @@ fn name_namespaces(
 
 /// Runs one `exec:` command of a node; its output goes to memory files, so
 /// a daemon it leaves behind never blocks `up` by holding a pipe open.
-fn run_exec_step(node: &NodePlan, pid: i32, command: &str) -> Result<(), LabError> {
+fn run_exec_step(node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
     let io = |what: &str| {
         let what = format!("node {}: {what}", node.name);
         move |source: std::io::Error| LabError::Io { what, source }

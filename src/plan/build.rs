@@ -1,7 +1,7 @@
 //! Topology → plan.
 
 use super::{EndpointPlan, LinkPlan, Place, Plan};
-use crate::topology::{Endpoint, HOST, Topology};
+use crate::spec::{Endpoint, HOST, Topology};
 
 impl Plan {
     /// Builds the plan of a validated topology. Infallible: every rule was

@@ -3,31 +3,16 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
-mod expect;
-mod impair;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-pub use expect::{ExpectPlan, ExpectTarget, PortPlan, Protocol, parse_port};
-pub use impair::{ImpairPlan, format_duration_us, format_percent, format_rate_bits};
+use crate::spec::{Expect, Impair, Node, NodeKind, Sysctl};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
-
-/// What a node is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    /// A full set of namespaces held by an init, running host binaries.
-    Node,
-    /// A node whose net namespace holds one Linux bridge named after the node;
-    /// its link ends are the bridge's ports.
-    Bridge,
-}
 
 /// Where one end of a link lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,63 +32,13 @@ pub struct Plan {
     /// The topology file, when the plan came from one.
     pub source: Option<PathBuf>,
     /// Nodes, in the order of the topology file.
-    pub nodes: Vec<NodePlan>,
+    pub nodes: Vec<Node>,
     /// Links, in the order of the topology file.
     pub links: Vec<LinkPlan>,
     /// Reachability expectations for `nslab check` (absent in plans saved
     /// before they existed).
     #[serde(default)]
-    pub expect: Vec<ExpectPlan>,
-}
-
-/// One node with its defaults already merged in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodePlan {
-    pub name: String,
-    pub kind: NodeKind,
-    pub hostname: String,
-    /// Absolute paths that get a private tmpfs, in order.
-    pub tmpfs: Vec<PathBuf>,
-    pub binds: Vec<BindPlan>,
-    pub sysctls: Vec<SysctlPlan>,
-    pub routes: Vec<RoutePlan>,
-    /// Environment for exec commands, in file order.
-    pub env: Vec<(String, String)>,
-    /// Shell commands run with `/bin/sh -c`, in order, after all wiring.
-    pub exec: Vec<String>,
-}
-
-/// A bind mount inside one node's mount namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BindPlan {
-    /// Absolute host path (relative paths resolved against the topology file's folder).
-    pub source: PathBuf,
-    /// Absolute path inside the node.
-    pub target: PathBuf,
-    pub read_only: bool,
-}
-
-/// One sysctl, already checked to be namespaced (it can never change the host).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SysctlPlan {
-    /// The key as written in the topology, e.g. `net.ipv4.ip_forward`.
-    pub key: String,
-    /// The path below `/proc/sys`, e.g. `net/ipv4/ip_forward`.
-    pub path: PathBuf,
-    pub value: String,
-}
-
-/// A static route in a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoutePlan {
-    /// The route as written, for messages.
-    pub text: String,
-    /// `default` is `0.0.0.0/0` or `::/0`, by the family of the gateway.
-    pub destination: IpNet,
-    pub gateway: Option<IpAddr>,
-    /// Output interface name on the same node.
-    pub device: Option<String>,
-    pub metric: Option<u32>,
+    pub expect: Vec<Expect>,
 }
 
 /// A veth pair.
@@ -124,7 +59,7 @@ pub struct EndpointPlan {
     pub mac: Option<[u8; 6]>,
     /// Impairments on this end's egress (absent from older plan.json files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub impair: Option<ImpairPlan>,
+    pub impair: Option<Impair>,
 }
 
 /// A veth's MTU when the topology gives none (the kernel's default).
@@ -185,11 +120,7 @@ impl Plan {
     /// once the interface exists; every other one means the same written
     /// before the interfaces exist (`all` and `default` keys reach
     /// interfaces made later), so the node's init writes those as it starts.
-    pub fn sysctl_stages(
-        &self,
-        node: NodeId,
-        interfaces: &[&str],
-    ) -> (Vec<SysctlPlan>, Vec<SysctlPlan>) {
+    pub fn sysctl_stages(&self, node: NodeId, interfaces: &[&str]) -> (Vec<Sysctl>, Vec<Sysctl>) {
         self.nodes[node].sysctls.iter().cloned().partition(|s| {
             !s.path
                 .components()
@@ -209,12 +140,15 @@ pub fn netns_name(lab: &str, node: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit_tests {
     use super::*;
 
     #[test]
     fn sysctls_naming_an_interface_wait_for_it() {
-        let sysctl = |path: &str| SysctlPlan {
+        let sysctl = |path: &str| Sysctl {
             key: path.replace('/', "."),
             path: path.into(),
             value: "1".into(),
@@ -229,7 +163,7 @@ mod tests {
         let plan = Plan {
             lab: "l".into(),
             source: None,
-            nodes: vec![NodePlan {
+            nodes: vec![Node {
                 name: "r1".into(),
                 kind: NodeKind::Node,
                 hostname: "r1".into(),
@@ -253,7 +187,7 @@ mod tests {
         };
         let interfaces = plan.interfaces_by_node();
         let (early, late) = plan.sysctl_stages(0, &interfaces[0]);
-        let keys = |v: &[SysctlPlan]| {
+        let keys = |v: &[Sysctl]| {
             v.iter()
                 .map(|s| s.path.display().to_string())
                 .collect::<Vec<_>>()

@@ -112,7 +112,7 @@ pub struct StateDir {
 /// /run/nslab/LAB, for a valid lab name only: names come from command
 /// lines and aliases too, and `..` must never become a path.
 pub fn lab_dir(lab: &str) -> Result<PathBuf, StateError> {
-    if crate::topology::is_valid_name(lab) {
+    if crate::spec::is_valid_name(lab) {
         Ok(Path::new(STATE_ROOT).join(lab))
     } else {
         Err(StateError::BadName(lab.to_string()))
@@ -249,7 +249,7 @@ pub fn list_labs() -> Result<Vec<String>, StateError> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| crate::topology::is_valid_name(name))
+        .filter(|name| crate::spec::is_valid_name(name))
         .collect();
     labs.sort();
     Ok(labs)

@@ -22,7 +22,7 @@ use super::{Problem, Topology, TopologyError, validate};
 /// siblings) are the `expect:` entries `nslab check` tests.
 ///
 /// ```
-/// use nslab::topology::Topology;
+/// use nslab::spec::Topology;
 ///
 /// let topology = Topology::builder("pair")
 ///     .node("h1")
@@ -336,8 +336,10 @@ fn per_end<'a>(values: [impl Into<Option<&'a str>>; 2]) -> Seq<Option<Text>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::plan::{NodeKind, Plan};
-    use crate::topology::{Topology, TopologyError, parse_str};
+    use crate::plan::Plan;
+    use crate::spec::NodeKind;
+    use crate::spec::Topology;
+    use crate::topology::{TopologyError, parse_str};
     use std::path::Path;
 
     fn routed() -> super::TopologyBuilder {

@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
+use super::Problem;
 use super::model::{ExpectModel, Scalar, Text};
-use super::{HOST, Link, Node, Problem};
-use crate::plan::{ExpectPlan, ExpectTarget, NodeKind, parse_port};
+use crate::spec::{Expect, ExpectTarget, NodeKind, parse_port};
+use crate::spec::{HOST, Link, Node};
 
 /// What the expectations are checked against.
 pub(crate) struct Lab<'a> {
@@ -24,7 +25,7 @@ pub(crate) struct Lab<'a> {
 }
 
 /// Checks every entry; returns the valid ones and the problems of the rest.
-pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<ExpectPlan>, Vec<Problem>) {
+pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<Expect>, Vec<Problem>) {
     // (node, iface) → its addresses; node → whether it has any.
     let mut addresses: HashMap<(&str, &str), Vec<IpNet>> = HashMap::new();
     for end in lab.links.iter().flat_map(|l| &l.endpoints) {
@@ -140,7 +141,7 @@ pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<ExpectPlan>,
         if problems.len() == before
             && let Ok(to) = target
         {
-            out.push(ExpectPlan {
+            out.push(Expect {
                 from: from.clone(),
                 to,
                 port,

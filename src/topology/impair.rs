@@ -1,7 +1,7 @@
 //! Impairment values as written in a topology or on the command line
-//! (`20ms`, `1%`, `10mbit`), checked and turned into an [`ImpairPlan`].
+//! (`20ms`, `1%`, `10mbit`), checked and turned into an [`Impair`].
 
-use crate::plan::ImpairPlan;
+use crate::spec::Impair;
 
 /// The longest delay accepted (one hour).
 pub const MAX_DELAY_US: u64 = 3_600_000_000;
@@ -36,7 +36,7 @@ pub struct ImpairText<'a> {
 /// A zero value (`0us`, `0%`) is the same as leaving the key out: it
 /// impairs nothing, and the kernel keeps no trace of it. A plan whose
 /// values are all zero is therefore empty: no impairment.
-pub fn parse_impair(text: &ImpairText<'_>) -> Result<ImpairPlan, Vec<(&'static str, String)>> {
+pub fn parse_impair(text: &ImpairText<'_>) -> Result<Impair, Vec<(&'static str, String)>> {
     let mut problems = Vec::new();
     let delay_us = checked(&mut problems, "delay", text.delay, parse_duration_us);
     let jitter_us = checked(&mut problems, "jitter", text.jitter, parse_jitter_us);
@@ -61,7 +61,7 @@ pub fn parse_impair(text: &ImpairText<'_>) -> Result<ImpairPlan, Vec<(&'static s
             _ => {}
         }
     }
-    let plan = ImpairPlan {
+    let plan = Impair {
         delay_us: some_us(delay_us),
         jitter_us: some_us(jitter_us),
         loss: some_percent(loss),
@@ -376,9 +376,9 @@ mod tests {
         .expect("valid");
         assert_eq!(
             plan,
-            ImpairPlan {
+            Impair {
                 delay_us: Some(20_000),
-                ..ImpairPlan::default()
+                ..Impair::default()
             }
         );
         let zero = parse_impair(&ImpairText {
@@ -425,7 +425,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             plan,
-            ImpairPlan {
+            Impair {
                 delay_us: Some(20_000),
                 jitter_us: Some(5_000),
                 loss: Some(1.0),

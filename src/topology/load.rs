@@ -4,7 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::model::{BudgetGuard, FileModel, NameOnly};
-use super::{Topology, TopologyError, is_valid_name, validate};
+use super::{Topology, TopologyError, validate};
+use crate::spec::is_valid_name;
 
 /// Largest topology file accepted: 4 MiB.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;

@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::names::ifname_problem;
-use crate::plan::RoutePlan;
+use crate::spec::Route;
+use crate::spec::ifname_problem;
 
 /// Parses one route. `DEST` is `default` or an address with or without
 /// `/len` (a bare address is a host route); the keywords may come in any
@@ -13,7 +13,7 @@ use crate::plan::RoutePlan;
 /// `default` takes its family from `via` (`default dev X` is IPv4). The
 /// destination is normalised to its network. The error does not repeat the
 /// route text.
-pub fn parse_route(text: &str) -> Result<RoutePlan, String> {
+pub fn parse_route(text: &str) -> Result<Route, String> {
     let mut tokens = text.split_whitespace();
     let Some(dest) = tokens.next() else {
         return Err("route is empty".to_owned());
@@ -98,7 +98,7 @@ pub fn parse_route(text: &str) -> Result<RoutePlan, String> {
         (None, Some(IpAddr::V6(_))) => IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 0)),
         (None, _) => IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
     };
-    Ok(RoutePlan {
+    Ok(Route {
         text: text.to_owned(),
         destination,
         gateway,

@@ -12,10 +12,11 @@ use super::impair::parse_impair;
 use super::model::{
     FileModel, ImpairFields, ImpairModel, LinkModel, NodeModel, Scalar, Seq, Text, UMap,
 };
-use super::names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 use super::route::parse_route;
-use super::{Endpoint, HOST, Link, Node, Problem, Topology};
-use crate::plan::{BindPlan, ImpairPlan, NodeKind, RoutePlan, SysctlPlan};
+use super::{Problem, Topology};
+use crate::spec::{Bind, Impair, NodeKind, Route, Sysctl};
+use crate::spec::{Endpoint, HOST, Link, Node};
+use crate::spec::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -37,10 +38,10 @@ const DEFAULTS: &str = "topology.defaults";
 struct Fields {
     kind: Option<NodeKind>,
     hostname: Option<String>,
-    sysctls: Option<Vec<SysctlPlan>>,
+    sysctls: Option<Vec<Sysctl>>,
     /// Each route with the key path it was written at.
-    routes: Option<Vec<(String, RoutePlan)>>,
-    binds: Option<Vec<BindPlan>>,
+    routes: Option<Vec<(String, Route)>>,
+    binds: Option<Vec<Bind>>,
     tmpfs: Option<Vec<PathBuf>>,
     env: Option<Vec<(String, String)>>,
     exec: Option<Vec<String>>,
@@ -141,7 +142,7 @@ pub(crate) fn validate(
 
     // Nodes, merged with defaults; routes are checked after the links are known.
     let mut nodes: IndexMap<String, Node> = IndexMap::new();
-    let mut own_routes: HashMap<String, Vec<(String, RoutePlan)>> = HashMap::new();
+    let mut own_routes: HashMap<String, Vec<(String, Route)>> = HashMap::new();
     for (node_name, model) in &node_models.entries {
         let path = node_path(node_name);
         if node_name == HOST {
@@ -157,7 +158,7 @@ pub(crate) fn validate(
             .map(|m| c.fields(m, &path))
             .unwrap_or_default();
         let kind = own.kind.or(defaults.kind).unwrap_or(NodeKind::Node);
-        if kind == NodeKind::Bridge && node_name.len() > super::names::MAX_IFNAME_BYTES {
+        if kind == NodeKind::Bridge && node_name.len() > crate::spec::MAX_IFNAME_BYTES {
             c.push(
                 &path,
                 format!(
@@ -304,7 +305,7 @@ fn key(k: &str) -> String {
 
 /// The key path of a node.
 fn node_path(name: &str) -> String {
-    if super::is_valid_name(name) {
+    if crate::spec::is_valid_name(name) {
         format!("{TOP}.nodes.{name}")
     } else {
         format!("{TOP}.nodes.{name:?}")
@@ -414,7 +415,7 @@ pub(crate) fn sysctl_path(key: &str) -> Result<PathBuf, String> {
 
 /// Parses `SRC:DST[:ro|:rw]`; relative sources are resolved against `base`.
 /// Does not look at the file system.
-pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<BindPlan, String> {
+pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<Bind, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, read_only) = match parts.as_slice() {
         [s, d] => (*s, *d, false),
@@ -445,7 +446,7 @@ pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<BindPlan, String> {
             "bind {spec:?}: target {dst:?} may not contain \"..\""
         ));
     }
-    Ok(BindPlan {
+    Ok(Bind {
         source: normalize(&base.join(src)),
         target: normalize(Path::new(dst)),
         read_only,
@@ -572,7 +573,7 @@ impl Checker {
         if let Some(map) = &m.sysctls {
             let p = format!("{path}.sysctls");
             self.duplicates(map, &p);
-            let mut out: Vec<SysctlPlan> = Vec::new();
+            let mut out: Vec<Sysctl> = Vec::new();
             // Path → index in `out` of its first spelling.
             let mut first: HashMap<PathBuf, usize> = HashMap::new();
             for (k, value) in &map.entries {
@@ -587,7 +588,7 @@ impl Checker {
                         } else {
                             first.insert(sp.clone(), out.len());
                         }
-                        out.push(SysctlPlan {
+                        out.push(Sysctl {
                             key: k.clone(),
                             path: sp,
                             value: scalar_string(value, ("1", "0")),
@@ -689,7 +690,7 @@ impl Checker {
     }
 
     /// Checks the impairments of one end (or both) at `path`.
-    fn impair(&mut self, path: &str, m: &ImpairFields) -> Option<ImpairPlan> {
+    fn impair(&mut self, path: &str, m: &ImpairFields) -> Option<Impair> {
         match parse_impair(&m.as_text()) {
             // All zero: no impairment, as if the end had none.
             Ok(plan) => (!plan.is_empty()).then_some(plan),
@@ -853,7 +854,7 @@ impl Checker {
             }
         }
 
-        let mut impairs: [Option<ImpairPlan>; 2] = [None; 2];
+        let mut impairs: [Option<Impair>; 2] = [None; 2];
         match &m.impair {
             None => {}
             Some(ImpairModel::Both(fields)) => {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{BindPlan, SysctlPlan};
+use crate::spec::{Bind, Sysctl};
 
 /// What the init needs to set its node up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,9 +24,9 @@ pub struct InitConfig {
     pub node: String,
     pub hostname: String,
     pub tmpfs: Vec<PathBuf>,
-    pub binds: Vec<BindPlan>,
+    pub binds: Vec<Bind>,
     /// Sysctls that need no interface of the node, written by the init.
-    pub sysctls: Vec<SysctlPlan>,
+    pub sysctls: Vec<Sysctl>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
-use crate::plan::BindPlan;
+use crate::spec::Bind;
 
-pub(super) fn setup(tmpfs: &[PathBuf], binds: &[BindPlan]) -> Result<(), String> {
+pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind]) -> Result<(), String> {
     mount_flags(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
         .map_err(|e| format!("make / private: {e}"))?;
     // Bind sources are host paths: hold them open before the node's own
@@ -147,7 +147,7 @@ fn is_cgroup2(path: &Path) -> bool {
 
 /// Bind-mounts a host path into the node. A missing target is created only
 /// inside one of the node's own tmpfs mounts, never on a host filesystem.
-fn bind_mount(bind: &BindPlan, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(), String> {
+fn bind_mount(bind: &Bind, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let what = || {
         format!(

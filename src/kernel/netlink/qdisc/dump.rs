@@ -7,7 +7,7 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 
 use super::{Netem, Psched, TC_H_ROOT, TCA_OPTIONS, Tbf};
 use crate::kernel::netlink::NetlinkError;
-use crate::plan::ImpairPlan;
+use crate::spec::Impair;
 
 /// One qdisc of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub enum RootQdisc {
     Default,
     /// netem, tbf or netem with a tbf child, as nslab sets them.
     Impaired {
-        plan: ImpairPlan,
+        plan: Impair,
         netem: Option<Netem>,
         tbf: Option<Tbf>,
     },
@@ -121,7 +121,7 @@ pub fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, Str
                 Some(child) => Some(Tbf::decode(&options(child)?, clock)?),
                 None => None,
             };
-            let plan = ImpairPlan {
+            let plan = Impair {
                 rate_bits: tbf.map(|t| t.rate_bits()),
                 ..netem.to_plan()
             };
@@ -134,9 +134,9 @@ pub fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, Str
         "tbf" => {
             let tbf = Tbf::decode(&options(root)?, clock)?;
             Ok(RootQdisc::Impaired {
-                plan: ImpairPlan {
+                plan: Impair {
                     rate_bits: Some(tbf.rate_bits()),
-                    ..ImpairPlan::default()
+                    ..Impair::default()
                 },
                 netem: None,
                 tbf: Some(tbf),

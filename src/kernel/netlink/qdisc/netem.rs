@@ -4,7 +4,7 @@
 //! (`TCA_NETEM_CORRUPT`, `TCA_NETEM_LATENCY64`, ...), so it is built and read
 //! as bytes here (linux/pkt_sched.h).
 
-use crate::plan::{ImpairPlan, format_duration_us};
+use crate::spec::{Impair, format_duration_us};
 
 use super::psched::Psched;
 use super::{ETHERNET_HEADER, Tbf, attribute, attributes};
@@ -53,7 +53,7 @@ impl Netem {
     /// The netem part of an impairment (everything but the rate) on a link
     /// of `mtu` bytes, above `tbf` when the impairment has a rate (see
     /// `limit`).
-    pub fn from_plan(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> Netem {
+    pub fn from_plan(plan: &Impair, mtu: u32, tbf: Option<&Tbf>) -> Netem {
         Netem {
             delay_us: plan.delay_us.unwrap_or(0),
             jitter_us: plan.jitter_us.unwrap_or(0),
@@ -89,10 +89,10 @@ impl Netem {
     }
 
     /// What it does, as an impairment: the values that are not zero.
-    pub fn to_plan(self) -> ImpairPlan {
+    pub fn to_plan(self) -> Impair {
         let nonzero = |v: u64| (v != 0).then_some(v);
         let chance = |p: u32| (p != 0).then(|| percent(p));
-        ImpairPlan {
+        Impair {
             delay_us: nonzero(self.delay_us),
             jitter_us: nonzero(self.jitter_us),
             loss: chance(self.loss),
@@ -189,7 +189,7 @@ impl Netem {
 /// 1 Gbit/s) over delay + jitter, plus tbf's queue; at least
 /// [`DEFAULT_LIMIT`], at most [`max_limit`]. Smaller packets fill it
 /// sooner: it counts packets, not bytes.
-pub fn limit(plan: &ImpairPlan, mtu: u32, tbf: Option<&Tbf>) -> u32 {
+pub fn limit(plan: &Impair, mtu: u32, tbf: Option<&Tbf>) -> u32 {
     let rate = u128::from(tbf.map_or(NOMINAL_RATE_BYTES, |t| t.rate));
     let held_us = u128::from(plan.delay_us.unwrap_or(0)) + u128::from(plan.jitter_us.unwrap_or(0));
     let queued = u128::from(tbf.map_or(0, |t| t.limit));

@@ -31,7 +31,7 @@ use super::{
     root_qdisc,
 };
 use crate::kernel::netlink::{NetlinkError, errno, kernel_message};
-use crate::plan::ImpairPlan;
+use crate::spec::Impair;
 
 /// What the kernel says (extended ack) when it knows no qdisc of a kind,
 /// after trying to load its module.
@@ -46,7 +46,7 @@ pub fn free_majors(taken: &[u16]) -> (u16, u16) {
 
 /// The qdiscs nslab sets for an impairment on a link of `mtu` bytes:
 /// netem for everything but the rate, tbf for the rate.
-pub fn qdiscs_for(plan: &ImpairPlan, mtu: u32) -> (Option<Netem>, Option<Tbf>) {
+pub fn qdiscs_for(plan: &Impair, mtu: u32) -> (Option<Netem>, Option<Tbf>) {
     let tbf = plan.rate_bits.map(|bits| Tbf::for_rate(bits, mtu));
     let netem = plan
         .needs_netem()
@@ -80,7 +80,7 @@ pub enum Previous {
     /// The kernel's default: deleting the new root brings it back.
     Default,
     /// netem and/or tbf, as nslab sets them: set again.
-    Impaired { plan: ImpairPlan, root: NewRoot },
+    Impaired { plan: Impair, root: NewRoot },
     /// Any other root qdisc (or one that cannot be read): made again from
     /// its kind and its options as the kernel dumped them.
     Other {
@@ -161,7 +161,7 @@ impl ReplaceRoot {
     /// plan sets nothing (all its values zero: no qdisc to make).
     pub fn for_plan(
         index: u32,
-        plan: &ImpairPlan,
+        plan: &Impair,
         mtu: u32,
         taken: Vec<u16>,
         previous: Previous,

@@ -45,15 +45,15 @@ fn run(
     (steps, result)
 }
 
-fn plan(delay_us: Option<u64>, rate_bits: Option<u64>) -> ImpairPlan {
-    ImpairPlan {
+fn plan(delay_us: Option<u64>, rate_bits: Option<u64>) -> Impair {
+    Impair {
         delay_us,
         rate_bits,
-        ..ImpairPlan::default()
+        ..Impair::default()
     }
 }
 
-fn replace(plan: &ImpairPlan, taken: Vec<u16>, previous: Previous) -> ReplaceRoot {
+fn replace(plan: &Impair, taken: Vec<u16>, previous: Previous) -> ReplaceRoot {
     ReplaceRoot::for_plan(2, plan, 1500, taken, previous, "lab/a:eth0".into()).expect("a qdisc")
 }
 
@@ -329,7 +329,7 @@ fn previous_reads_the_dump() {
 fn an_empty_plan_makes_no_replacement() {
     let request = ReplaceRoot::for_plan(
         2,
-        &ImpairPlan::default(),
+        &Impair::default(),
         1500,
         vec![],
         Previous::Default,

@@ -20,7 +20,7 @@
 
 use super::psched::Psched;
 use super::{ETHERNET_HEADER, attribute, attributes};
-use crate::plan::format_rate_bits;
+use crate::spec::format_rate_bits;
 
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RTAB: u16 = 2;

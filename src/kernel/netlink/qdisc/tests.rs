@@ -7,7 +7,7 @@
 
 use super::netem::{DEFAULT_LIMIT, max_limit, percent, probability};
 use super::*;
-use crate::plan::ImpairPlan;
+use crate::spec::Impair;
 
 fn fixture_text(name: &str) -> String {
     let path = format!(
@@ -67,7 +67,7 @@ fn unescape(s: &str) -> Vec<u8> {
 /// The psched clock the fixtures were taken with (their header says so).
 const CLOCK: Psched = Psched::KERNEL;
 
-fn impair(text: &str) -> ImpairPlan {
+fn impair(text: &str) -> Impair {
     let get = |key: &str| {
         text.split(',')
             .map(str::trim)

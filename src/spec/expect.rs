@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 /// One expectation: from a node, to some addresses, optionally a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpectPlan {
+pub struct Expect {
     /// The node the probes are sent from (a node, never a bridge).
     pub from: String,
     pub to: ExpectTarget,
     /// A TCP or UDP port instead of an ICMP echo.
-    pub port: Option<PortPlan>,
+    pub port: Option<Port>,
     /// `true`: every address of the target must be reached; `false`: none
     /// may be.
     pub reach: bool,
@@ -51,7 +51,7 @@ pub enum Protocol {
 
 /// `80/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PortPlan {
+pub struct Port {
     pub number: u16,
     pub protocol: Protocol,
 }
@@ -65,13 +65,13 @@ impl fmt::Display for Protocol {
     }
 }
 
-impl fmt::Display for PortPlan {
+impl fmt::Display for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.number, self.protocol)
     }
 }
 
-impl fmt::Display for ExpectPlan {
+impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} -> {}", self.from, self.to)?;
         if let Some(port) = self.port {
@@ -85,7 +85,7 @@ impl fmt::Display for ExpectPlan {
 }
 
 /// Parses `PORT/PROTO` (`80/tcp`, `53/udp`).
-pub fn parse_port(s: &str) -> Result<PortPlan, String> {
+pub fn parse_port(s: &str) -> Result<Port, String> {
     let Some((number, protocol)) = s.split_once('/') else {
         return Err(format!(
             "port {s:?} needs a protocol: write it as {s}/tcp or {s}/udp"
@@ -99,7 +99,7 @@ pub fn parse_port(s: &str) -> Result<PortPlan, String> {
         }
     };
     match number.parse::<u16>() {
-        Ok(n) if n > 0 && number.bytes().all(|b| b.is_ascii_digit()) => Ok(PortPlan {
+        Ok(n) if n > 0 && number.bytes().all(|b| b.is_ascii_digit()) => Ok(Port {
             number: n,
             protocol,
         }),
@@ -117,14 +117,14 @@ mod tests {
     fn ports_parse() {
         assert_eq!(
             parse_port("80/tcp"),
-            Ok(PortPlan {
+            Ok(Port {
                 number: 80,
                 protocol: Protocol::Tcp
             })
         );
         assert_eq!(
             parse_port("65535/udp"),
-            Ok(PortPlan {
+            Ok(Port {
                 number: 65535,
                 protocol: Protocol::Udp
             })
@@ -145,20 +145,20 @@ mod tests {
 
     #[test]
     fn expectations_display_as_written() {
-        let e = ExpectPlan {
+        let e = Expect {
             from: "h1".into(),
             to: ExpectTarget::Interface {
                 node: "h2".into(),
                 iface: "eth0".into(),
             },
-            port: Some(PortPlan {
+            port: Some(Port {
                 number: 53,
                 protocol: Protocol::Udp,
             }),
             reach: false,
         };
         assert_eq!(e.to_string(), "h1 -> h2:eth0 port 53/udp (must not reach)");
-        let e = ExpectPlan {
+        let e = Expect {
             from: "h1".into(),
             to: ExpectTarget::Address("2001:db8::1".parse().expect("ip")),
             port: None,

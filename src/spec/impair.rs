@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// corruption and duplication are netem's; the rate is a token bucket's
 /// (tbf). `None` leaves that impairment out.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct ImpairPlan {
+pub struct Impair {
     /// Added delay, in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_us: Option<u64>,
@@ -29,7 +29,7 @@ pub struct ImpairPlan {
     pub rate_bits: Option<u64>,
 }
 
-impl ImpairPlan {
+impl Impair {
     /// True when a netem qdisc is needed (anything but the rate).
     pub fn needs_netem(&self) -> bool {
         self.delay_us.is_some()
@@ -64,7 +64,7 @@ impl ImpairPlan {
 
 /// `delay 20ms jitter 5ms loss 1% corrupt 0.1% duplicate 0.1% rate 10mbit`,
 /// in the units the topology file takes; `nothing` when empty.
-impl fmt::Display for ImpairPlan {
+impl fmt::Display for Impair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if let Some(us) = self.delay_us {
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn displays_in_topology_units() {
-        let all = ImpairPlan {
+        let all = Impair {
             delay_us: Some(20_000),
             jitter_us: Some(5_000),
             loss: Some(1.0),
@@ -144,23 +144,23 @@ mod tests {
             all.to_string(),
             "delay 20ms jitter 5ms loss 1% corrupt 0.1% duplicate 0.1% rate 10mbit"
         );
-        assert_eq!(ImpairPlan::default().to_string(), "nothing");
+        assert_eq!(Impair::default().to_string(), "nothing");
         assert!(all.needs_netem());
-        let rate = ImpairPlan {
+        let rate = Impair {
             rate_bits: Some(10_000_000),
-            ..ImpairPlan::default()
+            ..Impair::default()
         };
         assert!(!rate.needs_netem());
         assert!(!rate.is_empty());
-        assert!(ImpairPlan::default().is_empty());
+        assert!(Impair::default().is_empty());
     }
 
     #[test]
     fn jitter_above_the_delay_is_a_warning() {
-        let plan = |delay, jitter| ImpairPlan {
+        let plan = |delay, jitter| Impair {
             delay_us: Some(delay),
             jitter_us: Some(jitter),
-            ..ImpairPlan::default()
+            ..Impair::default()
         };
         assert_eq!(plan(20_000, 5_000).warning(), None);
         assert_eq!(plan(20_000, 20_000).warning(), None);
@@ -169,7 +169,7 @@ mod tests {
             warning.starts_with("jitter 20ms is larger than delay 5ms: "),
             "{warning}"
         );
-        assert_eq!(ImpairPlan::default().warning(), None);
+        assert_eq!(Impair::default().warning(), None);
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! The validated description of a lab: the bottom layer every other one
+//! reads. `topology` turns YAML (or the builder) into a [`Topology`] of
+//! these types, `plan` derives what `up` builds from it, and the lab,
+//! check, explain and graph layers read the same types. Nothing here
+//! parses YAML or touches the kernel, and nothing here imports another
+//! module of the crate.
+//!
+//! The name rules (labs, nodes, interfaces, hostnames) live here too, with
+//! the typed references that name a lab, a node or an interface.
+
+mod expect;
+mod impair;
+mod names;
+mod node;
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+
+pub use expect::{Expect, ExpectTarget, Port, Protocol, parse_port};
+pub use impair::{Impair, format_duration_us, format_percent, format_rate_bits};
+pub use names::{MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name};
+pub(crate) use names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
+pub use node::{Bind, Node, NodeKind, Route, Sysctl};
+
+/// The reserved endpoint node name for the host's own network namespace.
+pub const HOST: &str = "host";
+
+/// A validated topology with defaults merged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// The lab name.
+    pub name: String,
+    /// The file it came from (or the `origin` given to `topology::parse_str`).
+    pub source: PathBuf,
+    /// Nodes in file order, by name.
+    pub nodes: IndexMap<String, Node>,
+    /// Links in file order.
+    pub links: Vec<Link>,
+    /// `expect:` entries in file order.
+    pub expect: Vec<Expect>,
+}
+
+/// One link (a veth pair).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub endpoints: [Endpoint; 2],
+    pub mtu: Option<u32>,
+}
+
+/// One end of a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// A node name of the topology, or [`HOST`].
+    pub node: String,
+    pub iface: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: Option<[u8; 6]>,
+    /// Impairments on this end's egress.
+    pub impair: Option<Impair>,
+}
