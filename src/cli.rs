@@ -467,7 +467,7 @@ fn run(command: Command) -> Outcome {
                 return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
             }
             let cannot = |e: nslab::lab::LabError| (EXIT_CHECK_INCOMPLETE, e.to_string());
-            let report = lab::check(&lab, timeout).map_err(cannot)?;
+            let report = nslab::check::check(&lab, timeout).map_err(cannot)?;
             if json {
                 let text = serde_json::to_string_pretty(&report)
                     .map_err(|e| (EXIT_CHECK_INCOMPLETE, e.to_string()))?;

@@ -615,7 +615,7 @@ fn udp_pacing_follows_the_live_ratelimit_of_the_target() {
 
     // What check reads: each node's own values, as the node itself sees them.
     let nodes = nslab::lab::running_nodes(&lab.name).expect("running nodes");
-    let read = nslab::lab::icmp_ratelimits(&nodes);
+    let read = nslab::check::icmp_ratelimits(&nodes);
     assert_eq!(read["h2"], [Some(ms(1500)), Some(ms(40))]);
     assert_eq!(read["h2"], [Some(sysctl("h2", v4)), Some(sysctl("h2", v6))]);
     assert_eq!(read["h1"], [Some(sysctl("h1", v4)), Some(sysctl("h1", v6))]);

@@ -7,6 +7,7 @@
 //! down, or the interface going down or away.
 
 mod output;
+pub mod packet;
 pub mod pcap;
 mod source;
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::kernel::packet::{CaptureSocket, CaptureStats, PacketError};
+use crate::capture::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
 use pcap::{PcapWriter, Precision};

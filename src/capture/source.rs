@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use super::EndedBy;
-use crate::kernel::packet::{CaptureSocket, Frame, PacketError};
+use crate::capture::packet::{CaptureSocket, Frame, PacketError};
 use crate::kernel::process::PinnedProcess;
 
 /// The most frames read once the end is seen: more than the socket's

@@ -1,6 +1,7 @@
 //! `nslab check`: what to probe from each node, and what the outcomes mean
-//! for the reachability matrix and the expectations. Pure: the probing
-//! itself is `crate::kernel::probe`, driven by `crate::lab::check`.
+//! for the reachability matrix and the expectations (pure, here), the
+//! userspace probes themselves (`probe`), and the run that sends them
+//! from every node of a running lab at once (`run`).
 //!
 //! The matrix: from every node (not bridges, not the host) an ICMP echo to
 //! every address of every other node. Expectations come from the
@@ -10,7 +11,9 @@
 //! The JSON form of [`CheckReport`] is stable for scripts (README, "check
 //! --json").
 
+pub mod probe;
 mod render;
+mod run;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,8 +22,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use render::{MAX_TABLE_NODES, render_text};
+pub use run::{MAX_PARALLEL, check, icmp_ratelimits};
 
-use crate::kernel::probe::{Outcome, Pacing, Probe, UNREAD_RATELIMIT};
+use crate::check::probe::{Outcome, Pacing, Probe, UNREAD_RATELIMIT};
 use crate::plan::{Place, Plan};
 use crate::spec::{Expect, ExpectTarget, NodeKind, Protocol};
 

@@ -4,7 +4,7 @@
 
 use super::quote::quote;
 use super::{Script, netns};
-use crate::kernel::netlink::qdisc::{free_majors, qdiscs_for};
+use crate::plan::qdisc::{free_majors, qdiscs_for};
 use crate::plan::{EndpointPlan, Place, Plan};
 use crate::spec::NodeKind;
 

@@ -378,7 +378,7 @@ impl Lab {
     /// whether all held; [`render_text`](crate::check::render_text)
     /// prints it as the command does.
     pub fn check(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
-        Ok(super::check(&self.plan.lab, timeout)?)
+        Ok(crate::check::check(&self.plan.lab, timeout)?)
     }
 
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,

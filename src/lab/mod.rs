@@ -1,7 +1,6 @@
 //! Labs: bring up, tear down, run commands in, and inspect. This layer
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
-mod check;
 mod down;
 mod exec;
 pub mod fault;
@@ -13,7 +12,6 @@ mod progress;
 mod running;
 mod up;
 
-pub use check::{MAX_PARALLEL, check, icmp_ratelimits};
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use handle::{ApiError, Lab, LabOptions, Output, Process};

@@ -3,6 +3,7 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
+pub mod qdisc;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! Queueing disciplines on an interface's egress, for link impairments:
-//! netem (delay, jitter, loss, corruption, duplication) and tbf (rate).
+//! netem (delay, jitter, loss, corruption, duplication) and tbf (rate),
+//! laid out by `plan::qdisc` and encoded, set, read and cleared here.
 //!
 //! Messages are rtnetlink's `TcMessage`; the qdisc options, which
 //! netlink-packet-route does not model for netem or tbf, are built and read
@@ -15,10 +16,10 @@ mod tbf;
 
 pub use clear::ClearRoot;
 pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
-pub use netem::Netem;
 pub use psched::Psched;
-pub use replace::{NewRoot, Previous, ReplaceRoot, free_majors, qdiscs_for};
-pub use tbf::Tbf;
+pub use replace::{NewRoot, Previous, ReplaceRoot};
+
+use crate::plan::qdisc::{Netem, Tbf};
 
 use futures::StreamExt;
 use rtnetlink::Handle;
@@ -29,8 +30,6 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 /// `TCA_OPTIONS`.
 const TCA_OPTIONS: u16 = 2;
-/// Bytes of an Ethernet header, on top of the MTU.
-const ETHERNET_HEADER: u64 = 14;
 
 /// Appends one netlink attribute (header, value, padding to 4 bytes).
 fn attribute(out: &mut Vec<u8>, kind: u16, value: &[u8]) {

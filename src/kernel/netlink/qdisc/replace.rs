@@ -31,28 +31,12 @@ use super::{
     root_qdisc,
 };
 use crate::kernel::netlink::{NetlinkError, errno, kernel_message};
+use crate::plan::qdisc::{free_majors, qdiscs_for};
 use crate::spec::Impair;
 
 /// What the kernel says (extended ack) when it knows no qdisc of a kind,
 /// after trying to load its module.
 const UNKNOWN_KIND: &str = "Specified qdisc kind is unknown";
-
-/// The handle majors of a new root qdisc and of its child: the first two
-/// that `taken` does not hold (`1:` and `2:` on a new interface).
-pub fn free_majors(taken: &[u16]) -> (u16, u16) {
-    let mut free = (1..=0x7FFF_u16).filter(|m| !taken.contains(m));
-    (free.next().unwrap_or(1), free.next().unwrap_or(2))
-}
-
-/// The qdiscs nslab sets for an impairment on a link of `mtu` bytes:
-/// netem for everything but the rate, tbf for the rate.
-pub fn qdiscs_for(plan: &Impair, mtu: u32) -> (Option<Netem>, Option<Tbf>) {
-    let tbf = plan.rate_bits.map(|bits| Tbf::for_rate(bits, mtu));
-    let netem = plan
-        .needs_netem()
-        .then(|| Netem::from_plan(plan, mtu, tbf.as_ref()));
-    (netem, tbf)
-}
 
 /// The qdiscs of a root that nslab sets: netem (with a tbf child for a
 /// rate) or tbf alone. There is always at least one.

@@ -5,8 +5,8 @@
 //! /proc/net/psched). This kernel has no sch_netem, so for netem tc's own
 //! message is the only reference there is.
 
-use super::netem::{DEFAULT_LIMIT, max_limit, percent, probability};
 use super::*;
+use crate::plan::qdisc::{DEFAULT_LIMIT, max_limit, percent, probability, qdiscs_for};
 use crate::spec::Impair;
 
 fn fixture_text(name: &str) -> String {

@@ -10,7 +10,7 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::sockopt::{set_option, set_receive_buffer};
+use crate::kernel::sockopt::{set_option, set_receive_buffer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {

@@ -1,5 +1,5 @@
 //! `check`: probes a running lab from all its nodes at once and reads the
-//! outcomes against the matrix and the expectations (`crate::check`).
+//! outcomes against the matrix and the expectations (the [`CheckPlan`]).
 //!
 //! Each node's probes run in its own net namespace on a thread of their
 //! own (`RunningNode::in_netns`), a bounded number of nodes at a time, so
@@ -8,7 +8,7 @@
 //!
 //! First, the ICMP error rate limits of the nodes UDP probes go to are read
 //! live from their net namespaces ([`RATELIMIT_SYSCTLS`]), since UDP probes
-//! are paced by them (`crate::kernel::probe`, `udp.rs`).
+//! are paced by them (`probe/udp.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, getrlimit};
 
-use super::LabError;
-use super::running::{RunningNode, running_nodes};
+use crate::check::probe::{self, Outcome, Pacing, Probe, TCP_ATTEMPTS};
 use crate::check::{CheckPlan, CheckReport, RATELIMIT_SYSCTLS, ratelimit_interval};
 use crate::kernel::namespace::NsKind;
-use crate::kernel::probe::{self, Outcome, Pacing, Probe, TCP_ATTEMPTS};
 use crate::kernel::sysctl;
+use crate::lab::{LabError, RunningNode, running_nodes};
 use crate::state;
 
 /// Most nodes probing at once.
@@ -62,7 +61,7 @@ pub fn check(lab: &str, timeout: Duration) -> Result<CheckReport, LabError> {
 /// IPv4, IPv6), read from their net namespaces one after the other on one
 /// thread; `None` for a value that could not be read (the node stopped, a
 /// kernel without IPv6), which `check` paces as
-/// [`UNREAD_RATELIMIT`](crate::kernel::probe::UNREAD_RATELIMIT). Public so
+/// [`UNREAD_RATELIMIT`](crate::check::probe::UNREAD_RATELIMIT). Public so
 /// that tests can see what `check` paces by.
 pub fn icmp_ratelimits<'a>(
     nodes: impl IntoIterator<Item = &'a RunningNode>,
