@@ -336,11 +336,10 @@ fn per_end<'a>(values: [impl Into<Option<&'a str>>; 2]) -> Seq<Option<Text>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::plan::Plan;
     use crate::spec::NodeKind;
     use crate::spec::Topology;
     use crate::topology::{TopologyError, parse_str};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     fn routed() -> super::TopologyBuilder {
         Topology::builder("routed")
@@ -357,23 +356,23 @@ mod tests {
             .route("h2", "default via 10.0.2.1")
     }
 
-    /// Asserts that `built` plans as the topology file `yaml` does, and
-    /// returns that plan.
-    fn assert_same_plan(built: &Topology, yaml: &str) -> Plan {
+    /// Asserts that `built` describes the lab the topology file `yaml`
+    /// does (all but the file it came from), and returns it.
+    fn assert_same_lab(built: &Topology, yaml: &str) -> Topology {
         let file = parse_str(yaml, Path::new("routed.yml"), Path::new(".")).expect("valid file");
-        let plan = |t: &Topology| Plan {
-            source: None,
-            ..Plan::from_topology(t)
+        let lab = |t: &Topology| Topology {
+            source: PathBuf::new(),
+            ..t.clone()
         };
-        let built = plan(built);
-        assert_eq!(built, plan(&file));
+        let built = lab(built);
+        assert_eq!(built, lab(&file));
         built
     }
 
     #[test]
     fn a_built_topology_equals_the_same_file() {
         let built = routed().build().expect("valid");
-        assert_same_plan(
+        assert_same_lab(
             &built,
             r#"
 name: routed
@@ -404,7 +403,7 @@ topology:
             .expect_blocked("h1", "203.0.113.9", None)
             .build()
             .expect("valid");
-        let built = assert_same_plan(
+        let built = assert_same_lab(
             &built,
             r#"
 name: routed
