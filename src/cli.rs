@@ -389,8 +389,10 @@ fn run(command: Command) -> Outcome {
             clear,
             ..
         } => {
+            let interface: nslab::spec::InterfaceRef = target.parse().map_err(failed)?;
+            let (node, iface, _) = lab::resolve_interface(&interface).map_err(failed)?;
             if clear {
-                let removed = lab::impair_clear(&target).map_err(failed)?;
+                let removed = lab::impair_clear(&node, &iface).map_err(failed)?;
                 println!(
                     "{target}: {}",
                     if removed {
@@ -400,7 +402,10 @@ fn run(command: Command) -> Outcome {
                     }
                 );
             } else if show {
-                println!("{target}: {}", lab::impair_show(&target).map_err(failed)?);
+                println!(
+                    "{target}: {}",
+                    lab::impair_show(&node, &iface).map_err(failed)?
+                );
             } else {
                 let plan = impairment.ok_or_else(|| failed("no impairment"))?;
                 if let Some(warning) = plan.warning() {
@@ -408,7 +413,7 @@ fn run(command: Command) -> Outcome {
                 }
                 println!(
                     "{target}: {}",
-                    lab::impair_set(&target, &plan).map_err(failed)?
+                    lab::impair_set(&node, &iface, &plan).map_err(failed)?
                 );
             }
             Ok(0)
@@ -424,9 +429,15 @@ fn run(command: Command) -> Outcome {
             command,
         } => {
             let result = if all {
-                lab::exec_all(&target, &command)
+                target
+                    .parse()
+                    .map_err(nslab::lab::LabError::from)
+                    .and_then(|lab| lab::exec_all(&lab, &command))
             } else {
-                lab::exec(&target, &command)
+                target
+                    .parse()
+                    .map_err(nslab::lab::LabError::from)
+                    .and_then(|node| lab::exec(&node, &command))
             };
             result.map_err(|e| (e.exit_code(), e.to_string()))
         }
@@ -463,9 +474,9 @@ fn run(command: Command) -> Outcome {
             Ok(0)
         }
         Command::Check { lab, json, timeout } => {
-            if !nslab::spec::is_valid_name(&lab) {
-                return Err((EXIT_INVALID, format!("{lab:?} is not a valid lab name")));
-            }
+            let lab: nslab::spec::LabName = lab
+                .parse()
+                .map_err(|_| (EXIT_INVALID, format!("{lab:?} is not a valid lab name")))?;
             let cannot = |e: nslab::lab::LabError| (EXIT_CHECK_INCOMPLETE, e.to_string());
             let report = nslab::check::check(&lab, timeout).map_err(cannot)?;
             if json {
@@ -506,7 +517,8 @@ fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outc
     use std::os::fd::AsFd;
     let destination = capture::destination(write, std::io::stdout().is_terminal())
         .map_err(|e| (EXIT_INVALID, e.to_string()))?;
-    let capture = Capture::open(target, options.promiscuous).map_err(failed)?;
+    let target = target.parse().map_err(failed)?;
+    let capture = Capture::open(&target, options.promiscuous).map_err(failed)?;
     // Unbuffered: `run` buffers, and flushes whenever no frame is waiting
     // (a live reader such as `wireshark -k -i -` sees each frame at once
     // when traffic is sparse, in batches under load).

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::capture::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::kernel::process::PinnedProcess;
 use crate::lab::{LabError, resolve_interface};
+use crate::spec::InterfaceRef;
 use pcap::{PcapWriter, Precision};
 use source::{Event, Source};
 
@@ -129,10 +130,10 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Opens a capture on `spec`: `LAB/NODE:IFACE`, or `NODE:IFACE` when one
-    /// running lab has the node. Frames are queued from here on.
-    pub fn open(spec: &str, promiscuous: bool) -> Result<Self, CaptureError> {
-        let (node, iface, _plan) = resolve_interface(spec)?;
+    /// Opens a capture on an interface of a running node. Frames are
+    /// queued from here on.
+    pub fn open(target: &InterfaceRef, promiscuous: bool) -> Result<Self, CaptureError> {
+        let (node, iface, _plan) = resolve_interface(target)?;
         let target = format!("{}:{iface}", node.label());
         let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(&iface, promiscuous))?;
         let socket = socket.map_err(|source| CaptureError::Socket {

@@ -21,6 +21,7 @@ use crate::check::{CheckPlan, CheckReport, RATELIMIT_SYSCTLS, ratelimit_interval
 use crate::kernel::namespace::NsKind;
 use crate::kernel::sysctl;
 use crate::lab::{LabError, RunningNode, running_nodes};
+use crate::spec::LabName;
 use crate::state;
 
 /// Most nodes probing at once.
@@ -28,18 +29,18 @@ pub const MAX_PARALLEL: usize = 128;
 
 /// Probes the lab `lab` as its saved plan describes it; `timeout` bounds
 /// each node's probes.
-pub fn check(lab: &str, timeout: Duration) -> Result<CheckReport, LabError> {
-    let recorded = state::read(lab)?
-        .ok_or_else(|| LabError::NotFound(format!("no lab {lab} (see `nslab inspect`)")))?;
+pub fn check(lab: &LabName, timeout: Duration) -> Result<CheckReport, LabError> {
+    let lab = lab.as_str();
+    let recorded = state::read(lab)?.ok_or_else(|| LabError::NoLab {
+        lab: lab.to_string(),
+    })?;
     if !recorded.is_ready() {
-        return Err(LabError::NotFound(format!(
-            "lab {lab} is not up: its `up` has not finished"
-        )));
+        return Err(LabError::NotReady {
+            lab: lab.to_string(),
+        });
     }
-    let plan = recorded.plan.ok_or_else(|| {
-        LabError::NotFound(format!(
-            "lab {lab} has no saved plan; rebuild it with `nslab up`"
-        ))
+    let plan = recorded.plan.ok_or_else(|| LabError::NoPlan {
+        lab: lab.to_string(),
     })?;
     let running: HashMap<String, RunningNode> = running_nodes(lab)?
         .into_iter()

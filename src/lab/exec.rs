@@ -8,6 +8,7 @@ use super::{LabError, resolve_node};
 use crate::kernel::enter::{self, NodeCommand, Stdio};
 use crate::kernel::namespace::ENTER_ORDER;
 use crate::plan::Plan;
+use crate::spec::{LabName, NodeRef};
 
 /// The environment of a command in a node: nslab's own, with the node's
 /// `env` on top.
@@ -87,10 +88,10 @@ pub(crate) fn dev_null() -> Result<OwnedFd, LabError> {
         })
 }
 
-/// Runs `argv` (or a shell) in the node `spec` (`LAB/NODE` or `NODE`) with
-/// the caller's terminal; returns the command's exit code.
-pub fn exec(spec: &str, argv: &[String]) -> Result<i32, LabError> {
-    let (node, plan) = resolve_node(spec)?;
+/// Runs `argv` (or a shell) in the node with the caller's terminal;
+/// returns the command's exit code.
+pub fn exec(target: &NodeRef, argv: &[String]) -> Result<i32, LabError> {
+    let (node, plan) = resolve_node(target)?;
     let foreground = owns_terminal();
     let mode = SpawnMode {
         foreground,
@@ -126,13 +127,16 @@ fn take_terminal_back() {
 /// Runs `argv` on every running node of `lab` at once, each output line
 /// prefixed by its node's name. Returns 0 when all succeeded, else the
 /// first non-zero exit code in node order.
-pub fn exec_all(lab: &str, argv: &[String]) -> Result<i32, LabError> {
+pub fn exec_all(lab: &LabName, argv: &[String]) -> Result<i32, LabError> {
+    let lab = lab.as_str();
     if argv.is_empty() {
-        return Err(LabError::NotFound("exec --all needs a command".into()));
+        return Err(LabError::NoCommand(format!("exec --all {lab}")));
     }
     let nodes = running_nodes(lab)?;
     if nodes.is_empty() {
-        return Err(LabError::NotFound(format!("lab {lab} has no running node")));
+        return Err(LabError::NoRunningNode {
+            lab: lab.to_string(),
+        });
     }
     let plan = crate::state::read(lab)?.and_then(|r| r.plan);
     let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(0);

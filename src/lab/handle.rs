@@ -235,10 +235,9 @@ impl Lab {
             return Ok(running);
         }
         if self.plan.node_id(node).is_some() {
-            return Err(LabError::NotFound(format!(
-                "node {}/{node} is not running",
-                self.plan.lab
-            ))
+            return Err(LabError::NotRunning {
+                node: format!("{}/{node}", self.plan.lab),
+            }
             .into());
         }
         Err(ApiError::NoNode {
@@ -378,7 +377,8 @@ impl Lab {
     /// whether all held; [`render_text`](crate::check::render_text)
     /// prints it as the command does.
     pub fn check(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
-        Ok(crate::check::check(&self.plan.lab, timeout)?)
+        let lab = crate::spec::LabName::new(self.plan.lab.clone()).map_err(LabError::from)?;
+        Ok(crate::check::check(&lab, timeout)?)
     }
 
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,
@@ -393,7 +393,8 @@ impl Lab {
         iface: &str,
         settings: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Impairment, ApiError> {
-        let target = self.interface_spec(node, iface)?;
+        let running = self.node(node)?;
+        let target = format!("{}:{iface}", running.label());
         let mut fields = topology::ImpairFields::default();
         let mut problems = Vec::new();
         for (key, value) in settings {
@@ -411,7 +412,7 @@ impl Lab {
             }));
         });
         match plan {
-            Ok(plan) if problems.is_empty() => Ok(super::impair_set(&target, &plan)?),
+            Ok(plan) if problems.is_empty() => Ok(super::impair_set(running, iface, &plan)?),
             _ => Err(ApiError::Impair {
                 target,
                 problems: problems.join("; "),
@@ -421,18 +422,12 @@ impl Lab {
 
     /// What the egress of `node`'s `iface` suffers now, read from the kernel.
     pub fn impairment(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
-        Ok(super::impair_show(&self.interface_spec(node, iface)?)?)
+        Ok(super::impair_show(self.node(node)?, iface)?)
     }
 
     /// Removes the impairment of `node`'s `iface`; false when it had none.
     pub fn clear_impairment(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
-        Ok(super::impair_clear(&self.interface_spec(node, iface)?)?)
-    }
-
-    /// `LAB/NODE:IFACE`, once the node is known to be the lab's.
-    fn interface_spec(&self, node: &str, iface: &str) -> Result<String, ApiError> {
-        self.node(node)?;
-        Ok(format!("{}/{node}:{iface}", self.plan.lab))
+        Ok(super::impair_clear(self.node(node)?, iface)?)
     }
 
     /// Tears the lab down now, reporting what was removed or what failed.

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use rtnetlink::Handle;
 use serde::Serialize;
 
-use super::running::{RunningNode, resolve_interface};
+use super::running::RunningNode;
 use super::{LabError, runtime};
 use crate::kernel::namespace::NsKind;
 use crate::kernel::netlink::link::dump_links;
@@ -51,13 +51,13 @@ impl From<RootQdisc> for Impairment {
     }
 }
 
-/// Replaces the impairment of `LAB/NODE:IFACE` (or `NODE:IFACE`) with
+/// Replaces the impairment of the interface `iface` of a running node with
 /// `plan`, and returns what the kernel then has. An empty plan (all its
 /// values zero) removes the impairment, as [`impair_clear`] does. A root
 /// qdisc of a kind nslab does not set is left in place, and is an error
 /// ([`LabError::ForeignQdisc`]).
-pub fn impair_set(spec: &str, plan: &Impair) -> Result<Impairment, LabError> {
-    with_interface(spec, async |target: Target| {
+pub fn impair_set(node: &RunningNode, iface: &str, plan: &Impair) -> Result<Impairment, LabError> {
+    with_interface(node, iface, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
         target.own_root(&qdiscs)?;
@@ -77,18 +77,18 @@ pub fn impair_set(spec: &str, plan: &Impair) -> Result<Impairment, LabError> {
     })
 }
 
-/// What `LAB/NODE:IFACE` has now, decoded from the kernel's qdisc dump.
-pub fn impair_show(spec: &str) -> Result<Impairment, LabError> {
-    with_interface(spec, async |target: Target| {
+/// What the interface has now, decoded from the kernel's qdisc dump.
+pub fn impair_show(node: &RunningNode, iface: &str) -> Result<Impairment, LabError> {
+    with_interface(node, iface, async |target: Target| {
         target.read(&Psched::read()).await
     })
 }
 
-/// Removes the impairment of `LAB/NODE:IFACE`; false when it had none. A
+/// Removes the impairment of the interface; false when it had none. A
 /// root qdisc of a kind nslab does not set is left in place, and is an
 /// error ([`LabError::ForeignQdisc`]).
-pub fn impair_clear(spec: &str) -> Result<bool, LabError> {
-    with_interface(spec, async |target: Target| {
+pub fn impair_clear(node: &RunningNode, iface: &str) -> Result<bool, LabError> {
+    with_interface(node, iface, async |target: Target| {
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
         target.clear(&qdiscs).await
     })
@@ -149,13 +149,14 @@ impl Target {
     }
 }
 
-/// Resolves the interface, opens a socket in its node's net namespace
-/// (through a namespace fd of the pinned init) and runs `work` with it.
+/// Opens a socket in the node's net namespace (through a namespace fd of
+/// the pinned init), finds the interface and runs `work` with it.
 fn with_interface<T>(
-    spec: &str,
+    node: &RunningNode,
+    iface: &str,
     work: impl AsyncFnOnce(Target) -> Result<T, LabError>,
 ) -> Result<T, LabError> {
-    let (node, iface, _) = resolve_interface(spec)?;
+    let iface = iface.to_string();
     let namespaces = node.open_namespaces(&[NsKind::Net])?;
     let netns = namespaces.get(NsKind::Net).ok_or_else(|| LabError::Io {
         what: format!("open the net namespace of {}", node.label()),
@@ -166,8 +167,8 @@ fn with_interface<T>(
     runtime.block_on(async {
         let socket = open_sockets(&[(node.label(), Netns::Fd(netns.as_fd()))])?
             .pop()
-            .ok_or_else(|| LabError::NotFound(format!("no socket in {}", node.label())))?;
-        let link = find_link(&socket, &node, &iface).await?;
+            .ok_or(LabError::Panicked("opening the netlink socket"))?;
+        let link = find_link(&socket, node, &iface).await?;
         work(Target {
             socket,
             index: link.0,
@@ -194,11 +195,11 @@ async fn find_link(
             .filter(|n| *n != "lo")
             .collect();
         names.sort_unstable();
-        return Err(LabError::NotFound(format!(
-            "node {} has no interface {iface} (it has: {})",
-            node.label(),
-            names.join(", ")
-        )));
+        return Err(LabError::NoInterface {
+            node: node.label(),
+            iface: iface.to_string(),
+            has: names.into_iter().map(String::from).collect(),
+        });
     };
     Ok((link.index, link.mtu.unwrap_or(1500)))
 }

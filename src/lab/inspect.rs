@@ -74,7 +74,7 @@ pub fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
                 // Taken down between listing and reading.
                 continue;
             }
-            return Err(LabError::NotFound(format!("no lab {lab}")));
+            return Err(LabError::NoLab { lab });
         };
         let Some(plan) = recorded.plan.clone() else {
             continue;

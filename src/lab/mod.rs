@@ -67,8 +67,40 @@ pub enum LabError {
         cause: Box<LabError>,
         rollback: String,
     },
-    #[error("{0}")]
-    NotFound(String),
+    #[error(transparent)]
+    Target(#[from] crate::spec::TargetError),
+    #[error("no lab {lab} (see `nslab inspect`)")]
+    NoLab { lab: String },
+    #[error("lab {lab} is not up: its `up` has not finished")]
+    NotReady { lab: String },
+    #[error("lab {lab} has no saved plan; rebuild it with `nslab up`")]
+    NoPlan { lab: String },
+    #[error("lab {lab} has no node {node}")]
+    NoNode { lab: String, node: String },
+    #[error("lab {lab} has no running node")]
+    NoRunningNode { lab: String },
+    #[error("no running lab has a node {node}")]
+    NoLabHasNode { node: String },
+    #[error("node {node} is in several labs ({}); say LAB/{node}", .labs.join(", "))]
+    NodeInSeveralLabs { node: String, labs: Vec<String> },
+    /// `LAB/NODE`: its init is gone.
+    #[error("node {node} is not running")]
+    NotRunning { node: String },
+    #[error(
+        "node {node} is not running (its init has exited); `nslab up --reconfigure` rebuilds the lab"
+    )]
+    InitExited { node: String },
+    #[error("node {node} has no interface {iface} (it has: {})", .has.join(", "))]
+    NoInterface {
+        node: String,
+        iface: String,
+        has: Vec<String>,
+    },
+    #[error("{0}: no command to run")]
+    NoCommand(String),
+    /// A worker thread of nslab's own panicked: a bug.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
     #[error("{target}: cannot read its root qdisc: {why}")]
     UnreadableQdisc { target: String, why: String },
     #[error(

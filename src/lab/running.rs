@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use crate::kernel::namespace::{NamespaceFds, NsKind};
 use crate::kernel::process::PinnedProcess;
 use crate::plan::Plan;
+use crate::spec::{InterfaceRef, NodeRef};
 use crate::state;
 
 use super::LabError;
@@ -35,7 +36,7 @@ impl RunningNode {
     }
 
     fn not_running(&self) -> LabError {
-        LabError::NotFound(format!("node {} is not running", self.label()))
+        LabError::NotRunning { node: self.label() }
     }
 
     /// Opens the given namespaces of the node's init, pinned by a pidfd, so
@@ -105,68 +106,64 @@ pub fn running_nodes(lab: &str) -> Result<Vec<RunningNode>, LabError> {
         .collect())
 }
 
-/// Resolves `LAB/NODE`, or `NODE` when exactly one lab has it, to a running
-/// node with its lab's plan.
-pub fn resolve_node(spec: &str) -> Result<(RunningNode, Option<Plan>), LabError> {
-    let (lab, node) = match spec.split_once('/') {
-        Some((lab, node)) => (lab.to_string(), node.to_string()),
+/// Resolves a node (`LAB/NODE`, or `NODE` when exactly one running lab
+/// has it) to a running node with its lab's plan.
+pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), LabError> {
+    let node = &target.node;
+    let lab = match &target.lab {
+        Some(lab) => lab.to_string(),
         None => {
-            let labs: Vec<String> = state::list_labs()?
+            let mut labs: Vec<String> = state::list_labs()?
                 .into_iter()
                 .filter(|lab| {
                     state::read(lab)
                         .ok()
                         .flatten()
-                        .is_some_and(|r| r.init_pids().iter().any(|(n, _)| n == spec))
+                        .is_some_and(|r| r.init_pids().iter().any(|(n, _)| n == node))
                 })
                 .collect();
-            match labs.as_slice() {
-                [lab] => (lab.clone(), spec.to_string()),
-                [] => {
-                    return Err(LabError::NotFound(format!(
-                        "no running lab has a node {spec}"
-                    )));
-                }
-                many => {
-                    return Err(LabError::NotFound(format!(
-                        "node {spec} is in several labs ({}); say LAB/{spec}",
-                        many.join(", ")
-                    )));
+            match labs.len() {
+                1 => labs.remove(0),
+                0 => return Err(LabError::NoLabHasNode { node: node.clone() }),
+                _ => {
+                    return Err(LabError::NodeInSeveralLabs {
+                        node: node.clone(),
+                        labs,
+                    });
                 }
             }
         }
     };
-    let recorded = state::read(&lab)?
-        .ok_or_else(|| LabError::NotFound(format!("no lab {lab} (see `nslab inspect`)")))?;
+    let recorded = state::read(&lab)?.ok_or_else(|| LabError::NoLab { lab: lab.clone() })?;
     let pid = recorded
         .init_pids()
         .into_iter()
-        .find(|(n, _)| *n == node)
+        .find(|(n, _)| n == node)
         .map(|(_, pid)| pid);
     match pid {
-        Some(pid) if is_init_of(pid, &lab, &node) => {
-            Ok((RunningNode { lab, node, pid }, recorded.plan))
-        }
-        Some(_) => Err(LabError::NotFound(format!(
-            "node {lab}/{node} is not running (its init has exited); `nslab up --reconfigure` rebuilds the lab"
-        ))),
-        None => Err(LabError::NotFound(format!("lab {lab} has no node {node}"))),
+        Some(pid) if is_init_of(pid, &lab, node) => Ok((
+            RunningNode {
+                lab,
+                node: node.clone(),
+                pid,
+            },
+            recorded.plan,
+        )),
+        Some(_) => Err(LabError::InitExited {
+            node: format!("{lab}/{node}"),
+        }),
+        None => Err(LabError::NoNode {
+            lab,
+            node: node.clone(),
+        }),
     }
 }
 
-/// Resolves `LAB/NODE:IFACE` (or `NODE:IFACE`, as [`resolve_node`]) to a
-/// running node, the interface name and the lab's plan.
-pub fn resolve_interface(spec: &str) -> Result<(RunningNode, String, Option<Plan>), LabError> {
-    let Some((node, iface)) = spec.rsplit_once(':') else {
-        return Err(LabError::NotFound(format!(
-            "{spec}: say which interface, as LAB/NODE:IFACE or NODE:IFACE"
-        )));
-    };
-    if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
-        return Err(LabError::NotFound(format!(
-            "{spec}: {iface:?} is not an interface name"
-        )));
-    }
-    let (node, plan) = resolve_node(node)?;
-    Ok((node, iface.to_string(), plan))
+/// Resolves an interface reference to its running node, the interface
+/// name and the lab's plan (the node as [`resolve_node`] finds it).
+pub fn resolve_interface(
+    target: &InterfaceRef,
+) -> Result<(RunningNode, String, Option<Plan>), LabError> {
+    let (node, plan) = resolve_node(&target.node)?;
+    Ok((node, target.iface.clone(), plan))
 }

@@ -178,7 +178,7 @@ impl Builder<'_> {
         });
         drop(runtime);
         wired?;
-        let took = named.map_err(|_| LabError::NotFound("the naming thread panicked".into()))??;
+        let took = named.map_err(|_| LabError::Panicked("the naming thread"))??;
         self.phases.push(("names (alongside links)".into(), took));
         self.write_sysctls()?;
         fault::step();
@@ -222,9 +222,8 @@ impl Builder<'_> {
             workers
                 .into_iter()
                 .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(LabError::NotFound("a cloning thread panicked".into()))
-                    })
+                    w.join()
+                        .unwrap_or(Err(LabError::Panicked("a cloning thread")))
                 })
                 .collect()
         });
