@@ -533,7 +533,7 @@ fn the_edge_limit_noted_is_the_mermaid_parsers() {
 
 #[test]
 fn the_readme_examples_are_what_graph_prints() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md"))
         .expect("README.md");
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/chain3.yml");
     for (command, format) in [

@@ -1,7 +1,7 @@
 //! Soak: many up/down cycles of a 20-node lab in this one process, through
 //! the library API. Nothing may grow: open fds, memory, net namespaces,
 //! mounts, processes. `NSLAB_SOAK_CYCLES` sets the count (default 10; the
-//! 200-cycle figures are in the README).
+//! 200-cycle figures are in docs/testing.md).
 
 mod common;
 

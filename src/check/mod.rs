@@ -8,7 +8,7 @@
 //! topology's `expect:`; without any, every pair of the matrix is expected
 //! to be reached (Mininet's pingall).
 //!
-//! The JSON form of [`CheckReport`] is stable for scripts (README, "check
+//! The JSON form of [`CheckReport`] is stable for scripts (docs/cli.md, "check
 //! --json").
 
 pub mod probe;

@@ -1,7 +1,7 @@
 //! `inspect`: labs, nodes and interfaces, read live from the kernel.
 //!
 //! The JSON form is stable for scripts: the field names below are the
-//! documented interface (see README, "inspect --json").
+//! documented interface (see docs/cli.md, "inspect --json").
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
