@@ -151,10 +151,10 @@ impl Target {
 
 /// Opens a socket in the node's net namespace (through a namespace fd of
 /// the pinned init), finds the interface and runs `work` with it.
-fn with_interface<T>(
+fn with_interface<T: Send>(
     node: &RunningNode,
     iface: &str,
-    work: impl AsyncFnOnce(Target) -> Result<T, LabError>,
+    work: impl AsyncFnOnce(Target) -> Result<T, LabError> + Send,
 ) -> Result<T, LabError> {
     let iface = iface.to_string();
     let namespaces = node.open_namespaces(&[NsKind::Net])?;
@@ -164,10 +164,13 @@ fn with_interface<T>(
     })?;
     let label = format!("{}:{iface}", node.label());
     let runtime = runtime()?;
-    runtime.block_on(async {
-        let socket = open_sockets(&[(node.label(), Netns::Fd(netns.as_fd()))])?
-            .pop()
-            .ok_or(LabError::Panicked("opening the netlink socket"))?;
+    runtime.block_on(|| async {
+        let socket = open_sockets(
+            runtime.handle(),
+            &[(node.label(), Netns::Fd(netns.as_fd()))],
+        )?
+        .pop()
+        .ok_or(LabError::Panicked("opening the netlink socket"))?;
         let link = find_link(&socket, node, &iface).await?;
         work(Target {
             socket,

@@ -168,12 +168,12 @@ fn read_interfaces(plan: &Plan, running: &[(usize, i32)]) -> Result<LiveLinks, L
         })
         .collect();
     let runtime = runtime()?;
-    runtime.block_on(async {
+    runtime.block_on(|| async {
         let targets: Vec<_> = fds
             .iter()
             .map(|(id, fd)| (plan.netns_name(*id), Netns::Fd(fd.as_fd())))
             .collect();
-        let sockets = open_sockets(&targets)?;
+        let sockets = open_sockets(runtime.handle(), &targets)?;
         let clock = Psched::read();
         let reads = fds
             .iter()

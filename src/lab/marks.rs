@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{LabError, runtime};
+use super::{CallRuntime, LabError, runtime};
 use crate::kernel::namespace::{self, NETNS_DIR};
 use crate::kernel::netlink::link::{DeleteLink, LinkInfo, dump_links};
 use crate::kernel::netlink::{Netns, open_each_socket, open_sockets};
@@ -50,13 +50,16 @@ pub(super) fn marked_netns_names(
         return Ok(Vec::new());
     }
     let runtime = runtime()?;
-    runtime.block_on(async {
+    runtime.block_on(|| async {
         let targets: Vec<_> = names
             .iter()
             .map(|(n, fd)| (n.clone(), Netns::Fd(fd.as_fd())))
             .collect();
         let mut marked = Vec::new();
-        for ((name, _), socket) in names.iter().zip(open_each_socket(&targets)) {
+        for ((name, _), socket) in names
+            .iter()
+            .zip(open_each_socket(runtime.handle(), &targets))
+        {
             // A name bound to something we cannot enter is not ours.
             let Ok(socket) = socket else { continue };
             let links = dump_links(&socket, name).await?;
@@ -78,23 +81,25 @@ pub(super) fn marked_netns_names(
 
 /// The host namespace's links, for finding and removing a lab's ends.
 pub(super) struct HostLinks {
-    runtime: tokio::runtime::Runtime,
+    runtime: CallRuntime,
     socket: rtnetlink::Handle,
 }
 
 impl HostLinks {
     pub fn open() -> Result<Self, LabError> {
         let runtime = runtime()?;
-        let socket = runtime
-            .block_on(async { open_sockets(&[("the host namespace".to_string(), Netns::Own)]) })?
-            .remove(0);
+        let socket = open_sockets(
+            runtime.handle(),
+            &[("the host namespace".to_string(), Netns::Own)],
+        )?
+        .remove(0);
         Ok(Self { runtime, socket })
     }
 
     pub fn all(&self) -> Result<Vec<LinkInfo>, LabError> {
         Ok(self
             .runtime
-            .block_on(dump_links(&self.socket, "the host namespace"))?)
+            .block_on(|| dump_links(&self.socket, "the host namespace"))?)
     }
 
     /// Links carrying the mark of `lab`.
@@ -124,7 +129,7 @@ impl HostLinks {
             index: link.index,
             label: format!("host:{}", link.name),
         };
-        Ok(self.runtime.block_on(request.execute(&self.socket))?)
+        Ok(self.runtime.block_on(|| request.execute(&self.socket))?)
     }
 
     /// Waits until none of `names` exists any more (the kernel removes a

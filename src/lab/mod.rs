@@ -138,9 +138,69 @@ fn stderr_suffix(stderr: &str) -> String {
 /// A tokio runtime for one call. Netlink work is I/O-bound, so one thread
 /// drives every socket; a worker pool per call would only add threads (and
 /// malloc arenas that a long-running library user never gets back).
-fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
-    tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<CallRuntime, LabError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(LabError::Runtime)
+        .map_err(LabError::Runtime)?;
+    Ok(CallRuntime {
+        runtime: Some(runtime),
+    })
+}
+
+/// The runtime of one library call, usable from a caller's async code too.
+///
+/// tokio panics when a thread that is inside a runtime (a `#[tokio::test]`,
+/// a task, `block_on`) blocks on another runtime or drops one. So when the
+/// caller's thread is inside a runtime, this one is blocked on and dropped
+/// on a scoped thread of its own while the caller's thread waits: a
+/// blocking call stays blocking, and never panics.
+#[derive(Debug)]
+struct CallRuntime {
+    /// `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl CallRuntime {
+    fn inner(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("a runtime until dropped")
+    }
+
+    /// The runtime's handle, for spawning netlink connections on it.
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.inner().handle()
+    }
+
+    /// Runs the future that `make` returns to completion on this runtime.
+    /// It is made on the thread that drives it, so it need not be `Send`
+    /// (rtnetlink's request streams are not provably so).
+    fn block_on<F: Future>(&self, make: impl FnOnce() -> F + Send) -> F::Output
+    where
+        F::Output: Send,
+    {
+        let runtime = self.inner();
+        outside_async(|| runtime.block_on(make()))
+    }
+}
+
+impl Drop for CallRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            outside_async(move || drop(runtime));
+        }
+    }
+}
+
+/// Runs `work` on this thread, or, when this thread is inside a tokio
+/// runtime, on a scoped thread that is not (a panic there goes on here).
+/// A blocking thread of `spawn_blocking` counts as inside: tokio offers no
+/// finer test, and the extra thread costs little next to a lab call.
+fn outside_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }

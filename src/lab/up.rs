@@ -173,7 +173,7 @@ impl Builder<'_> {
         let runtime = runtime()?;
         let (wired, named) = std::thread::scope(|scope| {
             let names = scope.spawn(move || name_namespaces(plan, &pids, &mut journal, progress));
-            let wired = runtime.block_on(self.wire());
+            let wired = runtime.block_on(|| self.wire(runtime.handle()));
             (wired, names.join())
         });
         drop(runtime);
@@ -234,7 +234,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    async fn wire(&mut self) -> Result<(), LabError> {
+    async fn wire(&mut self, runtime: &tokio::runtime::Handle) -> Result<(), LabError> {
         let plan = self.plan;
         let uses_host = plan
             .links
@@ -250,7 +250,7 @@ impl Builder<'_> {
         if uses_host {
             targets.push(("the host namespace".into(), Netns::Own));
         }
-        let sockets = open_sockets(&targets)?;
+        let sockets = open_sockets(runtime, &targets)?;
         let wiring = Wiring {
             plan,
             progress: self.progress,

@@ -109,21 +109,27 @@ fn extack_message(payload: &[u8]) -> Option<String> {
     None
 }
 
-/// Opens one rtnetlink connection in each given net namespace (`None` is
-/// the caller's own). Must be called inside a tokio runtime: the connections
-/// are spawned on it. The sockets are opened on one short-lived thread that
+/// Opens one rtnetlink connection in each given net namespace, its
+/// connection task spawned on `runtime` (which must be driven for requests
+/// to be answered). The sockets are opened on one short-lived thread that
 /// hops from namespace to namespace and is then thrown away.
-pub fn open_sockets(namespaces: &[(String, Netns<'_>)]) -> Result<Vec<Handle>, NetlinkError> {
-    open_each_socket(namespaces).into_iter().collect()
+pub fn open_sockets(
+    runtime: &tokio::runtime::Handle,
+    namespaces: &[(String, Netns<'_>)],
+) -> Result<Vec<Handle>, NetlinkError> {
+    open_each_socket(runtime, namespaces).into_iter().collect()
 }
 
 /// Like [`open_sockets`], with one result per namespace, so that one
 /// namespace that cannot be entered does not stop the others.
-pub fn open_each_socket(namespaces: &[(String, Netns<'_>)]) -> Vec<Result<Handle, NetlinkError>> {
-    let runtime = tokio::runtime::Handle::current();
+pub fn open_each_socket(
+    runtime: &tokio::runtime::Handle,
+    namespaces: &[(String, Netns<'_>)],
+) -> Vec<Result<Handle, NetlinkError>> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
+                // The sockets register with the runtime's I/O driver.
                 let _guard = runtime.enter();
                 namespaces
                     .iter()
