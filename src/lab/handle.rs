@@ -1,11 +1,17 @@
 //! [`Lab`]: a lab as a Rust value, for tests and programs. It is brought up
 //! by the same [`up`](super::up) as `nslab up`, runs commands the way `nslab
 //! exec` does, and is torn down by [`down`](super::down) when dropped.
+//!
+//! Async code: every method blocks, and is safe to call from inside a
+//! tokio runtime (the runtime nslab drives netlink with then runs on a
+//! thread of its own); the calls that take long also have `_async` forms
+//! that run on tokio's blocking pool. [`Lab`]'s documentation says which.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -17,7 +23,7 @@ use super::{DownReport, Impairment, LabError, UpOptions, UpReport};
 use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
 use crate::plan::{Place, Plan};
-use crate::spec::Topology;
+use crate::spec::{Impair, Topology};
 use crate::topology::{self, TopologyError};
 
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
@@ -47,7 +53,8 @@ pub enum ApiError {
 
 /// How a lab is brought up: the fields, or the builder methods, then
 /// [`up`](LabOptions::up), [`up_file`](LabOptions::up_file) or
-/// [`up_yaml`](LabOptions::up_yaml).
+/// [`up_yaml`](LabOptions::up_yaml), which block, or in async code their
+/// `_async` forms, to `.await`.
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
     /// Run the lab under a name of its own, `<name>-<suffix>` (unique in
@@ -67,9 +74,67 @@ pub struct LabOptions {
 ///
 /// Node names are those of the topology. See the crate documentation for
 /// an example.
+///
+/// # Blocking and async
+///
+/// Every method blocks the calling thread until it is done, and works from
+/// any thread, also one inside a tokio runtime (a `#[tokio::test]`, a
+/// task): the tokio runtime nslab drives its netlink sockets with then runs
+/// on a thread of its own, so there is no "Cannot start a runtime from
+/// within a runtime" panic, in [`Drop`] neither.
+///
+/// Blocking a runtime's thread still stops that thread's tasks meanwhile.
+/// On a current-thread runtime (`#[tokio::test]`'s default) that is every
+/// task: a socket served by a task is not served while `lab.exec(...)`
+/// waits for a command that talks to it. So async code `.await`s the
+/// `_async` forms of the calls that take long, which run the same call on
+/// tokio's blocking pool ([`tokio::task::spawn_blocking`]) and leave the
+/// runtime free:
+///
+/// | blocking | to `.await` (in a tokio runtime) |
+/// | --- | --- |
+/// | [`LabOptions::up`], [`up_file`](LabOptions::up_file), [`up_yaml`](LabOptions::up_yaml) | [`LabOptions::up_async`], [`up_file_async`](LabOptions::up_file_async), [`up_yaml_async`](LabOptions::up_yaml_async) |
+/// | [`Lab::up`] | [`Lab::up_async`] |
+/// | [`Lab::exec`] | [`Lab::exec_async`] |
+/// | [`Lab::check`] | [`Lab::check_async`] |
+/// | [`Lab::impair`], [`impairment`](Lab::impairment), [`clear_impairment`](Lab::clear_impairment) | [`Lab::impair_async`], [`impairment_async`](Lab::impairment_async), [`clear_impairment_async`](Lab::clear_impairment_async) |
+/// | [`Lab::down`], and [`Drop`] | [`Lab::down_async`] |
+/// | [`Process::wait`], [`Process::kill`], and its [`Drop`] | [`Process::wait_async`], [`Process::kill_async`] |
+///
+/// The rest only block briefly, and have no async form:
+/// [`Lab::spawn`] returns once the command is started, [`Lab::in_netns`]
+/// takes as long as the work it is given (bind a socket there, and serve
+/// it from a task), and the accessors ([`Lab::name`], [`Lab::addresses`],
+/// ...) read what the lab already holds.
+///
+/// An `_async` future that is dropped before it is done does not stop its
+/// call: it goes on to its end on the blocking pool, and a lab it brought
+/// up is torn down there. tokio waits for the blocking pool when its
+/// runtime shuts down, so a test's runtime does not end before that.
+///
+/// ```no_run
+/// # async fn f(topology: nslab::topology::Topology) -> Result<(), Box<dyn std::error::Error>> {
+/// let lab = nslab::LabOptions::new().unique().up_async(&topology).await?;
+/// let socket = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7"))??;
+/// socket.set_nonblocking(true)?;
+/// let socket = tokio::net::UdpSocket::from_std(socket)?;
+/// tokio::spawn(async move {
+///     let mut buf = [0; 1500];
+///     while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+///         let _ = socket.send_to(&buf[..n], from).await;
+///     }
+/// });
+/// let h2 = lab.ipv4("h2", "eth0").ok_or("h2 has no IPv4 address")?;
+/// let echo = format!("echo hi | nc -u -w1 {h2} 7");
+/// let out = lab.exec_async("h1", ["sh", "-c", &echo]).await?;
+/// assert_eq!(out.stdout_text(), "hi\n");
+/// lab.down_async().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Lab {
-    plan: Plan,
+    /// Shared with the `_async` calls on the blocking pool.
+    plan: Arc<Plan>,
     report: UpReport,
     nodes: HashMap<String, RunningNode>,
     /// Still to be torn down (false after [`Lab::down`]).
@@ -128,7 +193,8 @@ impl LabOptions {
     }
 
     /// Brings up the lab of a validated topology (from a file,
-    /// [`topology::parse_str`] or [`Topology::builder`]).
+    /// [`topology::parse_str`] or [`Topology::builder`]). Blocks until it is
+    /// up; async code awaits [`up_async`](Self::up_async).
     pub fn up(&self, topology: &Topology) -> Result<Lab, ApiError> {
         crate::privileges::check().map_err(ApiError::Privileges)?;
         let mut plan = Plan::from_topology(topology);
@@ -149,7 +215,7 @@ impl LabOptions {
         let report = super::up(&plan, &up_options)?;
         // From here on, dropping `lab` (on any error too) tears it down.
         let mut lab = Lab {
-            plan,
+            plan: Arc::new(plan),
             report,
             nodes: HashMap::new(),
             live: true,
@@ -175,11 +241,48 @@ impl LabOptions {
             Path::new("."),
         )?)
     }
+
+    /// [`up`](Self::up) for async code: runs on tokio's blocking pool while
+    /// the caller's runtime goes on. Needs a tokio runtime.
+    pub async fn up_async(&self, topology: &Topology) -> Result<Lab, ApiError> {
+        let (options, topology) = (self.clone(), topology.clone());
+        unblocked(move || options.up(&topology)).await
+    }
+
+    /// [`up_file`](Self::up_file) for async code (see
+    /// [`up_async`](Self::up_async)).
+    pub async fn up_file_async(&self, path: impl AsRef<Path>) -> Result<Lab, ApiError> {
+        let (options, path) = (self.clone(), path.as_ref().to_path_buf());
+        unblocked(move || options.up_file(path)).await
+    }
+
+    /// [`up_yaml`](Self::up_yaml) for async code (see
+    /// [`up_async`](Self::up_async)).
+    pub async fn up_yaml_async(&self, yaml: &str) -> Result<Lab, ApiError> {
+        let (options, yaml) = (self.clone(), yaml.to_string());
+        unblocked(move || options.up_yaml(&yaml)).await
+    }
+}
+
+/// Runs a blocking lab call on tokio's blocking pool and waits for it
+/// without blocking the runtime, which meanwhile runs its other tasks (on
+/// a current-thread runtime too). A panic in the call goes on here.
+async fn unblocked<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(value) => value,
+        Err(failed) => match failed.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels a blocking task, and
+            // then nothing is left to poll this future.
+            Err(failed) => panic!("a lab call on the blocking pool did not run: {failed}"),
+        },
+    }
 }
 
 impl Lab {
     /// Brings up the lab of a validated topology with the default
-    /// [`LabOptions`].
+    /// [`LabOptions`]. Blocks until it is up; async code awaits
+    /// [`up_async`](Self::up_async).
     pub fn up(topology: &Topology) -> Result<Lab, ApiError> {
         LabOptions::new().up(topology)
     }
@@ -203,6 +306,12 @@ impl Lab {
     /// [`LabOptions::up`]).
     pub fn up_with(topology: &Topology, options: &LabOptions) -> Result<Lab, ApiError> {
         options.up(topology)
+    }
+
+    /// [`Lab::up`] for async code: runs on tokio's blocking pool while the
+    /// caller's runtime goes on. Needs a tokio runtime.
+    pub async fn up_async(topology: &Topology) -> Result<Lab, ApiError> {
+        LabOptions::new().up_async(topology).await
     }
 
     /// The lab's name (with its unique suffix, if any).
@@ -251,32 +360,31 @@ impl Lab {
     /// `/dev/null`. A command that is not found is an error, not a status.
     /// As with `std::process::Command::output`, a daemon left running with
     /// the command's stdout or stderr open keeps this waiting.
+    ///
+    /// Blocks until the command ends; async code awaits
+    /// [`exec_async`](Self::exec_async), above all when a task of its own
+    /// serves what the command talks to.
     pub fn exec<I, S>(&self, node: &str, argv: I) -> Result<Output, ApiError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let running_node = self.node(node)?;
+        exec_in(self.node(node)?, &self.plan, command_line(argv)?)
+    }
+
+    /// [`exec`](Self::exec) for async code: the command runs and is waited
+    /// for on tokio's blocking pool while the caller's runtime goes on, so a
+    /// task of the caller's can serve what the command talks to. Needs a
+    /// tokio runtime.
+    pub async fn exec_async<I, S>(&self, node: &str, argv: I) -> Result<Output, ApiError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let running_node = self.node(node)?.clone();
         let argv = command_line(argv)?;
-        let (stdio, out_read, err_read) = piped_stdio()?;
-        let running = spawn_in(
-            running_node,
-            Some(&self.plan),
-            argv,
-            stdio,
-            SpawnMode::default(),
-        )?;
-        let (stdout, stderr) = std::thread::scope(|scope| {
-            let stderr = scope.spawn(|| read_all(err_read.into()));
-            let stdout = read_all(out_read.into());
-            (stdout, stderr.join().unwrap_or_default())
-        });
-        let status = running.wait().map_err(enter_error(running_node))?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+        let plan = Arc::clone(&self.plan);
+        unblocked(move || exec_in(&running_node, &plan, argv)).await
     }
 
     /// Starts `argv` in `node` in the background (a server, say) and
@@ -375,10 +483,19 @@ impl Lab {
     /// entries (or every node to every address, when it has none), each
     /// unanswered probe waiting at most `timeout`. `report.passed` says
     /// whether all held; [`render_text`](crate::check::render_text)
-    /// prints it as the command does.
+    /// prints it as the command does. Blocks until every probe is answered
+    /// or timed out; async code awaits [`check_async`](Self::check_async).
     pub fn check(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
         let lab = crate::spec::LabName::new(self.plan.lab.clone()).map_err(LabError::from)?;
         Ok(crate::check::check(&lab, timeout)?)
+    }
+
+    /// [`check`](Self::check) for async code: the probes run on tokio's
+    /// blocking pool while the caller's runtime goes on (serving what they
+    /// probe, say). Needs a tokio runtime.
+    pub async fn check_async(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
+        let lab = crate::spec::LabName::new(self.plan.lab.clone()).map_err(LabError::from)?;
+        unblocked(move || Ok(crate::check::check(&lab, timeout)?)).await
     }
 
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,
@@ -387,12 +504,37 @@ impl Lab {
     /// settings replace the interface's impairment; all of them zero clears
     /// it. A root qdisc that nslab did not set is left alone and is an
     /// error ([`LabError::ForeignQdisc`]). Returns what the kernel then has.
+    /// Blocks; async code awaits [`impair_async`](Self::impair_async).
     pub fn impair<'a>(
         &self,
         node: &str,
         iface: &str,
         settings: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Impairment, ApiError> {
+        let (running, plan) = self.impair_request(node, iface, settings)?;
+        Ok(super::impair_set(running, iface, &plan)?)
+    }
+
+    /// [`impair`](Self::impair) for async code (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn impair_async<'a>(
+        &self,
+        node: &str,
+        iface: &str,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Impairment, ApiError> {
+        let (running, plan) = self.impair_request(node, iface, settings)?;
+        let (running, iface) = (running.clone(), iface.to_string());
+        unblocked(move || Ok(super::impair_set(&running, &iface, &plan)?)).await
+    }
+
+    /// The running node and the impairment that `settings` ask for, checked.
+    fn impair_request<'a>(
+        &self,
+        node: &str,
+        iface: &str,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(&RunningNode, Impair), ApiError> {
         let running = self.node(node)?;
         let target = format!("{}:{iface}", running.label());
         let mut fields = topology::ImpairFields::default();
@@ -412,7 +554,7 @@ impl Lab {
             }));
         });
         match plan {
-            Ok(plan) if problems.is_empty() => Ok(super::impair_set(running, iface, &plan)?),
+            Ok(plan) if problems.is_empty() => Ok((running, plan)),
             _ => Err(ApiError::Impair {
                 target,
                 problems: problems.join("; "),
@@ -421,20 +563,65 @@ impl Lab {
     }
 
     /// What the egress of `node`'s `iface` suffers now, read from the kernel.
+    /// Blocks; async code awaits [`impairment_async`](Self::impairment_async).
     pub fn impairment(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
         Ok(super::impair_show(self.node(node)?, iface)?)
     }
 
+    /// [`impairment`](Self::impairment) for async code (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn impairment_async(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
+        let (running, iface) = (self.node(node)?.clone(), iface.to_string());
+        unblocked(move || Ok(super::impair_show(&running, &iface)?)).await
+    }
+
     /// Removes the impairment of `node`'s `iface`; false when it had none.
+    /// Blocks; async code awaits
+    /// [`clear_impairment_async`](Self::clear_impairment_async).
     pub fn clear_impairment(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
         Ok(super::impair_clear(self.node(node)?, iface)?)
     }
 
+    /// [`clear_impairment`](Self::clear_impairment) for async code (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn clear_impairment_async(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
+        let (running, iface) = (self.node(node)?.clone(), iface.to_string());
+        unblocked(move || Ok(super::impair_clear(&running, &iface)?)).await
+    }
+
     /// Tears the lab down now, reporting what was removed or what failed.
+    /// Dropping the lab does the same, without the report. Both block (and
+    /// neither panics inside a tokio runtime); async code awaits
+    /// [`down_async`](Self::down_async).
     pub fn down(mut self) -> Result<DownReport, ApiError> {
         self.live = false;
         Ok(super::down(&self.plan.lab)?)
     }
+
+    /// [`down`](Self::down) for async code: the teardown runs on tokio's
+    /// blocking pool while the caller's runtime goes on. Needs a tokio
+    /// runtime. In async code, prefer it to dropping the lab, which tears
+    /// it down too but blocks the caller's thread meanwhile.
+    pub async fn down_async(self) -> Result<DownReport, ApiError> {
+        unblocked(move || self.down()).await
+    }
+}
+
+/// Runs `argv` in `node` and collects its output (see [`Lab::exec`]).
+fn exec_in(node: &RunningNode, plan: &Plan, argv: Vec<String>) -> Result<Output, ApiError> {
+    let (stdio, out_read, err_read) = piped_stdio()?;
+    let running = spawn_in(node, Some(plan), argv, stdio, SpawnMode::default())?;
+    let (stdout, stderr) = std::thread::scope(|scope| {
+        let stderr = scope.spawn(|| read_all(err_read.into()));
+        let stdout = read_all(out_read.into());
+        (stdout, stderr.join().unwrap_or_default())
+    });
+    let status = running.wait().map_err(enter_error(node))?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// A command's stdio: stdin `/dev/null`, stdout and stderr pipes whose read
@@ -461,7 +648,8 @@ impl Drop for Lab {
 }
 
 /// A command started with [`Lab::spawn`]; it and its process group are
-/// ended when it is dropped, as [`Process::kill`] does.
+/// ended when it is dropped, as [`Process::kill`] does (blocking for up to
+/// its grace; async code awaits [`Process::kill_async`] instead).
 #[derive(Debug)]
 pub struct Process {
     /// `None` once waited for.
@@ -499,6 +687,7 @@ impl Process {
 
     /// Waits for the command to end; returns its exit code. Processes it
     /// left running in its group are not waited for, and keep running.
+    /// Blocks; async code awaits [`wait_async`](Self::wait_async).
     pub fn wait(mut self) -> Result<i32, ApiError> {
         self.finish(None)
     }
@@ -516,8 +705,25 @@ impl Process {
     /// (what it left in its group after that is not reached), with a narrow
     /// race: the command reaped, its group emptied and the id reused
     /// between the check and the signal.
+    ///
+    /// Blocks, up to the grace; async code awaits
+    /// [`kill_async`](Self::kill_async). Dropping the process does the same
+    /// as `kill`, blocking too.
     pub fn kill(mut self) -> Result<i32, ApiError> {
         self.finish(Some(KILL_GRACE))
+    }
+
+    /// [`wait`](Self::wait) for async code: waits on tokio's blocking pool
+    /// while the caller's runtime goes on. Needs a tokio runtime.
+    pub async fn wait_async(self) -> Result<i32, ApiError> {
+        unblocked(move || self.wait()).await
+    }
+
+    /// [`kill`](Self::kill) for async code (up to 2 s of grace): ends the
+    /// group on tokio's blocking pool while the caller's runtime goes on.
+    /// Needs a tokio runtime.
+    pub async fn kill_async(self) -> Result<i32, ApiError> {
+        unblocked(move || self.kill()).await
     }
 
     /// Ends the command's group first when `kill_after` says so, then
