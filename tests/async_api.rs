@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use nslab::lab::Impairment;
-use nslab::topology::Topology;
+use nslab::spec::Topology;
 use nslab::{Lab, LabOptions};
 
 fn options() -> LabOptions {

@@ -113,7 +113,7 @@ pub struct LabOptions {
 /// runtime shuts down, so a test's runtime does not end before that.
 ///
 /// ```no_run
-/// # async fn f(topology: nslab::topology::Topology) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn f(topology: nslab::spec::Topology) -> Result<(), Box<dyn std::error::Error>> {
 /// let lab = nslab::LabOptions::new().unique().up_async(&topology).await?;
 /// let socket = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7"))??;
 /// socket.set_nonblocking(true)?;
