@@ -50,6 +50,7 @@
 //! # } // the lab is torn down here, when `lab` is dropped
 //! ```
 
+mod api;
 pub mod capture;
 pub mod check;
 pub mod explain;
@@ -63,4 +64,4 @@ pub mod spec;
 pub mod state;
 pub mod topology;
 
-pub use lab::{Lab, LabOptions, Output, Process};
+pub use api::{ApiError, Lab, LabOptions, Output, Process};

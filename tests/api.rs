@@ -9,7 +9,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nslab::lab::{ApiError, Impairment};
+use nslab::ApiError;
+use nslab::lab::Impairment;
 use nslab::spec::Topology;
 use nslab::{Lab, LabOptions};
 

@@ -2,9 +2,8 @@
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
 mod down;
-mod exec;
+pub(crate) mod exec;
 pub mod fault;
-mod handle;
 mod impair;
 mod inspect;
 mod marks;
@@ -14,7 +13,6 @@ mod up;
 
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
-pub use handle::{ApiError, Lab, LabOptions, Output, Process};
 pub use impair::{Impairment, impair_clear, impair_set, impair_show};
 pub use inspect::{InterfaceView, LabView, NodeView, inspect};
 pub use progress::{Progress, ProgressFn};

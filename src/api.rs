@@ -1,6 +1,6 @@
 //! [`Lab`]: a lab as a Rust value, for tests and programs. It is brought up
-//! by the same [`up`](super::up) as `nslab up`, runs commands the way `nslab
-//! exec` does, and is torn down by [`down`](super::down) when dropped.
+//! by the same [`up`](crate::lab::up) as `nslab up`, runs commands the way `nslab
+//! exec` does, and is torn down by [`down`](crate::lab::down) when dropped.
 //!
 //! Async code: every method blocks, and is safe to call from inside a
 //! tokio runtime (the runtime nslab drives netlink with then runs on a
@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
-use super::running::{RunningNode, running_nodes};
-use super::{DownReport, Impairment, LabError, UpOptions, UpReport};
 use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
+use crate::lab::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
+use crate::lab::{
+    DownReport, Impairment, LabError, RunningNode, UpOptions, UpReport, running_nodes,
+};
 use crate::plan::{Place, Plan};
 use crate::spec::{Impair, Topology};
 use crate::topology::{self, TopologyError};
@@ -212,7 +213,7 @@ impl LabOptions {
             init_exe: self.nslab_exe.clone(),
             ..UpOptions::default()
         };
-        let report = super::up(&plan, &up_options)?;
+        let report = crate::lab::up(&plan, &up_options)?;
         // From here on, dropping `lab` (on any error too) tears it down.
         let mut lab = Lab {
             plan: Arc::new(plan),
@@ -512,7 +513,7 @@ impl Lab {
         settings: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Impairment, ApiError> {
         let (running, plan) = self.impair_request(node, iface, settings)?;
-        Ok(super::impair_set(running, iface, &plan)?)
+        Ok(crate::lab::impair_set(running, iface, &plan)?)
     }
 
     /// [`impair`](Self::impair) for async code (see
@@ -525,7 +526,7 @@ impl Lab {
     ) -> Result<Impairment, ApiError> {
         let (running, plan) = self.impair_request(node, iface, settings)?;
         let (running, iface) = (running.clone(), iface.to_string());
-        unblocked(move || Ok(super::impair_set(&running, &iface, &plan)?)).await
+        unblocked(move || Ok(crate::lab::impair_set(&running, &iface, &plan)?)).await
     }
 
     /// The running node and the impairment that `settings` ask for, checked.
@@ -565,28 +566,28 @@ impl Lab {
     /// What the egress of `node`'s `iface` suffers now, read from the kernel.
     /// Blocks; async code awaits [`impairment_async`](Self::impairment_async).
     pub fn impairment(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
-        Ok(super::impair_show(self.node(node)?, iface)?)
+        Ok(crate::lab::impair_show(self.node(node)?, iface)?)
     }
 
     /// [`impairment`](Self::impairment) for async code (see
     /// [`exec_async`](Self::exec_async)).
     pub async fn impairment_async(&self, node: &str, iface: &str) -> Result<Impairment, ApiError> {
         let (running, iface) = (self.node(node)?.clone(), iface.to_string());
-        unblocked(move || Ok(super::impair_show(&running, &iface)?)).await
+        unblocked(move || Ok(crate::lab::impair_show(&running, &iface)?)).await
     }
 
     /// Removes the impairment of `node`'s `iface`; false when it had none.
     /// Blocks; async code awaits
     /// [`clear_impairment_async`](Self::clear_impairment_async).
     pub fn clear_impairment(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
-        Ok(super::impair_clear(self.node(node)?, iface)?)
+        Ok(crate::lab::impair_clear(self.node(node)?, iface)?)
     }
 
     /// [`clear_impairment`](Self::clear_impairment) for async code (see
     /// [`exec_async`](Self::exec_async)).
     pub async fn clear_impairment_async(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
         let (running, iface) = (self.node(node)?.clone(), iface.to_string());
-        unblocked(move || Ok(super::impair_clear(&running, &iface)?)).await
+        unblocked(move || Ok(crate::lab::impair_clear(&running, &iface)?)).await
     }
 
     /// Tears the lab down now, reporting what was removed or what failed.
@@ -595,7 +596,7 @@ impl Lab {
     /// [`down_async`](Self::down_async).
     pub fn down(mut self) -> Result<DownReport, ApiError> {
         self.live = false;
-        Ok(super::down(&self.plan.lab)?)
+        Ok(crate::lab::down(&self.plan.lab)?)
     }
 
     /// [`down`](Self::down) for async code: the teardown runs on tokio's
@@ -640,7 +641,7 @@ fn piped_stdio() -> Result<([Stdio; 3], std::os::fd::OwnedFd, std::os::fd::Owned
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.live
-            && let Err(e) = super::down(&self.plan.lab)
+            && let Err(e) = crate::lab::down(&self.plan.lab)
         {
             eprintln!("nslab: tearing down lab {}: {e}", self.plan.lab);
         }
