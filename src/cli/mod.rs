@@ -1,5 +1,7 @@
 //! Command-line parsing and output. Everything real lives in the library.
 
+mod signals;
+
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -532,7 +534,7 @@ fn capture(target: &str, write: Option<&Path>, options: &CaptureOptions) -> Outc
             .map_err(failed)?
             .into(),
     };
-    let signals = nslab::kernel::stop::on_signals().map_err(failed)?;
+    let signals = signals::on_signals().map_err(failed)?;
     eprintln!(
         "nslab: capturing on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
         capture.target(),
