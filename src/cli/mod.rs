@@ -6,6 +6,7 @@
 
 mod capture;
 mod check;
+mod completions;
 mod down;
 mod exec;
 mod explain;
@@ -13,6 +14,7 @@ mod generate;
 mod graph;
 mod impair;
 mod inspect;
+mod man;
 mod signals;
 mod up;
 mod validate;
@@ -77,6 +79,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a topology of any size, ready for `up`
     Generate(generate::GenerateArgs),
+    /// Print a shell completion script for nslab
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page nslab(1), or write one page per command
+    Man(man::ManArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -110,7 +116,14 @@ fn run(command: Command) -> Outcome {
         Command::Graph(args) => graph::run(args),
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
+}
+
+/// The whole command line's definition, for completions and the manual.
+fn definition() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// The exit code, or the exit code and the message for standard error.
