@@ -1,5 +1,5 @@
 //! The command line without building labs: validation, exit codes,
-//! privileges.
+//! privileges, shell completions and the manual page.
 
 mod common;
 
