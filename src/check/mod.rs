@@ -106,6 +106,32 @@ pub struct CheckReport {
     pub expectations: Vec<ExpectResult>,
 }
 
+/// What a check comes to, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    /// Every expectation passed and every probe ran.
+    Passed,
+    /// An expectation failed, and every probe ran.
+    Failed,
+    /// Some probes could not run (a node not running, no socket): the
+    /// result is unknown.
+    Incomplete,
+}
+
+impl CheckReport {
+    /// Passed, failed, or incomplete when some probes could not run (which
+    /// outweighs a failed expectation: it may have failed for that reason).
+    pub fn conclusion(&self) -> Conclusion {
+        if self.passed {
+            Conclusion::Passed
+        } else if !self.errors.is_empty() {
+            Conclusion::Incomplete
+        } else {
+            Conclusion::Failed
+        }
+    }
+}
+
 /// The probes behind one address of an expectation.
 #[derive(Debug, Clone)]
 struct ExpectProbe {

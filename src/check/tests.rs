@@ -558,3 +558,23 @@ fn big_labs_get_a_summary_with_failing_pairs() {
         "{text}"
     );
 }
+
+#[test]
+fn a_probe_that_could_not_run_makes_the_check_incomplete() {
+    let check = CheckPlan::new(&plan(LAB));
+    let all = report(&check, |_, _| Outcome::Answered(MS));
+    assert_eq!(all.conclusion(), Conclusion::Passed);
+    assert_eq!(
+        report(&check, partly_routed).conclusion(),
+        Conclusion::Failed
+    );
+    // Outweighs the failed expectations of the other nodes.
+    let h1_cannot = report(&check, |source, probe| {
+        if source == "h1" {
+            Outcome::NotProbed("no socket".into())
+        } else {
+            partly_routed(source, probe)
+        }
+    });
+    assert_eq!(h1_cannot.conclusion(), Conclusion::Incomplete);
+}

@@ -8,5 +8,4 @@ pub mod namespace;
 pub mod netlink;
 pub mod process;
 pub(crate) mod sockopt;
-pub mod stop;
 pub mod sysctl;

@@ -1,9 +1,21 @@
 //! Topology → plan.
 
+use std::path::Path;
+
 use super::{EndpointPlan, LinkPlan, Place, Plan};
 use crate::spec::{Endpoint, HOST, Topology};
+use crate::topology::TopologyError;
 
 impl Plan {
+    /// Loads and validates a topology file and builds its plan, with the
+    /// file's path made absolute: the lab's state outlives the caller's
+    /// working directory.
+    pub fn from_file(path: &Path) -> Result<Plan, TopologyError> {
+        let mut plan = Plan::from_topology(&crate::topology::load(path)?);
+        plan.source = plan.source.and_then(|p| std::path::absolute(p).ok());
+        Ok(plan)
+    }
+
     /// Builds the plan of a validated topology. Infallible: every rule was
     /// checked by [`crate::topology::load`] / [`crate::topology::parse_str`].
     pub fn from_topology(t: &Topology) -> Plan {

@@ -87,6 +87,19 @@ impl Plan {
         }
     }
 
+    /// A warning for each link end whose impairment is set but will not
+    /// behave as written (see [`Impair::warning`]), `node:iface: why`.
+    pub fn impairment_warnings(&self) -> Vec<String> {
+        self.links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .filter_map(|end| {
+                let warning = end.impair?.warning()?;
+                Some(format!("{}: {warning}", self.endpoint_label(end)))
+            })
+            .collect()
+    }
+
     /// `a:x <-> b:y` for messages.
     pub fn link_label(&self, link: &LinkPlan) -> String {
         format!(

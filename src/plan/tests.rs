@@ -249,3 +249,17 @@ fn old_plans_without_expect_still_load() {
     assert!(old.expect.is_empty());
     assert_eq!(old.nodes, plan.nodes);
 }
+
+#[test]
+fn impairment_warnings_name_the_link_end() {
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      impair: [{delay: 10ms, jitter: 5ms}, {delay: 1ms, jitter: 2ms}]",
+    ))
+    .expect("valid");
+    let warnings = Plan::from_topology(&t).impairment_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("b:eth0: jitter 2ms is larger than delay 1ms"),
+        "{warnings:?}"
+    );
+}

@@ -1,0 +1,84 @@
+//! `nslab inspect [LAB]`: labs, nodes and interfaces, read from the kernel.
+
+use clap::Args;
+
+use nslab::lab::{self, LabView};
+
+use super::{EXIT_FAILED, Outcome, failed};
+
+#[derive(Debug, Args)]
+pub(super) struct InspectArgs {
+    lab: Option<String>,
+    /// Stable JSON output for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(args: InspectArgs) -> Outcome {
+    super::need_privileges(EXIT_FAILED)?;
+    let lab = args.lab.as_deref();
+    let views = lab::inspect(lab).map_err(failed)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&views).map_err(failed)?;
+        println!("{text}");
+    } else {
+        print_views(&views);
+    }
+    Ok(0)
+}
+
+fn print_views(views: &[LabView]) {
+    if views.is_empty() {
+        println!("no labs");
+    }
+    for view in views {
+        println!(
+            "lab {} ({}){}",
+            view.name,
+            view.status,
+            view.topology
+                .as_deref()
+                .map(|t| format!(" from {t}"))
+                .unwrap_or_default()
+        );
+        for node in &view.nodes {
+            let pid = node.pid.map_or("-".to_string(), |p| p.to_string());
+            println!(
+                "  {:<12} {:<6} pid {:<8} hostname {:<12} netns {}  net:[{}]",
+                node.name,
+                node.kind,
+                pid,
+                node.hostname.as_deref().unwrap_or("-"),
+                node.netns,
+                node.namespaces
+                    .get("net")
+                    .map_or("-".into(), |i| i.to_string()),
+            );
+            for iface in &node.interfaces {
+                let mut details = vec![if iface.up {
+                    "up".to_string()
+                } else {
+                    "down".to_string()
+                }];
+                if let Some(mtu) = iface.mtu {
+                    details.push(format!("mtu {mtu}"));
+                }
+                if let Some(peer) = &iface.peer {
+                    details.push(format!("peer {peer}"));
+                }
+                if let Some(bridge) = &iface.bridge {
+                    details.push(format!("bridge {bridge}"));
+                }
+                if let Some(impair) = &iface.impair {
+                    details.push(format!("impair {impair}"));
+                }
+                println!(
+                    "      {:<10} {:<40} {}",
+                    iface.name,
+                    iface.addresses.join(" "),
+                    details.join(", ")
+                );
+            }
+        }
+    }
+}

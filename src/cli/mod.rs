@@ -1,0 +1,212 @@
+//! Command-line parsing and output. Everything real lives in the library.
+//!
+//! One file per verb: its arguments and its `run`, a call into the library
+//! and the printing of what comes back. This file holds what they share:
+//! the command line as a whole, the exit codes and a few helpers.
+
+mod capture;
+mod check;
+mod completions;
+mod down;
+mod exec;
+mod explain;
+mod generate;
+mod graph;
+mod impair;
+mod inspect;
+mod man;
+mod signals;
+mod up;
+mod validate;
+
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+
+use nslab::lab::Progress;
+use nslab::plan::Plan;
+use nslab::spec::LabName;
+
+/// Exit code for bad input (the topology or the command line).
+const EXIT_INVALID: i32 = 2;
+/// Exit code for everything else that fails.
+const EXIT_FAILED: i32 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nslab",
+    version,
+    about = "Network labs on one Linux host from kernel namespaces alone"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a lab from a topology file
+    #[command(visible_alias = "deploy")]
+    Up(up::UpArgs),
+    /// Print a shell script that builds the lab by hand, step by step
+    Explain(explain::ExplainArgs),
+    /// Remove a lab and everything it made
+    #[command(visible_alias = "destroy")]
+    Down(down::DownArgs),
+    /// Run a command inside a node (a shell when no command is given)
+    Exec(exec::ExecArgs),
+    /// Capture packets on a node's interface as pcap (to a file or a pipe)
+    Capture(capture::CaptureArgs),
+    /// Show labs, nodes and interfaces, read live from the kernel
+    Inspect(inspect::InspectArgs),
+    /// Set (replacing what it had), show or clear the impairments of an
+    /// interface's egress
+    Impair(impair::ImpairArgs),
+    /// Check a topology file without touching anything
+    Validate(validate::ValidateArgs),
+    /// Draw a topology: nodes, bridges, the host, and links labelled with
+    /// interface names and addresses
+    Graph(graph::GraphArgs),
+    /// Probe which node reaches which address; check the expectations
+    ///
+    /// Sends from every node an ICMP echo to every address of every other
+    /// node, and checks the topology's `expect:` entries (without any, every
+    /// pair must be reached).
+    ///
+    /// Exit codes: 0 every expectation passed; 1 an expectation failed; 2
+    /// the check could not run, or some probes could not (a node not
+    /// running, no socket), so the result is incomplete, or bad input.
+    Check(check::CheckArgs),
+    /// Write a topology of any size, ready for `up`
+    Generate(generate::GenerateArgs),
+    /// Print a shell completion script for nslab
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page nslab(1), or write one page per command
+    Man(man::ManArgs),
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_INVALID } else { 0 };
+        }
+    };
+    match run(cli.command) {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("nslab: {message}");
+            code
+        }
+    }
+}
+
+fn run(command: Command) -> Outcome {
+    match command {
+        Command::Up(args) => up::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Capture(args) => capture::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Impair(args) => impair::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+    }
+}
+
+/// The whole command line's definition, for completions and the manual.
+fn definition() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// The exit code, or the exit code and the message for standard error.
+type Outcome = Result<i32, (i32, String)>;
+
+fn failed(e: impl std::fmt::Display) -> (i32, String) {
+    (EXIT_FAILED, e.to_string())
+}
+
+fn invalid(e: impl std::fmt::Display) -> (i32, String) {
+    (EXIT_INVALID, e.to_string())
+}
+
+/// Fails with `code` unless this process may build labs. Verbs call it
+/// after reporting bad input, so anyone can see that.
+fn need_privileges(code: i32) -> Result<(), (i32, String)> {
+    nslab::privileges::check().map_err(|e| (code, e))
+}
+
+/// A lab name given on the command line, checked.
+fn lab_name(text: &str) -> Result<LabName, (i32, String)> {
+    text.parse()
+        .map_err(|_| invalid(format_args!("{text:?} is not a valid lab name")))
+}
+
+/// The plan of a topology file, its impairment warnings printed.
+fn load(file: &Path) -> Result<Plan, (i32, String)> {
+    let plan = Plan::from_file(file).map_err(invalid)?;
+    for warning in plan.impairment_warnings() {
+        eprintln!("nslab: warning: {warning}");
+    }
+    Ok(plan)
+}
+
+/// A duration in seconds (fractions allowed), above zero.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: give a number of seconds above 0"))
+}
+
+/// Writes `bytes` to `output`, or to standard output.
+fn write_out(bytes: &[u8], output: Option<&Path>) -> Outcome {
+    use std::io::Write;
+    match output {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| failed(format!("{}: {e}", path.display())))?
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(|e| failed(format!("standard output: {e}")))?,
+    }
+    Ok(0)
+}
+
+/// A progress line on the terminal, redrawn at most every 50 ms; nothing
+/// when stderr is not a terminal or under --quiet.
+fn progress_line(quiet: bool) -> Progress {
+    use std::io::{IsTerminal, Write};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    if quiet || !std::io::stderr().is_terminal() {
+        return Progress::default();
+    }
+    let last = Mutex::new(Instant::now() - Duration::from_secs(1));
+    Progress::new(move |phase, done, total| {
+        let Ok(mut last) = last.lock() else { return };
+        if done < total && last.elapsed() < Duration::from_millis(50) {
+            return;
+        }
+        *last = Instant::now();
+        let _ = write!(std::io::stderr(), "\r\x1b[K  {phase} {done}/{total}");
+    })
+}
+
+fn clear_progress_line(quiet: bool) {
+    use std::io::IsTerminal;
+    if !quiet && std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+}

@@ -1,0 +1,73 @@
+//! `nslab up FILE`: build a lab.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use nslab::lab::{self, UpOptions, UpReport};
+use nslab::plan::Plan;
+use nslab::spec::NodeKind;
+
+use super::{EXIT_FAILED, Outcome, clear_progress_line, failed, load, progress_line};
+
+#[derive(Debug, Args)]
+pub(super) struct UpArgs {
+    file: PathBuf,
+    /// Tear down an existing lab of the same name first
+    #[arg(long)]
+    reconfigure: bool,
+    /// No progress line and no summary
+    #[arg(long, short)]
+    quiet: bool,
+    /// Build nothing: print the script `explain` prints
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub(super) fn run(args: UpArgs) -> Outcome {
+    if args.dry_run {
+        return super::explain::print_script(&args.file);
+    }
+    let plan = load(&args.file)?;
+    super::need_privileges(EXIT_FAILED)?;
+    let options = UpOptions {
+        reconfigure: args.reconfigure,
+        progress: progress_line(args.quiet),
+        init_exe: None,
+    };
+    let result = lab::up(&plan, &options);
+    clear_progress_line(args.quiet);
+    let report = result.map_err(failed)?;
+    if !report.not_running.is_empty() {
+        eprintln!(
+            "nslab: warning: these link ends were still not operationally up after waiting: {}",
+            report.not_running.join(", ")
+        );
+    }
+    if !args.quiet {
+        print_report(&plan, &report);
+    }
+    Ok(0)
+}
+
+fn print_report(plan: &Plan, report: &UpReport) {
+    println!(
+        "lab {} is up: {} node(s), {} link(s) in {:.3} s",
+        report.lab,
+        report.nodes,
+        report.links,
+        report.total.as_secs_f64()
+    );
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(name, took)| format!("{name} {:.3}", took.as_secs_f64()))
+        .collect();
+    println!("  phases (s): {}", phases.join(", "));
+    if let Some((before, after)) = report.raised_open_files {
+        println!("  raised the open-file limit from {before} to {after} for this lab");
+    }
+    if let Some(node) = plan.nodes.iter().find(|n| n.kind == NodeKind::Node) {
+        println!("  try: nslab exec {}/{} -- ip address", plan.lab, node.name);
+    }
+}
