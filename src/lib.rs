@@ -53,6 +53,7 @@
 mod api;
 pub mod capture;
 pub mod check;
+mod cli;
 pub mod explain;
 pub mod generate;
 pub mod graph;
@@ -65,3 +66,23 @@ pub mod state;
 pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
+
+/// The `nslab` binary's `main`: a node's init when nslab started this
+/// process as one (the zygote is this same binary, so this is decided
+/// before anything else runs), else the command line. Returns the exit
+/// code. Not API: it exists for the binary alone.
+#[doc(hidden)]
+pub fn main() -> i32 {
+    use kernel::{init, process};
+    let mut args = std::env::args_os();
+    if args.next().is_some_and(|a| a == process::INIT_ARGV0) {
+        match args.next() {
+            Some(a) if a == init::ZYGOTE_MARKER => init::zygote_main(),
+            _ => {
+                eprintln!("nslab-init: not started by nslab");
+                return 2;
+            }
+        }
+    }
+    cli::main()
+}

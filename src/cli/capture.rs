@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use nslab::capture::{self, Capture, CaptureOptions, Destination, MAX_SNAPLEN, pcap::Precision};
-use nslab::spec::InterfaceRef;
+use crate::capture::{self, Capture, CaptureOptions, Destination, MAX_SNAPLEN, pcap::Precision};
+use crate::spec::InterfaceRef;
 
 use super::{EXIT_FAILED, Outcome, failed, invalid, parse_seconds, signals};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use nslab::check::{self, Conclusion};
+use crate::check::{self, Conclusion};
 
 use super::{Outcome, lab_name, parse_seconds};
 

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use nslab::lab::{self, DownReport};
-use nslab::spec::LabName;
-use nslab::topology;
+use crate::lab::{self, DownReport};
+use crate::spec::LabName;
+use crate::topology;
 
 use super::{EXIT_FAILED, Outcome, clear_progress_line, failed, invalid, lab_name, progress_line};
 

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use nslab::lab::{self, LabError};
+use crate::lab::{self, LabError};
 
 use super::{EXIT_FAILED, Outcome};
 

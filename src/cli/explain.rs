@@ -18,7 +18,7 @@ pub(super) fn run(args: ExplainArgs) -> Outcome {
 /// Prints the script of `explain` (and `up --dry-run`); needs no privileges.
 pub(super) fn print_script(file: &Path) -> Outcome {
     let plan = load(file)?;
-    let script = nslab::explain::script(&plan).map_err(invalid)?;
+    let script = crate::explain::script(&plan).map_err(invalid)?;
     print!("{script}");
     Ok(0)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use nslab::generate::Shape;
+use crate::generate::Shape;
 
 use super::{Outcome, failed, invalid, lab_name};
 
@@ -46,7 +46,7 @@ impl From<ShapeArg> for Shape {
 pub(super) fn run(args: GenerateArgs) -> Outcome {
     let shape = Shape::from(args.shape);
     let name = lab_name(&args.name.unwrap_or_else(|| shape.default_name()))?;
-    let yaml = nslab::generate::generate(shape, name.as_str()).map_err(invalid)?;
+    let yaml = crate::generate::generate(shape, name.as_str()).map_err(invalid)?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, yaml).map_err(|e| failed(format!("{}: {e}", path.display())))?

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use nslab::graph::Format;
+use crate::graph::Format;
 
 use super::{Outcome, failed, load, write_out};
 
@@ -39,9 +39,9 @@ impl From<FormatArg> for Format {
 pub(super) fn run(args: GraphArgs) -> Outcome {
     let plan = load(&args.file)?;
     let format = Format::from(args.format);
-    let picture = nslab::graph::render(&plan, format).map_err(failed)?;
+    let picture = crate::graph::render(&plan, format).map_err(failed)?;
     let note = match format {
-        Format::Mermaid => nslab::graph::mermaid::edge_limit_note(&plan),
+        Format::Mermaid => crate::graph::mermaid::edge_limit_note(&plan),
         Format::Dot | Format::Svg => None,
     };
     if let Some(note) = note {

@@ -3,9 +3,9 @@
 
 use clap::Args;
 
-use nslab::lab;
-use nslab::spec::{Impair, InterfaceRef};
-use nslab::topology::{ImpairText, parse_impair};
+use crate::lab;
+use crate::spec::{Impair, InterfaceRef};
+use crate::topology::{ImpairText, parse_impair};
 
 use super::{EXIT_FAILED, EXIT_INVALID, Outcome, failed};
 

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use nslab::lab::{self, LabView};
+use crate::lab::{self, LabView};
 
 use super::{EXIT_FAILED, Outcome, failed};
 

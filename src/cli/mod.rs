@@ -23,9 +23,9 @@ use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
-use nslab::lab::Progress;
-use nslab::plan::Plan;
-use nslab::spec::LabName;
+use crate::lab::Progress;
+use crate::plan::Plan;
+use crate::spec::LabName;
 
 /// Exit code for bad input (the topology or the command line).
 const EXIT_INVALID: i32 = 2;
@@ -140,7 +140,7 @@ fn invalid(e: impl std::fmt::Display) -> (i32, String) {
 /// Fails with `code` unless this process may build labs. Verbs call it
 /// after reporting bad input, so anyone can see that.
 fn need_privileges(code: i32) -> Result<(), (i32, String)> {
-    nslab::privileges::check().map_err(|e| (code, e))
+    crate::privileges::check().map_err(|e| (code, e))
 }
 
 /// A lab name given on the command line, checked.

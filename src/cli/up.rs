@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use nslab::lab::{self, UpOptions, UpReport};
-use nslab::plan::Plan;
-use nslab::spec::NodeKind;
+use crate::lab::{self, UpOptions, UpReport};
+use crate::plan::Plan;
+use crate::spec::NodeKind;
 
 use super::{EXIT_FAILED, Outcome, clear_progress_line, failed, load, progress_line};
 
