@@ -3,7 +3,7 @@
 
 mod down;
 mod exec;
-pub mod fault;
+mod fault;
 mod handle;
 mod impair;
 mod inspect;
