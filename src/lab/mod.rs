@@ -10,6 +10,7 @@ mod inspect;
 mod marks;
 mod progress;
 mod running;
+mod seam;
 mod up;
 
 pub use down::{DownReport, down, down_all, down_with, find_labs};
