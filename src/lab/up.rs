@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::seam::{Kernel, LateSysctls, RealKernel, Request};
@@ -295,10 +295,12 @@ impl<K: Kernel> Builder<'_, K> {
         self.state.record(&host_links)?;
         let failures = wiring.create_veths().await;
         // Pairs that were not made: their host-side names are someone
-        // else's, never to be touched by teardown.
+        // else's, never to be touched by teardown. (A pair made whose mark
+        // was refused is ours all the same.)
         let retracted: Vec<Entry> = failures
             .iter()
-            .flat_map(|(failed, _)| &plan.links[*failed].endpoints)
+            .filter(|failure| !failure.made)
+            .flat_map(|failure| &plan.links[failure.link].endpoints)
             .filter(|e| e.place == Place::Host)
             .map(|e| {
                 Entry::Retracted(Box::new(Entry::HostLink {
@@ -306,9 +308,9 @@ impl<K: Kernel> Builder<'_, K> {
                 }))
             })
             .collect();
-        if let Some((_, first)) = failures.into_iter().next() {
+        if let Some(first) = failures.into_iter().next() {
             self.state.record(&retracted)?;
-            return Err(first.into());
+            return Err(first.error.into());
         }
         self.lap("links");
 
@@ -442,6 +444,14 @@ struct Wiring<'a, K: Kernel> {
     uses_host: bool,
 }
 
+/// A veth pair that failed: not made, or made and then refused its mark.
+struct VethFailure {
+    /// The link's index in the plan.
+    link: usize,
+    error: NetlinkError,
+    made: bool,
+}
+
 /// Interface name → ifindex, per place.
 struct Indexes {
     nodes: Vec<HashMap<String, u32>>,
@@ -553,8 +563,8 @@ impl<K: Kernel> Wiring<'_, K> {
 
     /// Creates every veth pair, and marks each host-side end as the lab's
     /// in its own request right away (the kernel ignores an alias at
-    /// creation). Returns every link that failed, by index.
-    async fn create_veths(&self) -> Vec<(usize, NetlinkError)> {
+    /// creation). Returns every link that failed.
+    async fn create_veths(&self) -> Vec<VethFailure> {
         let alias = host_link_alias(&self.plan.lab);
         let indexes = veth_indexes(self.plan);
         let requests = self.plan.links.iter().enumerate().map(|(i, link)| {
@@ -577,7 +587,12 @@ impl<K: Kernel> Wiring<'_, K> {
                 let socket = self.socket(link.endpoints[0].place);
                 self.kernel
                     .request(socket, Request::CreateVeth(create))
-                    .await?;
+                    .await
+                    .map_err(|error| VethFailure {
+                        link: i,
+                        error,
+                        made: false,
+                    })?;
                 fault::step();
                 for end in link.endpoints.iter().filter(|e| e.place == Place::Host) {
                     let mark = MarkLink {
@@ -586,12 +601,16 @@ impl<K: Kernel> Wiring<'_, K> {
                     };
                     self.kernel
                         .request(self.socket(Place::Host), Request::MarkLink(mark))
-                        .await?;
+                        .await
+                        .map_err(|error| VethFailure {
+                            link: i,
+                            error,
+                            made: true,
+                        })?;
                     fault::step();
                 }
                 Ok(())
             }
-            .map_err(move |e| (i, e))
         });
         let made = self.progress.phase("links", self.plan.links.len());
         stream::iter(requests)
