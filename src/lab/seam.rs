@@ -9,6 +9,11 @@
 //! reached by static calls, as before the seam: no boxing, no dynamic
 //! dispatch, no extra round trip.
 
+#[cfg(test)]
+pub(super) mod fake;
+#[cfg(test)]
+mod tests;
+
 use std::fs::File;
 use std::io;
 use std::path::Path;
