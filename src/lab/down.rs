@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::marks::{HostLinks, marked_netns_names};
+use super::seam::{Kernel, RealKernel};
 use super::{LabError, Progress};
-use crate::kernel::namespace::{self, NsKind};
-use crate::kernel::process::{self, PinnedProcess};
+use crate::kernel::process;
 use crate::plan::netns_name;
 use crate::state::{self, Entry, LabLock};
 
@@ -71,7 +71,7 @@ pub fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError>
     let lock = LabLock::acquire(lab, || {
         eprintln!("nslab: waiting for another nslab working on lab {lab}")
     })?;
-    let report = teardown_locked(lab, progress);
+    let report = teardown_locked(&RealKernel, lab, progress);
     // Released whatever happened: a lock file must not outlive the lab.
     lock.release_and_remove();
     state::remove_root_if_empty();
@@ -121,13 +121,17 @@ pub fn down_all(progress: &Progress) -> Result<Vec<DownReport>, LabError> {
 
 /// The teardown itself; the caller holds the lab's lock. Errors are
 /// collected in the report, not returned early.
-pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
+pub(super) fn teardown_locked<K: Kernel>(
+    kernel: &K,
+    lab: &str,
+    progress: &Progress,
+) -> Result<DownReport, LabError> {
     let mut report = DownReport {
         lab: lab.to_string(),
         ..Default::default()
     };
     let mut note = |e: &dyn std::fmt::Display| report.errors.push(e.to_string());
-    let recorded = state::read(lab).unwrap_or_else(|e| {
+    let recorded = state::read_in(kernel.state_root(), lab).unwrap_or_else(|e| {
         note(&e);
         None
     });
@@ -137,7 +141,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     // Inits: from the journal, and from /proc those it missed (a crash
     // between clone and record, or lost state).
     let mut candidates: Vec<(String, i32)> = recorded.init_pids();
-    match process::find_inits(Some(lab)) {
+    match kernel.find_inits(lab) {
         Ok(found) => candidates.extend(found.into_iter().map(|f| (f.node, f.pid))),
         Err(e) => note(&format!("scan /proc: {e}")),
     }
@@ -151,11 +155,10 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     let mut names = BTreeSet::new();
     let mut pinned = Vec::new();
     for (node, pid) in candidates {
-        match PinnedProcess::pin_init(pid, lab, &node) {
-            Ok(Some(p)) => {
-                let name = netns_name(lab, &node);
-                let own = namespace::ns_inode(pid, NsKind::Net).ok();
-                if own.is_some() && namespace::netns_name_inode(&name) == own && p.is_alive() {
+        let name = netns_name(lab, &node);
+        match kernel.pin_init(pid, lab, &node, &name) {
+            Ok(Some((p, bound))) => {
+                if bound {
                     names.insert(name);
                 }
                 pinned.push(p);
@@ -172,12 +175,12 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
         })
         .collect();
     for name in &journaled {
-        if namespace::netns_name_inode(name).is_none() && !names.contains(*name) {
+        if !kernel.netns_name_is_bound(name) && !names.contains(*name) {
             names.insert((*name).clone());
         }
     }
     let prefix = format!("{lab}-");
-    match marked_netns_names(|n| n.starts_with(&prefix) && !names.contains(n)) {
+    match kernel.marked_netns_names(&|n| n.starts_with(&prefix) && !names.contains(n)) {
         Ok(marked) => names.extend(
             marked
                 .into_iter()
@@ -188,9 +191,9 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     }
 
     // Host-side ends, listed before the inits end.
-    let host = HostLinks::open();
+    let host = kernel.open_host_links();
     let marked_links = match &host {
-        Ok(host) => host.marked(lab).unwrap_or_else(|e| {
+        Ok(host) => kernel.marked_host_links(host, lab).unwrap_or_else(|e| {
             note(&e);
             Vec::new()
         }),
@@ -211,7 +214,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     // With its last holder gone the kernel destroys each namespace, and all
     // its interfaces, at once.
     let ending = progress.phase("ending nodes", pinned.len());
-    let (ended, errors) = process::terminate(pinned, GRACE);
+    let (ended, errors) = kernel.terminate(pinned, GRACE);
     (0..ended).for_each(|_| ending.tick());
     report.nodes = ended;
     for e in errors {
@@ -220,7 +223,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     let unnaming = progress.phase("names", names.len());
     for name in &names {
         unnaming.tick();
-        match namespace::remove_netns_name(name) {
+        match kernel.remove_netns_name(name) {
             Ok(true) => report.netns_names += 1,
             Ok(false) => {}
             Err(e) => note(&e),
@@ -228,7 +231,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
     }
     if let Ok(host) = &host {
         for link in &marked_links {
-            match host.delete(link) {
+            match kernel.delete_host_link(host, link) {
                 Ok(true) => report.host_links += 1,
                 Ok(false) => {}
                 Err(e) => note(&e),
@@ -236,7 +239,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
         }
         // Ends created but not yet marked when `up` died: the kernel removes
         // them with their peer's namespace. Not ours to delete by name.
-        match host.wait_gone(journaled_links, HOST_LINK_WAIT) {
+        match kernel.wait_host_links_gone(host, journaled_links, HOST_LINK_WAIT) {
             Ok(left) => {
                 for name in left {
                     note(&format!(
@@ -248,7 +251,7 @@ pub(super) fn teardown_locked(lab: &str, progress: &Progress) -> Result<DownRepo
         }
     }
 
-    match state::remove(lab) {
+    match state::remove_in(kernel.state_root(), lab) {
         Ok(removed) => report.state = removed,
         Err(e) => note(&e),
     }

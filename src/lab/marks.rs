@@ -23,7 +23,7 @@ pub fn host_link_alias(lab: &str) -> String {
 
 /// A /run/netns name bound to a node's net namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MarkedName {
+pub(crate) struct MarkedName {
     pub name: String,
     pub lab: String,
     pub node: String,
@@ -80,7 +80,7 @@ pub(super) fn marked_netns_names(
 }
 
 /// The host namespace's links, for finding and removing a lab's ends.
-pub(super) struct HostLinks {
+pub(crate) struct HostLinks {
     runtime: CallRuntime,
     socket: rtnetlink::Handle,
 }

@@ -3,12 +3,13 @@
 
 mod down;
 pub(crate) mod exec;
-pub mod fault;
+mod fault;
 mod impair;
 mod inspect;
 mod marks;
 mod progress;
 mod running;
+mod seam;
 mod up;
 
 pub use down::{DownReport, down, down_all, down_with, find_labs};

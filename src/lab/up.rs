@@ -9,29 +9,22 @@
 //! on a thread of their own alongside sockets, links, addresses and routes.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
-use rtnetlink::Handle;
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
-use super::progress::Phase;
+use super::seam::{Kernel, LateSysctls, RealKernel, Request};
 use super::{LabError, Progress, down, fault, host_link_alias, runtime};
-use crate::kernel::enter::{self, NodeCommand, Stdio};
-use crate::kernel::init::{InitConfig, InitError, Zygote};
-use crate::kernel::namespace::{self, NamespaceFds};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd, dump_links,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd,
 };
 use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
-use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
-use crate::kernel::process::find_inits;
-use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
+use crate::kernel::netlink::{NetlinkError, Netns};
 use crate::plan::{EndpointPlan, Place, Plan};
-use crate::spec::{Node, NodeKind, Sysctl};
+use crate::spec::{NodeKind, Sysctl};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
 /// How many netlink requests are in flight at once.
@@ -72,23 +65,35 @@ pub struct UpReport {
 /// Builds the lab of `plan`. On failure everything built so far is removed
 /// and the error names the failing object.
 pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
+    up_on(&RealKernel, plan, options)
+}
+
+/// [`up`] through `kernel`.
+pub(super) fn up_on<K: Kernel>(
+    kernel: &K,
+    plan: &Plan,
+    options: &UpOptions,
+) -> Result<UpReport, LabError> {
     let started = Instant::now();
-    let lock = LabLock::acquire(&plan.lab, || {
+    let root = kernel.state_root();
+    let lock = LabLock::acquire_in(root, &plan.lab, || {
         eprintln!(
             "nslab: waiting for another nslab working on lab {}",
             plan.lab
         )
     })?;
-    if state::read(&plan.lab)?.is_some() {
+    if state::read_in(root, &plan.lab)?.is_some() {
         if !options.reconfigure {
             return Err(StateError::Exists(plan.lab.clone()).into());
         }
-        down::teardown_locked(&plan.lab, &options.progress)?.into_result()?;
+        down::teardown_locked(kernel, &plan.lab, &options.progress)?.into_result()?;
     }
-    let leftovers = find_inits(Some(&plan.lab)).map_err(|source| LabError::Io {
-        what: "scan /proc".into(),
-        source,
-    })?;
+    let leftovers = kernel
+        .find_inits(&plan.lab)
+        .map_err(|source| LabError::Io {
+            what: "scan /proc".into(),
+            source,
+        })?;
     if !leftovers.is_empty() {
         return Err(LabError::Leftovers {
             lab: plan.lab.clone(),
@@ -97,9 +102,10 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
     }
 
     let raised_open_files = raise_open_files(plan)?;
-    let state = StateDir::create(plan)?;
+    let state = StateDir::create_in(root, plan)?;
     fault::step();
     let mut builder = Builder {
+        kernel,
         plan,
         progress: &options.progress,
         init_exe: options.init_exe.as_deref(),
@@ -129,13 +135,13 @@ pub fn up(plan: &Plan, options: &UpOptions) -> Result<UpReport, LabError> {
         Err(cause) => {
             // Our fds and sockets keep namespaces alive: close them first.
             drop(builder);
-            let rollback = match down::teardown_locked(&plan.lab, &Progress::default()) {
+            let rollback = match down::teardown_locked(kernel, &plan.lab, &Progress::default()) {
                 Ok(report) if report.errors.is_empty() => report.summary(),
                 Ok(report) => format!("{}; errors: {}", report.summary(), report.errors.join("; ")),
                 Err(e) => format!("incomplete: {e}"),
             };
             lock.release_and_remove();
-            state::remove_root_if_empty();
+            state::remove_root_if_empty_in(root);
             Err(LabError::RolledBack {
                 cause: Box::new(cause),
                 rollback,
@@ -149,7 +155,8 @@ struct NodeHandle {
     pid: i32,
 }
 
-struct Builder<'a> {
+struct Builder<'a, K: Kernel> {
+    kernel: &'a K,
     plan: &'a Plan,
     progress: &'a Progress,
     init_exe: Option<&'a std::path::Path>,
@@ -160,7 +167,7 @@ struct Builder<'a> {
     not_running: Vec<String>,
 }
 
-impl Builder<'_> {
+impl<K: Kernel> Builder<'_, K> {
     fn build(&mut self) -> Result<(), LabError> {
         self.start_nodes()?;
         self.lap("nodes");
@@ -169,10 +176,11 @@ impl Builder<'_> {
         // (file creation in /run/netns costs real time on some hosts).
         let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
         let mut journal = self.state.try_clone()?;
-        let (plan, progress) = (self.plan, self.progress);
+        let (kernel, plan, progress) = (self.kernel, self.plan, self.progress);
         let runtime = runtime()?;
         let (wired, named) = std::thread::scope(|scope| {
-            let names = scope.spawn(move || name_namespaces(plan, &pids, &mut journal, progress));
+            let names =
+                scope.spawn(move || name_namespaces(kernel, plan, &pids, &mut journal, progress));
             let wired = runtime.block_on(|| self.wire(runtime.handle()));
             (wired, names.join())
         });
@@ -210,13 +218,25 @@ impl Builder<'_> {
             .map(|_| self.state.try_clone())
             .collect::<Result<Vec<_>, _>>()?;
         let cloned = self.progress.phase("nodes", ids.len());
-        let (plan, cloned, exe) = (self.plan, &cloned, self.init_exe);
+        let (kernel, plan, cloned, exe) = (self.kernel, self.plan, &cloned, self.init_exe);
         let shares: Vec<Result<Vec<i32>, LabError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = ids
                 .chunks(share)
                 .zip(journals)
                 .map(|(ids, mut journal)| {
-                    scope.spawn(move || spawn_inits(plan, exe, ids, &mut journal, cloned))
+                    scope.spawn(move || {
+                        // Each pid is journaled as soon as it is known.
+                        let mut started = |id: usize, pid: i32| {
+                            journal.record(&[Entry::Init {
+                                node: plan.nodes[id].name.clone(),
+                                pid,
+                            }])?;
+                            fault::step();
+                            cloned.tick();
+                            Ok(())
+                        };
+                        kernel.spawn_inits(plan, exe, ids, &mut started)
+                    })
                 })
                 .collect();
             workers
@@ -235,7 +255,7 @@ impl Builder<'_> {
     }
 
     async fn wire(&mut self, runtime: &tokio::runtime::Handle) -> Result<(), LabError> {
-        let plan = self.plan;
+        let (kernel, plan) = (self.kernel, self.plan);
         let uses_host = plan
             .links
             .iter()
@@ -250,8 +270,9 @@ impl Builder<'_> {
         if uses_host {
             targets.push(("the host namespace".into(), Netns::Own));
         }
-        let sockets = open_sockets(runtime, &targets)?;
+        let sockets = kernel.open_sockets(runtime, &targets)?;
         let wiring = Wiring {
+            kernel,
             plan,
             progress: self.progress,
             sockets: &sockets,
@@ -273,10 +294,12 @@ impl Builder<'_> {
         self.state.record(&host_links)?;
         let failures = wiring.create_veths().await;
         // Pairs that were not made: their host-side names are someone
-        // else's, never to be touched by teardown.
+        // else's, never to be touched by teardown. (A pair made whose mark
+        // was refused is ours all the same.)
         let retracted: Vec<Entry> = failures
             .iter()
-            .flat_map(|(failed, _)| &plan.links[*failed].endpoints)
+            .filter(|failure| !failure.made)
+            .flat_map(|failure| &plan.links[failure.link].endpoints)
             .filter(|e| e.place == Place::Host)
             .map(|e| {
                 Entry::Retracted(Box::new(Entry::HostLink {
@@ -284,9 +307,9 @@ impl Builder<'_> {
                 }))
             })
             .collect();
-        if let Some((_, first)) = failures.into_iter().next() {
+        if let Some(first) = failures.into_iter().next() {
             self.state.record(&retracted)?;
-            return Err(first.into());
+            return Err(first.error.into());
         }
         self.lap("links");
 
@@ -315,31 +338,26 @@ impl Builder<'_> {
         let late: Vec<Vec<Sysctl>> = (0..self.plan.nodes.len())
             .map(|id| self.plan.sysctl_stages(id, &interfaces[id]).1)
             .collect();
-        let mut work = Vec::new();
-        for ((node, handle), sysctls) in self.plan.nodes.iter().zip(&self.nodes).zip(&late) {
-            if sysctls.is_empty() {
-                continue;
-            }
-            let namespaces =
-                NamespaceFds::open(handle.pid, &SYSCTL_NAMESPACES).map_err(|source| {
-                    LabError::Io {
-                        what: format!("open the namespaces of node {}", node.name),
-                        source,
-                    }
-                })?;
-            work.push(NodeSysctls {
+        let work = self
+            .plan
+            .nodes
+            .iter()
+            .zip(&self.nodes)
+            .zip(&late)
+            .filter(|(_, sysctls)| !sysctls.is_empty())
+            .map(|((node, handle), sysctls)| LateSysctls {
                 node: &node.name,
-                namespaces,
+                pid: handle.pid,
                 sysctls,
-            });
-        }
-        Ok(sysctl::write_all(work)?)
+            })
+            .collect();
+        self.kernel.write_sysctls(work)
     }
 
     fn run_exec_steps(&self) -> Result<(), LabError> {
         for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
             for command in &node.exec {
-                run_exec_step(node, handle.pid, command)?;
+                self.kernel.run_exec_step(node, handle.pid, command)?;
                 fault::step();
             }
         }
@@ -383,83 +401,11 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     Ok(Some((soft, need)))
 }
 
-/// Starts the inits of some nodes through a zygote of their own, recording
-/// each pid as it comes; returns the pids once every init is ready.
-fn spawn_inits(
-    plan: &Plan,
-    exe: Option<&std::path::Path>,
-    ids: &[usize],
-    journal: &mut StateDir,
-    cloned: &Phase,
-) -> Result<Vec<i32>, LabError> {
-    let interfaces = plan.interfaces_by_node();
-    let configs: Vec<InitConfig> = ids
-        .iter()
-        .map(|&id| {
-            let node = &plan.nodes[id];
-            InitConfig {
-                lab: plan.lab.clone(),
-                node: node.name.clone(),
-                hostname: node.hostname.clone(),
-                tmpfs: node.tmpfs.clone(),
-                binds: node.binds.clone(),
-                sysctls: plan.sysctl_stages(id, &interfaces[id]).0,
-            }
-        })
-        .collect();
-    let mut zygote = Zygote::start(&plan.lab, exe)?;
-    let input = zygote.take_input();
-    let zygote_error = |message: String| InitError::Setup {
-        node: format!("(zygote of {})", plan.lab),
-        message,
-    };
-    std::thread::scope(|scope| {
-        // Written on a thread of its own so that neither pipe can fill up.
-        let writer = input.map(|input| scope.spawn(|| Zygote::send_all(input, &configs)));
-        let mut pids = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let answer = zygote.answer()?;
-            let pid: i32 = answer
-                .strip_prefix("pid ")
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| zygote_error(answer.clone()))?;
-            journal.record(&[Entry::Init {
-                node: plan.nodes[id].name.clone(),
-                pid,
-            }])?;
-            fault::step();
-            cloned.tick();
-            pids.push(pid);
-        }
-        if let Some(writer) = writer {
-            writer
-                .join()
-                .map_err(|_| zygote_error("the writer thread panicked".into()))?
-                .map_err(|e| zygote_error(e.to_string()))?;
-        }
-        for (&id, &pid) in ids.iter().zip(&pids) {
-            let answer = zygote.answer()?;
-            if answer != format!("ok {pid}") {
-                let message = answer
-                    .strip_prefix(&format!("err {pid} "))
-                    .unwrap_or(&answer)
-                    .to_string();
-                return Err(InitError::Setup {
-                    node: plan.nodes[id].name.clone(),
-                    message,
-                }
-                .into());
-            }
-        }
-        zygote.finish();
-        Ok(pids)
-    })
-}
-
 /// /run/netns/LAB-NODE for each node; returns how long it took. Runs after
 /// every init exists, so no node's mount namespace holds a copy of a
 /// sibling's name.
 fn name_namespaces(
+    kernel: &impl Kernel,
     plan: &Plan,
     pids: &[i32],
     journal: &mut StateDir,
@@ -474,81 +420,35 @@ fn name_namespaces(
         // a trace; retracted if the name turns out to be taken.
         let entry = Entry::NetnsName { name: name.clone() };
         journal.record(std::slice::from_ref(&entry))?;
-        if let Err(e) = namespace::reserve_netns_name(&name, Some(&placeholder)) {
+        if let Err(e) = kernel.reserve_netns_name(&name, &placeholder) {
             journal.record(&[Entry::Retracted(Box::new(entry))])?;
             return Err(e.into());
         }
         fault::step();
-        namespace::bind_netns_name(&name, *pid)?;
+        kernel.bind_netns_name(&name, *pid)?;
         fault::step();
         named.tick();
     }
     Ok(started.elapsed())
 }
 
-/// Runs one `exec:` command of a node; its output goes to memory files, so
-/// a daemon it leaves behind never blocks `up` by holding a pipe open.
-fn run_exec_step(node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
-    let io = |what: &str| {
-        let what = format!("node {}: {what}", node.name);
-        move |source: std::io::Error| LabError::Io { what, source }
-    };
-    let namespaces = NamespaceFds::open_all(pid).map_err(io("open its namespaces"))?;
-    let stderr = memory_file(c"nslab-exec-stderr").map_err(io("create an output buffer"))?;
-    let stdout = memory_file(c"nslab-exec-stdout").map_err(io("create an output buffer"))?;
-    let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
-    let spec = NodeCommand {
-        argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
-        env: super::exec::node_environment(&node.env),
-        cwd: None,
-        foreground: false,
-        own_group: false,
-    };
-    let stdio = [
-        Stdio::Fd(null.into()),
-        Stdio::Fd(stdout.into()),
-        Stdio::Fd(stderr.try_clone().map_err(io("dup"))?.into()),
-    ];
-    let enter_error = |source| LabError::Enter {
-        node: node.name.clone(),
-        source,
-    };
-    let code = enter::spawn(&namespaces, &spec, stdio)
-        .and_then(|running| running.wait())
-        .map_err(enter_error)?;
-    if code != 0 {
-        return Err(LabError::ExecStep {
-            node: node.name.clone(),
-            command: command.to_string(),
-            code,
-            stderr: read_tail(stderr, 4096),
-        });
-    }
-    Ok(())
-}
-
-fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
-    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
-    Ok(File::from(fd))
-}
-
-fn read_tail(mut file: File, limit: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(limit)));
-    let mut text = String::new();
-    let _ = file.take(limit).read_to_string(&mut text);
-    text
-}
-
 /// The netlink half of `up`: sockets and fds of every place, borrowed.
-struct Wiring<'a> {
+struct Wiring<'a, K: Kernel> {
+    kernel: &'a K,
     plan: &'a Plan,
     progress: &'a Progress,
-    sockets: &'a [Handle],
+    sockets: &'a [K::Socket],
     /// Init pid of each node.
     pids: Vec<i32>,
     uses_host: bool,
+}
+
+/// A veth pair that failed: not made, or made and then refused its mark.
+struct VethFailure {
+    /// The link's index in the plan.
+    link: usize,
+    error: NetlinkError,
+    made: bool,
 }
 
 /// Interface name → ifindex, per place.
@@ -566,8 +466,8 @@ impl Indexes {
     }
 }
 
-impl Wiring<'_> {
-    fn socket(&self, place: Place) -> &Handle {
+impl<K: Kernel> Wiring<'_, K> {
+    fn socket(&self, place: Place) -> &K::Socket {
         &self.sockets[self.socket_index(place)]
     }
 
@@ -604,7 +504,8 @@ impl Wiring<'_> {
                         Some(_) => self.plan.netns_name(i),
                         None => "the host namespace".to_string(),
                     };
-                    Ok::<_, NetlinkError>((i, dump_links(&self.sockets[i], &netns).await?))
+                    let links = self.kernel.dump_links(&self.sockets[i], &netns).await?;
+                    Ok::<_, NetlinkError>((i, links))
                 });
             let dumped: Vec<(usize, Vec<LinkInfo>)> = stream::iter(dumps)
                 .buffer_unordered(IN_FLIGHT)
@@ -650,20 +551,19 @@ impl Wiring<'_> {
             self.progress,
             "bridges",
             bridges.map(|(id, node)| {
-                CreateBridge {
+                let request = Request::CreateBridge(CreateBridge {
                     name: node.name.clone(),
-                }
-                .execute(&self.sockets[id])
+                });
+                self.kernel.request(&self.sockets[id], request)
             }),
         )
         .await
     }
 
-    /// Creates every veth pair; an error names the link that failed.
     /// Creates every veth pair, and marks each host-side end as the lab's
     /// in its own request right away (the kernel ignores an alias at
-    /// creation). Returns every link that failed, by index.
-    async fn create_veths(&self) -> Vec<(usize, NetlinkError)> {
+    /// creation). Returns every link that failed.
+    async fn create_veths(&self) -> Vec<VethFailure> {
         let alias = host_link_alias(&self.plan.lab);
         let indexes = veth_indexes(self.plan);
         let requests = self.plan.links.iter().enumerate().map(|(i, link)| {
@@ -683,20 +583,33 @@ impl Wiring<'_> {
             };
             let alias = alias.clone();
             async move {
-                create.execute(self.socket(link.endpoints[0].place)).await?;
+                let socket = self.socket(link.endpoints[0].place);
+                self.kernel
+                    .request(socket, Request::CreateVeth(create))
+                    .await
+                    .map_err(|error| VethFailure {
+                        link: i,
+                        error,
+                        made: false,
+                    })?;
                 fault::step();
                 for end in link.endpoints.iter().filter(|e| e.place == Place::Host) {
-                    MarkLink {
+                    let mark = MarkLink {
                         name: end.ifname.clone(),
                         alias: alias.clone(),
-                    }
-                    .execute(self.socket(Place::Host))
-                    .await?;
+                    };
+                    self.kernel
+                        .request(self.socket(Place::Host), Request::MarkLink(mark))
+                        .await
+                        .map_err(|error| VethFailure {
+                            link: i,
+                            error,
+                            made: true,
+                        })?;
                     fault::step();
                 }
                 Ok(())
             }
-            .map_err(move |e| (i, e))
         });
         let made = self.progress.phase("links", self.plan.links.len());
         stream::iter(requests)
@@ -712,7 +625,8 @@ impl Wiring<'_> {
     /// One link dump per namespace instead of a lookup per interface.
     async fn link_indexes(&self) -> Result<Indexes, NetlinkError> {
         let dumps = (0..self.plan.nodes.len()).map(|id| async move {
-            let links = dump_links(&self.sockets[id], &self.plan.netns_name(id)).await?;
+            let netns = self.plan.netns_name(id);
+            let links = self.kernel.dump_links(&self.sockets[id], &netns).await?;
             Ok::<_, NetlinkError>(links.into_iter().map(|l| (l.name, l.index)).collect())
         });
         let nodes: Vec<HashMap<String, u32>> = stream::iter(dumps)
@@ -720,7 +634,9 @@ impl Wiring<'_> {
             .try_collect()
             .await?;
         let host = match self.uses_host {
-            true => dump_links(self.socket(Place::Host), "the host namespace")
+            true => self
+                .kernel
+                .dump_links(self.socket(Place::Host), "the host namespace")
                 .await?
                 .into_iter()
                 .map(|l| (l.name, l.index))
@@ -749,26 +665,26 @@ impl Wiring<'_> {
                     ),
                     _ => None,
                 };
+                let kernel = self.kernel;
                 requests.push(Box::pin(async move {
                     if let Some(bridge) = bridge {
-                        return AttachPort {
+                        let attach = AttachPort {
                             port: index,
                             bridge,
                             label: format!("bridge port {label}"),
-                        }
-                        .execute(&socket)
-                        .await;
+                        };
+                        return kernel.request(&socket, Request::AttachPort(attach)).await;
                     }
                     for address in &end.addresses {
-                        AddAddress {
+                        let add = AddAddress {
                             index,
                             address: *address,
                             label: label.clone(),
-                        }
-                        .execute(&socket)
-                        .await?;
+                        };
+                        kernel.request(&socket, Request::AddAddress(add)).await?;
                     }
-                    SetUp { index, label }.execute(&socket).await
+                    let up = SetUp { index, label };
+                    kernel.request(&socket, Request::SetUp(up)).await
                 }));
             }
         }
@@ -788,15 +704,16 @@ impl Wiring<'_> {
                     ),
                     None => None,
                 };
+                let add = AddRoute {
+                    destination: route.destination,
+                    gateway: route.gateway,
+                    output_index,
+                    metric: route.metric,
+                    label,
+                };
                 requests.push(
-                    AddRoute {
-                        destination: route.destination,
-                        gateway: route.gateway,
-                        output_index,
-                        metric: route.metric,
-                        label,
-                    }
-                    .execute(&self.sockets[id]),
+                    self.kernel
+                        .request(&self.sockets[id], Request::AddRoute(add)),
                 );
             }
         }
@@ -838,7 +755,7 @@ fn veth_indexes(plan: &Plan) -> Vec<[u32; 2]> {
         .collect()
 }
 
-impl Wiring<'_> {
+impl<K: Kernel> Wiring<'_, K> {
     /// The root qdiscs of every link end with an impairment. The ends are
     /// new, so nothing of theirs is replaced.
     async fn impair(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
@@ -864,7 +781,10 @@ impl Wiring<'_> {
                     continue;
                 };
                 let socket = self.socket(end.place);
-                requests.push(async move { request.execute(socket, &clock).await });
+                requests.push(
+                    self.kernel
+                        .request(socket, Request::ReplaceRoot(request, clock)),
+                );
             }
         }
         in_flight(self.progress, "impairments", requests).await

@@ -4,11 +4,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{STATE_ROOT, StateError, ensure_root};
+use super::{STATE_ROOT, StateError, ensure_root_in};
 
 /// A held lab lock; released on drop.
 #[derive(Debug)]
@@ -21,10 +21,19 @@ impl LabLock {
     /// Takes the lock of `lab`, waiting for another nslab if needed (and
     /// calling `on_wait` once before waiting).
     pub fn acquire(lab: &str, on_wait: impl FnOnce()) -> Result<Self, StateError> {
-        ensure_root()?;
+        Self::acquire_in(Path::new(STATE_ROOT), lab, on_wait)
+    }
+
+    /// [`acquire`](Self::acquire) with the lock files under another root.
+    pub(crate) fn acquire_in(
+        root: &Path,
+        lab: &str,
+        on_wait: impl FnOnce(),
+    ) -> Result<Self, StateError> {
+        ensure_root_in(root)?;
         // Validates the name: it becomes a path.
-        super::lab_dir(lab)?;
-        let path = PathBuf::from(STATE_ROOT).join(format!("{lab}.lock"));
+        super::lab_dir_in(root, lab)?;
+        let path = root.join(format!("{lab}.lock"));
         let fail = |source: io::Error| StateError::Io {
             path: path.clone(),
             source,
@@ -41,7 +50,7 @@ impl LabLock {
                 Ok(file) => file,
                 // Another nslab removed the empty /run/nslab just now.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    ensure_root()?;
+                    ensure_root_in(root)?;
                     continue;
                 }
                 Err(e) => return Err(fail(e)),

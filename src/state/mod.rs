@@ -112,8 +112,13 @@ pub struct StateDir {
 /// /run/nslab/LAB, for a valid lab name only: names come from command
 /// lines and aliases too, and `..` must never become a path.
 pub fn lab_dir(lab: &str) -> Result<PathBuf, StateError> {
+    lab_dir_in(Path::new(STATE_ROOT), lab)
+}
+
+/// [`lab_dir`] under another root (a test's own folder).
+pub(crate) fn lab_dir_in(root: &Path, lab: &str) -> Result<PathBuf, StateError> {
     if crate::spec::is_valid_name(lab) {
-        Ok(Path::new(STATE_ROOT).join(lab))
+        Ok(root.join(lab))
     } else {
         Err(StateError::BadName(lab.to_string()))
     }
@@ -121,19 +126,28 @@ pub fn lab_dir(lab: &str) -> Result<PathBuf, StateError> {
 
 /// Creates /run/nslab (root only) if needed.
 pub fn ensure_root() -> Result<(), StateError> {
+    ensure_root_in(Path::new(STATE_ROOT))
+}
+
+fn ensure_root_in(root: &Path) -> Result<(), StateError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(STATE_ROOT)
-        .map_err(io_error(Path::new(STATE_ROOT)))
+        .create(root)
+        .map_err(io_error(root))
 }
 
 impl StateDir {
     /// Creates the folder of a new lab and writes its plan. Fails if the lab
     /// exists.
     pub fn create(plan: &Plan) -> Result<Self, StateError> {
-        ensure_root()?;
-        let dir = lab_dir(&plan.lab)?;
+        Self::create_in(Path::new(STATE_ROOT), plan)
+    }
+
+    /// [`create`](Self::create) under another root.
+    pub(crate) fn create_in(root: &Path, plan: &Plan) -> Result<Self, StateError> {
+        ensure_root_in(root)?;
+        let dir = lab_dir_in(root, &plan.lab)?;
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(StateError::Exists(plan.lab.clone()));
@@ -199,7 +213,12 @@ impl StateDir {
 
 /// Reads what is recorded of a lab; `None` if it has no state folder.
 pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
-    let dir = lab_dir(lab)?;
+    read_in(Path::new(STATE_ROOT), lab)
+}
+
+/// [`read`] under another root.
+pub(crate) fn read_in(root: &Path, lab: &str) -> Result<Option<Recorded>, StateError> {
+    let dir = lab_dir_in(root, lab)?;
     if !dir.is_dir() {
         return Ok(None);
     }
@@ -229,7 +248,12 @@ pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
 
 /// Removes a lab's state folder; a missing one is fine.
 pub fn remove(lab: &str) -> Result<bool, StateError> {
-    let dir = lab_dir(lab)?;
+    remove_in(Path::new(STATE_ROOT), lab)
+}
+
+/// [`remove`] under another root.
+pub(crate) fn remove_in(root: &Path, lab: &str) -> Result<bool, StateError> {
+    let dir = lab_dir_in(root, lab)?;
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -258,7 +282,12 @@ pub fn list_labs() -> Result<Vec<String>, StateError> {
 /// Removes /run/nslab when no lab is left (best effort: another nslab may
 /// be creating a lab right now, and then the folder stays).
 pub fn remove_root_if_empty() {
-    let _ = fs::remove_dir(STATE_ROOT);
+    remove_root_if_empty_in(Path::new(STATE_ROOT));
+}
+
+/// [`remove_root_if_empty`] for another root.
+pub(crate) fn remove_root_if_empty_in(root: &Path) {
+    let _ = fs::remove_dir(root);
 }
 
 /// Writes a file readable by root only, atomically: temp file, then rename.
