@@ -50,22 +50,29 @@
 //! # } // the lab is torn down here, when `lab` is dropped
 //! ```
 
-mod api;
-pub mod capture;
-pub mod check;
-mod cli;
-pub mod explain;
-pub mod generate;
-pub mod graph;
-pub mod kernel;
-pub mod lab;
-pub mod plan;
-pub mod privileges;
+// The layers, bottom to top: each imports only those before it.
 pub mod spec;
-pub mod state;
 pub mod topology;
+pub mod plan;
+mod kernel;
+mod state;
+mod lab;
+pub mod check;
+mod capture;
+mod explain;
+mod generate;
+mod graph;
+mod privileges;
+mod api;
+mod cli;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
+pub use lab::{DownReport, Impairment, LabError, UpReport};
+pub use spec::Topology;
+pub use topology::{Problem, TopologyBuilder, TopologyError};
+
+#[doc(hidden)]
+pub mod test_support;
 
 /// The `nslab` binary's `main`: a node's init when nslab started this
 /// process as one (the zygote is this same binary, so this is decided

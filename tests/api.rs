@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nslab::ApiError;
-use nslab::lab::Impairment;
+use nslab::Impairment;
 use nslab::spec::Topology;
 use nslab::{Lab, LabOptions};
 

@@ -9,7 +9,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use nslab::lab::Impairment;
+use nslab::Impairment;
 use nslab::spec::Topology;
 use nslab::{Lab, LabOptions};
 

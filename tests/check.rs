@@ -253,7 +253,7 @@ fn tcp_and_udp_ports_are_checked_against_listeners() {
     lab.up();
     // Sockets keep the net namespace they were made in: these listen in
     // h2 (dual-stack, so IPv4 too) until dropped, before the lab is.
-    let (h2, _) = nslab::lab::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
         .expect("h2 runs");
     let (tcp, udp) = h2
         .in_netns(|| {
@@ -486,7 +486,7 @@ fn many_closed_udp_ports_on_one_target_are_all_refused() {
     }
     let lab = TestLab::new("ckudp", &many_udp_ports());
     lab.up();
-    let (h2, _) = nslab::lab::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
         .expect("h2 runs");
     let udp = h2
         .in_netns(|| std::net::UdpSocket::bind("[::]:6000"))
@@ -539,7 +539,7 @@ fn a_lost_first_syn_is_sent_again_within_the_timeout() {
     }
     let lab = TestLab::new("cksyn", SYN);
     lab.up();
-    let (h2, _) = nslab::lab::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
         .expect("h2 runs");
     let _listener = h2
         .in_netns(|| std::net::TcpListener::bind("0.0.0.0:8080"))
@@ -617,8 +617,8 @@ fn udp_pacing_follows_the_live_ratelimit_of_the_target() {
     let ms = Duration::from_millis;
 
     // What check reads: each node's own values, as the node itself sees them.
-    let nodes = nslab::lab::running_nodes(&lab.name).expect("running nodes");
-    let read = nslab::check::icmp_ratelimits(&nodes);
+    let nodes = nslab::test_support::running_nodes(&lab.name).expect("running nodes");
+    let read = nslab::test_support::icmp_ratelimits(&nodes);
     assert_eq!(read["h2"], [Some(ms(1500)), Some(ms(40))]);
     assert_eq!(read["h2"], [Some(sysctl("h2", v4)), Some(sysctl("h2", v6))]);
     assert_eq!(read["h1"], [Some(sysctl("h1", v4)), Some(sysctl("h1", v6))]);

@@ -386,7 +386,7 @@ fn every_bad_topology_is_refused() {
     }
 
     let mut up_checked = 0;
-    match nslab::privileges::check() {
+    match nslab::test_support::check_privileges() {
         Err(why) => common::skipped(format_args!("corpus up-checks: {why}")),
         Ok(()) => {
             for case in &refused {

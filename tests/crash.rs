@@ -256,7 +256,7 @@ fn a_lab_is_found_by_its_marks_alone() {
     std::fs::remove_dir_all(format!("/run/nslab/{}", lab.name)).expect("remove state");
     // Kill every init too: only the netns names and the host link remain,
     // found by the marks on the namespaces' lo and on the host link.
-    for init in nslab::kernel::process::find_inits(Some(&lab.name)).expect("scan") {
+    for init in nslab::test_support::find_inits(Some(&lab.name)).expect("scan") {
         // SAFETY: kill(2) of a node init of this test's lab.
         unsafe { libc::kill(init.pid, libc::SIGKILL) };
     }
@@ -306,7 +306,7 @@ fn spoofed_inits_are_never_taken_for_nodes() {
     let mut escaping = spoofed_init("../x");
     let mut lookalike = spoofed_init(&format!("{fake_lab}/n0"));
     std::thread::sleep(Duration::from_millis(200));
-    let labs = nslab::lab::find_labs().expect("find labs");
+    let labs = nslab::test_support::find_labs().expect("find labs");
     assert!(
         !labs.iter().any(|l| l == ".." || l.contains('/')),
         "{labs:?}"
@@ -400,7 +400,7 @@ fn exec_refuses_a_node_that_is_not_running() {
         "name: LAB\ntopology:\n  nodes:\n    a: {}\n    b: {}\n",
     );
     lab.up();
-    let init = nslab::kernel::process::find_inits(Some(&lab.name))
+    let init = nslab::test_support::find_inits(Some(&lab.name))
         .expect("scan")
         .into_iter()
         .find(|i| i.node == "a")

@@ -80,7 +80,7 @@ impl ScriptLab {
     }
 
     fn record(&self) -> PathBuf {
-        Path::new(nslab::explain::RECORD_ROOT).join(&self.name)
+        Path::new(nslab::test_support::RECORD_ROOT).join(&self.name)
     }
 
     fn pid(&self, node: &str) -> i32 {

@@ -135,9 +135,9 @@ fn every_namespace_of_a_node_is_its_own() {
     assert_eq!(nodes.len(), 3);
     let kinds = ["net", "mnt", "pid", "uts", "ipc", "cgroup"];
     for kind in kinds {
-        let host = nslab::kernel::namespace::ns_inode(
+        let host = nslab::test_support::ns_inode(
             std::process::id() as i32,
-            *nslab::kernel::namespace::ENTER_ORDER
+            *nslab::test_support::ENTER_ORDER
                 .iter()
                 .find(|k| k.proc_name() == kind)
                 .expect("kind"),
@@ -516,7 +516,7 @@ fn generated_shapes_come_up_and_route_end_to_end() {
     if !can_build_labs("generated_shapes_come_up_and_route_end_to_end") {
         return;
     }
-    use nslab::generate::{Shape, generate};
+    use nslab::test_support::{Shape, generate};
     for shape in [
         Shape::Linear(12),
         Shape::Star(6),

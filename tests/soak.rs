@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use nslab::lab::{self, UpOptions};
+use nslab::test_support::{self as lab, UpOptions};
 use nslab::plan::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ fn up_down_cycles_leak_nothing() {
     }
     // SAFETY: set before any thread of ours reads the environment; this
     // binary holds this one test.
-    unsafe { std::env::set_var(nslab::kernel::init::EXE_ENV, env!("CARGO_BIN_EXE_nslab")) };
+    unsafe { std::env::set_var(nslab::test_support::EXE_ENV, env!("CARGO_BIN_EXE_nslab")) };
     let cycles: usize = std::env::var("NSLAB_SOAK_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())

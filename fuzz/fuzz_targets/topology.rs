@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             // A valid lab name can never escape /run.
-            assert!(nslab::topology::is_valid_name(&plan.lab));
+            assert!(nslab::spec::is_valid_name(&plan.lab));
         }
         Err(err) => {
             // Every error names the file.

@@ -124,6 +124,7 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// The underlying writer, borrowed.
+    #[cfg(test)]
     pub fn get_ref(&self) -> &W {
         &self.out
     }
@@ -135,6 +136,7 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// The underlying writer.
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out
     }

@@ -17,7 +17,7 @@ mod wiring;
 #[cfg(test)]
 mod tests;
 
-pub use quote::quote;
+
 
 use crate::plan::Plan;
 

@@ -15,8 +15,8 @@ mod up;
 pub use down::{DownReport, down, down_all, down_with, find_labs};
 pub use exec::{exec, exec_all};
 pub use impair::{Impairment, impair_clear, impair_set, impair_show};
-pub use inspect::{InterfaceView, LabView, NodeView, inspect};
-pub use progress::{Progress, ProgressFn};
+pub use inspect::{LabView, inspect};
+pub use progress::Progress;
 pub use running::{RunningNode, resolve_interface, resolve_node, running_nodes};
 pub use up::{UpOptions, UpReport, up};
 

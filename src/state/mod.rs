@@ -109,13 +109,9 @@ pub struct StateDir {
     journal: File,
 }
 
-/// /run/nslab/LAB, for a valid lab name only: names come from command
-/// lines and aliases too, and `..` must never become a path.
-pub fn lab_dir(lab: &str) -> Result<PathBuf, StateError> {
-    lab_dir_in(Path::new(STATE_ROOT), lab)
-}
-
-/// [`lab_dir`] under another root (a test's own folder).
+/// ROOT/LAB (ROOT is /run/nslab, or a test's own folder), for a valid lab
+/// name only: names come from command lines and aliases too, and `..`
+/// must never become a path.
 pub(crate) fn lab_dir_in(root: &Path, lab: &str) -> Result<PathBuf, StateError> {
     if crate::spec::is_valid_name(lab) {
         Ok(root.join(lab))
@@ -124,11 +120,7 @@ pub(crate) fn lab_dir_in(root: &Path, lab: &str) -> Result<PathBuf, StateError> 
     }
 }
 
-/// Creates /run/nslab (root only) if needed.
-pub fn ensure_root() -> Result<(), StateError> {
-    ensure_root_in(Path::new(STATE_ROOT))
-}
-
+/// Creates the state root (root only) if needed.
 fn ensure_root_in(root: &Path) -> Result<(), StateError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -138,13 +130,8 @@ fn ensure_root_in(root: &Path) -> Result<(), StateError> {
 }
 
 impl StateDir {
-    /// Creates the folder of a new lab and writes its plan. Fails if the lab
-    /// exists.
-    pub fn create(plan: &Plan) -> Result<Self, StateError> {
-        Self::create_in(Path::new(STATE_ROOT), plan)
-    }
-
-    /// [`create`](Self::create) under another root.
+    /// Creates the folder of a new lab under `root` and writes its plan.
+    /// Fails if the lab exists.
     pub(crate) fn create_in(root: &Path, plan: &Plan) -> Result<Self, StateError> {
         ensure_root_in(root)?;
         let dir = lab_dir_in(root, &plan.lab)?;
@@ -246,12 +233,7 @@ pub(crate) fn read_in(root: &Path, lab: &str) -> Result<Option<Recorded>, StateE
     Ok(Some(Recorded { plan, entries }))
 }
 
-/// Removes a lab's state folder; a missing one is fine.
-pub fn remove(lab: &str) -> Result<bool, StateError> {
-    remove_in(Path::new(STATE_ROOT), lab)
-}
-
-/// [`remove`] under another root.
+/// Removes a lab's state folder under `root`; a missing one is fine.
 pub(crate) fn remove_in(root: &Path, lab: &str) -> Result<bool, StateError> {
     let dir = lab_dir_in(root, lab)?;
     match fs::remove_dir_all(&dir) {

@@ -55,7 +55,7 @@ impl DerefMut for KillOnDrop {
 /// True when the tests may build labs. Otherwise prints why the calling test
 /// is skipped, so a run without root never looks like a pass.
 pub fn can_build_labs(test: &str) -> bool {
-    match nslab::privileges::check() {
+    match nslab::test_support::check_privileges() {
         Ok(()) => true,
         Err(why) => {
             skipped(format_args!("{test}: {why}"));
@@ -220,7 +220,7 @@ pub fn leftovers_of(lab: &str) -> Vec<String> {
             found.push(format!("mount {line}"));
         }
     }
-    for init in nslab::kernel::process::find_inits(Some(lab)).unwrap_or_default() {
+    for init in nslab::test_support::find_inits(Some(lab)).unwrap_or_default() {
         found.push(format!("init pid {} of node {}", init.pid, init.node));
     }
     let alias = format!("nslab:{lab}");

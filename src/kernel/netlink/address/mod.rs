@@ -4,4 +4,4 @@ mod add;
 mod dump;
 
 pub use add::AddAddress;
-pub use dump::{AddressInfo, dump_addresses};
+pub use dump::dump_addresses;

@@ -17,7 +17,7 @@ mod tbf;
 pub use clear::ClearRoot;
 pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
 pub use psched::Psched;
-pub use replace::{NewRoot, Previous, ReplaceRoot};
+pub use replace::{Previous, ReplaceRoot};
 
 use crate::plan::qdisc::{Netem, Tbf};
 
