@@ -139,7 +139,7 @@ fn routing_defaults(yaml: &mut String) {
 
 /// The most routers a packet can cross: a TTL of 255 reaches 254 routers
 /// away and no further.
-pub const MAX_HOPS: usize = 254;
+pub(crate) const MAX_HOPS: usize = 254;
 
 fn linear(yaml: &mut String, n: usize) -> Result<(), GenerateError> {
     if !(1..=1 << 20).contains(&n) {

@@ -1,13 +1,37 @@
 //! nslab: network labs on one Linux host from kernel namespaces alone.
 //!
-//! The data flows one way: [`topology`] (parse, validate) → [`plan`] →
-//! [`kernel`] (namespaces, netlink) → [`state`]; [`lab`] drives the flow and the
-//! `nslab` binary is a thin CLI over it.
+//! # Layers
+//!
+//! The modules are the data flow, bottom to top, and each imports only the
+//! ones below it:
+//!
+//! 1. [`spec`]: the validated description of a lab (nodes, links,
+//!    impairments, expectations), the name rules, and the typed references
+//!    [`LabName`](spec::LabName), [`NodeRef`](spec::NodeRef) and
+//!    [`InterfaceRef`](spec::InterfaceRef). Imports nothing of the crate.
+//! 2. [`topology`]: YAML (and [`TopologyBuilder`]) into a [`Topology`].
+//! 3. [`plan`]: what `up` builds, derived from a topology: link ends placed,
+//!    the qdisc layout of impairments. Pure data.
+//! 4. `kernel` (private): namespaces, the node init, rtnetlink requests (one
+//!    file each), sysctls, entering a node. Only kernel work.
+//! 5. `state` (private): the plan and journal under /run/nslab, the lock.
+//! 6. `lab` (private): `up`, `down`, `exec`, `impair`, `inspect` over
+//!    plan → kernel → state, reaching the kernel through one trait so that
+//!    rollback is tested without root.
+//! 7. [`check`] (with its probes), `capture` (with its packet sockets),
+//!    `explain`, `graph`, `generate`: the verbs built on the layers below.
+//! 8. [`Lab`]: the Rust API over all of it; `cli` (private): one file per
+//!    command-line verb, each a thin call into the library.
+//!
+//! The public API is what a program or a test that builds labs needs:
+//! [`Lab`], [`LabOptions`], [`Topology`] and its builder, the data types
+//! of [`spec`] and [`plan`], the reports ([`UpReport`], [`DownReport`],
+//! [`Impairment`], [`check::CheckReport`]) and the errors.
 //!
 //! # A lab in a test
 //!
 //! [`Lab`] brings a topology up (from a file, YAML text or
-//! [`Topology::builder`](topology::Topology::builder)), runs commands and
+//! [`Topology::builder`]), runs commands and
 //! Rust code in its nodes, and tears it all down when dropped. It needs
 //! root (or CAP_SYS_ADMIN and CAP_NET_ADMIN), and the `nslab` binary to run
 //! as the node inits: a test names it with `CARGO_BIN_EXE_nslab`.
@@ -51,20 +75,20 @@
 //! ```
 
 // The layers, bottom to top: each imports only those before it.
-pub mod spec;
-pub mod topology;
-pub mod plan;
-mod kernel;
-mod state;
-mod lab;
-pub mod check;
+mod api;
 mod capture;
+pub mod check;
+mod cli;
 mod explain;
 mod generate;
 mod graph;
+mod kernel;
+mod lab;
+pub mod plan;
 mod privileges;
-mod api;
-mod cli;
+pub mod spec;
+mod state;
+pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
 pub use lab::{DownReport, Impairment, LabError, UpReport};

@@ -2,7 +2,7 @@
 //! inits in /proc, the namespaces entered, a lab built without the `Lab`
 //! handle). Hidden from the docs; it changes whenever the code does.
 
-pub use crate::check::icmp_ratelimits;
+pub use crate::check::run::icmp_ratelimits;
 pub use crate::explain::RECORD_ROOT;
 pub use crate::generate::{Shape, generate};
 pub use crate::kernel::init::EXE_ENV;

@@ -253,8 +253,9 @@ fn tcp_and_udp_ports_are_checked_against_listeners() {
     lab.up();
     // Sockets keep the net namespace they were made in: these listen in
     // h2 (dual-stack, so IPv4 too) until dropped, before the lab is.
-    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
-        .expect("h2 runs");
+    let (h2, _) =
+        nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+            .expect("h2 runs");
     let (tcp, udp) = h2
         .in_netns(|| {
             (
@@ -486,8 +487,9 @@ fn many_closed_udp_ports_on_one_target_are_all_refused() {
     }
     let lab = TestLab::new("ckudp", &many_udp_ports());
     lab.up();
-    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
-        .expect("h2 runs");
+    let (h2, _) =
+        nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+            .expect("h2 runs");
     let udp = h2
         .in_netns(|| std::net::UdpSocket::bind("[::]:6000"))
         .expect("enter h2")
@@ -539,8 +541,9 @@ fn a_lost_first_syn_is_sent_again_within_the_timeout() {
     }
     let lab = TestLab::new("cksyn", SYN);
     lab.up();
-    let (h2, _) = nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
-        .expect("h2 runs");
+    let (h2, _) =
+        nslab::test_support::resolve_node(&format!("{}/h2", lab.name).parse().expect("a node"))
+            .expect("h2 runs");
     let _listener = h2
         .in_netns(|| std::net::TcpListener::bind("0.0.0.0:8080"))
         .expect("enter h2")

@@ -7,8 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use nslab::test_support::{self as lab, UpOptions};
 use nslab::plan::Plan;
+use nslab::test_support::{self as lab, UpOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Usage {

@@ -7,8 +7,8 @@
 //! down, or the interface going down or away.
 
 mod output;
-pub mod packet;
-pub mod pcap;
+pub(crate) mod packet;
+pub(crate) mod pcap;
 mod source;
 
 use std::io::{self, BufWriter, Write};
@@ -26,13 +26,13 @@ use source::{Event, Source};
 
 /// The most bytes kept of one frame (tcpdump's default): more than a
 /// veth's largest GSO frame.
-pub const MAX_SNAPLEN: u32 = 262_144;
+pub(crate) const MAX_SNAPLEN: u32 = 262_144;
 /// How often the loop looks at the stop flag and the clock when no frame
 /// comes.
 const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
+pub(crate) enum CaptureError {
     #[error(transparent)]
     Lab(#[from] LabError),
     #[error("{target}: {source}")]
@@ -47,7 +47,7 @@ pub enum CaptureError {
 
 /// When to stop and what to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CaptureOptions {
+pub(crate) struct CaptureOptions {
     /// Stop after this many frames.
     pub count: Option<u64>,
     /// Stop after this long.
@@ -73,7 +73,7 @@ impl Default for CaptureOptions {
 
 /// Why a capture ended, and what it saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CaptureReport {
+pub(crate) struct CaptureReport {
     /// Frames written.
     pub captured: u64,
     /// The kernel's counters, when readable: every frame queued for the
@@ -85,7 +85,7 @@ pub struct CaptureReport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndedBy {
+pub(crate) enum EndedBy {
     Count,
     /// The duration passed (a reader that stopped reading is given a
     /// second more, then the rest is dropped).
@@ -102,14 +102,14 @@ pub enum EndedBy {
 
 /// Where the pcap stream goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     File(PathBuf),
     Stdout,
 }
 
 /// `-w FILE`, `-w -` or nothing (standard output); never binary data onto
 /// a terminal.
-pub fn destination(
+pub(crate) fn destination(
     write: Option<&Path>,
     stdout_is_terminal: bool,
 ) -> Result<Destination, CaptureError> {
@@ -122,7 +122,7 @@ pub fn destination(
 
 /// A capture socket open on a node's interface.
 #[derive(Debug)]
-pub struct Capture {
+pub(crate) struct Capture {
     socket: CaptureSocket,
     /// The node's init: the capture ends when it does.
     init: PinnedProcess,
@@ -132,7 +132,7 @@ pub struct Capture {
 impl Capture {
     /// Opens a capture on an interface of a running node. Frames are
     /// queued from here on.
-    pub fn open(target: &InterfaceRef, promiscuous: bool) -> Result<Self, CaptureError> {
+    pub(crate) fn open(target: &InterfaceRef, promiscuous: bool) -> Result<Self, CaptureError> {
         let (node, iface, _plan) = resolve_interface(target)?;
         let target = format!("{}:{iface}", node.label());
         let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(&iface, promiscuous))?;
@@ -148,7 +148,7 @@ impl Capture {
     }
 
     /// `LAB/NODE:IFACE`.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         &self.target
     }
 
@@ -158,7 +158,7 @@ impl Capture {
     /// write per frame costs enough to make the kernel drop frames). Ends
     /// as [`EndedBy`] tells; every end is a clean one, with the stream
     /// complete unless the reader stopped reading.
-    pub fn run<F: Write + AsFd>(
+    pub(crate) fn run<F: Write + AsFd>(
         &self,
         out: F,
         options: &CaptureOptions,
@@ -255,7 +255,7 @@ fn write_end(e: io::Error, gave_up_as: EndedBy) -> Result<EndedBy, CaptureError>
 impl CaptureReport {
     /// tcpdump's closing lines, after a line saying why when the capture
     /// ended on its own.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut text = match self.ended_by {
             EndedBy::LabGone => "nslab: the lab went down (the node's init exited)\n".to_string(),
             EndedBy::InterfaceDown => "nslab: the interface went down or was deleted\n".to_string(),

@@ -18,14 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a stalled reader may hold a capture that should end.
-pub const GRACE: Duration = Duration::from_secs(1);
+pub(super) const GRACE: Duration = Duration::from_secs(1);
 /// How often a wait for room looks at the flag and the clock.
 const TICK: Duration = Duration::from_millis(100);
 
 /// The error of a write given up because the capture was over and the
 /// reader took nothing for [`GRACE`].
 #[derive(Debug)]
-pub struct GaveUp;
+pub(super) struct GaveUp;
 
 impl fmt::Display for GaveUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,13 +36,13 @@ impl fmt::Display for GaveUp {
 impl std::error::Error for GaveUp {}
 
 /// Whether `e` is a [`GaveUp`].
-pub fn gave_up(e: &io::Error) -> bool {
+pub(super) fn gave_up(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<GaveUp>())
 }
 
 /// A file or pipe, written without blocking past the end of the capture.
 #[derive(Debug)]
-pub struct Output<'a, F> {
+pub(super) struct Output<'a, F> {
     file: F,
     stop: &'a AtomicBool,
     deadline: Option<Instant>,
@@ -59,7 +59,7 @@ pub struct Output<'a, F> {
 
 impl<'a, F: Write + AsFd> Output<'a, F> {
     /// `file`, to be written until `stop` is raised or `deadline` passes.
-    pub fn new(file: F, stop: &'a AtomicBool, deadline: Option<Instant>) -> Self {
+    pub(super) fn new(file: F, stop: &'a AtomicBool, deadline: Option<Instant>) -> Self {
         let regular = nix::sys::stat::fstat(file.as_fd()).is_ok_and(|s| {
             nix::sys::stat::SFlag::from_bits_truncate(s.st_mode) & nix::sys::stat::SFlag::S_IFMT
                 == nix::sys::stat::SFlag::S_IFREG
@@ -77,14 +77,14 @@ impl<'a, F: Write + AsFd> Output<'a, F> {
 
     /// The capture is also over once the process of `pidfd` exits, even
     /// while a write waits for a stalled reader.
-    pub fn ending_with(mut self, pidfd: BorrowedFd<'a>) -> Self {
+    pub(super) fn ending_with(mut self, pidfd: BorrowedFd<'a>) -> Self {
         self.end_watch = Some(pidfd);
         self
     }
 
     /// The capture is over for another reason (a count, the lab gone): a
     /// stalled reader has [`GRACE`] from now, as after a stop.
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.finished = true;
     }
 

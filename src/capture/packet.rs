@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::kernel::sockopt::{set_option, set_receive_buffer};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PacketError {
+pub(crate) enum PacketError {
     #[error("no interface {0:?}")]
     NoInterface(String),
     #[error(
@@ -40,14 +40,14 @@ fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> PacketError {
 
 /// Which way a frame went through the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     In,
     Out,
 }
 
 /// One frame read into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Bytes placed in the buffer (at most its length).
     pub captured: usize,
     /// The frame's length on the wire.
@@ -59,7 +59,7 @@ pub struct Frame {
 
 /// Counters of the kernel since the last call (reading resets them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureStats {
+pub(crate) struct CaptureStats {
     /// Frames that reached the socket, dropped ones included.
     pub received: u32,
     /// Frames dropped because the socket's buffer was full.
@@ -68,7 +68,7 @@ pub struct CaptureStats {
 
 /// A packet socket bound to one interface.
 #[derive(Debug)]
-pub struct CaptureSocket {
+pub(crate) struct CaptureSocket {
     fd: OwnedFd,
     iface: String,
 }
@@ -125,7 +125,7 @@ impl CaptureSocket {
     /// namespace, for frames in both directions (on `lo`, each frame once);
     /// with `promiscuous`, the interface also passes frames addressed to
     /// other hosts while the socket is open. The interface must be up.
-    pub fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
+    pub(crate) fn open(iface: &str, promiscuous: bool) -> Result<Self, PacketError> {
         let name = CString::new(iface).map_err(|_| PacketError::NoInterface(iface.into()))?;
         // SAFETY: `name` is a valid C string; if_nametoindex only reads it.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -194,7 +194,7 @@ impl CaptureSocket {
     /// read). Poll [`as_fd`](AsFd::as_fd) for POLLIN to wait for one.
     /// [`PacketError::Down`] once the interface has gone down or been
     /// deleted; frames queued before that are still read afterwards.
-    pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Frame>, PacketError> {
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Frame>, PacketError> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -252,7 +252,7 @@ impl CaptureSocket {
     }
 
     /// The kernel's counters since the last call.
-    pub fn stats(&self) -> Result<CaptureStats, PacketError> {
+    pub(crate) fn stats(&self) -> Result<CaptureStats, PacketError> {
         // SAFETY: plain data; all-zero is a valid value.
         let mut stats: libc::tpacket_stats = unsafe { zeroed() };
         let mut length = size_of::<libc::tpacket_stats>() as libc::socklen_t;

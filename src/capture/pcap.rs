@@ -7,17 +7,17 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 /// Ethernet frames (`DLT_EN10MB`).
-pub const LINKTYPE_ETHERNET: u32 = 1;
+pub(crate) const LINKTYPE_ETHERNET: u32 = 1;
 /// Magic of files with microsecond timestamps.
-pub const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
+pub(crate) const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 /// Magic of files with nanosecond timestamps.
-pub const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+pub(crate) const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
 /// Format version 2.4, the only one in use.
 const VERSION: (u16, u16) = (2, 4);
 
 /// The resolution of packet timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
+pub(crate) enum Precision {
     Micros,
     Nanos,
 }
@@ -41,7 +41,7 @@ impl Precision {
 
 /// The file header: magic, version, time zone and accuracy (both 0),
 /// snapshot length, link type.
-pub fn file_header(precision: Precision, snaplen: u32, linktype: u32) -> [u8; 24] {
+pub(crate) fn file_header(precision: Precision, snaplen: u32, linktype: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(&precision.magic().to_le_bytes());
     h[4..6].copy_from_slice(&VERSION.0.to_le_bytes());
@@ -55,7 +55,7 @@ pub fn file_header(precision: Precision, snaplen: u32, linktype: u32) -> [u8; 24
 /// A record header: seconds and fraction since the Unix epoch, bytes in
 /// the file, bytes on the wire. Seconds are 32 bits wide in this format
 /// (good until 2106).
-pub fn record_header(
+pub(crate) fn record_header(
     precision: Precision,
     since_epoch: Duration,
     captured: u32,
@@ -74,7 +74,7 @@ pub fn record_header(
 /// caller flushes (see [`flush`](Self::flush)) so that a reader at the
 /// other end of a pipe sees packets as they come.
 #[derive(Debug)]
-pub struct PcapWriter<W: Write> {
+pub(crate) struct PcapWriter<W: Write> {
     out: W,
     precision: Precision,
     snaplen: u32,
@@ -84,7 +84,7 @@ pub struct PcapWriter<W: Write> {
 impl<W: Write> PcapWriter<W> {
     /// Writes and flushes the file header for Ethernet frames cut at
     /// `snaplen` bytes.
-    pub fn new(mut out: W, precision: Precision, snaplen: u32) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, precision: Precision, snaplen: u32) -> io::Result<Self> {
         out.write_all(&file_header(precision, snaplen, LINKTYPE_ETHERNET))?;
         out.flush()?;
         Ok(Self {
@@ -98,7 +98,7 @@ impl<W: Write> PcapWriter<W> {
     /// Writes one packet seen at `since_epoch`, `original` bytes long on the
     /// wire, of which `data` was captured (cut here at the snapshot length
     /// too).
-    pub fn write_packet(
+    pub(crate) fn write_packet(
         &mut self,
         since_epoch: Duration,
         data: &[u8],
@@ -114,30 +114,30 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Flushes what was written to the underlying writer.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     /// Packets written so far.
-    pub fn packets(&self) -> u64 {
+    pub(crate) fn packets(&self) -> u64 {
         self.packets
     }
 
     /// The underlying writer, borrowed.
     #[cfg(test)]
-    pub fn get_ref(&self) -> &W {
+    pub(crate) fn get_ref(&self) -> &W {
         &self.out
     }
 
     /// The underlying writer, borrowed mutably (what is written to it
     /// directly goes into the stream as it is).
-    pub fn get_mut(&mut self) -> &mut W {
+    pub(crate) fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
     /// The underlying writer.
     #[cfg(test)]
-    pub fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> W {
         self.out
     }
 }

@@ -23,7 +23,7 @@ const DRAIN_MAX: u64 = 100_000;
 
 /// What one step of the capture brings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(super) enum Event {
     /// A frame, read into the caller's buffer.
     Frame(Frame),
     /// Nothing came within the wait.
@@ -33,7 +33,7 @@ pub enum Event {
 }
 
 #[derive(Debug)]
-pub struct Source<'a> {
+pub(super) struct Source<'a> {
     socket: &'a CaptureSocket,
     init: &'a PinnedProcess,
     /// Why the capture ends, once the queue is read out.
@@ -43,7 +43,7 @@ pub struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    pub fn new(socket: &'a CaptureSocket, init: &'a PinnedProcess) -> Self {
+    pub(super) fn new(socket: &'a CaptureSocket, init: &'a PinnedProcess) -> Self {
         Self {
             socket,
             init,
@@ -53,7 +53,7 @@ impl<'a> Source<'a> {
     }
 
     /// Waits up to `wait` for a frame, or for the end.
-    pub fn next(&mut self, buf: &mut [u8], wait: Duration) -> Result<Event, PacketError> {
+    pub(super) fn next(&mut self, buf: &mut [u8], wait: Duration) -> Result<Event, PacketError> {
         if let Some(ended_by) = self.ending {
             return self.drain(buf, ended_by);
         }

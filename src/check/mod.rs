@@ -11,9 +11,9 @@
 //! The JSON form of [`CheckReport`] is stable for scripts (docs/cli.md, "check
 //! --json").
 
-pub mod probe;
+pub(crate) mod probe;
 mod render;
-mod run;
+pub(crate) mod run;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use render::{MAX_TABLE_NODES, render_text};
-pub use run::{MAX_PARALLEL, check, icmp_ratelimits};
+#[cfg(test)]
+use render::MAX_TABLE_NODES;
+pub use render::render_text;
+pub(crate) use run::check;
 
 use crate::check::probe::{Outcome, Pacing, Probe, UNREAD_RATELIMIT};
 use crate::plan::{Place, Plan};
@@ -30,7 +32,7 @@ use crate::spec::{Expect, ExpectTarget, NodeKind, Protocol};
 
 /// One planned address of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeAddress {
+pub(crate) struct NodeAddress {
     pub node: String,
     pub iface: String,
     pub address: IpAddr,
@@ -162,7 +164,7 @@ struct PlannedExpectation {
 
 /// What to probe from which node.
 #[derive(Debug, Clone)]
-pub struct CheckPlan {
+pub(crate) struct CheckPlan {
     pub lab: String,
     /// The probing nodes, in file order.
     pub sources: Vec<String>,
@@ -178,7 +180,7 @@ pub struct CheckPlan {
 }
 
 /// Every planned address of every node, in link order.
-pub fn node_addresses(plan: &Plan) -> Vec<NodeAddress> {
+pub(crate) fn node_addresses(plan: &Plan) -> Vec<NodeAddress> {
     let mut out = Vec::new();
     for end in plan.links.iter().flat_map(|l| &l.endpoints) {
         if let Place::Node(id) = end.place {
@@ -205,7 +207,7 @@ fn intern(list: &mut Vec<Probe>, index: &mut HashMap<Probe, usize>, probe: Probe
 impl CheckPlan {
     /// The matrix and the expectations of a lab's plan (its `expect:`, or
     /// pingall when there is none).
-    pub fn new(plan: &Plan) -> CheckPlan {
+    pub(crate) fn new(plan: &Plan) -> CheckPlan {
         let sources: Vec<String> = plan
             .nodes
             .iter()
@@ -331,7 +333,7 @@ impl CheckPlan {
 
     /// The nodes whose ICMP rate limits pace UDP probes: those with an
     /// address some UDP probe goes to, in plan order.
-    pub fn paced_nodes(&self) -> Vec<&str> {
+    pub(crate) fn paced_nodes(&self) -> Vec<&str> {
         let udp: std::collections::HashSet<IpAddr> = self
             .probes
             .iter()
@@ -351,7 +353,7 @@ impl CheckPlan {
     /// The pacing of UDP probes, from the intervals read from the nodes
     /// ([`RATELIMIT_SYSCTLS`], per node: IPv4, IPv6). A node, or a family of
     /// one, whose interval was not read is paced by [`UNREAD_RATELIMIT`].
-    pub fn pacing(&self, ratelimits: &HashMap<String, [Option<Duration>; 2]>) -> Pacing {
+    pub(crate) fn pacing(&self, ratelimits: &HashMap<String, [Option<Duration>; 2]>) -> Pacing {
         let mut pacing = Pacing::default();
         for (node, addresses) in &self.hosts {
             let read = ratelimits.get(node).copied().unwrap_or_default();
@@ -365,7 +367,7 @@ impl CheckPlan {
 
     /// Reads the outcomes, per source in the order of [`Self::probes`]
     /// (or why that source could not probe at all), into the report.
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         results: &[Result<Vec<Outcome>, String>],
         timeout: Duration,
@@ -553,11 +555,12 @@ fn verdict(main: Outcome, echo: Option<Outcome>) -> Verdict {
 /// it paces when the check starts (paths under /proc/sys): the interval at
 /// which the node sends ICMP errors to one peer after a burst, for IPv4 and
 /// for IPv6, in milliseconds.
-pub const RATELIMIT_SYSCTLS: [&str; 2] = ["net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit"];
+pub(crate) const RATELIMIT_SYSCTLS: [&str; 2] =
+    ["net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit"];
 
 /// A value of a [`RATELIMIT_SYSCTLS`] entry as an interval (zero: no
 /// limit), or `None` when it is not a count of milliseconds.
-pub fn ratelimit_interval(value: &str) -> Option<Duration> {
+pub(crate) fn ratelimit_interval(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 

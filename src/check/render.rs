@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::{CheckReport, ExpectResult, Expectations, Probed};
 
 /// Most nodes shown as a table; a bigger lab gets a summary instead.
-pub const MAX_TABLE_NODES: usize = 20;
+pub(crate) const MAX_TABLE_NODES: usize = 20;
 /// Most failing lines listed before "... and N more".
 const MAX_LISTED: usize = 50;
 

@@ -25,11 +25,11 @@ use crate::spec::LabName;
 use crate::state;
 
 /// Most nodes probing at once.
-pub const MAX_PARALLEL: usize = 128;
+pub(crate) const MAX_PARALLEL: usize = 128;
 
 /// Probes the lab `lab` as its saved plan describes it; `timeout` bounds
 /// each node's probes.
-pub fn check(lab: &LabName, timeout: Duration) -> Result<CheckReport, LabError> {
+pub(crate) fn check(lab: &LabName, timeout: Duration) -> Result<CheckReport, LabError> {
     let lab = lab.as_str();
     let recorded = state::read(lab)?.ok_or_else(|| LabError::NoLab {
         lab: lab.to_string(),
@@ -58,12 +58,11 @@ pub fn check(lab: &LabName, timeout: Duration) -> Result<CheckReport, LabError> 
     Ok(check.evaluate(&results, timeout, started.elapsed()))
 }
 
-/// The live ICMP error intervals of these nodes ([`RATELIMIT_SYSCTLS`]:
+/// The live ICMP error intervals of these nodes (`RATELIMIT_SYSCTLS`:
 /// IPv4, IPv6), read from their net namespaces one after the other on one
 /// thread; `None` for a value that could not be read (the node stopped, a
-/// kernel without IPv6), which `check` paces as
-/// [`UNREAD_RATELIMIT`](crate::check::probe::UNREAD_RATELIMIT). Public so
-/// that tests can see what `check` paces by.
+/// kernel without IPv6), which `check` paces as `UNREAD_RATELIMIT`.
+/// Reached by the tests (`test_support`), to see what `check` paces by.
 pub fn icmp_ratelimits<'a>(
     nodes: impl IntoIterator<Item = &'a RunningNode>,
 ) -> HashMap<String, [Option<Duration>; 2]> {

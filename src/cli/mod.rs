@@ -86,7 +86,7 @@ enum Command {
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
-pub fn main() -> i32 {
+pub(crate) fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -19,14 +19,14 @@ extern "C" fn raise_flag(_: libc::c_int) {
 /// [`flag`](Self::flag); dropping it puts the previous handlers back. One
 /// at a time: the flag is process-wide.
 #[derive(Debug)]
-pub struct StopOnSignals {
+pub(super) struct StopOnSignals {
     previous: Vec<(Signal, SigAction)>,
 }
 
 /// Lowers the flag and installs the handler. Without SA_RESTART, a
 /// blocking call of the thread that gets the signal returns EINTR (or a
 /// short count), so a wait or a write ends at once.
-pub fn on_signals() -> nix::Result<StopOnSignals> {
+pub(super) fn on_signals() -> nix::Result<StopOnSignals> {
     STOP.store(false, Ordering::Relaxed);
     let action = SigAction::new(
         SigHandler::Handler(raise_flag),
@@ -48,7 +48,7 @@ pub fn on_signals() -> nix::Result<StopOnSignals> {
 
 impl StopOnSignals {
     /// Raised once one of the signals has come since [`on_signals`].
-    pub fn flag(&self) -> &'static AtomicBool {
+    pub(super) fn flag(&self) -> &'static AtomicBool {
         &STOP
     }
 }

@@ -17,8 +17,6 @@ mod wiring;
 #[cfg(test)]
 mod tests;
 
-
-
 use crate::plan::Plan;
 
 /// Where the script keeps its record of a lab (holder pids, netns names).
@@ -29,7 +27,7 @@ pub const RECORD_ROOT: &str = "/run/nslab-sh";
 const MAX_HIDDEN_SOURCES: usize = 7;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExplainError {
+pub(crate) enum ExplainError {
     #[error(
         "node {node}: {count} bind sources lie under the node's own mounts; a POSIX shell can hold at most {MAX_HIDDEN_SOURCES} open for the script"
     )]
@@ -37,7 +35,7 @@ pub enum ExplainError {
 }
 
 /// The script for `plan`.
-pub fn script(plan: &Plan) -> Result<String, ExplainError> {
+pub(crate) fn script(plan: &Plan) -> Result<String, ExplainError> {
     let mut s = Script::default();
     // Shell variables holding each node's init pid, by node id.
     let pids = node::pid_vars(plan);

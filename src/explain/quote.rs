@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 /// `s` as one POSIX shell word: as it is when every character is plainly
 /// safe, else in single quotes (a `'` inside becomes `'\''`).
-pub fn quote(s: &str) -> Cow<'_, str> {
+pub(super) fn quote(s: &str) -> Cow<'_, str> {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:,+=@%".contains(c);
     // A leading `=` or `-` is fine for the shell; `~` and `#` are not safe
     // at the start of a word and are quoted because they are not in the set.
@@ -18,7 +18,7 @@ pub fn quote(s: &str) -> Cow<'_, str> {
 
 /// `s` fit for a `#` comment: control characters (a newline above all,
 /// which would end the comment) are written as escapes.
-pub fn comment(s: &str) -> Cow<'_, str> {
+pub(super) fn comment(s: &str) -> Cow<'_, str> {
     if s.chars().any(char::is_control) {
         Cow::Owned(
             s.chars()
@@ -35,7 +35,7 @@ pub fn comment(s: &str) -> Cow<'_, str> {
 
 /// A here-document delimiter that no line of `body` equals, so a quoted
 /// value spanning lines can never end the document early.
-pub fn delimiter(body: &str) -> String {
+pub(super) fn delimiter(body: &str) -> String {
     let mut word = "EOF".to_string();
     let mut n = 0;
     while body.lines().any(|line| line == word) {

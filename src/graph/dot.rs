@@ -12,7 +12,7 @@ use crate::plan::Plan;
 use crate::spec::NodeKind;
 
 /// The lab as DOT text.
-pub fn to_dot(plan: &Plan) -> String {
+pub(crate) fn to_dot(plan: &Plan) -> String {
     let mut out = String::with_capacity(256 + 160 * plan.links.len() + 64 * plan.nodes.len());
     let _ = writeln!(out, "// lab {}, drawn by nslab graph", plan.lab);
     let _ = writeln!(out, "graph {} {{", quote(&plan.lab));
@@ -59,7 +59,7 @@ pub fn to_dot(plan: &Plan) -> String {
 /// is doubled (a label never shows a stray `\N` or `\G` substitution, and a
 /// trailing `\` cannot swallow the closing quote), quotes are escaped, `&`
 /// is `&amp;`, and line breaks become `\n`.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

@@ -17,11 +17,11 @@ use crate::spec::NodeKind;
 /// Mermaid's `maxEdges` by default: a flowchart with more edges is refused
 /// (even by its parser) unless whoever draws it raises the limit; a diagram
 /// cannot raise it itself.
-pub const DEFAULT_MAX_EDGES: usize = 500;
+pub(crate) const DEFAULT_MAX_EDGES: usize = 500;
 
 /// What to tell whoever draws the lab's flowchart when it has more edges
 /// than Mermaid draws by default.
-pub fn edge_limit_note(plan: &Plan) -> Option<String> {
+pub(crate) fn edge_limit_note(plan: &Plan) -> Option<String> {
     (plan.links.len() > DEFAULT_MAX_EDGES).then(|| {
         format!(
             "{} links; Mermaid draws at most {DEFAULT_MAX_EDGES} edges unless its maxEdges setting is raised",
@@ -31,7 +31,7 @@ pub fn edge_limit_note(plan: &Plan) -> Option<String> {
 }
 
 /// The lab as Mermaid flowchart text.
-pub fn to_mermaid(plan: &Plan) -> String {
+pub(crate) fn to_mermaid(plan: &Plan) -> String {
     let mut out = String::with_capacity(128 + 96 * plan.links.len() + 32 * plan.nodes.len());
     // Front matter: a YAML title; lab names are plain, but quoted it can
     // never be read as a number or null.
@@ -84,7 +84,7 @@ fn quote_lines(lines: &[String]) -> String {
 }
 
 /// A quoted Mermaid label showing `text` as it is.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("\"{}\"", escape(text))
 }
 
@@ -93,7 +93,7 @@ pub fn quote(text: &str) -> String {
 /// is one; labels are HTML, so `<`, `>` and `&` are entities; a leading
 /// backtick would make a Markdown string. Entities are numeric where
 /// Mermaid has no name for them.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -4,18 +4,18 @@
 //! Mermaid ([`mermaid`]) text; both are pure text generation. SVG is DOT
 //! rendered by Graphviz's own `dot` program ([`svg`]).
 
-pub mod dot;
-pub mod mermaid;
-pub mod svg;
+pub(crate) mod dot;
+pub(crate) mod mermaid;
+pub(crate) mod svg;
 
 use crate::plan::{EndpointPlan, LinkPlan, Place, Plan};
 use crate::spec::NodeKind;
 
-pub use svg::GraphError;
+pub(crate) use svg::GraphError;
 
 /// What `nslab graph` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Graphviz DOT text.
     Dot,
     /// A Mermaid flowchart.
@@ -25,7 +25,7 @@ pub enum Format {
 }
 
 /// The lab drawn in `format`.
-pub fn render(plan: &Plan, format: Format) -> Result<Vec<u8>, GraphError> {
+pub(crate) fn render(plan: &Plan, format: Format) -> Result<Vec<u8>, GraphError> {
     match format {
         Format::Dot => Ok(dot::to_dot(plan).into_bytes()),
         Format::Mermaid => Ok(mermaid::to_mermaid(plan).into_bytes()),

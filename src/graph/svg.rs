@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 /// Why a picture could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum GraphError {
+pub(crate) enum GraphError {
     #[error(
         "--format svg needs Graphviz's `dot`, which is not installed: install graphviz (apt-get install graphviz), or use --format dot"
     )]
@@ -20,7 +20,7 @@ pub enum GraphError {
 }
 
 /// The DOT text laid out and drawn by `dot -Tsvg`.
-pub fn dot_to_svg(dot: &str) -> Result<Vec<u8>, GraphError> {
+pub(crate) fn dot_to_svg(dot: &str) -> Result<Vec<u8>, GraphError> {
     let mut child = Command::new("dot")
         .arg("-Tsvg")
         .stdin(Stdio::piped())

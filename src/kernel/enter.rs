@@ -55,7 +55,7 @@ pub enum EnterError {
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct NodeCommand {
+pub(crate) struct NodeCommand {
     pub argv: Vec<String>,
     /// The complete environment of the command.
     pub env: Vec<(String, String)>,
@@ -74,14 +74,14 @@ pub struct NodeCommand {
 
 /// Where a standard stream of the command goes.
 #[derive(Debug)]
-pub enum Stdio {
+pub(crate) enum Stdio {
     Inherit,
     Fd(OwnedFd),
 }
 
 /// A command started in a node.
 #[derive(Debug)]
-pub struct Running {
+pub(crate) struct Running {
     helper: Pid,
     foreground: bool,
     own_group: bool,
@@ -112,7 +112,7 @@ const AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// Starts `command` inside the namespaces in `ns` with the given stdin,
 /// stdout and stderr.
-pub fn spawn(
+pub(crate) fn spawn(
     ns: &NamespaceFds,
     command: &NodeCommand,
     stdio: [Stdio; 3],
@@ -222,7 +222,7 @@ impl Running {
     /// that came without a pidfd could never be signalled safely: it is
     /// ended at once (see `end_without_pidfd`) and is an error
     /// ([`EnterError::NoPidfd`]), so every command that starts can be ended.
-    pub fn started(&mut self) -> Result<i32, EnterError> {
+    pub(crate) fn started(&mut self) -> Result<i32, EnterError> {
         match self.read_report() {
             Ok(Some(pid)) if self.pidfd.is_some() => Ok(pid),
             Ok(Some(pid)) => {
@@ -242,7 +242,7 @@ impl Running {
 
     /// Waits for the command; returns its exit code (128 + N when killed by
     /// signal N, as shells do).
-    pub fn wait(mut self) -> Result<i32, EnterError> {
+    pub(crate) fn wait(mut self) -> Result<i32, EnterError> {
         // Read to the end first: the report socket ends when the command
         // execs or fails to, and a failure beats any exit code.
         let report = self.read_report();
@@ -252,7 +252,7 @@ impl Running {
     }
 
     /// The command's exit code if it has ended, without blocking.
-    pub fn try_wait(&mut self) -> Result<Option<i32>, EnterError> {
+    pub(crate) fn try_wait(&mut self) -> Result<Option<i32>, EnterError> {
         self.reap(Some(WaitPidFlag::WNOHANG))
     }
 
@@ -261,7 +261,7 @@ impl Running {
     /// and SIGCONT (so that a stopped process acts on it), then SIGKILL to
     /// whatever is left after `grace`. Returns once nothing is left, or at
     /// most a second after SIGKILL. Does not reap: [`Self::wait`] does.
-    pub fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
+    pub(crate) fn terminate(&mut self, grace: Duration) -> Result<(), EnterError> {
         if self.started().is_err() {
             // It never started (`wait` says why), or it came without a
             // pidfd and `started` has ended it.
@@ -280,7 +280,7 @@ impl Running {
     /// Ends the helper (SIGKILL) and reaps it, for when the command could
     /// not be ended and waiting for it might never return. The helper is
     /// our child and not yet reaped, so its pid is still its own.
-    pub fn abandon(mut self) {
+    pub(crate) fn abandon(mut self) {
         if self.exited.is_none() {
             let _ = nix::sys::signal::kill(self.helper, Signal::SIGKILL);
             let _ = self.reap(None);
@@ -598,7 +598,7 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 
 /// The paths execve will try, in order: the program itself when it has a
 /// slash, else each PATH entry (the command's PATH, or the usual default).
-pub fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<String> {
+pub(crate) fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<String> {
     if program.contains('/') {
         return vec![program.to_string()];
     }

@@ -1,11 +1,11 @@
 //! Everything that touches the kernel: namespaces, the node init, processes,
 //! netlink and sysctls. Callers hand in plan data; nothing here reads YAML.
 
-pub mod enter;
+pub(crate) mod enter;
 mod fds;
-pub mod init;
-pub mod namespace;
-pub mod netlink;
-pub mod process;
+pub(crate) mod init;
+pub(crate) mod namespace;
+pub(crate) mod netlink;
+pub(crate) mod process;
 pub(crate) mod sockopt;
-pub mod sysctl;
+pub(crate) mod sysctl;

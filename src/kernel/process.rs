@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::spec::is_valid_name;
 
 /// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
-pub const INIT_ARGV0: &str = "nslab-init";
+pub(crate) const INIT_ARGV0: &str = "nslab-init";
 /// `argv[1]` that makes the nslab binary run as a node init.
-pub const INIT_MARKER: &str = "__init";
+pub(crate) const INIT_MARKER: &str = "__init";
 
 /// A node init found in /proc.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +22,23 @@ pub struct FoundInit {
 }
 
 /// The `LAB/NODE` argument of an init's command line.
-pub fn init_tag(lab: &str, node: &str) -> String {
+pub(crate) fn init_tag(lab: &str, node: &str) -> String {
     format!("{lab}/{node}")
 }
 
 /// The alias of `lo` in a node's net namespace: `nslab:LAB/NODE`.
-pub fn netns_mark(lab: &str, node: &str) -> String {
+pub(crate) fn netns_mark(lab: &str, node: &str) -> String {
     format!("nslab:{}", init_tag(lab, node))
 }
 
 /// The lab and node of a `lo` alias, if it is a node's mark (with valid
 /// names: anyone with CAP_NET_ADMIN in a namespace can set an alias).
-pub fn parse_netns_mark(alias: &str) -> Option<(String, String)> {
+pub(crate) fn parse_netns_mark(alias: &str) -> Option<(String, String)> {
     parse_tag(alias.strip_prefix("nslab:")?)
 }
 
 /// Reads `/proc/PID/cmdline` as its NUL-separated arguments.
-pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
+pub(crate) fn cmdline(pid: i32) -> io::Result<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline"))?;
     Ok(raw
         .split(|b| *b == 0)
@@ -50,7 +50,7 @@ pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
 /// The lab and node of an init's command line, if it is one. Anyone can
 /// run a process with any command line, so the names are held to the
 /// topology's rule: a spoofed `../x` never becomes a path.
-pub fn parse_init_cmdline(args: &[String]) -> Option<(String, String)> {
+pub(crate) fn parse_init_cmdline(args: &[String]) -> Option<(String, String)> {
     match args {
         [argv0, marker, tag] if argv0 == INIT_ARGV0 && marker == INIT_MARKER => parse_tag(tag),
         _ => None,
@@ -67,7 +67,7 @@ fn parse_tag(tag: &str) -> Option<(String, String)> {
 /// right command line, root in our user namespace, and PID 1 of a pid
 /// namespace of its own? (An unprivileged process can fake the first, not
 /// the others.)
-pub fn is_init_of(pid: i32, lab: &str, node: &str) -> bool {
+pub(crate) fn is_init_of(pid: i32, lab: &str, node: &str) -> bool {
     let named = cmdline(pid)
         .ok()
         .and_then(|args| parse_init_cmdline(&args))
@@ -231,7 +231,7 @@ pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 
 /// Waits until every process has exited or `timeout` passes; returns those
 /// still alive. Exited children of ours are reaped.
-pub fn wait_exited(mut procs: Vec<PinnedProcess>, timeout: Duration) -> Vec<PinnedProcess> {
+pub(crate) fn wait_exited(mut procs: Vec<PinnedProcess>, timeout: Duration) -> Vec<PinnedProcess> {
     let deadline = Instant::now() + timeout;
     loop {
         if procs.is_empty() {
@@ -276,7 +276,7 @@ pub fn wait_exited(mut procs: Vec<PinnedProcess>, timeout: Duration) -> Vec<Pinn
 /// namespace), then SIGKILL for any still there after `grace`. Returns how
 /// many were ended and the errors met on the way (one failure does not
 /// stop the others from being ended).
-pub fn terminate(procs: Vec<PinnedProcess>, grace: Duration) -> (usize, Vec<String>) {
+pub(crate) fn terminate(procs: Vec<PinnedProcess>, grace: Duration) -> (usize, Vec<String>) {
     let count = procs.len();
     let mut errors = Vec::new();
     let mut signal_all = |procs: &[PinnedProcess], signal: i32| {

@@ -16,7 +16,7 @@ use super::namespace::{NamespaceFds, NsKind};
 use crate::spec::Sysctl;
 
 /// The namespaces a sysctl writer enters.
-pub const SYSCTL_NAMESPACES: [NsKind; 3] = [NsKind::Ipc, NsKind::Uts, NsKind::Net];
+pub(crate) const SYSCTL_NAMESPACES: [NsKind; 3] = [NsKind::Ipc, NsKind::Uts, NsKind::Net];
 
 #[derive(Debug, thiserror::Error)]
 #[error("node {node}: sysctl {key}={value}: {reason}")]
@@ -29,7 +29,7 @@ pub struct SysctlError {
 
 /// One node's sysctls.
 #[derive(Debug)]
-pub struct NodeSysctls<'a> {
+pub(crate) struct NodeSysctls<'a> {
     pub node: &'a str,
     pub namespaces: NamespaceFds,
     pub sysctls: &'a [Sysctl],
@@ -37,7 +37,7 @@ pub struct NodeSysctls<'a> {
 
 /// Writes every node's sysctls, one node after the other, on one thread that
 /// is thrown away afterwards (it ends up in a node's namespaces).
-pub fn write_all(nodes: Vec<NodeSysctls<'_>>) -> Result<(), SysctlError> {
+pub(crate) fn write_all(nodes: Vec<NodeSysctls<'_>>) -> Result<(), SysctlError> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -81,7 +81,7 @@ fn write_node(node: &NodeSysctls<'_>) -> Result<(), SysctlError> {
 /// Why one sysctl of one node could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sysctl {key}: {reason}")]
-pub struct SysctlReadError {
+pub(crate) struct SysctlReadError {
     pub key: String,
     pub reason: String,
 }
@@ -94,7 +94,7 @@ pub struct SysctlReadError {
 /// in its turn keeps only one open at a time. One list of results per
 /// namespace, in the order of `keys`; a namespace that could not be opened
 /// or entered fails all its keys.
-pub fn read_net_all<E: Display>(
+pub(crate) fn read_net_all<E: Display>(
     namespaces: impl IntoIterator<Item = Result<NamespaceFds, E>> + Send,
     keys: &[&str],
 ) -> Vec<Vec<Result<String, SysctlReadError>>> {

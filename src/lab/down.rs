@@ -67,7 +67,7 @@ pub fn down(lab: &str) -> Result<DownReport, LabError> {
 }
 
 /// [`down`], telling `progress` how it advances.
-pub fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
+pub(crate) fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
     let lock = LabLock::acquire(lab, || {
         eprintln!("nslab: waiting for another nslab working on lab {lab}")
     })?;
@@ -99,7 +99,7 @@ pub fn find_labs() -> Result<Vec<String>, LabError> {
 }
 
 /// Tears down every lab [`find_labs`] finds.
-pub fn down_all(progress: &Progress) -> Result<Vec<DownReport>, LabError> {
+pub(crate) fn down_all(progress: &Progress) -> Result<Vec<DownReport>, LabError> {
     let labs = find_labs()?;
     let mut reports = Vec::new();
     let mut errors = Vec::new();

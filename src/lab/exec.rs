@@ -90,7 +90,7 @@ pub(crate) fn dev_null() -> Result<OwnedFd, LabError> {
 
 /// Runs `argv` (or a shell) in the node with the caller's terminal;
 /// returns the command's exit code.
-pub fn exec(target: &NodeRef, argv: &[String]) -> Result<i32, LabError> {
+pub(crate) fn exec(target: &NodeRef, argv: &[String]) -> Result<i32, LabError> {
     let (node, plan) = resolve_node(target)?;
     let foreground = owns_terminal();
     let mode = SpawnMode {
@@ -127,7 +127,7 @@ fn take_terminal_back() {
 /// Runs `argv` on every running node of `lab` at once, each output line
 /// prefixed by its node's name. Returns 0 when all succeeded, else the
 /// first non-zero exit code in node order.
-pub fn exec_all(lab: &LabName, argv: &[String]) -> Result<i32, LabError> {
+pub(crate) fn exec_all(lab: &LabName, argv: &[String]) -> Result<i32, LabError> {
     let lab = lab.as_str();
     if argv.is_empty() {
         return Err(LabError::NoCommand(format!("exec --all {lab}")));

@@ -21,7 +21,7 @@ mod armed {
     }
 
     /// Marks the end of one kernel-changing step.
-    pub fn step() {
+    pub(crate) fn step() {
         let taken = STEPS.fetch_add(1, Ordering::Relaxed) + 1;
         if limit() == Some(taken) {
             // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught.
@@ -31,7 +31,7 @@ mod armed {
 
     /// When armed, how many steps this process took (for the test to know
     /// when it has covered them all).
-    pub fn report() -> Option<usize> {
+    pub(crate) fn report() -> Option<usize> {
         limit().map(|_| STEPS.load(Ordering::Relaxed))
     }
 }

@@ -56,7 +56,11 @@ impl From<RootQdisc> for Impairment {
 /// values zero) removes the impairment, as [`impair_clear`] does. A root
 /// qdisc of a kind nslab does not set is left in place, and is an error
 /// ([`LabError::ForeignQdisc`]).
-pub fn impair_set(node: &RunningNode, iface: &str, plan: &Impair) -> Result<Impairment, LabError> {
+pub(crate) fn impair_set(
+    node: &RunningNode,
+    iface: &str,
+    plan: &Impair,
+) -> Result<Impairment, LabError> {
     with_interface(node, iface, async |target: Target| {
         let clock = Psched::read();
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
@@ -78,7 +82,7 @@ pub fn impair_set(node: &RunningNode, iface: &str, plan: &Impair) -> Result<Impa
 }
 
 /// What the interface has now, decoded from the kernel's qdisc dump.
-pub fn impair_show(node: &RunningNode, iface: &str) -> Result<Impairment, LabError> {
+pub(crate) fn impair_show(node: &RunningNode, iface: &str) -> Result<Impairment, LabError> {
     with_interface(node, iface, async |target: Target| {
         target.read(&Psched::read()).await
     })
@@ -87,7 +91,7 @@ pub fn impair_show(node: &RunningNode, iface: &str) -> Result<Impairment, LabErr
 /// Removes the impairment of the interface; false when it had none. A
 /// root qdisc of a kind nslab does not set is left in place, and is an
 /// error ([`LabError::ForeignQdisc`]).
-pub fn impair_clear(node: &RunningNode, iface: &str) -> Result<bool, LabError> {
+pub(crate) fn impair_clear(node: &RunningNode, iface: &str) -> Result<bool, LabError> {
     with_interface(node, iface, async |target: Target| {
         let qdiscs = dump_qdiscs(&target.socket, Some(target.index), &target.label).await?;
         target.clear(&qdiscs).await

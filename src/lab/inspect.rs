@@ -21,7 +21,7 @@ use crate::spec::Impair;
 use crate::state;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LabView {
+pub(crate) struct LabView {
     pub name: String,
     /// `running` (every node up), `degraded` (some init gone) or `building`.
     pub status: String,
@@ -30,7 +30,7 @@ pub struct LabView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct NodeView {
+pub(crate) struct NodeView {
     pub name: String,
     pub kind: String,
     pub running: bool,
@@ -44,7 +44,7 @@ pub struct NodeView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct InterfaceView {
+pub(crate) struct InterfaceView {
     pub name: String,
     pub index: u32,
     pub kind: Option<String>,
@@ -61,7 +61,7 @@ pub struct InterfaceView {
 }
 
 /// Inspects one lab, or every lab with state.
-pub fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
+pub(crate) fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
     let all = lab.is_none();
     let labs = match lab {
         Some(lab) => vec![lab.to_string()],

@@ -17,7 +17,7 @@ use crate::kernel::process::parse_netns_mark;
 const MARK_PREFIX: &str = "nslab:";
 
 /// The mark (interface alias) of a lab's veth ends in the host namespace.
-pub fn host_link_alias(lab: &str) -> String {
+pub(crate) fn host_link_alias(lab: &str) -> String {
     format!("{MARK_PREFIX}{lab}")
 }
 
@@ -86,7 +86,7 @@ pub(crate) struct HostLinks {
 }
 
 impl HostLinks {
-    pub fn open() -> Result<Self, LabError> {
+    pub(super) fn open() -> Result<Self, LabError> {
         let runtime = runtime()?;
         let socket = open_sockets(
             runtime.handle(),
@@ -96,14 +96,14 @@ impl HostLinks {
         Ok(Self { runtime, socket })
     }
 
-    pub fn all(&self) -> Result<Vec<LinkInfo>, LabError> {
+    pub(super) fn all(&self) -> Result<Vec<LinkInfo>, LabError> {
         Ok(self
             .runtime
             .block_on(|| dump_links(&self.socket, "the host namespace"))?)
     }
 
     /// Links carrying the mark of `lab`.
-    pub fn marked(&self, lab: &str) -> Result<Vec<LinkInfo>, LabError> {
+    pub(super) fn marked(&self, lab: &str) -> Result<Vec<LinkInfo>, LabError> {
         let alias = host_link_alias(lab);
         Ok(self
             .all()?
@@ -113,7 +113,7 @@ impl HostLinks {
     }
 
     /// Labs that have a marked link in the host namespace.
-    pub fn marked_labs(&self) -> Result<Vec<String>, LabError> {
+    pub(super) fn marked_labs(&self) -> Result<Vec<String>, LabError> {
         Ok(self
             .all()?
             .into_iter()
@@ -124,7 +124,7 @@ impl HostLinks {
     }
 
     /// Deletes a link if it is still there; false when it was gone.
-    pub fn delete(&self, link: &LinkInfo) -> Result<bool, LabError> {
+    pub(super) fn delete(&self, link: &LinkInfo) -> Result<bool, LabError> {
         let request = DeleteLink {
             index: link.index,
             label: format!("host:{}", link.name),
@@ -135,7 +135,7 @@ impl HostLinks {
     /// Waits until none of `names` exists any more (the kernel removes a
     /// host end once its peer's namespace is gone); returns those still
     /// there at `timeout`.
-    pub fn wait_gone(
+    pub(super) fn wait_gone(
         &self,
         mut names: Vec<String>,
         timeout: Duration,

@@ -12,12 +12,15 @@ mod running;
 mod seam;
 mod up;
 
-pub use down::{DownReport, down, down_all, down_with, find_labs};
-pub use exec::{exec, exec_all};
-pub use impair::{Impairment, impair_clear, impair_set, impair_show};
-pub use inspect::{LabView, inspect};
-pub use progress::Progress;
-pub use running::{RunningNode, resolve_interface, resolve_node, running_nodes};
+pub use down::{DownReport, down, find_labs};
+pub(crate) use down::{down_all, down_with};
+pub(crate) use exec::{exec, exec_all};
+pub use impair::Impairment;
+pub(crate) use impair::{impair_clear, impair_set, impair_show};
+pub(crate) use inspect::{LabView, inspect};
+pub(crate) use progress::Progress;
+pub(crate) use running::resolve_interface;
+pub use running::{RunningNode, resolve_node, running_nodes};
 pub use up::{UpOptions, UpReport, up};
 
 use crate::kernel::enter::EnterError;
@@ -27,7 +30,7 @@ use crate::kernel::netlink::NetlinkError;
 use crate::kernel::sysctl::SysctlError;
 use crate::state::StateError;
 
-pub use marks::host_link_alias;
+pub(crate) use marks::host_link_alias;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Called with a phase name, how much of it is done and its total.
-pub type ProgressFn = dyn Fn(&str, usize, usize) + Send + Sync;
+pub(super) type ProgressFn = dyn Fn(&str, usize, usize) + Send + Sync;
 
 /// An optional progress callback.
 #[derive(Clone, Default)]
@@ -49,7 +49,7 @@ pub(crate) struct Phase {
 }
 
 impl Phase {
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         self.report(done);
     }

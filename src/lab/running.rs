@@ -1,6 +1,6 @@
 //! Finding running labs and their nodes.
 
-pub use crate::kernel::process::is_init_of;
+pub(super) use crate::kernel::process::is_init_of;
 use std::os::fd::AsFd;
 
 use crate::kernel::namespace::{NamespaceFds, NsKind};
@@ -161,7 +161,7 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
 
 /// Resolves an interface reference to its running node, the interface
 /// name and the lab's plan (the node as [`resolve_node`] finds it).
-pub fn resolve_interface(
+pub(crate) fn resolve_interface(
     target: &InterfaceRef,
 ) -> Result<(RunningNode, String, Option<Plan>), LabError> {
     let (node, plan) = resolve_node(&target.node)?;

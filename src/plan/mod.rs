@@ -3,7 +3,7 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
-pub mod qdisc;
+pub(crate) mod qdisc;
 
 use std::path::PathBuf;
 
@@ -75,7 +75,7 @@ impl LinkPlan {
 
 impl Plan {
     /// The name under /run/netns of a node's net namespace.
-    pub fn netns_name(&self, node: NodeId) -> String {
+    pub(crate) fn netns_name(&self, node: NodeId) -> String {
         netns_name(&self.lab, &self.nodes[node].name)
     }
 

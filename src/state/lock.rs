@@ -12,7 +12,7 @@ use super::{STATE_ROOT, StateError, ensure_root_in};
 
 /// A held lab lock; released on drop.
 #[derive(Debug)]
-pub struct LabLock {
+pub(crate) struct LabLock {
     path: PathBuf,
     lock: Option<Flock<File>>,
 }
@@ -20,7 +20,7 @@ pub struct LabLock {
 impl LabLock {
     /// Takes the lock of `lab`, waiting for another nslab if needed (and
     /// calling `on_wait` once before waiting).
-    pub fn acquire(lab: &str, on_wait: impl FnOnce()) -> Result<Self, StateError> {
+    pub(crate) fn acquire(lab: &str, on_wait: impl FnOnce()) -> Result<Self, StateError> {
         Self::acquire_in(Path::new(STATE_ROOT), lab, on_wait)
     }
 
@@ -83,7 +83,7 @@ impl LabLock {
 
     /// Removes the lock file while still holding the lock (when the lab is
     /// gone), then releases it. Waiters notice and retry on a fresh file.
-    pub fn release_and_remove(mut self) {
+    pub(crate) fn release_and_remove(mut self) {
         let _ = fs::remove_file(&self.path);
         self.lock = None;
     }

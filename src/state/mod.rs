@@ -7,7 +7,7 @@
 
 mod lock;
 
-pub use lock::LabLock;
+pub(crate) use lock::LabLock;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Plan;
 
 /// Root of all state.
-pub const STATE_ROOT: &str = "/run/nslab";
+pub(crate) const STATE_ROOT: &str = "/run/nslab";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -43,7 +43,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
 /// One object a lab made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Entry {
+pub(crate) enum Entry {
     /// A node init was started.
     Init { node: String, pid: i32 },
     /// /run/netns/NAME is about to be bound (recorded before, so a crash in
@@ -60,18 +60,18 @@ pub enum Entry {
 
 /// Everything recorded about a lab.
 #[derive(Debug, Clone, Default)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub plan: Option<Plan>,
     pub entries: Vec<Entry>,
 }
 
 impl Recorded {
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.entries.contains(&Entry::Ready)
     }
 
     /// Entries that still stand: neither retractions nor retracted.
-    pub fn standing(&self) -> Vec<&Entry> {
+    pub(crate) fn standing(&self) -> Vec<&Entry> {
         let retracted: Vec<&Entry> = self
             .entries
             .iter()
@@ -88,7 +88,7 @@ impl Recorded {
 
     /// The last recorded init pid of each node (a node recorded again moves
     /// to the end, as its latest record).
-    pub fn init_pids(&self) -> Vec<(String, i32)> {
+    pub(crate) fn init_pids(&self) -> Vec<(String, i32)> {
         let mut pids: indexmap::IndexMap<&str, i32> = indexmap::IndexMap::new();
         for entry in &self.entries {
             if let Entry::Init { node, pid } = entry {
@@ -104,7 +104,7 @@ impl Recorded {
 
 /// The state folder of one lab.
 #[derive(Debug)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     dir: PathBuf,
     journal: File,
 }
@@ -158,7 +158,7 @@ impl StateDir {
 
     /// An empty file in the lab's state folder, for /run/netns names to be
     /// hard links to (see `reserve_netns_name`).
-    pub fn netns_placeholder(&self) -> Result<PathBuf, StateError> {
+    pub(crate) fn netns_placeholder(&self) -> Result<PathBuf, StateError> {
         let path = self.dir.join("netns-placeholder");
         OpenOptions::new()
             .write(true)
@@ -172,7 +172,7 @@ impl StateDir {
 
     /// A second handle on the same journal, for a thread of its own (each
     /// record is one O_APPEND write, so records never interleave).
-    pub fn try_clone(&self) -> Result<Self, StateError> {
+    pub(crate) fn try_clone(&self) -> Result<Self, StateError> {
         Ok(Self {
             dir: self.dir.clone(),
             journal: self
@@ -183,7 +183,7 @@ impl StateDir {
     }
 
     /// Appends entries to the journal in one write.
-    pub fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
+    pub(crate) fn record(&mut self, entries: &[Entry]) -> Result<(), StateError> {
         let mut buf = Vec::new();
         for entry in entries {
             serde_json::to_writer(&mut buf, entry).map_err(|e| StateError::Corrupt {
@@ -199,7 +199,7 @@ impl StateDir {
 }
 
 /// Reads what is recorded of a lab; `None` if it has no state folder.
-pub fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
+pub(crate) fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
     read_in(Path::new(STATE_ROOT), lab)
 }
 
@@ -244,7 +244,7 @@ pub(crate) fn remove_in(root: &Path, lab: &str) -> Result<bool, StateError> {
 }
 
 /// Names of labs with a state folder.
-pub fn list_labs() -> Result<Vec<String>, StateError> {
+pub(crate) fn list_labs() -> Result<Vec<String>, StateError> {
     let root = Path::new(STATE_ROOT);
     let entries = match fs::read_dir(root) {
         Ok(entries) => entries,
@@ -263,7 +263,7 @@ pub fn list_labs() -> Result<Vec<String>, StateError> {
 
 /// Removes /run/nslab when no lab is left (best effort: another nslab may
 /// be creating a lab right now, and then the folder stays).
-pub fn remove_root_if_empty() {
+pub(crate) fn remove_root_if_empty() {
     remove_root_if_empty_in(Path::new(STATE_ROOT));
 }
 
@@ -273,7 +273,7 @@ pub(crate) fn remove_root_if_empty_in(root: &Path) {
 }
 
 /// Writes a file readable by root only, atomically: temp file, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new()
         .write(true)

@@ -4,24 +4,25 @@
 use crate::spec::Impair;
 
 /// The longest delay accepted (one hour).
-pub const MAX_DELAY_US: u64 = 3_600_000_000;
+pub(crate) const MAX_DELAY_US: u64 = 3_600_000_000;
 /// The largest jitter accepted: netem draws the random part of the delay
 /// as a signed 32-bit number of nanoseconds (`tabledist`'s sigma), so
 /// Linux 5.10 and later cap jitter at `INT_MAX` ns (about 2.147 s) and
 /// older kernels wrap around past it.
-pub const MAX_JITTER_US: u64 = i32::MAX as u64 / 1000;
+pub(crate) const MAX_JITTER_US: u64 = i32::MAX as u64 / 1000;
 /// The lowest rate accepted, in bits per second.
-pub const MIN_RATE_BITS: u64 = 1_000;
+pub(crate) const MIN_RATE_BITS: u64 = 1_000;
 /// The highest rate accepted, in bits per second (100gbit: the token
 /// bucket's queue, 50 ms at the rate, still fits its 32-bit byte limit).
-pub const MAX_RATE_BITS: u64 = 100_000_000_000;
+pub(crate) const MAX_RATE_BITS: u64 = 100_000_000_000;
 
 /// The impairment keys, in the order they are checked and shown.
-pub const IMPAIR_KEYS: [&str; 6] = ["delay", "jitter", "loss", "rate", "corrupt", "duplicate"];
+pub(crate) const IMPAIR_KEYS: [&str; 6] =
+    ["delay", "jitter", "loss", "rate", "corrupt", "duplicate"];
 
 /// The impairment values of one end, as text (a YAML number becomes its text).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImpairText<'a> {
+pub(crate) struct ImpairText<'a> {
     pub delay: Option<&'a str>,
     pub jitter: Option<&'a str>,
     pub loss: Option<&'a str>,
@@ -36,7 +37,7 @@ pub struct ImpairText<'a> {
 /// A zero value (`0us`, `0%`) is the same as leaving the key out: it
 /// impairs nothing, and the kernel keeps no trace of it. A plan whose
 /// values are all zero is therefore empty: no impairment.
-pub fn parse_impair(text: &ImpairText<'_>) -> Result<Impair, Vec<(&'static str, String)>> {
+pub(crate) fn parse_impair(text: &ImpairText<'_>) -> Result<Impair, Vec<(&'static str, String)>> {
     let mut problems = Vec::new();
     let delay_us = checked(&mut problems, "delay", text.delay, parse_duration_us);
     let jitter_us = checked(&mut problems, "jitter", text.jitter, parse_jitter_us);
@@ -137,7 +138,7 @@ fn scale_decimal(whole: &str, fraction: &str, scale: u64) -> Result<u64, bool> {
 }
 
 /// `20ms`, `1.5s`, `250us` → microseconds. At most [`MAX_DELAY_US`].
-pub fn parse_duration_us(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration_us(text: &str) -> Result<u64, String> {
     let (number, scale) = if let Some(n) = text.strip_suffix("us") {
         (n, 1)
     } else if let Some(n) = text.strip_suffix("ms") {
@@ -164,7 +165,7 @@ pub fn parse_duration_us(text: &str) -> Result<u64, String> {
 
 /// A jitter: a duration (see [`parse_duration_us`]) of at most
 /// [`MAX_JITTER_US`].
-pub fn parse_jitter_us(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_jitter_us(text: &str) -> Result<u64, String> {
     let us = parse_duration_us(text)?;
     if us > MAX_JITTER_US {
         return Err(format!(
@@ -175,7 +176,7 @@ pub fn parse_jitter_us(text: &str) -> Result<u64, String> {
 }
 
 /// `1%`, `0.1%` → a percentage from 0 to 100.
-pub fn parse_percent(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix('%').ok_or("needs a % sign (e.g. 1%)")?;
     split_decimal(number).ok_or("is not a percentage (e.g. 0.5%)")?;
     let value: f64 = number
@@ -205,7 +206,7 @@ const RATE_UNITS: [(&str, u64); 8] = [
 /// [`MIN_RATE_BITS`] to [`MAX_RATE_BITS`], a whole number of bytes per
 /// second (tbf counts bytes: `1.5kbit`, 187.5 bytes, would become 1496
 /// bits).
-pub fn parse_rate_bits(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate_bits(text: &str) -> Result<u64, String> {
     let lower = text.to_ascii_lowercase();
     let Some((number, scale)) = RATE_UNITS
         .iter()

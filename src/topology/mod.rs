@@ -21,12 +21,10 @@ pub(crate) mod tests;
 
 pub use builder::TopologyBuilder;
 pub use error::{Problem, TopologyError};
-pub use impair::{
-    IMPAIR_KEYS, ImpairText, MAX_DELAY_US, MAX_JITTER_US, MAX_RATE_BITS, MIN_RATE_BITS,
-    parse_duration_us, parse_impair, parse_jitter_us, parse_percent, parse_rate_bits,
-};
+#[cfg(test)]
+pub(crate) use impair::MAX_RATE_BITS;
+pub(crate) use impair::{IMPAIR_KEYS, ImpairText, parse_impair};
 pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
-pub use route::parse_route;
 
 pub(crate) use model::ImpairFields;
 

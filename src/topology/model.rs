@@ -352,7 +352,7 @@ pub(crate) struct ImpairFields {
 impl ImpairFields {
     /// Sets the value of `key` (one of [`IMPAIR_KEYS`](super::IMPAIR_KEYS));
     /// false for any other key.
-    pub fn set(&mut self, key: &str, value: &str) -> bool {
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> bool {
         let slot = match key {
             "delay" => &mut self.delay,
             "jitter" => &mut self.jitter,
@@ -367,7 +367,7 @@ impl ImpairFields {
     }
 
     /// The values as text, for [`parse_impair`](super::parse_impair).
-    pub fn as_text(&self) -> super::ImpairText<'_> {
+    pub(crate) fn as_text(&self) -> super::ImpairText<'_> {
         fn text(v: &Option<Measure>) -> Option<&str> {
             v.as_ref().map(|m| m.0.as_str())
         }

@@ -13,7 +13,7 @@ use crate::spec::ifname_problem;
 /// `default` takes its family from `via` (`default dev X` is IPv4). The
 /// destination is normalised to its network. The error does not repeat the
 /// route text.
-pub fn parse_route(text: &str) -> Result<Route, String> {
+pub(crate) fn parse_route(text: &str) -> Result<Route, String> {
     let mut tokens = text.split_whitespace();
     let Some(dest) = tokens.next() else {
         return Err("route is empty".to_owned());

@@ -19,15 +19,15 @@ use crate::spec::{Endpoint, HOST, Link, Node};
 use crate::spec::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
-pub const MAX_BRIDGE_PORTS: usize = 1023;
+pub(super) const MAX_BRIDGE_PORTS: usize = 1023;
 /// Most data `defaults` may add to a lab by being copied into every node,
 /// in the units of [`Fields::weight`] (about bytes).
-pub const MAX_MERGED_DEFAULTS: u64 = 64 * 1024 * 1024;
+pub(super) const MAX_MERGED_DEFAULTS: u64 = 64 * 1024 * 1024;
 /// What one entry of a list or map costs in [`Fields::weight`] on top of
 /// its text (roughly the memory of an empty `String` and its list slot).
 const ENTRY_WEIGHT: u64 = 32;
 /// The tmpfs mounted in a node when neither it nor `defaults` says otherwise.
-pub const DEFAULT_TMPFS: [&str; 2] = ["/tmp", "/run"];
+pub(super) const DEFAULT_TMPFS: [&str; 2] = ["/tmp", "/run"];
 
 const TOP: &str = "topology";
 const DEFAULTS: &str = "topology.defaults";

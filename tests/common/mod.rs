@@ -9,16 +9,16 @@ use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The nslab binary under test.
-pub fn nslab() -> Command {
+pub(crate) fn nslab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nslab"))
 }
 
 /// Runs nslab with `args`; returns (exit code, stdout, stderr).
-pub fn run(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     output_of(nslab().args(args).output().expect("run nslab"))
 }
 
-pub fn output_of(out: Output) -> (i32, String, String) {
+pub(crate) fn output_of(out: Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -28,7 +28,7 @@ pub fn output_of(out: Output) -> (i32, String, String) {
 
 /// A child process of the test, killed (if still running) and reaped when
 /// dropped, so a failed assertion leaves none behind.
-pub struct KillOnDrop(pub Child);
+pub(crate) struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -54,7 +54,7 @@ impl DerefMut for KillOnDrop {
 
 /// True when the tests may build labs. Otherwise prints why the calling test
 /// is skipped, so a run without root never looks like a pass.
-pub fn can_build_labs(test: &str) -> bool {
+pub(crate) fn can_build_labs(test: &str) -> bool {
     match nslab::test_support::check_privileges() {
         Ok(()) => true,
         Err(why) => {
@@ -68,7 +68,7 @@ pub fn can_build_labs(test: &str) -> bool {
 /// as a line of the file named by `NSLAB_SKIP_LOG` (set by `scripts/test`,
 /// which lists them at the end), so a skip is never counted as a pass
 /// without saying so.
-pub fn skipped(what: std::fmt::Arguments<'_>) {
+pub(crate) fn skipped(what: std::fmt::Arguments<'_>) {
     let line = format!("SKIPPED {what}");
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("NSLAB_SKIP_LOG") {
@@ -86,12 +86,12 @@ pub fn skipped(what: std::fmt::Arguments<'_>) {
 
 /// What every lab, netns name and host interface of this test process
 /// starts with, so that snapshots can leave out what parallel tests make.
-pub fn run_prefix() -> String {
+pub(crate) fn run_prefix() -> String {
     format!("t{}", std::process::id() % 100_000)
 }
 
 /// A lab name no other test (or test run) uses.
-pub fn unique_lab(tag: &str) -> String {
+pub(crate) fn unique_lab(tag: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{}-{tag}{}",
@@ -101,13 +101,13 @@ pub fn unique_lab(tag: &str) -> String {
 }
 
 /// A host interface name of this test process (at most 15 bytes).
-pub fn host_ifname(n: usize) -> String {
+pub(crate) fn host_ifname(n: usize) -> String {
     format!("{}h{n}", run_prefix())
 }
 
 /// A topology written to a temp folder, with `LAB` replaced by the lab name.
 /// The lab is torn down when this is dropped, pass or fail.
-pub struct TestLab {
+pub(crate) struct TestLab {
     pub name: String,
     /// What `HOSTIF` in the topology became.
     pub host_if: String,
@@ -118,7 +118,7 @@ pub struct TestLab {
 impl TestLab {
     /// `LAB` in `yaml` becomes the lab name and `HOSTIF` a host interface
     /// name of this test run.
-    pub fn new(tag: &str, yaml: &str) -> Self {
+    pub(crate) fn new(tag: &str, yaml: &str) -> Self {
         static HOST_IFS: AtomicUsize = AtomicUsize::new(0);
         let name = unique_lab(tag);
         let host_if = host_ifname(HOST_IFS.fetch_add(1, Ordering::Relaxed));
@@ -136,7 +136,7 @@ impl TestLab {
     }
 
     /// What the lab could leave behind, its host interface included.
-    pub fn leftovers(&self) -> Vec<String> {
+    pub(crate) fn leftovers(&self) -> Vec<String> {
         let mut found = leftovers_of(&self.name);
         let out = Command::new("ip")
             .args(["-o", "link", "show", "dev", &self.host_if])
@@ -148,25 +148,25 @@ impl TestLab {
     }
 
     /// Writes an extra file next to the topology (for binds).
-    pub fn write(&self, relative: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, relative: &str, contents: &str) -> PathBuf {
         let path = self.dir.join(relative);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, contents).expect("write");
         path
     }
 
-    pub fn file(&self) -> &str {
+    pub(crate) fn file(&self) -> &str {
         self.file.to_str().expect("utf-8 path")
     }
 
     /// `nslab up FILE`, asserting success.
-    pub fn up(&self) {
+    pub(crate) fn up(&self) {
         let (code, out, err) = run(&["up", self.file()]);
         assert_eq!(code, 0, "up failed:\n{out}\n{err}");
     }
 
     /// `nslab exec LAB/NODE -- ARGS...`
-    pub fn exec(&self, node: &str, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn exec(&self, node: &str, args: &[&str]) -> (i32, String, String) {
         let target = format!("{}/{node}", self.name);
         let mut all = vec!["exec", target.as_str(), "--"];
         all.extend_from_slice(args);
@@ -174,13 +174,13 @@ impl TestLab {
     }
 
     /// Asserts that `node` can ping `address` (one try, up to 3 s).
-    pub fn assert_ping(&self, node: &str, address: &str) {
+    pub(crate) fn assert_ping(&self, node: &str, address: &str) {
         let (code, out, err) =
             self.exec(node, &["ping", "-c", "1", "-W", "3", "-t", "255", address]);
         assert_eq!(code, 0, "{node} -> {address} failed:\n{out}\n{err}");
     }
 
-    pub fn inspect_json(&self) -> serde_json::Value {
+    pub(crate) fn inspect_json(&self) -> serde_json::Value {
         let (code, out, err) = run(&["inspect", &self.name, "--json"]);
         assert_eq!(code, 0, "inspect failed: {err}");
         serde_json::from_str(&out).expect("inspect --json is JSON")
@@ -195,7 +195,7 @@ impl Drop for TestLab {
 }
 
 /// What a lab could leave behind, looked up by the lab's name.
-pub fn leftovers_of(lab: &str) -> Vec<String> {
+pub(crate) fn leftovers_of(lab: &str) -> Vec<String> {
     let mut found = Vec::new();
     let prefix = format!("{lab}-");
     if let Ok(entries) = std::fs::read_dir("/run/netns") {
@@ -238,7 +238,7 @@ pub fn leftovers_of(lab: &str) -> Vec<String> {
 
 /// The host's own network and mount configuration, to compare before and
 /// after a test: links, addresses, routes, named netns and mounts.
-pub fn host_snapshot(ignore_prefix: &str) -> Vec<String> {
+pub(crate) fn host_snapshot(ignore_prefix: &str) -> Vec<String> {
     let mut lines = Vec::new();
     for args in [
         &["-o", "link", "show"][..],

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use icmp::{Family, Pinger};
-pub use tcp::MAX_ATTEMPTS as TCP_ATTEMPTS;
+pub(crate) use tcp::MAX_ATTEMPTS as TCP_ATTEMPTS;
 
 /// One thing to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// An ICMP (or ICMPv6) echo request.
     Echo(IpAddr),
     /// A TCP connect.
@@ -33,7 +33,7 @@ pub enum Probe {
 
 /// What came of a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// An echo reply, a completed connect or a UDP reply, after this long.
     Answered(Duration),
     /// UDP only: neither a reply nor an error for the timeout after a send
@@ -71,7 +71,7 @@ pub(crate) enum Start<T> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("poll: {0}")]
     Poll(nix::Error),
 }
@@ -81,7 +81,7 @@ pub enum ProbeError {
 /// families: once a second, the largest default any kernel has had
 /// (`net.ipv4.icmp_ratelimit` has always been 1000 ms;
 /// `net.ipv6.icmp.ratelimit` was 1000 ms before it became 100 ms).
-pub const UNREAD_RATELIMIT: Duration = Duration::from_secs(1);
+pub(crate) const UNREAD_RATELIMIT: Duration = Duration::from_secs(1);
 
 /// Which addresses belong to one host, and how that host rate-limits the
 /// ICMP errors it sends to one peer (`net.ipv4.icmp_ratelimit`,
@@ -89,7 +89,7 @@ pub const UNREAD_RATELIMIT: Duration = Duration::from_secs(1);
 /// address of no known host is a host of its own, paced by
 /// [`UNREAD_RATELIMIT`].
 #[derive(Debug, Clone, Default)]
-pub struct Pacing {
+pub(crate) struct Pacing {
     hosts: HashMap<IpAddr, (usize, [Duration; 2])>,
     count: usize,
 }
@@ -104,7 +104,11 @@ enum BudgetKey {
 impl Pacing {
     /// Adds a host with these addresses and per-family intervals (IPv4,
     /// IPv6; zero for no limit).
-    pub fn host(&mut self, addresses: impl IntoIterator<Item = IpAddr>, interval: [Duration; 2]) {
+    pub(crate) fn host(
+        &mut self,
+        addresses: impl IntoIterator<Item = IpAddr>,
+        interval: [Duration; 2],
+    ) {
         let id = self.count;
         self.count += 1;
         for a in addresses {
@@ -114,7 +118,8 @@ impl Pacing {
 
     /// The interval at which the host of `address` sends errors to one
     /// peer after its burst.
-    pub fn interval(&self, address: IpAddr) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn interval(&self, address: IpAddr) -> Duration {
         self.budget(address).1
     }
 
@@ -136,7 +141,7 @@ impl Pacing {
 /// `udp.rs`). Give each echo address once: replies are matched per target.
 /// A probe that cannot be sent (no socket) is [`Outcome::NotProbed`]; only
 /// a failing poll fails the whole run.
-pub fn run(
+pub(crate) fn run(
     probes: &[Probe],
     timeout: Duration,
     pacing: &Pacing,

@@ -18,7 +18,7 @@ use super::{Outcome, Start};
 
 /// Most sockets one TCP probe opens (its file descriptors count against the
 /// open-file limit, see `crate::lab::check`).
-pub const MAX_ATTEMPTS: usize = 4;
+pub(crate) const MAX_ATTEMPTS: usize = 4;
 
 /// One connect on its own socket.
 #[derive(Debug)]

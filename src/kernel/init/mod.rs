@@ -7,9 +7,10 @@
 
 mod mounts;
 mod run;
-pub mod zygote;
+pub(crate) mod zygote;
 
-pub use zygote::{EXE_ENV, ZYGOTE_MARKER, Zygote, zygote_main};
+pub use zygote::EXE_ENV;
+pub(crate) use zygote::{ZYGOTE_MARKER, Zygote, zygote_main};
 
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ use crate::spec::{Bind, Sysctl};
 
 /// What the init needs to set its node up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InitConfig {
+pub(crate) struct InitConfig {
     pub lab: String,
     pub node: String,
     pub hostname: String,

@@ -28,7 +28,7 @@ use crate::kernel::namespace::all_clone_flags;
 use crate::kernel::process::{INIT_ARGV0, INIT_MARKER, init_tag};
 
 /// `argv[1]` that makes the nslab binary run as a zygote.
-pub const ZYGOTE_MARKER: &str = "__zygote";
+pub(crate) const ZYGOTE_MARKER: &str = "__zygote";
 /// Room in the zygote's argument area for a child's `nslab-init __init
 /// LAB/NODE` (names are at most 40 bytes each).
 const TITLE_ROOM: usize = 128;
@@ -61,7 +61,7 @@ fn executable(exe: Option<&Path>) -> PathBuf {
 
 /// nslab's end of a running zygote.
 #[derive(Debug)]
-pub struct Zygote {
+pub(crate) struct Zygote {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -71,7 +71,7 @@ pub struct Zygote {
 impl Zygote {
     /// Starts a zygote for `lab` (running `exe`, else `NSLAB_EXE`, else this
     /// executable). It dies when the calling thread exits.
-    pub fn start(lab: &str, exe: Option<&Path>) -> Result<Self, InitError> {
+    pub(crate) fn start(lab: &str, exe: Option<&Path>) -> Result<Self, InitError> {
         let fail = |source| InitError::Spawn {
             node: format!("(zygote of {lab})"),
             source,
@@ -109,12 +109,12 @@ impl Zygote {
 
     /// The input end, to be written on another thread while this one reads
     /// the answers (so neither pipe can fill up and stall the other).
-    pub fn take_input(&mut self) -> Option<ChildStdin> {
+    pub(crate) fn take_input(&mut self) -> Option<ChildStdin> {
         self.stdin.take()
     }
 
     /// Writes the configs of all nodes, then closes the input.
-    pub fn send_all(input: ChildStdin, configs: &[InitConfig]) -> io::Result<()> {
+    pub(crate) fn send_all(input: ChildStdin, configs: &[InitConfig]) -> io::Result<()> {
         let mut input = BufWriter::new(input);
         for config in configs {
             serde_json::to_writer(&mut input, config)?;
@@ -124,7 +124,7 @@ impl Zygote {
     }
 
     /// The next answer line, without its newline.
-    pub fn answer(&mut self) -> Result<String, InitError> {
+    pub(crate) fn answer(&mut self) -> Result<String, InitError> {
         let mut line = String::new();
         match self.stdout.read_line(&mut line) {
             Ok(0) => Err(InitError::Setup {
@@ -140,14 +140,14 @@ impl Zygote {
     }
 
     /// Waits for the zygote to exit.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
 }
 
 /// Runs as a zygote (`nslab-init __zygote LAB ROOM`); never returns.
-pub fn zygote_main() -> ! {
+pub(crate) fn zygote_main() -> ! {
     let mut out = BufWriter::new(io::stdout().lock());
     let mut children: Vec<(i32, File)> = Vec::new();
     for line in io::stdin().lock().lines() {

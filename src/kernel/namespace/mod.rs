@@ -2,7 +2,7 @@
 
 mod name;
 
-pub use name::{
+pub(crate) use name::{
     NETNS_DIR, NetnsNameError, bind_netns_name, netns_name_inode, remove_netns_name,
     reserve_netns_name,
 };
@@ -62,7 +62,7 @@ impl NsKind {
 }
 
 /// The clone flags that give a node every namespace of [`ENTER_ORDER`].
-pub fn all_clone_flags() -> CloneFlags {
+pub(crate) fn all_clone_flags() -> CloneFlags {
     ENTER_ORDER
         .iter()
         .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
@@ -114,7 +114,7 @@ impl NamespaceFds {
 }
 
 /// `/proc/PID/ns/KIND`.
-pub fn ns_path(pid: i32, kind: NsKind) -> String {
+pub(crate) fn ns_path(pid: i32, kind: NsKind) -> String {
     format!("/proc/{pid}/ns/{}", kind.proc_name())
 }
 
@@ -126,7 +126,10 @@ pub fn ns_inode(pid: i32, kind: NsKind) -> io::Result<u64> {
 /// Runs `work` on a short-lived thread that first enters the net namespace
 /// `netns`. A thread may switch net namespace in a multi-threaded process,
 /// and the caller's threads are left alone.
-pub fn in_netns<T: Send>(netns: BorrowedFd<'_>, work: impl FnOnce() -> T + Send) -> io::Result<T> {
+pub(crate) fn in_netns<T: Send>(
+    netns: BorrowedFd<'_>,
+    work: impl FnOnce() -> T + Send,
+) -> io::Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 /// Where iproute2 looks for named network namespaces.
-pub const NETNS_DIR: &str = "/run/netns";
+pub(crate) const NETNS_DIR: &str = "/run/netns";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsNameError {
@@ -38,7 +38,10 @@ fn path_of(name: &str) -> PathBuf {
 /// file, but without allocating an inode per name, which on a disk-backed
 /// /run costs far more than the link. Without one, or across filesystems,
 /// an empty file is created.
-pub fn reserve_netns_name(name: &str, placeholder: Option<&Path>) -> Result<(), NetnsNameError> {
+pub(crate) fn reserve_netns_name(
+    name: &str,
+    placeholder: Option<&Path>,
+) -> Result<(), NetnsNameError> {
     let path = path_of(name);
     fs::create_dir_all(NETNS_DIR).map_err(|source| NetnsNameError::Create {
         path: NETNS_DIR.into(),
@@ -62,7 +65,7 @@ pub fn reserve_netns_name(name: &str, placeholder: Option<&Path>) -> Result<(), 
 
 /// Bind-mounts the net namespace of `pid` on the reserved /run/netns/NAME,
 /// as `ip netns attach` does.
-pub fn bind_netns_name(name: &str, pid: i32) -> Result<(), NetnsNameError> {
+pub(crate) fn bind_netns_name(name: &str, pid: i32) -> Result<(), NetnsNameError> {
     let path = path_of(name);
     let from = super::ns_path(pid, super::NsKind::Net);
     mount(
@@ -76,7 +79,7 @@ pub fn bind_netns_name(name: &str, pid: i32) -> Result<(), NetnsNameError> {
 }
 
 /// The inode of the namespace bound at /run/netns/NAME, if one is.
-pub fn netns_name_inode(name: &str) -> Option<u64> {
+pub(crate) fn netns_name_inode(name: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path_of(name)).ok()?;
     // An unbound reservation is a plain file on /run's filesystem; a bound
@@ -86,7 +89,7 @@ pub fn netns_name_inode(name: &str) -> Option<u64> {
 
 /// Detaches and removes /run/netns/NAME. A name that is already gone is not
 /// an error, so teardown can run any number of times.
-pub fn remove_netns_name(name: &str) -> Result<bool, NetnsNameError> {
+pub(crate) fn remove_netns_name(name: &str) -> Result<bool, NetnsNameError> {
     let path = path_of(name);
     if !path.exists() {
         return Ok(false);

@@ -2,16 +2,16 @@
 //! (as rtnetlink itself is). A socket stays bound to the net namespace it
 //! was opened in, so [`open_sockets`] opens one per node.
 
-pub mod address;
-pub mod link;
-pub mod qdisc;
-pub mod route;
+pub(crate) mod address;
+pub(crate) mod link;
+pub(crate) mod qdisc;
+pub(crate) mod route;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
 /// The net namespace a socket is opened in.
 #[derive(Debug, Clone, Copy)]
-pub enum Netns<'a> {
+pub(crate) enum Netns<'a> {
     /// The calling process's own.
     Own,
     /// The namespace behind an open fd.
@@ -68,7 +68,7 @@ impl NetlinkError {
 }
 
 /// The errno behind a netlink error, if the kernel sent one.
-pub fn errno(error: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(error: &rtnetlink::Error) -> Option<i32> {
     match error {
         rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
         _ => None,
@@ -113,7 +113,7 @@ fn extack_message(payload: &[u8]) -> Option<String> {
 /// connection task spawned on `runtime` (which must be driven for requests
 /// to be answered). The sockets are opened on one short-lived thread that
 /// hops from namespace to namespace and is then thrown away.
-pub fn open_sockets(
+pub(crate) fn open_sockets(
     runtime: &tokio::runtime::Handle,
     namespaces: &[(String, Netns<'_>)],
 ) -> Result<Vec<Handle>, NetlinkError> {
@@ -122,7 +122,7 @@ pub fn open_sockets(
 
 /// Like [`open_sockets`], with one result per namespace, so that one
 /// namespace that cannot be entered does not stop the others.
-pub fn open_each_socket(
+pub(crate) fn open_each_socket(
     runtime: &tokio::runtime::Handle,
     namespaces: &[(String, Netns<'_>)],
 ) -> Vec<Result<Handle, NetlinkError>> {

@@ -132,7 +132,7 @@ pub(crate) struct FakeKernel {
 
 impl FakeKernel {
     /// A fake with its state under a fresh folder of its own.
-    pub fn new(test: &str, refuse: Option<usize>) -> Self {
+    pub(crate) fn new(test: &str, refuse: Option<usize>) -> Self {
         let root = std::env::temp_dir().join(format!(
             "nslab-fake-{}-{test}-{}",
             std::process::id(),
@@ -169,22 +169,22 @@ impl FakeKernel {
         true
     }
 
-    pub fn log(&self) -> Vec<Change> {
+    pub(crate) fn log(&self) -> Vec<Change> {
         self.world().log.clone()
     }
 
     /// How many kernel-changing steps were taken (refused or not).
-    pub fn steps(&self) -> usize {
+    pub(crate) fn steps(&self) -> usize {
         self.world().steps
     }
 
     /// The journal as the last `find_inits` (the rollback's) found it.
-    pub fn last_journal(&self) -> Option<Recorded> {
+    pub(crate) fn last_journal(&self) -> Option<Recorded> {
         self.world().journals.last().cloned()
     }
 
     /// What is left of everything made: live inits, names, links.
-    pub fn leftovers(&self) -> (Vec<i32>, Vec<String>, Vec<String>) {
+    pub(crate) fn leftovers(&self) -> (Vec<i32>, Vec<String>, Vec<String>) {
         let world = self.world();
         (
             world.alive.clone(),
@@ -197,7 +197,7 @@ impl FakeKernel {
         )
     }
 
-    pub fn state_root_exists(&self) -> bool {
+    pub(crate) fn state_root_exists(&self) -> bool {
         self.root.exists()
     }
 

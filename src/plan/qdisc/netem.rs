@@ -6,7 +6,7 @@ use super::{ETHERNET_HEADER, Tbf};
 use crate::spec::{Impair, format_duration_us};
 
 /// tc's default queue length, in packets: the shortest nslab sets.
-pub const DEFAULT_LIMIT: u32 = 1000;
+pub(crate) const DEFAULT_LIMIT: u32 = 1000;
 /// The kernel memory a full netem queue may hold, counted in full-size
 /// frames: 64 MiB (see [`max_limit`]).
 const QUEUE_BUDGET_BYTES: u64 = 64 << 20;
@@ -29,12 +29,12 @@ pub struct Netem {
 
 /// A percentage as netem's probability, rounded as tc's `get_percent`
 /// does (`rint(fraction * UINT32_MAX)`).
-pub fn probability(percent: f64) -> u32 {
+pub(crate) fn probability(percent: f64) -> u32 {
     (percent / 100.0 * f64::from(u32::MAX)).round_ties_even() as u32
 }
 
 /// netem's probability as a percentage.
-pub fn percent(probability: u32) -> f64 {
+pub(crate) fn percent(probability: u32) -> f64 {
     f64::from(probability) / f64::from(u32::MAX) * 100.0
 }
 impl Netem {
@@ -100,7 +100,7 @@ impl Netem {
 /// 1 Gbit/s) over delay + jitter, plus tbf's queue; at least
 /// [`DEFAULT_LIMIT`], at most [`max_limit`]. Smaller packets fill it
 /// sooner: it counts packets, not bytes.
-pub fn limit(plan: &Impair, mtu: u32, tbf: Option<&Tbf>) -> u32 {
+pub(crate) fn limit(plan: &Impair, mtu: u32, tbf: Option<&Tbf>) -> u32 {
     let rate = u128::from(tbf.map_or(NOMINAL_RATE_BYTES, |t| t.rate));
     let held_us = u128::from(plan.delay_us.unwrap_or(0)) + u128::from(plan.jitter_us.unwrap_or(0));
     let queued = u128::from(tbf.map_or(0, |t| t.limit));
@@ -118,7 +118,7 @@ pub fn limit(plan: &Impair, mtu: u32, tbf: Option<&Tbf>) -> u32 {
 /// kernel memory per impaired interface (a little more: each packet's
 /// buffer is larger than its frame), so a long delay at a high rate costs
 /// drops, not gigabytes.
-pub fn max_limit(mtu: u32) -> u32 {
+pub(crate) fn max_limit(mtu: u32) -> u32 {
     let frames = QUEUE_BUDGET_BYTES / (u64::from(mtu) + ETHERNET_HEADER);
     u32::try_from(frames).unwrap_or(u32::MAX).max(DEFAULT_LIMIT)
 }

@@ -7,14 +7,14 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use crate::kernel::netlink::NetlinkError;
 
 #[derive(Debug, Clone)]
-pub struct AddAddress {
+pub(crate) struct AddAddress {
     pub index: u32,
     pub address: IpNet,
     pub label: String,
 }
 
 impl AddAddress {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         let mut request =
             handle
                 .address()

@@ -8,12 +8,12 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use crate::kernel::netlink::NetlinkError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressInfo {
+pub(crate) struct AddressInfo {
     pub index: u32,
     pub address: IpNet,
 }
 
-pub async fn dump_addresses(
+pub(crate) async fn dump_addresses(
     handle: &Handle,
     netns: &str,
 ) -> Result<Vec<AddressInfo>, NetlinkError> {

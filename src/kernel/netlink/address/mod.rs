@@ -3,5 +3,5 @@
 mod add;
 mod dump;
 
-pub use add::AddAddress;
-pub use dump::dump_addresses;
+pub(crate) use add::AddAddress;
+pub(crate) use dump::dump_addresses;

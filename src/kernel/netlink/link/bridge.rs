@@ -6,12 +6,12 @@ use crate::kernel::netlink::NetlinkError;
 
 /// Creates a bridge, already up, in the socket's namespace.
 #[derive(Debug, Clone)]
-pub struct CreateBridge {
+pub(crate) struct CreateBridge {
     pub name: String,
 }
 
 impl CreateBridge {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         handle
             .link()
             .add(LinkBridge::new(&self.name).build())
@@ -23,14 +23,14 @@ impl CreateBridge {
 
 /// Makes a link a port of a bridge and brings it up, in one RTM_SETLINK.
 #[derive(Debug, Clone)]
-pub struct AttachPort {
+pub(crate) struct AttachPort {
     pub port: u32,
     pub bridge: u32,
     pub label: String,
 }
 
 impl AttachPort {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         handle
             .link()
             .set(

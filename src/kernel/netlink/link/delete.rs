@@ -6,14 +6,14 @@ use rtnetlink::Handle;
 use crate::kernel::netlink::{NetlinkError, errno};
 
 #[derive(Debug, Clone)]
-pub struct DeleteLink {
+pub(crate) struct DeleteLink {
     pub index: u32,
     pub label: String,
 }
 
 impl DeleteLink {
     /// Returns false when the link was already gone.
-    pub async fn execute(self, handle: &Handle) -> Result<bool, NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<bool, NetlinkError> {
         match handle.link().del(self.index).execute().await {
             Ok(()) => Ok(true),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),

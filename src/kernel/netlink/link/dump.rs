@@ -10,7 +10,7 @@ use crate::kernel::netlink::NetlinkError;
 
 /// What nslab needs to know of a live link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
+pub(crate) struct LinkInfo {
     pub index: u32,
     pub name: String,
     pub kind: Option<String>,
@@ -27,7 +27,10 @@ pub struct LinkInfo {
     pub controller: Option<u32>,
 }
 
-pub async fn dump_links(handle: &Handle, netns: &str) -> Result<Vec<LinkInfo>, NetlinkError> {
+pub(crate) async fn dump_links(
+    handle: &Handle,
+    netns: &str,
+) -> Result<Vec<LinkInfo>, NetlinkError> {
     handle
         .link()
         .get()

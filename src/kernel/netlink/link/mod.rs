@@ -6,8 +6,8 @@ mod dump;
 mod set;
 mod veth;
 
-pub use bridge::{AttachPort, CreateBridge};
-pub use delete::DeleteLink;
-pub use dump::{LinkInfo, dump_links};
-pub use set::{MarkLink, SetUp};
-pub use veth::{CreateVeth, VethEnd};
+pub(crate) use bridge::{AttachPort, CreateBridge};
+pub(crate) use delete::DeleteLink;
+pub(crate) use dump::{LinkInfo, dump_links};
+pub(crate) use set::{MarkLink, SetUp};
+pub(crate) use veth::{CreateVeth, VethEnd};

@@ -5,13 +5,13 @@ use rtnetlink::{Handle, LinkUnspec};
 use crate::kernel::netlink::NetlinkError;
 
 #[derive(Debug, Clone)]
-pub struct SetUp {
+pub(crate) struct SetUp {
     pub index: u32,
     pub label: String,
 }
 
 impl SetUp {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         handle
             .link()
             .set(LinkUnspec::new_with_index(self.index).up().build())
@@ -23,13 +23,13 @@ impl SetUp {
 
 /// Sets the alias of a link found by name.
 #[derive(Debug, Clone)]
-pub struct MarkLink {
+pub(crate) struct MarkLink {
     pub name: String,
     pub alias: String,
 }
 
 impl MarkLink {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         handle
             .link()
             .set(

@@ -9,7 +9,7 @@ use crate::kernel::netlink::NetlinkError;
 
 /// One end of the pair.
 #[derive(Debug, Clone)]
-pub struct VethEnd {
+pub(crate) struct VethEnd {
     pub name: String,
     /// A process whose net namespace the end is born in (IFLA_NET_NS_PID:
     /// no fd per node needs to stay open).
@@ -20,7 +20,7 @@ pub struct VethEnd {
 }
 
 #[derive(Debug, Clone)]
-pub struct CreateVeth {
+pub(crate) struct CreateVeth {
     pub ends: [VethEnd; 2],
     pub mtu: Option<u32>,
     /// How the pair is named in errors, e.g. `link h1:eth0 <-> r1:eth0`.
@@ -28,7 +28,7 @@ pub struct CreateVeth {
 }
 
 impl CreateVeth {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         let [a, b] = self.ends;
         let peer = describe(LinkUnspec::new_with_name(&b.name), &b, self.mtu).build();
         let message = describe(

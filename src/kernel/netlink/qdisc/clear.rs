@@ -10,7 +10,7 @@ use super::acknowledged;
 use crate::kernel::netlink::{NetlinkError, errno};
 
 #[derive(Debug, Clone)]
-pub struct ClearRoot {
+pub(crate) struct ClearRoot {
     pub index: u32,
     /// How the interface is named in errors, e.g. `h1:eth0`.
     pub label: String,
@@ -18,7 +18,7 @@ pub struct ClearRoot {
 
 impl ClearRoot {
     /// Returns false when there was nothing to remove (see `deleted`).
-    pub async fn execute(self, handle: &Handle) -> Result<bool, NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<bool, NetlinkError> {
         deleted(delete_root(handle, self.index).await, &self.label)
     }
 }

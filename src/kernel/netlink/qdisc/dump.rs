@@ -11,7 +11,7 @@ use crate::spec::Impair;
 
 /// One qdisc of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QdiscInfo {
+pub(crate) struct QdiscInfo {
     /// The interface's index.
     pub index: u32,
     pub handle: u32,
@@ -23,7 +23,7 @@ pub struct QdiscInfo {
 
 impl QdiscInfo {
     /// The handle's major number (`1` of `1:0`).
-    pub fn major(&self) -> u16 {
+    pub(crate) fn major(&self) -> u16 {
         (self.handle >> 16) as u16
     }
 
@@ -58,7 +58,7 @@ impl QdiscInfo {
 
 /// Lists the qdiscs of the interface `index`, or of every interface of the
 /// socket's namespace (the kernel dumps them all: the filter is here).
-pub async fn dump_qdiscs(
+pub(crate) async fn dump_qdiscs(
     handle: &Handle,
     index: Option<u32>,
     label: &str,
@@ -96,7 +96,7 @@ pub enum RootQdisc {
 /// The root qdisc in the dump of one interface's qdiscs, unless it is the
 /// kernel's default (handle 0, such as noqueue): one that nslab or someone
 /// else set, and that deleting it would remove.
-pub fn root(qdiscs: &[QdiscInfo]) -> Option<&QdiscInfo> {
+pub(crate) fn root(qdiscs: &[QdiscInfo]) -> Option<&QdiscInfo> {
     qdiscs
         .iter()
         .find(|q| q.parent == TC_H_ROOT && q.major() != 0)
@@ -104,7 +104,7 @@ pub fn root(qdiscs: &[QdiscInfo]) -> Option<&QdiscInfo> {
 
 /// Reads the root qdisc (and a tbf under a netem root) from the dump of
 /// one interface's qdiscs.
-pub fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, String> {
+pub(crate) fn root_qdisc(qdiscs: &[QdiscInfo], clock: &Psched) -> Result<RootQdisc, String> {
     let Some(root) = root(qdiscs) else {
         return Ok(RootQdisc::Default);
     };

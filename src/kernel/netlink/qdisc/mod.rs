@@ -14,10 +14,10 @@ mod psched;
 mod replace;
 mod tbf;
 
-pub use clear::ClearRoot;
-pub use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
-pub use psched::Psched;
-pub use replace::{Previous, ReplaceRoot};
+pub(crate) use clear::ClearRoot;
+pub(crate) use dump::{QdiscInfo, RootQdisc, dump_qdiscs, root, root_qdisc};
+pub(crate) use psched::Psched;
+pub(crate) use replace::{Previous, ReplaceRoot};
 
 use crate::plan::qdisc::{Netem, Tbf};
 

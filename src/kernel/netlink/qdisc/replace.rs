@@ -41,7 +41,7 @@ const UNKNOWN_KIND: &str = "Specified qdisc kind is unknown";
 /// The qdiscs of a root that nslab sets: netem (with a tbf child for a
 /// rate) or tbf alone. There is always at least one.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum NewRoot {
+pub(crate) enum NewRoot {
     Netem(Netem, Option<Tbf>),
     Tbf(Tbf),
 }
@@ -60,7 +60,7 @@ impl NewRoot {
 /// An interface's root qdisc before it is replaced: what is put back when
 /// the replacement fails halfway.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Previous {
+pub(crate) enum Previous {
     /// The kernel's default: deleting the new root brings it back.
     Default,
     /// netem and/or tbf, as nslab sets them: set again.
@@ -75,7 +75,7 @@ pub enum Previous {
 
 impl Previous {
     /// Reads it from a dump of the interface's qdiscs.
-    pub fn read(qdiscs: &[QdiscInfo], clock: &Psched) -> Previous {
+    pub(crate) fn read(qdiscs: &[QdiscInfo], clock: &Psched) -> Previous {
         let raw = || {
             let root = root(qdiscs);
             Previous::Other {
@@ -104,7 +104,7 @@ impl Previous {
 
 /// Replaces the root qdisc of one interface.
 #[derive(Debug, Clone)]
-pub struct ReplaceRoot {
+pub(crate) struct ReplaceRoot {
     pub index: u32,
     /// What it becomes.
     root: NewRoot,
@@ -143,7 +143,7 @@ struct Failed {
 impl ReplaceRoot {
     /// The request that sets `plan` on a link of `mtu` bytes; None when the
     /// plan sets nothing (all its values zero: no qdisc to make).
-    pub fn for_plan(
+    pub(crate) fn for_plan(
         index: u32,
         plan: &Impair,
         mtu: u32,
@@ -165,7 +165,7 @@ impl ReplaceRoot {
     /// refused the old root is put back (or the new one deleted, when there
     /// was none) and the error tells both what failed and whether the old
     /// one is back.
-    pub async fn execute(self, handle: &Handle, clock: &Psched) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle, clock: &Psched) -> Result<(), NetlinkError> {
         let index = self.index;
         self.run(clock, async |step: Step| step.send(handle, index).await)
             .await

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::kernel::netlink::NetlinkError;
 
 #[derive(Debug, Clone)]
-pub struct AddRoute {
+pub(crate) struct AddRoute {
     pub destination: IpNet,
     pub gateway: Option<IpAddr>,
     pub output_index: Option<u32>,
@@ -17,7 +17,7 @@ pub struct AddRoute {
 }
 
 impl AddRoute {
-    pub async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         let fail = |reason: String| NetlinkError::Request {
             what: self.label.clone(),
             source: rtnetlink::Error::InvalidNla(reason),

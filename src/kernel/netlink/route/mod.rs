@@ -2,4 +2,4 @@
 
 mod add;
 
-pub use add::AddRoute;
+pub(crate) use add::AddRoute;
