@@ -126,8 +126,9 @@ pub struct LabOptions {
 ///     }
 /// });
 /// let h2 = lab.ipv4("h2", "eth0").ok_or("h2 has no IPv4 address")?;
-/// let echo = format!("echo hi | nc -u -w1 {h2} 7");
-/// let out = lab.exec_async("h1", ["sh", "-c", &echo]).await?;
+/// // A command in h1 that talks to the task: awaited, so the task runs.
+/// let echo = format!("import socket; s = socket.socket(2, 2); s.settimeout(2); s.sendto(b'hi', ('{h2}', 7)); print(s.recv(16).decode())");
+/// let out = lab.exec_async("h1", ["python3", "-c", &echo]).await?;
 /// assert_eq!(out.stdout_text(), "hi\n");
 /// lab.down_async().await?;
 /// # Ok(()) }
