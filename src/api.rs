@@ -24,7 +24,7 @@ use crate::lab::{
     DownReport, Impairment, LabError, RunningNode, UpOptions, UpReport, running_nodes,
 };
 use crate::plan::{Place, Plan};
-use crate::spec::{Impair, Topology};
+use crate::spec::{Impair, LabName, Topology};
 use crate::topology::{self, TopologyError};
 
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
@@ -135,6 +135,8 @@ pub struct LabOptions {
 /// ```
 #[derive(Debug)]
 pub struct Lab {
+    /// The plan's lab name, checked once.
+    name: LabName,
     /// Shared with the `_async` calls on the blocking pool.
     plan: Arc<Plan>,
     report: UpReport,
@@ -214,9 +216,11 @@ impl LabOptions {
             init_exe: self.nslab_exe.clone(),
             ..UpOptions::default()
         };
+        let name = LabName::new(plan.lab.clone()).map_err(LabError::from)?;
         let report = crate::lab::up(&plan, &up_options)?;
         // From here on, dropping `lab` (on any error too) tears it down.
         let mut lab = Lab {
+            name,
             plan: Arc::new(plan),
             report,
             nodes: HashMap::new(),
@@ -488,15 +492,14 @@ impl Lab {
     /// prints it as the command does. Blocks until every probe is answered
     /// or timed out; async code awaits [`check_async`](Self::check_async).
     pub fn check(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
-        let lab = crate::spec::LabName::new(self.plan.lab.clone()).map_err(LabError::from)?;
-        Ok(crate::check::check(&lab, timeout)?)
+        Ok(crate::check::check(&self.name, timeout)?)
     }
 
     /// [`check`](Self::check) for async code: the probes run on tokio's
     /// blocking pool while the caller's runtime goes on (serving what they
     /// probe, say). Needs a tokio runtime.
     pub async fn check_async(&self, timeout: Duration) -> Result<CheckReport, ApiError> {
-        let lab = crate::spec::LabName::new(self.plan.lab.clone()).map_err(LabError::from)?;
+        let lab = self.name.clone();
         unblocked(move || Ok(crate::check::check(&lab, timeout)?)).await
     }
 
@@ -597,7 +600,7 @@ impl Lab {
     /// [`down_async`](Self::down_async).
     pub fn down(mut self) -> Result<DownReport, ApiError> {
         self.live = false;
-        Ok(crate::lab::down(&self.plan.lab)?)
+        Ok(crate::lab::down(&self.name)?)
     }
 
     /// [`down`](Self::down) for async code: the teardown runs on tokio's
@@ -642,7 +645,7 @@ fn piped_stdio() -> Result<([Stdio; 3], std::os::fd::OwnedFd, std::os::fd::Owned
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.live
-            && let Err(e) = crate::lab::down(&self.plan.lab)
+            && let Err(e) = crate::lab::down(&self.name)
         {
             eprintln!("nslab: tearing down lab {}: {e}", self.plan.lab);
         }

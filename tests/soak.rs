@@ -94,12 +94,13 @@ fn up_down_cycles_leak_nothing() {
 
     // One warm-up cycle: the first one sizes allocator pools and caches.
     lab::up(&plan, &UpOptions::default()).expect("up");
-    lab::down(&plan.lab).expect("down");
+    lab::down(&plan.lab.parse().expect("a lab name")).expect("down");
     let start = usage();
     let started = std::time::Instant::now();
     for cycle in 0..cycles {
         lab::up(&plan, &UpOptions::default()).unwrap_or_else(|e| panic!("cycle {cycle}: up: {e}"));
-        lab::down(&plan.lab).unwrap_or_else(|e| panic!("cycle {cycle}: down: {e}"));
+        lab::down(&plan.lab.parse().expect("a lab name"))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: down: {e}"));
         if (cycle + 1) % 50 == 0 {
             eprintln!("  after {:>4} cycles: {:?}", cycle + 1, usage());
         }

@@ -70,7 +70,7 @@ pub(super) fn run(args: DownArgs) -> Outcome {
         result.map_err(failed)?
     } else {
         let lab = args.target.lab()?;
-        let result = lab::down_with(lab.as_str(), &progress);
+        let result = lab::down_with(&lab, &progress);
         clear_progress_line(quiet);
         vec![result.map_err(failed)?]
     };

@@ -16,8 +16,13 @@ pub(super) struct InspectArgs {
 
 pub(super) fn run(args: InspectArgs) -> Outcome {
     super::need_privileges(EXIT_FAILED)?;
-    let lab = args.lab.as_deref();
-    let views = lab::inspect(lab).map_err(failed)?;
+    let lab = args
+        .lab
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(failed)?;
+    let views = lab::inspect(lab.as_ref()).map_err(failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&views).map_err(failed)?;
         println!("{text}");

@@ -5,6 +5,7 @@
 //! namespace with all its interfaces in one batch, so no link is deleted one
 //! by one (except host-side ends still there).
 
+use crate::spec::LabName;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -62,12 +63,13 @@ impl DownReport {
 }
 
 /// Tears a lab down. Succeeds on a lab that is half built or already gone.
-pub fn down(lab: &str) -> Result<DownReport, LabError> {
+pub fn down(lab: &LabName) -> Result<DownReport, LabError> {
     down_with(lab, &Progress::default())
 }
 
 /// [`down`], telling `progress` how it advances.
-pub(crate) fn down_with(lab: &str, progress: &Progress) -> Result<DownReport, LabError> {
+pub(crate) fn down_with(lab: &LabName, progress: &Progress) -> Result<DownReport, LabError> {
+    let lab = lab.as_str();
     let lock = LabLock::acquire(lab, || {
         eprintln!("nslab: waiting for another nslab working on lab {lab}")
     })?;
@@ -104,7 +106,10 @@ pub(crate) fn down_all(progress: &Progress) -> Result<Vec<DownReport>, LabError>
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for lab in labs {
-        match down_with(&lab, progress) {
+        match LabName::new(lab)
+            .map_err(LabError::from)
+            .and_then(|lab| down_with(&lab, progress))
+        {
             Ok(report) => reports.push(report),
             Err(e) => errors.push(e.to_string()),
         }

@@ -18,6 +18,7 @@ use crate::kernel::netlink::qdisc::{Psched, QdiscInfo, RootQdisc, dump_qdiscs, r
 use crate::kernel::netlink::{Netns, open_sockets};
 use crate::plan::{Place, Plan};
 use crate::spec::Impair;
+use crate::spec::LabName;
 use crate::state;
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +62,7 @@ pub(crate) struct InterfaceView {
 }
 
 /// Inspects one lab, or every lab with state.
-pub(crate) fn inspect(lab: Option<&str>) -> Result<Vec<LabView>, LabError> {
+pub(crate) fn inspect(lab: Option<&LabName>) -> Result<Vec<LabView>, LabError> {
     let all = lab.is_none();
     let labs = match lab {
         Some(lab) => vec![lab.to_string()],

@@ -71,7 +71,7 @@ pub enum LabError {
     },
     #[error(transparent)]
     Target(#[from] crate::spec::TargetError),
-    #[error("no lab {lab} (see `nslab inspect`)")]
+    #[error("no lab {lab} (`nslab inspect` lists the labs)")]
     NoLab { lab: String },
     #[error("lab {lab} is not up: its `up` has not finished")]
     NotReady { lab: String },
