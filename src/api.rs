@@ -30,8 +30,9 @@ use crate::topology::{self, TopologyError};
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// Why a [`Lab`] call failed.
+/// Why a [`Lab`] call failed. More variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -45,11 +46,6 @@ pub enum ApiError {
     EmptyCommand,
     #[error("impairment of {target}: {problems}")]
     Impair { target: String, problems: String },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
 }
 
 /// How a lab is brought up: the fields, or the builder methods, then
@@ -115,7 +111,11 @@ pub struct LabOptions {
 ///
 /// ```no_run
 /// # async fn f(topology: nslab::spec::Topology) -> Result<(), Box<dyn std::error::Error>> {
-/// let lab = nslab::LabOptions::new().unique().up_async(&topology).await?;
+/// let lab = nslab::LabOptions::new()
+///     .unique()
+///     .nslab_exe("/usr/local/bin/nslab") // in the crate's tests: env!("CARGO_BIN_EXE_nslab")
+///     .up_async(&topology)
+///     .await?;
 /// let socket = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7"))??;
 /// socket.set_nonblocking(true)?;
 /// let socket = tokio::net::UdpSocket::from_std(socket)?;

@@ -74,7 +74,8 @@
 //! # } // the lab is torn down here, when `lab` is dropped
 //! ```
 
-// The layers, bottom to top: each imports only those before it.
+// The layers and their order are in the module doc above (rustfmt sorts
+// this list); tests/layers.rs checks that none imports a higher one.
 mod api;
 mod capture;
 pub mod check;

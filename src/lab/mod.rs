@@ -32,7 +32,12 @@ use crate::state::StateError;
 
 pub(crate) use marks::host_link_alias;
 
+/// Why bringing up, tearing down or reaching into a lab failed. The
+/// kernel-level causes (state files, the node init, netlink, sysctls,
+/// entering a node) are carried as their sources, for their messages. More
+/// variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LabError {
     #[error(transparent)]
     State(#[from] StateError),
