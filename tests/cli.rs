@@ -312,7 +312,12 @@ fn completions_and_man_into_a_closed_pipe_fail_cleanly() {
         let out = child.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        // A child forked meanwhile by another test thread can hold a copy
+        // of the read end for a moment, and the write then succeeds: only
+        // a failed write is checked for its message.
+        if out.status.code() != Some(0) {
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        }
     }
 }
