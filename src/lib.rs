@@ -92,7 +92,7 @@ mod state;
 pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
-pub use lab::{DownReport, Impairment, LabError, UpReport};
+pub use lab::{DownReport, Impairment, InterfaceStats, LabError, NodeStats, StatsReport, UpReport};
 pub use spec::Topology;
 pub use topology::{Problem, TopologyBuilder, TopologyError};
 
