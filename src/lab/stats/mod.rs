@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use super::running::is_init_of;
-use super::{LabError, runtime};
+use super::{LabError, RunningNode, runtime};
 use crate::kernel::netlink::link::{LinkCounters, dump_links};
 use crate::kernel::netlink::{Netns, open_each_socket};
 use crate::plan::Plan;
@@ -193,8 +193,15 @@ impl StatsSampler {
 
     /// Reads the usage of `targets` now into `previous`; returns when.
     fn read_usage(&mut self, targets: &[Target]) -> Instant {
-        let pids: Vec<i32> = targets.iter().map(|(_, _, pid)| *pid).collect();
-        let usages = self.source.sample(&pids);
+        let nodes: Vec<RunningNode> = targets
+            .iter()
+            .map(|(lab, node, pid)| RunningNode {
+                lab: lab.clone(),
+                node: node.clone(),
+                pid: *pid,
+            })
+            .collect();
+        let usages = self.source.sample(&nodes);
         let now = Instant::now();
         self.previous = targets
             .iter()

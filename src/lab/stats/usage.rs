@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::lab::RunningNode;
+
 /// What a node uses, read at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Usage {
@@ -26,9 +28,10 @@ pub(crate) struct Usage {
 /// does, to keep its CPU counter growing), so one source serves one series
 /// of samples.
 pub(crate) trait UsageSource: Send {
-    /// The usage of each node whose init has the host pid `inits[i]`, in
-    /// that order: `None` for one that cannot be read (its init is gone).
-    fn sample(&mut self, inits: &[i32]) -> Vec<Option<Usage>>;
+    /// The usage of each node, in that order: `None` for one that cannot
+    /// be read (its init is gone). A node is named by its lab and name
+    /// (for a source by cgroup path) and its init's host pid.
+    fn sample(&mut self, nodes: &[RunningNode]) -> Vec<Option<Usage>>;
 }
 
 /// The usage source nslab uses.
@@ -104,7 +107,9 @@ fn pid_namespace(pid: i32) -> Option<u64> {
 }
 
 impl UsageSource for PidNamespaceScan {
-    fn sample(&mut self, inits: &[i32]) -> Vec<Option<Usage>> {
+    fn sample(&mut self, nodes: &[RunningNode]) -> Vec<Option<Usage>> {
+        let inits: Vec<i32> = nodes.iter().map(|n| n.pid).collect();
+        let inits = inits.as_slice();
         let ticks = clock_ticks();
         let page = page_size();
         // The pid namespace of each node, and the processes found in it.
@@ -249,15 +254,20 @@ mod tests {
     fn the_scan_sees_this_process_in_its_own_namespace() {
         let me = std::process::id() as i32;
         let mut scan = PidNamespaceScan::default();
+        let node = |pid| RunningNode {
+            lab: "lab".into(),
+            node: "node".into(),
+            pid,
+        };
         // This process is no init (its namespace has other processes, and
         // it is not their PID 1), but the scan counts by namespace alone.
-        let first = scan.sample(&[me])[0].expect("this process is readable");
+        let first = scan.sample(&[node(me)])[0].expect("this process is readable");
         assert!(first.processes >= 1 && first.memory > 0);
         assert_eq!(first.memory_limit, None);
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(50) {}
-        let second = scan.sample(&[me])[0].expect("readable");
+        let second = scan.sample(&[node(me)])[0].expect("readable");
         assert!(second.cpu >= first.cpu, "{second:?} after {first:?}");
-        assert_eq!(scan.sample(&[i32::MAX]), vec![None]);
+        assert_eq!(scan.sample(&[node(i32::MAX)]), vec![None]);
     }
 }
