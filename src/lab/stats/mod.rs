@@ -108,9 +108,9 @@ pub(crate) struct StatsSampler {
     /// One lab, or every lab with state.
     lab: Option<LabName>,
     source: Box<dyn UsageSource>,
-    /// The previous reading of each node, by (lab, node, init pid).
-    previous: HashMap<(String, String, i32), Usage>,
-    /// When the previous reading was taken.
+    /// The latest reading of each node, by (lab, node, init pid).
+    latest: HashMap<(String, String, i32), Usage>,
+    /// When the latest reading was taken.
     taken: Option<Instant>,
 }
 
@@ -134,7 +134,7 @@ impl StatsSampler {
         StatsSampler {
             lab: lab.cloned(),
             source: usage::source(),
-            previous: HashMap::new(),
+            latest: HashMap::new(),
             taken: None,
         }
     }
@@ -150,7 +150,7 @@ impl StatsSampler {
         }
         let labs = self.labs()?;
         let targets = targets(&labs);
-        let (before, then) = (std::mem::take(&mut self.previous), self.taken);
+        let (before, then) = (std::mem::take(&mut self.latest), self.taken);
         let now = self.read_usage(&targets);
         let elapsed = then.map(|t| now.duration_since(t)).unwrap_or_default();
         let counters = read_counters(&targets)?;
@@ -162,9 +162,9 @@ impl StatsSampler {
                 .map(|node| {
                     let pid = pids.get(&node.name).copied();
                     let key = pid.map(|pid| (plan.lab.clone(), node.name.clone(), pid));
-                    let usage = key.as_ref().and_then(|k| self.previous.get(k).copied());
+                    let usage = key.as_ref().and_then(|k| self.latest.get(k).copied());
                     let cpu_percent = key.as_ref().and_then(|k| {
-                        let (old, new) = (before.get(k)?, self.previous.get(k)?);
+                        let (old, new) = (before.get(k)?, self.latest.get(k)?);
                         cpu_percent(old.cpu, new.cpu, elapsed)
                     });
                     NodeStats {
@@ -191,7 +191,7 @@ impl StatsSampler {
         Ok(reports)
     }
 
-    /// Reads the usage of `targets` now into `previous`; returns when.
+    /// Reads the usage of `targets` now into `latest`; returns when.
     fn read_usage(&mut self, targets: &[Target]) -> Instant {
         let nodes: Vec<RunningNode> = targets
             .iter()
@@ -203,7 +203,7 @@ impl StatsSampler {
             .collect();
         let usages = self.source.sample(&nodes);
         let now = Instant::now();
-        self.previous = targets
+        self.latest = targets
             .iter()
             .cloned()
             .zip(usages)
