@@ -247,6 +247,9 @@ fn the_command_prints_a_table_and_documented_json() {
     let (code, out, err) = run(&["stats", "nosuchlab-stats"]);
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
     assert!(err.contains("no lab nosuchlab-stats"), "{err}");
+    let (code, out, err) = run(&["stats", "no/such"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("\"no/such\" is not a valid lab name"), "{err}");
 }
 
 #[test]
