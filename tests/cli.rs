@@ -145,6 +145,7 @@ fn verbs() -> Vec<String> {
         "down",
         "exec",
         "inspect",
+        "stats",
         "validate",
         "generate",
         "explain",

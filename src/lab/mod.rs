@@ -10,6 +10,7 @@ mod marks;
 mod progress;
 mod running;
 mod seam;
+mod stats;
 mod up;
 
 pub use down::{DownReport, down, find_labs};
@@ -21,6 +22,8 @@ pub(crate) use inspect::{LabView, inspect};
 pub(crate) use progress::Progress;
 pub(crate) use running::resolve_interface;
 pub use running::{RunningNode, resolve_node, running_nodes};
+pub(crate) use stats::StatsSampler;
+pub use stats::{InterfaceStats, NodeStats, StatsReport};
 pub use up::{UpOptions, UpReport, up};
 
 use crate::kernel::enter::EnterError;

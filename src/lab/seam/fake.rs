@@ -419,6 +419,7 @@ impl Kernel for FakeKernel {
                 alias: l.alias.clone(),
                 peer_index: None,
                 controller: None,
+                counters: None,
             })
             .collect())
     }
@@ -539,6 +540,7 @@ impl Kernel for FakeKernel {
                 alias: l.alias.clone(),
                 peer_index: None,
                 controller: None,
+                counters: None,
             })
             .collect())
     }
