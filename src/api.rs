@@ -25,6 +25,7 @@ use crate::lab::{
     running_nodes,
 };
 use crate::plan::{Place, Plan};
+use crate::privileges::MissingCapabilities;
 use crate::spec::{Impair, LabName, Topology};
 use crate::topology::{self, TopologyError};
 
@@ -39,8 +40,8 @@ pub enum ApiError {
     Topology(#[from] TopologyError),
     #[error(transparent)]
     Lab(#[from] LabError),
-    #[error("{0}")]
-    Privileges(String),
+    #[error(transparent)]
+    Privileges(#[from] MissingCapabilities),
     #[error("lab {lab} has no node {node:?}")]
     NoNode { lab: String, node: String },
     #[error("an empty command line")]
@@ -202,7 +203,7 @@ impl LabOptions {
     /// [`topology::parse_str`] or [`Topology::builder`]). Blocks until it is
     /// up; async code awaits [`up_async`](Self::up_async).
     pub fn up(&self, topology: &Topology) -> Result<Lab, ApiError> {
-        crate::privileges::check().map_err(ApiError::Privileges)?;
+        crate::privileges::check()?;
         let mut plan = Plan::from_topology(topology);
         if self.unique {
             plan.lab = unique_name(&plan.lab, std::process::id(), next_serial());

@@ -4,8 +4,16 @@
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// `Err` with a one-line explanation when a capability is missing.
-pub fn check() -> Result<(), String> {
+/// The capabilities this process lacks to build labs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "nslab needs root (or {}) to create namespaces and interfaces; run it with sudo",
+    .0.join(" and ")
+)]
+pub struct MissingCapabilities(pub Vec<&'static str>);
+
+/// `Err` naming the capabilities that are missing.
+pub fn check() -> Result<(), MissingCapabilities> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let effective = effective_capabilities(&status).unwrap_or(0);
     let missing: Vec<&str> = [
@@ -19,10 +27,7 @@ pub fn check() -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "nslab needs root (or {}) to create namespaces and interfaces; run it with sudo",
-            missing.join(" and ")
-        ))
+        Err(MissingCapabilities(missing))
     }
 }
 

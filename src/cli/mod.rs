@@ -145,7 +145,7 @@ fn invalid(e: impl std::fmt::Display) -> (i32, String) {
 /// Fails with `code` unless this process may build labs. Verbs call it
 /// after reporting bad input, so anyone can see that.
 fn need_privileges(code: i32) -> Result<(), (i32, String)> {
-    crate::privileges::check().map_err(|e| (code, e))
+    crate::privileges::check().map_err(|e| (code, e.to_string()))
 }
 
 /// A lab name given on the command line, checked.
