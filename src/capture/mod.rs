@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::packet::{CaptureSocket, CaptureStats, PacketError};
 use crate::kernel::process::PinnedProcess;
-use crate::lab::{LabError, resolve_interface};
+use crate::lab::{LabError, resolve_node};
 use crate::spec::InterfaceRef;
 use pcap::{PcapWriter, Precision};
 use source::{Event, Source};
@@ -133,9 +133,10 @@ impl Capture {
     /// Opens a capture on an interface of a running node. Frames are
     /// queued from here on.
     pub(crate) fn open(target: &InterfaceRef, promiscuous: bool) -> Result<Self, CaptureError> {
-        let (node, iface, _plan) = resolve_interface(target)?;
+        let (node, _) = resolve_node(target.node())?;
+        let iface = target.iface();
         let target = format!("{}:{iface}", node.label());
-        let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(&iface, promiscuous))?;
+        let (init, socket) = node.pinned_in_netns(|| CaptureSocket::open(iface, promiscuous))?;
         let socket = socket.map_err(|source| CaptureError::Socket {
             target: target.clone(),
             source,

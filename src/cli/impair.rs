@@ -90,16 +90,17 @@ pub(super) fn run(args: ImpairArgs) -> Outcome {
     super::need_privileges(EXIT_FAILED)?;
     let target = args.target.as_str();
     let interface: InterfaceRef = target.parse().map_err(failed)?;
-    let (node, iface, _) = lab::resolve_interface(&interface).map_err(failed)?;
+    let (node, _) = lab::resolve_node(interface.node()).map_err(failed)?;
+    let iface = interface.iface();
     match action {
         Action::Show => {
             println!(
                 "{target}: {}",
-                lab::impair_show(&node, &iface).map_err(failed)?
+                lab::impair_show(&node, iface).map_err(failed)?
             );
         }
         Action::Clear => {
-            let removed = lab::impair_clear(&node, &iface).map_err(failed)?;
+            let removed = lab::impair_clear(&node, iface).map_err(failed)?;
             println!(
                 "{target}: {}",
                 if removed {
@@ -115,7 +116,7 @@ pub(super) fn run(args: ImpairArgs) -> Outcome {
             }
             println!(
                 "{target}: {}",
-                lab::impair_set(&node, &iface, &plan).map_err(failed)?
+                lab::impair_set(&node, iface, &plan).map_err(failed)?
             );
         }
     }

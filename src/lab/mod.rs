@@ -20,7 +20,6 @@ pub use impair::Impairment;
 pub(crate) use impair::{impair_clear, impair_set, impair_show};
 pub(crate) use inspect::{LabView, inspect};
 pub(crate) use progress::Progress;
-pub(crate) use running::resolve_interface;
 pub use running::{RunningNode, resolve_node, running_nodes};
 pub(crate) use stats::StatsSampler;
 pub use stats::{InterfaceStats, NodeStats, StatsReport};

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 use crate::kernel::namespace::{NamespaceFds, NsKind};
 use crate::kernel::process::PinnedProcess;
 use crate::plan::Plan;
-use crate::spec::{InterfaceRef, NodeRef};
+use crate::spec::NodeRef;
 use crate::state;
 
 use super::LabError;
@@ -161,13 +161,4 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
             node: node.to_string(),
         }),
     }
-}
-
-/// Resolves an interface reference to its running node, the interface
-/// name and the lab's plan (the node as [`resolve_node`] finds it).
-pub(crate) fn resolve_interface(
-    target: &InterfaceRef,
-) -> Result<(RunningNode, String, Option<Plan>), LabError> {
-    let (node, plan) = resolve_node(target.node())?;
-    Ok((node, target.iface().to_string(), plan))
 }
