@@ -205,7 +205,17 @@ impl Kernel for RealKernel {
             .filter(|n| n.kind == NodeKind::Node)
             .map(|n| (n.name.as_str(), &n.limits))
             .collect();
-        Cgroups::detect()?.create_lab(&plan.lab, &nodes)?;
+        let cgroups = Cgroups::detect()?;
+        // Left by an `up` that died with no init started: empty, so they go
+        // at once; a limit from that run must not stay.
+        let (_, stale) = cgroups.remove_lab(&plan.lab, Duration::ZERO);
+        if let Some(e) = stale.first() {
+            return Err(LabError::Leftovers {
+                lab: plan.lab.clone(),
+                what: e.to_string(),
+            });
+        }
+        cgroups.create_lab(&plan.lab, &nodes)?;
         Ok(())
     }
 

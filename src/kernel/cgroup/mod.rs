@@ -274,10 +274,20 @@ impl Cgroups {
         let assigned = self.assign(&wanted)?;
         for (h, enable) in self.hierarchies.iter().zip(&assigned) {
             let top = h.root().join(NSLAB_DIR);
-            make_dir(&top)?;
-            h.prepare(&top, false, enable)?;
             let lab_dir = top.join(lab);
-            make_dir(&lab_dir)?;
+            // The `down` of another lab removes `nslab/` when it finds it
+            // empty, maybe between our two mkdirs: then make both again.
+            let mut tries = 0;
+            loop {
+                make_dir(&top)?;
+                h.prepare(&top, false, enable)?;
+                match std::fs::create_dir(&lab_dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => tries += 1,
+                    Err(e) => return Err(io_at(&lab_dir)(e)),
+                }
+            }
             h.prepare(&lab_dir, false, enable)?;
             for (node, limits) in nodes {
                 let dir = lab_dir.join(node);
