@@ -104,6 +104,17 @@ fn each_node_has_its_cgroups_and_its_limits_hold() {
             assert!(line.ends_with(":/"), "{node}: {line}");
         }
     }
+    // /sys/fs/cgroup in a node shows the node's own cgroup as the root:
+    // its limit, not the host's.
+    let (code, out, err) = lab.exec(
+        "hog",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "67108864"), "{err}");
     for (_, dir) in nslab::test_support::node_cgroups(&lab.name, "sw") {
         assert!(!dir.exists(), "a bridge has no cgroup: {}", dir.display());
     }

@@ -126,6 +126,8 @@ pub(crate) trait Hierarchy: std::fmt::Debug + Send + Sync {
     /// below it (`leaf` false) or processes placed in it (`leaf` true), with
     /// `enable` (of [`Self::controllers`]) limiting there.
     fn prepare(&self, dir: &Path, leaf: bool, enable: &[Controller]) -> Result<(), CgroupError>;
+    /// How to mount this hierarchy again: file system type and options.
+    fn mount_as(&self) -> (&'static str, Option<String>);
     /// Writes the node's limits of `enable` into its directory.
     fn apply(&self, dir: &Path, limits: &Limits, enable: &[Controller]) -> Result<(), CgroupError>;
 }
@@ -160,8 +162,11 @@ impl Cgroups {
             else {
                 continue;
             };
-            // A mount of a subtree (a container's view) is not a root.
-            if *root != "/" || seen.contains(device) {
+            // A mount of a subtree (a container's view) is not a root. From
+            // inside a cgroup namespace (a node's init) a hierarchy's root
+            // shows as `/../..`, above the namespace's own root.
+            let is_root = root.split('/').all(|part| part.is_empty() || part == "..");
+            if !is_root || seen.contains(device) {
                 continue;
             }
             let mount = PathBuf::from(unescape(mount));
@@ -171,14 +176,15 @@ impl Cgroups {
                     hierarchies.push(Box::new(v2::V2::new(mount)));
                 }
                 (Some(&"cgroup"), Some(options)) => {
-                    let controllers: Vec<String> = options
+                    // Controllers: the options but rw/ro and key=value ones.
+                    let all: Vec<String> = options
                         .split(',')
-                        .filter(|o| ["cpu", "cpuacct", "cpuset", "memory", "pids"].contains(o))
+                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
                         .map(str::to_string)
                         .collect();
-                    if !controllers.is_empty() {
+                    if all.iter().any(|c| v1::KNOWN.contains(&c.as_str())) {
                         seen.push(device);
-                        hierarchies.push(Box::new(v1::V1::new(mount, controllers)));
+                        hierarchies.push(Box::new(v1::V1::new(mount, all)));
                     }
                 }
                 _ => {}
@@ -214,6 +220,17 @@ impl Cgroups {
     #[cfg(test)]
     pub(crate) fn hierarchies(&self) -> &[Box<dyn Hierarchy>] {
         &self.hierarchies
+    }
+
+    /// Where each hierarchy is mounted, and how to mount it again.
+    pub(crate) fn mounts(&self) -> Vec<(PathBuf, &'static str, Option<String>)> {
+        self.hierarchies
+            .iter()
+            .map(|h| {
+                let (fstype, data) = h.mount_as();
+                (h.root().to_path_buf(), fstype, data)
+            })
+            .collect()
     }
 
     /// The version of each hierarchy, in order.
@@ -411,7 +428,7 @@ fn remove_tree(dir: &Path, deadline: Instant, wait: Duration) -> Result<(), Cgro
 }
 
 /// Octal escapes of mountinfo (`\040` for a space).
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

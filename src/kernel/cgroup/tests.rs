@@ -249,6 +249,19 @@ fn mountinfo_of_a_hybrid_and_of_a_v2_host() {
     assert!(c.hierarchies()[0].is_line_of("cpuacct,cpu"));
     assert_eq!(c.hierarchies()[0].controllers(), vec![Controller::Cpu]);
 
+    let (_, fstype, data) = &c.mounts()[0];
+    // As a node's init sees it, in its cgroup namespace.
+    let inside = "52 51 0:29 /../../.. /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+    assert_eq!(Cgroups::from_mountinfo(inside).hierarchies().len(), 1);
+    let subtree = "52 51 0:29 /user.slice /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+    assert!(Cgroups::from_mountinfo(subtree).hierarchies().is_empty());
+    assert_eq!((*fstype, data.as_deref()), ("cgroup", Some("cpu,cpuacct")));
+
+    let odd = "29 23 0:26 / /c/x rw - cgroup cgroup rw,cpu,net_cls,release_agent=/x\n";
+    let c = Cgroups::from_mountinfo(odd);
+    assert_eq!(c.mounts()[0].2.as_deref(), Some("cpu,net_cls"));
+    assert!(c.hierarchies()[0].is_line_of("net_cls,cpu"));
+
     let v2 = "30 23 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
     let c = Cgroups::from_mountinfo(v2);
     assert_eq!(c.hierarchies().len(), 1);

@@ -13,16 +13,30 @@ use std::path::{Path, PathBuf};
 use super::{CgroupError, Controller, Hierarchy, read, write};
 use crate::spec::{CFS_PERIOD_US, Limits};
 
+/// The controllers whose hierarchies nslab uses.
+pub(super) const KNOWN: [&str; 5] = ["cpu", "cpuacct", "cpuset", "memory", "pids"];
+
 #[derive(Debug)]
 pub(super) struct V1 {
     root: PathBuf,
     /// The controllers of the mount's options that nslab knows.
     controllers: Vec<String>,
+    /// Every controller of the hierarchy (`net_cls` with `cpu`, say).
+    all: Vec<String>,
 }
 
 impl V1 {
-    pub(super) fn new(root: PathBuf, controllers: Vec<String>) -> Self {
-        Self { root, controllers }
+    pub(super) fn new(root: PathBuf, all: Vec<String>) -> Self {
+        let controllers = all
+            .iter()
+            .filter(|c| KNOWN.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        Self {
+            root,
+            controllers,
+            all,
+        }
     }
 
     fn has(&self, name: &str) -> bool {
@@ -46,12 +60,17 @@ impl Hierarchy for V1 {
             .collect()
     }
 
+    fn mount_as(&self) -> (&'static str, Option<String>) {
+        // The hierarchy is found again by its exact set of controllers.
+        ("cgroup", Some(self.all.join(",")))
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         // /proc/PID/cgroup names every controller of the hierarchy (named
         // ones, such as name=systemd, are never ours).
         let mut line: Vec<&str> = controllers.split(',').collect();
         let mut ours: Vec<&str> = self.controllers.iter().map(String::as_str).collect();
-        line.retain(|c| ["cpu", "cpuacct", "cpuset", "memory", "pids"].contains(c));
+        line.retain(|c| KNOWN.contains(c));
         line.sort_unstable();
         ours.sort_unstable();
         !line.is_empty() && line == ours

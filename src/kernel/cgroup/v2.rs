@@ -46,6 +46,10 @@ impl Hierarchy for V2 {
             .collect()
     }
 
+    fn mount_as(&self) -> (&'static str, Option<String>) {
+        ("cgroup2", None)
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         controllers.is_empty()
     }

@@ -55,7 +55,7 @@ fn setup(config: &InitConfig) -> Result<(), String> {
     crate::kernel::cgroup::join_self(&config.cgroups).map_err(|e| format!("join: {e}"))?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| format!("unshare the cgroup namespace: {e}"))?;
-    mounts::setup(&config.tmpfs, &config.binds)?;
+    mounts::setup(&config.tmpfs, &config.binds, !config.cgroups.is_empty())?;
     nix::unistd::sethostname(&config.hostname)
         .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
     bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
