@@ -21,7 +21,8 @@ use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
 use crate::lab::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use crate::lab::{
-    DownReport, Impairment, LabError, RunningNode, UpOptions, UpReport, running_nodes,
+    DownReport, Impairment, LabError, RunningNode, StatsReport, StatsSampler, UpOptions, UpReport,
+    running_nodes,
 };
 use crate::plan::{Place, Plan};
 use crate::spec::{Impair, LabName, Topology};
@@ -30,8 +31,9 @@ use crate::topology::{self, TopologyError};
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// Why a [`Lab`] call failed.
+/// Why a [`Lab`] call failed. More variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -45,11 +47,6 @@ pub enum ApiError {
     EmptyCommand,
     #[error("impairment of {target}: {problems}")]
     Impair { target: String, problems: String },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
 }
 
 /// How a lab is brought up: the fields, or the builder methods, then
@@ -98,6 +95,7 @@ pub struct LabOptions {
 /// | [`Lab::up`] | [`Lab::up_async`] |
 /// | [`Lab::exec`] | [`Lab::exec_async`] |
 /// | [`Lab::check`] | [`Lab::check_async`] |
+/// | [`Lab::stats`] | [`Lab::stats_async`] |
 /// | [`Lab::impair`], [`impairment`](Lab::impairment), [`clear_impairment`](Lab::clear_impairment) | [`Lab::impair_async`], [`impairment_async`](Lab::impairment_async), [`clear_impairment_async`](Lab::clear_impairment_async) |
 /// | [`Lab::down`], and [`Drop`] | [`Lab::down_async`] |
 /// | [`Process::wait`], [`Process::kill`], and its [`Drop`] | [`Process::wait_async`], [`Process::kill_async`] |
@@ -115,7 +113,11 @@ pub struct LabOptions {
 ///
 /// ```no_run
 /// # async fn f(topology: nslab::spec::Topology) -> Result<(), Box<dyn std::error::Error>> {
-/// let lab = nslab::LabOptions::new().unique().up_async(&topology).await?;
+/// let lab = nslab::LabOptions::new()
+///     .unique()
+///     .nslab_exe("/usr/local/bin/nslab") // in the crate's tests: env!("CARGO_BIN_EXE_nslab")
+///     .up_async(&topology)
+///     .await?;
 /// let socket = lab.in_netns("h2", || std::net::UdpSocket::bind("0.0.0.0:7"))??;
 /// socket.set_nonblocking(true)?;
 /// let socket = tokio::net::UdpSocket::from_std(socket)?;
@@ -503,6 +505,22 @@ impl Lab {
         unblocked(move || Ok(crate::check::check(&lab, timeout)?)).await
     }
 
+    /// What each node of the lab uses now, as `nslab stats` shows it: CPU %
+    /// (measured over 0.5 s, so this takes that long), memory in use and
+    /// its limit, process count, and the counters of every interface.
+    /// Blocks; async code awaits [`stats_async`](Self::stats_async).
+    pub fn stats(&self) -> Result<StatsReport, ApiError> {
+        lab_stats(&self.name)
+    }
+
+    /// [`stats`](Self::stats) for async code: it samples on tokio's
+    /// blocking pool while the caller's runtime goes on. Needs a tokio
+    /// runtime.
+    pub async fn stats_async(&self) -> Result<StatsReport, ApiError> {
+        let lab = self.name.clone();
+        unblocked(move || lab_stats(&lab)).await
+    }
+
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,
     /// with the settings of a topology's `impair:`, e.g.
     /// `[("delay", "20ms"), ("loss", "1%"), ("rate", "10mbit")]`. The
@@ -609,6 +627,18 @@ impl Lab {
     /// it down too but blocks the caller's thread meanwhile.
     pub async fn down_async(self) -> Result<DownReport, ApiError> {
         unblocked(move || self.down()).await
+    }
+}
+
+/// One sample of a lab's figures (see [`Lab::stats`]).
+fn lab_stats(lab: &LabName) -> Result<StatsReport, ApiError> {
+    let mut reports = StatsSampler::new(Some(lab)).sample()?;
+    match reports.pop() {
+        Some(report) if reports.is_empty() => Ok(report),
+        _ => Err(LabError::NoLab {
+            lab: lab.to_string(),
+        }
+        .into()),
     }
 }
 

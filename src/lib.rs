@@ -15,7 +15,7 @@
 //! 4. `kernel` (private): namespaces, the node init, rtnetlink requests (one
 //!    file each), sysctls, entering a node. Only kernel work.
 //! 5. `state` (private): the plan and journal under /run/nslab, the lock.
-//! 6. `lab` (private): `up`, `down`, `exec`, `impair`, `inspect` over
+//! 6. `lab` (private): `up`, `down`, `exec`, `impair`, `inspect`, `stats` over
 //!    plan → kernel → state, reaching the kernel through one trait so that
 //!    rollback is tested without root.
 //! 7. [`check`] (with its probes), `capture` (with its packet sockets),
@@ -26,7 +26,7 @@
 //! The public API is what a program or a test that builds labs needs:
 //! [`Lab`], [`LabOptions`], [`Topology`] and its builder, the data types
 //! of [`spec`] and [`plan`], the reports ([`UpReport`], [`DownReport`],
-//! [`Impairment`], [`check::CheckReport`]) and the errors.
+//! [`Impairment`], [`StatsReport`], [`check::CheckReport`]) and the errors.
 //!
 //! # A lab in a test
 //!
@@ -74,7 +74,8 @@
 //! # } // the lab is torn down here, when `lab` is dropped
 //! ```
 
-// The layers, bottom to top: each imports only those before it.
+// The layers and their order are in the module doc above (rustfmt sorts
+// this list); tests/layers.rs checks that none imports a higher one.
 mod api;
 mod capture;
 pub mod check;
@@ -91,7 +92,7 @@ mod state;
 pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
-pub use lab::{DownReport, Impairment, LabError, UpReport};
+pub use lab::{DownReport, Impairment, InterfaceStats, LabError, NodeStats, StatsReport, UpReport};
 pub use spec::Topology;
 pub use topology::{Problem, TopologyBuilder, TopologyError};
 

@@ -145,6 +145,7 @@ fn verbs() -> Vec<String> {
         "down",
         "exec",
         "inspect",
+        "stats",
         "validate",
         "generate",
         "explain",
@@ -295,5 +296,29 @@ fn man_dir_writes_a_page_per_verb() {
             return;
         };
         assert!(text.starts_with(&format!("{page}(1)")), "{text}");
+    }
+}
+
+#[test]
+fn completions_and_man_into_a_closed_pipe_fail_cleanly() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start nslab");
+        // The reader is gone before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // A child forked meanwhile by another test thread can hold a copy
+        // of the read end for a moment, and the write then succeeds: only
+        // a failed write is checked for its message.
+        if out.status.code() != Some(0) {
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        }
     }
 }

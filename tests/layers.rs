@@ -34,17 +34,29 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The top-level modules a file names as `crate::NAME`.
-fn crate_paths(text: &str) -> Vec<&str> {
-    text.match_indices("crate::")
-        .map(|(i, m)| {
-            let rest = &text[i + m.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
-        .collect()
+/// The top-level modules a file names as `crate::NAME`, also inside a
+/// group (`crate::{a, b::c}`).
+fn crate_paths(text: &str) -> Vec<String> {
+    let name = |rest: &str| {
+        let rest = rest.trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    let mut names = Vec::new();
+    for (i, m) in text.match_indices("crate::") {
+        let rest = &text[i + m.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                names.extend(group.split(',').map(name));
+            }
+            None => names.push(name(rest)),
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
 }
 
 #[test]
@@ -61,7 +73,9 @@ fn no_module_imports_a_higher_layer_or_a_sibling() {
         let own = layer(module).unwrap_or_else(|| panic!("{module} is in no layer of LAYERS"));
         let text = std::fs::read_to_string(file).expect("read");
         for named in crate_paths(&text) {
-            let Some(theirs) = layer(named) else { continue };
+            let Some(theirs) = layer(&named) else {
+                continue;
+            };
             if named != module && theirs >= own {
                 wrong.push(format!("{} names crate::{named}", rel.display()));
             }
@@ -79,6 +93,10 @@ fn no_module_imports_a_higher_layer_or_a_sibling() {
 #[test]
 fn the_check_sees_an_upward_import() {
     assert_eq!(crate_paths("use crate::lab::up;"), ["lab"]);
+    assert_eq!(
+        crate_paths("use crate::{plan::Plan, kernel};"),
+        ["plan", "kernel"]
+    );
     assert!(layer("kernel") < layer("lab"));
     assert!(layer("topology") < layer("plan"));
 }

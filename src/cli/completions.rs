@@ -4,7 +4,7 @@
 use clap::Args;
 use clap_complete::Shell;
 
-use super::{Outcome, definition};
+use super::{Outcome, definition, write_out};
 
 #[derive(Debug, Args)]
 pub(super) struct CompletionsArgs {
@@ -15,6 +15,9 @@ pub(super) struct CompletionsArgs {
 
 pub(super) fn run(args: CompletionsArgs) -> Outcome {
     let mut command = definition();
-    clap_complete::generate(args.shell, &mut command, "nslab", &mut std::io::stdout());
-    Ok(0)
+    // Into a buffer first: clap_complete panics on a failed write (a
+    // reader that closed the pipe), where `write_out` reports it.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "nslab", &mut script);
+    write_out(&script, None)
 }

@@ -47,7 +47,7 @@ impl Which {
                     file.display()
                 ))
             })?,
-            (None, None) => unreachable!("clap's group: FILE, --lab or --all"),
+            (None, None) => return Err(invalid("give a topology FILE, --lab NAME or --all")),
         };
         lab_name(&name)
     }

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::generate::Shape;
 
-use super::{Outcome, failed, invalid, lab_name};
+use super::{Outcome, invalid, lab_name, write_out};
 
 #[derive(Debug, Args)]
 pub(super) struct GenerateArgs {
@@ -47,12 +47,7 @@ pub(super) fn run(args: GenerateArgs) -> Outcome {
     let shape = Shape::from(args.shape);
     let name = lab_name(&args.name.unwrap_or_else(|| shape.default_name()))?;
     let yaml = crate::generate::generate(shape, name.as_str()).map_err(invalid)?;
-    match &args.output {
-        Some(path) => {
-            std::fs::write(path, yaml).map_err(|e| failed(format!("{}: {e}", path.display())))?
-        }
-        None => print!("{yaml}"),
-    }
+    write_out(yaml.as_bytes(), args.output.as_deref())?;
     if let (Some(path), Some((node, address))) = (&args.output, shape.far_ends()) {
         eprintln!(
             "wrote {}; after `nslab up {}`, try: nslab exec {name}/{node} -- ping -c 1 -t 255 {address}",

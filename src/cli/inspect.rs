@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::lab::{self, LabView};
 
-use super::{EXIT_FAILED, Outcome, failed};
+use super::{EXIT_FAILED, Outcome, failed, lab_name};
 
 #[derive(Debug, Args)]
 pub(super) struct InspectArgs {
@@ -16,12 +16,13 @@ pub(super) struct InspectArgs {
 
 pub(super) fn run(args: InspectArgs) -> Outcome {
     super::need_privileges(EXIT_FAILED)?;
+    // A bad name fails as a lab that is not there does (exit 1).
     let lab = args
         .lab
         .as_deref()
-        .map(str::parse)
+        .map(lab_name)
         .transpose()
-        .map_err(failed)?;
+        .map_err(|(_, message)| (EXIT_FAILED, message))?;
     let views = lab::inspect(lab.as_ref()).map_err(failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&views).map_err(failed)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Outcome, definition, failed};
+use super::{Outcome, definition, failed, write_out};
 
 #[derive(Debug, Args)]
 pub(super) struct ManArgs {
@@ -21,10 +21,11 @@ pub(super) fn run(args: ManArgs) -> Outcome {
         Some(dir) => clap_mangen::generate_to(command, &dir)
             .map_err(|e| failed(format_args!("{}: {e}", dir.display())))?,
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut page = Vec::new();
             clap_mangen::Man::new(command)
-                .render(&mut out)
-                .map_err(|e| failed(format_args!("standard output: {e}")))?
+                .render(&mut page)
+                .map_err(|e| failed(format_args!("render the manual page: {e}")))?;
+            return write_out(&page, None);
         }
     }
     Ok(0)

@@ -16,6 +16,7 @@ mod impair;
 mod inspect;
 mod man;
 mod signals;
+mod stats;
 mod up;
 mod validate;
 
@@ -59,6 +60,9 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Show labs, nodes and interfaces, read live from the kernel
     Inspect(inspect::InspectArgs),
+    /// Show what each node uses (CPU, memory, processes) and the counters
+    /// of its interfaces
+    Stats(stats::StatsArgs),
     /// Set (replacing what it had), show or clear the impairments of an
     /// interface's egress
     Impair(impair::ImpairArgs),
@@ -111,6 +115,7 @@ fn run(command: Command) -> Outcome {
         Command::Exec(args) => exec::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Impair(args) => impair::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),

@@ -14,7 +14,7 @@ use crate::kernel::netlink::link::dump_links;
 use crate::kernel::netlink::qdisc::{
     ClearRoot, Previous, Psched, QdiscInfo, ReplaceRoot, RootQdisc, dump_qdiscs, root, root_qdisc,
 };
-use crate::kernel::netlink::{Netns, open_sockets};
+use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::spec::Impair;
 
 /// What an interface's egress suffers, as read from the kernel.
@@ -174,7 +174,10 @@ fn with_interface<T: Send>(
             &[(node.label(), Netns::Fd(netns.as_fd()))],
         )?
         .pop()
-        .ok_or(LabError::Panicked("opening the netlink socket"))?;
+        .ok_or_else(|| NetlinkError::Open {
+            netns: node.label(),
+            reason: "no socket came back".into(),
+        })?;
         let link = find_link(&socket, node, &iface).await?;
         work(Target {
             socket,

@@ -10,6 +10,7 @@ mod marks;
 mod progress;
 mod running;
 mod seam;
+mod stats;
 mod up;
 
 pub use down::{DownReport, down, find_labs};
@@ -21,6 +22,8 @@ pub(crate) use inspect::{LabView, inspect};
 pub(crate) use progress::Progress;
 pub(crate) use running::resolve_interface;
 pub use running::{RunningNode, resolve_node, running_nodes};
+pub(crate) use stats::StatsSampler;
+pub use stats::{InterfaceStats, NodeStats, StatsReport};
 pub use up::{UpOptions, UpReport, up};
 
 use crate::kernel::enter::EnterError;
@@ -32,7 +35,12 @@ use crate::state::StateError;
 
 pub(crate) use marks::host_link_alias;
 
+/// Why bringing up, tearing down or reaching into a lab failed. The
+/// kernel-level causes (state files, the node init, netlink, sysctls,
+/// entering a node) are carried as their sources, for their messages. More
+/// variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LabError {
     #[error(transparent)]
     State(#[from] StateError),

@@ -109,8 +109,8 @@ pub fn running_nodes(lab: &str) -> Result<Vec<RunningNode>, LabError> {
 /// Resolves a node (`LAB/NODE`, or `NODE` when exactly one running lab
 /// has it) to a running node with its lab's plan.
 pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), LabError> {
-    let node = &target.node;
-    let lab = match &target.lab {
+    let node = target.node();
+    let lab = match target.lab() {
         Some(lab) => lab.to_string(),
         None => {
             let mut labs: Vec<String> = state::list_labs()?
@@ -124,10 +124,14 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
                 .collect();
             match labs.len() {
                 1 => labs.remove(0),
-                0 => return Err(LabError::NoLabHasNode { node: node.clone() }),
+                0 => {
+                    return Err(LabError::NoLabHasNode {
+                        node: node.to_string(),
+                    });
+                }
                 _ => {
                     return Err(LabError::NodeInSeveralLabs {
-                        node: node.clone(),
+                        node: node.to_string(),
                         labs,
                     });
                 }
@@ -144,7 +148,7 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
         Some(pid) if is_init_of(pid, &lab, node) => Ok((
             RunningNode {
                 lab,
-                node: node.clone(),
+                node: node.to_string(),
                 pid,
             },
             recorded.plan,
@@ -154,7 +158,7 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
         }),
         None => Err(LabError::NoNode {
             lab,
-            node: node.clone(),
+            node: node.to_string(),
         }),
     }
 }
@@ -164,6 +168,6 @@ pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), Lab
 pub(crate) fn resolve_interface(
     target: &InterfaceRef,
 ) -> Result<(RunningNode, String, Option<Plan>), LabError> {
-    let (node, plan) = resolve_node(&target.node)?;
-    Ok((node, target.iface.clone(), plan))
+    let (node, plan) = resolve_node(target.node())?;
+    Ok((node, target.iface().to_string(), plan))
 }

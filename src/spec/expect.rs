@@ -85,7 +85,7 @@ impl fmt::Display for Expect {
 }
 
 /// Parses `PORT/PROTO` (`80/tcp`, `53/udp`).
-pub fn parse_port(s: &str) -> Result<Port, String> {
+pub(crate) fn parse_port(s: &str) -> Result<Port, String> {
     let Some((number, protocol)) = s.split_once('/') else {
         return Err(format!(
             "port {s:?} needs a protocol: write it as {s}/tcp or {s}/udp"

@@ -94,7 +94,7 @@ impl fmt::Display for Impair {
 }
 
 /// `20ms`, `1500us`, `2s`: the largest unit that keeps it whole.
-pub fn format_duration_us(us: u64) -> String {
+pub(crate) fn format_duration_us(us: u64) -> String {
     if us != 0 && us % 1_000_000 == 0 {
         format!("{}s", us / 1_000_000)
     } else if us != 0 && us % 1_000 == 0 {
@@ -106,14 +106,14 @@ pub fn format_duration_us(us: u64) -> String {
 
 /// `1%`, `0.1%`: at most six decimals, trailing zeros dropped (a percentage
 /// read back from the kernel is a 32-bit fraction, never exactly decimal).
-pub fn format_percent(percent: f64) -> String {
+pub(crate) fn format_percent(percent: f64) -> String {
     let text = format!("{percent:.6}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
 }
 
 /// `10mbit`, `1500kbit`, `64000bit`: the largest unit that keeps it whole.
-pub fn format_rate_bits(bits: u64) -> String {
+pub(crate) fn format_rate_bits(bits: u64) -> String {
     for (scale, unit) in [
         (1_000_000_000, "gbit"),
         (1_000_000, "mbit"),

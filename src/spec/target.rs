@@ -62,8 +62,8 @@ impl AsRef<str> for LabName {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeRef {
     /// `None`: whichever running lab has the node, if only one does.
-    pub lab: Option<LabName>,
-    pub node: String,
+    lab: Option<LabName>,
+    node: String,
 }
 
 impl NodeRef {
@@ -77,6 +77,16 @@ impl NodeRef {
             lab: Some(lab),
             node,
         })
+    }
+
+    /// The lab, when one was named.
+    pub fn lab(&self) -> Option<&LabName> {
+        self.lab.as_ref()
+    }
+
+    /// The node's name (checked against the name rules).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 }
 
@@ -109,8 +119,8 @@ impl fmt::Display for NodeRef {
 /// An interface of a node: `LAB/NODE:IFACE` or `NODE:IFACE`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InterfaceRef {
-    pub node: NodeRef,
-    pub iface: String,
+    node: NodeRef,
+    iface: String,
 }
 
 impl InterfaceRef {
@@ -123,6 +133,15 @@ impl InterfaceRef {
             });
         }
         Ok(InterfaceRef { node, iface })
+    }
+
+    pub fn node(&self) -> &NodeRef {
+        &self.node
+    }
+
+    /// The interface's name (1 to 15 bytes, no '/').
+    pub fn iface(&self) -> &str {
+        &self.iface
     }
 }
 

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use super::{Outcome, Start};
 
 /// Most sockets one TCP probe opens (its file descriptors count against the
-/// open-file limit, see `crate::lab::check`).
+/// open-file limit, see `crate::check::run`).
 pub(crate) const MAX_ATTEMPTS: usize = 4;
 
 /// One connect on its own socket.

@@ -24,7 +24,7 @@
 //!
 //! The intervals come from the caller ([`super::Pacing`]): `nslab check`
 //! reads both sysctls live from each target node's net namespace when it
-//! starts (`crate::lab::check`), and paces a host it could not read, or
+//! starts (`crate::check::run`), and paces a host it could not read, or
 //! one outside the lab, at one error a second
 //! ([`super::UNREAD_RATELIMIT`]).
 

@@ -452,6 +452,7 @@ impl Kernel for FakeKernel {
                 alias: l.alias.clone(),
                 peer_index: None,
                 controller: None,
+                counters: None,
             })
             .collect())
     }
@@ -575,6 +576,7 @@ impl Kernel for FakeKernel {
                 alias: l.alias.clone(),
                 peer_index: None,
                 controller: None,
+                counters: None,
             })
             .collect())
     }

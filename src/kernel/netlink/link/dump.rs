@@ -25,6 +25,19 @@ pub(crate) struct LinkInfo {
     pub peer_index: Option<u32>,
     /// The bridge this link is a port of.
     pub controller: Option<u32>,
+    /// Its counters (`IFLA_STATS64`), when the kernel sent them.
+    pub counters: Option<LinkCounters>,
+}
+
+/// The counters of a link since it was made, as `ip -s link` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LinkCounters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
 }
 
 pub(crate) async fn dump_links(
@@ -54,6 +67,7 @@ impl LinkInfo {
             alias: None,
             peer_index: None,
             controller: None,
+            counters: None,
         };
         for attribute in &message.attributes {
             match attribute {
@@ -64,6 +78,16 @@ impl LinkInfo {
                 LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
                 LinkAttribute::Link(peer) => info.peer_index = Some(*peer),
                 LinkAttribute::Controller(bridge) => info.controller = Some(*bridge),
+                LinkAttribute::Stats64(stats) => {
+                    info.counters = Some(LinkCounters {
+                        rx_bytes: stats.rx_bytes,
+                        rx_packets: stats.rx_packets,
+                        rx_dropped: stats.rx_dropped,
+                        tx_bytes: stats.tx_bytes,
+                        tx_packets: stats.tx_packets,
+                        tx_dropped: stats.tx_dropped,
+                    })
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     info.kind = infos.iter().find_map(|i| match i {
                         Info::Kind(InfoKind::Other(k)) => Some(k.clone()),
