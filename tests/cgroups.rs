@@ -154,6 +154,18 @@ fn each_node_has_its_cgroups_and_its_limits_hold() {
         .parse()
         .expect("a number");
     assert!(oom_kills >= 1, "{kills}");
+    // `nslab stats` reports the limit.
+    let (code, out, err) = common::run(&["stats", &lab.name, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let limit_of = |node: &str| {
+        stats[0]["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|n| n["name"] == node))
+            .map(|n| n["memory_limit_bytes"].clone())
+    };
+    assert_eq!(limit_of("hog"), Some(serde_json::json!(64 << 20)), "{out}");
+    assert_eq!(limit_of("sibling"), Some(serde_json::Value::Null), "{out}");
     let (code, out, _) = lab.exec("sibling", &["echo", "alive"]);
     assert_eq!((code, out.trim()), (0, "alive"), "the sibling was hurt");
     let (code, out, _) = lab.exec("hog", &["echo", "alive"]);

@@ -128,6 +128,9 @@ pub(crate) trait Hierarchy: std::fmt::Debug + Send + Sync {
     fn prepare(&self, dir: &Path, leaf: bool, enable: &[Controller]) -> Result<(), CgroupError>;
     /// How to mount this hierarchy again: file system type and options.
     fn mount_as(&self) -> (&'static str, Option<String>);
+    /// The memory limit set in a node's directory, if this hierarchy
+    /// holds one.
+    fn memory_limit(&self, dir: &Path) -> Option<u64>;
     /// Writes the node's limits of `enable` into its directory.
     fn apply(&self, dir: &Path, limits: &Limits, enable: &[Controller]) -> Result<(), CgroupError>;
 }
@@ -330,6 +333,14 @@ impl Cgroups {
             .into_iter()
             .map(|d| d.join(node))
             .collect()
+    }
+
+    /// A node's memory limit in bytes; `None` for no limit (or no cgroup).
+    pub(crate) fn memory_limit(&self, lab: &str, node: &str) -> Option<u64> {
+        self.hierarchies
+            .iter()
+            .zip(self.node_dirs(lab, node))
+            .find_map(|(h, dir)| h.memory_limit(&dir))
     }
 
     /// Labs that have a directory under `nslab/` in some hierarchy.

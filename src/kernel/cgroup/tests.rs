@@ -58,6 +58,10 @@ fn v2_writes_limit_files_and_hands_controllers_down_in_its_own_dirs() {
     // An unlimited node is placed all the same, and writes no limit.
     assert!(lab.join("b").is_dir());
     assert!(!lab.join("b/memory.max").exists());
+    assert_eq!(cgroups.memory_limit("lab", "a"), Some(64 << 20));
+    assert_eq!(cgroups.memory_limit("lab", "b"), None);
+    fs::write(lab.join("b/memory.max"), "max\n").unwrap();
+    assert_eq!(cgroups.memory_limit("lab", "b"), None);
     for dir in [root.join("nslab"), lab.clone()] {
         assert_eq!(
             text(&dir.join("cgroup.subtree_control")),
@@ -160,6 +164,13 @@ fn v1_writes_each_limit_in_its_own_hierarchy() {
         (64u64 << 20).to_string()
     );
     assert_eq!(text(&node("pids", "a").join("pids.max")), "20");
+    assert_eq!(cgroups.memory_limit("lab", "a"), Some(64 << 20));
+    fs::write(
+        node("memory", "b").join("memory.limit_in_bytes"),
+        "9223372036854771712",
+    )
+    .unwrap();
+    assert_eq!(cgroups.memory_limit("lab", "b"), None);
     assert!(node("cpuacct", "a").is_dir());
     assert_eq!(cgroups.node_procs("lab", "b").len(), 5);
     let _ = fs::remove_dir_all(&base);

@@ -65,6 +65,18 @@ impl Hierarchy for V1 {
         ("cgroup", Some(self.all.join(",")))
     }
 
+    fn memory_limit(&self, dir: &Path) -> Option<u64> {
+        if !self.has("memory") {
+            return None;
+        }
+        let bytes: u64 = read(&dir.join("memory.limit_in_bytes"))
+            .ok()?
+            .parse()
+            .ok()?;
+        // No limit reads as the largest page-aligned i64.
+        (bytes < 1 << 62).then_some(bytes)
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         // /proc/PID/cgroup names every controller of the hierarchy (named
         // ones, such as name=systemd, are never ours).

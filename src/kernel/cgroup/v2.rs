@@ -50,6 +50,11 @@ impl Hierarchy for V2 {
         ("cgroup2", None)
     }
 
+    fn memory_limit(&self, dir: &Path) -> Option<u64> {
+        // "max" for no limit; absent without the memory controller.
+        read(&dir.join("memory.max")).ok()?.parse().ok()
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         controllers.is_empty()
     }
