@@ -376,17 +376,19 @@ fn every_claim_of_the_walk_through_holds() {
     let (host_pid, nspid) = &on_host[0];
     assert_eq!(*nspid, format!("{host_pid} {in_alice}"));
 
-    // cgroup: alice's namespace is rooted at the cgroup `up` ran in (its
-    // init's), and `exec` ran the sleep in the cgroup it was run from.
+    // cgroup: alice's namespace is rooted at alice's own cgroup, where her
+    // init is, and `exec` ran the sleep there too, whatever cgroup this
+    // test runs in.
     let cgroup2 = |pid: &str| {
         read(&format!("/proc/{pid}/cgroup"))
             .lines()
             .find(|l| l.starts_with("0::"))
             .map(String::from)
     };
-    let ours = cgroup2("self");
-    assert_eq!(cgroup2(&alice_pid.to_string()), ours);
-    assert_eq!(cgroup2(&host_pid.to_string()), ours);
+    let alices = Some(format!("0::/nslab/{}/alice", lab.name));
+    assert_eq!(cgroup2(&alice_pid.to_string()), alices);
+    assert_eq!(cgroup2(&host_pid.to_string()), alices);
+    assert_ne!(cgroup2("self"), alices);
 
     // mnt: alice's file and bob's bind are nowhere on the host.
     assert!(!Path::new("/var/tmp/alice-was-here").exists());

@@ -332,6 +332,7 @@ fn a_value_cannot_end_a_here_document_early() {
             routes: vec![],
             env: vec![],
             exec: vec![],
+            limits: Default::default(),
         }],
         links: vec![LinkPlan {
             endpoints: [

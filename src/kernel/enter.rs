@@ -34,6 +34,8 @@ pub enum EnterError {
     Prepare(String),
     #[error("fork: {0}")]
     Fork(nix::Error),
+    #[error("join the node's cgroups: {0}")]
+    Cgroup(nix::Error),
     #[error("enter the {kind} namespace: {source}")]
     Setns {
         kind: &'static str,
@@ -101,6 +103,7 @@ pub(crate) struct Running {
 const RECORD: usize = 9;
 const STAGE_SETNS: u32 = 1;
 const STAGE_EXEC: u32 = 2;
+const STAGE_CGROUP: u32 = 4;
 /// The command was forked; the value is its pid (in our pid namespace). The
 /// message carries the command's pidfd (SCM_RIGHTS) when the helper could
 /// open one.
@@ -152,6 +155,7 @@ pub(crate) fn spawn(
     )
     .map_err(prepare)?;
     let namespaces = ns.raw();
+    let cgroups = ns.raw_cgroups();
     let foreground = command.foreground;
     let own_group = command.own_group || foreground;
     let stdio_fds: [Option<RawFd>; 3] = [0, 1, 2].map(|i| match &stdio[i] {
@@ -169,6 +173,7 @@ pub(crate) fn spawn(
         unsafe {
             helper(
                 &namespaces,
+                &cgroups,
                 &cwd,
                 &candidates,
                 &argv,
@@ -427,6 +432,7 @@ impl Running {
             let value = i32::from_ne_bytes([record[4], record[5], record[6], record[7]]);
             match stage {
                 STAGE_STARTED => pid = Some(value),
+                STAGE_CGROUP => return Err(EnterError::Cgroup(nix::Error::from_raw(value))),
                 STAGE_SETNS => {
                     return Err(EnterError::Setns {
                         kind: ENTER_KINDS
@@ -680,6 +686,7 @@ fn report_started(socket: BorrowedFd<'_>, pid: i32, pidfd: Option<BorrowedFd<'_>
 /// Must run in a freshly forked child; makes only async-signal-safe calls.
 unsafe fn helper(
     namespaces: &[(NsKind, RawFd)],
+    cgroups: &[RawFd],
     cwd: &CString,
     candidates: &[CString],
     argv: &[*const libc::c_char],
@@ -696,6 +703,14 @@ unsafe fn helper(
         let err = BorrowedFd::borrow_raw(err_fd);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+        // Into the node's cgroups before its cgroup namespace: from inside
+        // it, v2 refuses a move from a cgroup outside the namespace. The
+        // command forked below inherits them.
+        for fd in cgroups {
+            if libc::write(*fd, c"0".as_ptr().cast(), 1) != 1 {
+                report_and_exit(err, STAGE_CGROUP, errno(), 0);
+            }
+        }
         for (kind, fd) in namespaces {
             if libc::setns(*fd, kind.clone_flag().bits()) != 0 {
                 let index = ENTER_KINDS.iter().position(|k| k == kind).unwrap_or(255);

@@ -1,6 +1,7 @@
 //! Everything that touches the kernel: namespaces, the node init, processes,
 //! netlink and sysctls. Callers hand in plan data; nothing here reads YAML.
 
+pub(crate) mod cgroup;
 pub(crate) mod enter;
 mod fds;
 pub(crate) mod init;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::marks::{HostLinks, marked_netns_names};
 use super::seam::{Kernel, RealKernel};
 use super::{LabError, Progress};
+use crate::kernel::cgroup::Cgroups;
 use crate::kernel::process;
 use crate::plan::netns_name;
 use crate::state::{self, Entry, LabLock};
@@ -31,6 +32,8 @@ pub struct DownReport {
     pub nodes: usize,
     pub netns_names: usize,
     pub host_links: usize,
+    /// Node cgroups removed (one per node and cgroup hierarchy).
+    pub cgroups: usize,
     pub state: bool,
     pub errors: Vec<String>,
 }
@@ -38,16 +41,21 @@ pub struct DownReport {
 impl DownReport {
     pub fn summary(&self) -> String {
         format!(
-            "removed {} node(s), {} netns name(s), {} host link(s){}",
+            "removed {} node(s), {} netns name(s), {} host link(s), {} cgroup(s){}",
             self.nodes,
             self.netns_names,
             self.host_links,
+            self.cgroups,
             if self.state { " and its state" } else { "" }
         )
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes == 0 && self.netns_names == 0 && self.host_links == 0 && !self.state
+        self.nodes == 0
+            && self.netns_names == 0
+            && self.host_links == 0
+            && self.cgroups == 0
+            && !self.state
     }
 
     pub(super) fn into_result(self) -> Result<Self, LabError> {
@@ -97,6 +105,13 @@ pub fn find_labs() -> Result<Vec<String>, LabError> {
     );
     labs.extend(marked_netns_names(|_| true)?.into_iter().map(|m| m.lab));
     labs.extend(HostLinks::open()?.marked_labs()?);
+    // A cgroup directory is named after its lab (`nslab/LAB`).
+    labs.extend(
+        Cgroups::detect()?
+            .labs()
+            .into_iter()
+            .filter(|lab| crate::spec::is_valid_name(lab)),
+    );
     Ok(labs.into_iter().collect())
 }
 
@@ -254,6 +269,14 @@ pub(super) fn teardown_locked<K: Kernel>(
             }
             Err(e) => note(&e),
         }
+    }
+
+    // The inits are gone, and with them their pid namespaces: the cgroups
+    // empty as the kernel ends what was left in them.
+    let (cgroups, errors) = kernel.remove_cgroups(lab);
+    report.cgroups = cgroups;
+    for e in errors {
+        note(&e);
     }
 
     match state::remove_in(kernel.state_root(), lab) {

@@ -51,6 +51,8 @@ pub enum LabError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::kernel::cgroup::CgroupError),
     #[error("node {node}: exec {command:?} exited with code {code}{}", stderr_suffix(.stderr))]
     ExecStep {
         node: String,

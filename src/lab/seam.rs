@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::LabError;
 use super::marks::{HostLinks, MarkedName};
+use crate::kernel::cgroup::Cgroups;
 use crate::kernel::enter::{self, NodeCommand, Stdio};
 use crate::kernel::init::{InitConfig, InitError, Zygote};
 use crate::kernel::namespace::{self, NamespaceFds, NetnsNameError, NsKind};
@@ -34,7 +35,11 @@ use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::{self, FoundInit, PinnedProcess};
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
 use crate::plan::Plan;
-use crate::spec::{Node, Sysctl};
+use crate::spec::{Node, NodeKind, Sysctl};
+
+/// How long `down` waits for a node's processes to leave its cgroups (the
+/// kernel ends them with their pid namespace, not all at once).
+const CGROUP_WAIT: Duration = Duration::from_secs(5);
 use crate::state::STATE_ROOT;
 
 /// One netlink request of `up` that changes the kernel.
@@ -86,6 +91,9 @@ pub(crate) trait Kernel: Sync {
         ids: &[usize],
         started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
     ) -> Result<Vec<i32>, LabError>;
+    /// Makes the cgroup of every node (not bridges) with its limits, before
+    /// any init starts: [`Kernel::spawn_inits`] places each init in its own.
+    fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError>;
     /// Creates /run/netns/NAME, which must not exist yet.
     fn reserve_netns_name(&self, name: &str, placeholder: &Path) -> Result<(), NetnsNameError>;
     /// Binds the net namespace of `pid` on the reserved name.
@@ -139,6 +147,9 @@ pub(crate) trait Kernel: Sync {
         &self,
         wanted: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<MarkedName>, LabError>;
+    /// Removes the lab's cgroups (found by its name) once their processes
+    /// are gone; how many node cgroups went, and what went wrong.
+    fn remove_cgroups(&self, lab: &str) -> (usize, Vec<String>);
     /// Detaches and removes /run/netns/NAME; false when it was gone.
     fn remove_netns_name(&self, name: &str) -> Result<bool, NetnsNameError>;
     fn open_host_links(&self) -> Result<Self::HostLinks, LabError>;
@@ -185,6 +196,27 @@ impl Kernel for RealKernel {
         started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
     ) -> Result<Vec<i32>, LabError> {
         spawn_inits(plan, exe, ids, started)
+    }
+
+    fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError> {
+        let nodes: Vec<(&str, &crate::spec::Limits)> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Node)
+            .map(|n| (n.name.as_str(), &n.limits))
+            .collect();
+        let cgroups = Cgroups::detect()?;
+        // Left by an `up` that died with no init started: empty, so they go
+        // at once; a limit from that run must not stay.
+        let (_, stale) = cgroups.remove_lab(&plan.lab, Duration::ZERO);
+        if let Some(e) = stale.first() {
+            return Err(LabError::Leftovers {
+                lab: plan.lab.clone(),
+                what: e.to_string(),
+            });
+        }
+        cgroups.create_lab(&plan.lab, &nodes)?;
+        Ok(())
     }
 
     fn reserve_netns_name(&self, name: &str, placeholder: &Path) -> Result<(), NetnsNameError> {
@@ -277,6 +309,16 @@ impl Kernel for RealKernel {
         super::marks::marked_netns_names(wanted)
     }
 
+    fn remove_cgroups(&self, lab: &str) -> (usize, Vec<String>) {
+        match Cgroups::detect() {
+            Ok(cgroups) => {
+                let (removed, errors) = cgroups.remove_lab(lab, CGROUP_WAIT);
+                (removed, errors.iter().map(ToString::to_string).collect())
+            }
+            Err(e) => (0, vec![e.to_string()]),
+        }
+    }
+
     fn remove_netns_name(&self, name: &str) -> Result<bool, NetnsNameError> {
         namespace::remove_netns_name(name)
     }
@@ -317,6 +359,7 @@ fn spawn_inits(
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
     let interfaces = plan.interfaces_by_node();
+    let cgroups = Cgroups::detect()?;
     let configs: Vec<InitConfig> = ids
         .iter()
         .map(|&id| {
@@ -328,6 +371,10 @@ fn spawn_inits(
                 tmpfs: node.tmpfs.clone(),
                 binds: node.binds.clone(),
                 sysctls: plan.sysctl_stages(id, &interfaces[id]).0,
+                cgroups: match node.kind {
+                    NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
+                    NodeKind::Bridge => Vec::new(),
+                },
             }
         })
         .collect();

@@ -212,6 +212,9 @@ impl<K: Kernel> Builder<'_, K> {
             .map_or(1, |n| n.get())
             .min(8);
         let share = self.plan.nodes.len().div_ceil(workers).max(1);
+        // Every cgroup before any init: each init joins its own at once.
+        self.kernel.make_cgroups(self.plan)?;
+        fault::step();
         let ids: Vec<usize> = (0..self.plan.nodes.len()).collect();
         let journals = ids
             .chunks(share)

@@ -192,6 +192,7 @@ mod unit_tests {
                 routes: vec![],
                 env: vec![],
                 exec: vec![],
+                limits: Default::default(),
             }],
             links: vec![LinkPlan {
                 endpoints: [end(0, "eth0"), end(0, "eth1")],

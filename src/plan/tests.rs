@@ -114,6 +114,7 @@ fn example_plans_exactly() {
         routes: vec![],
         env: vec![],
         exec: vec![],
+        limits: Default::default(),
     };
     let ep = |place: Place, ifname: &str, addrs: &[&str]| EndpointPlan {
         place,

@@ -25,7 +25,7 @@ pub use impair::Impair;
 pub(crate) use impair::{format_duration_us, format_rate_bits};
 pub use names::{MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name};
 pub(crate) use names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
-pub use node::{Bind, Node, NodeKind, Route, Sysctl};
+pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Route, Sysctl};
 pub use target::{InterfaceRef, LabName, NodeRef, TargetError};
 
 /// The reserved endpoint node name for the host's own network namespace.

@@ -32,7 +32,43 @@ pub struct Node {
     pub env: Vec<(String, String)>,
     /// Shell commands run with `/bin/sh -c`, in order, after all wiring.
     pub exec: Vec<String>,
+    /// What the node's cgroup allows (all `None` for a bridge).
+    #[serde(default)]
+    pub limits: Limits,
 }
+
+/// The cgroup limits of one node; `None` leaves that resource unlimited.
+/// Every node gets its own cgroup whether it has limits or not.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// A share of the CPUs (`0.5` is half of one CPU), enforced as a CFS
+    /// quota over a 100 ms period.
+    pub cpus: Option<f64>,
+    /// The CPUs the node may run on, in the kernel's list format (`0-1`,
+    /// `0,2`).
+    pub cpuset: Option<String>,
+    /// A hard memory limit in bytes: past it the OOM killer acts inside the
+    /// node only.
+    pub memory: Option<u64>,
+    /// The most processes (and threads) the node holds at once.
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// The CFS quota of `cpus` in microseconds per [`CFS_PERIOD_US`].
+    pub fn cpu_quota_us(&self) -> Option<u64> {
+        self.cpus
+            .map(|c| ((c * CFS_PERIOD_US as f64).round() as u64).max(1000))
+    }
+}
+
+/// The CFS period nslab sets with a `cpus` limit, in microseconds.
+pub const CFS_PERIOD_US: u64 = 100_000;
 
 /// A bind mount inside one node's mount namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, NodeModel, Scalar, Seq, Text,
-    TopologyModel, UMap,
+    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq,
+    Text, TopologyModel, UMap,
 };
 use super::{Problem, Topology, TopologyError, validate};
 
@@ -126,6 +126,28 @@ impl TopologyBuilder {
         self.with_node(node, "tmpfs", |m| {
             m.tmpfs = Some(Seq(paths.into_iter().map(text).collect()))
         })
+    }
+
+    /// The node's CPU share (`0.5`: half of one CPU), as the `cpus` key.
+    pub fn cpus(self, node: &str, cpus: f64) -> Self {
+        self.with_node(node, "cpus", |m| m.cpus = Some(Measure(cpus.to_string())))
+    }
+
+    /// The CPUs the node may run on (`"0-1"`), as the `cpuset` key.
+    pub fn cpuset(self, node: &str, cpus: impl Into<String>) -> Self {
+        self.with_node(node, "cpuset", |m| {
+            m.cpuset = Some(Scalar::Str(cpus.into()))
+        })
+    }
+
+    /// The node's memory limit (`"256M"`), as the `memory` key.
+    pub fn memory(self, node: &str, memory: impl Into<String>) -> Self {
+        self.with_node(node, "memory", |m| m.memory = Some(Measure(memory.into())))
+    }
+
+    /// The most processes the node holds at once, as the `pids` key.
+    pub fn pids(self, node: &str, pids: u64) -> Self {
+        self.with_node(node, "pids", |m| m.pids = Some(Scalar::Int(pids.into())))
     }
 
     /// One environment variable of the node's commands.
@@ -388,6 +410,31 @@ topology:
       ipv4: [10.0.2.1/30, 10.0.2.2/30]
       mtu: 1400
 "#,
+        );
+    }
+
+    #[test]
+    fn limits_equal_the_same_file() {
+        let built = Topology::builder("limits")
+            .node("a")
+            .cpus("a", 0.5)
+            .cpuset("a", "0")
+            .memory("a", "64M")
+            .pids("a", 20)
+            .build()
+            .expect("valid");
+        assert_same_lab(
+            &built,
+            "name: limits\ntopology:\n  nodes:\n    a: {cpus: 0.5, cpuset: \"0\", memory: 64M, pids: 20}\n",
+        );
+        let bad = Topology::builder("limits")
+            .bridge("sw")
+            .memory("sw", "64M")
+            .build()
+            .expect_err("a bridge takes no limit");
+        assert!(
+            bad.to_string().contains("topology.nodes.sw.memory"),
+            "{bad}"
         );
     }
 

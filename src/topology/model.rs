@@ -285,6 +285,14 @@ pub(crate) struct NodeModel {
     pub env: Option<UMap<Scalar>>,
     #[serde(default)]
     pub exec: Option<Seq<Text>>,
+    #[serde(default)]
+    pub cpus: Option<Measure>,
+    #[serde(default)]
+    pub cpuset: Option<Scalar>,
+    #[serde(default)]
+    pub memory: Option<Measure>,
+    #[serde(default)]
+    pub pids: Option<Scalar>,
 }
 
 /// One link.

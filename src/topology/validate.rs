@@ -10,11 +10,11 @@ use ipnet::IpNet;
 
 use super::impair::parse_impair;
 use super::model::{
-    FileModel, ImpairFields, ImpairModel, LinkModel, NodeModel, Scalar, Seq, Text, UMap,
+    FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq, Text, UMap,
 };
 use super::route::parse_route;
 use super::{Problem, Topology};
-use crate::spec::{Bind, Impair, NodeKind, Route, Sysctl};
+use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
 use crate::spec::{Endpoint, HOST, Link, Node};
 use crate::spec::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 
@@ -45,6 +45,8 @@ struct Fields {
     tmpfs: Option<Vec<PathBuf>>,
     env: Option<Vec<(String, String)>>,
     exec: Option<Vec<String>>,
+    /// Each limit as given (validated); `None` inside when absent.
+    limits: Limits,
 }
 
 impl Fields {
@@ -166,6 +168,24 @@ pub(crate) fn validate(
                 ),
             );
         }
+        if kind == NodeKind::Bridge {
+            let m = model.as_ref();
+            for (key, given) in [
+                ("cpus", m.is_some_and(|m| m.cpus.is_some())),
+                ("cpuset", m.is_some_and(|m| m.cpuset.is_some())),
+                ("memory", m.is_some_and(|m| m.memory.is_some())),
+                ("pids", m.is_some_and(|m| m.pids.is_some())),
+            ] {
+                if given {
+                    c.push(
+                        format!("{path}.{key}"),
+                        format!(
+                            "node {node_name:?} is a bridge; a bridge node has no cgroup and takes no {key} limit"
+                        ),
+                    );
+                }
+            }
+        }
         if kind == NodeKind::Bridge && own.routes.as_ref().is_some_and(|r| !r.is_empty()) {
             c.push(
                 format!("{path}.routes"),
@@ -206,6 +226,19 @@ pub(crate) fn validate(
                 .clone()
                 .or_else(|| defaults.exec.clone())
                 .unwrap_or_default(),
+            limits: match kind {
+                NodeKind::Node => Limits {
+                    cpus: own.limits.cpus.or(defaults.limits.cpus),
+                    cpuset: own
+                        .limits
+                        .cpuset
+                        .clone()
+                        .or_else(|| defaults.limits.cpuset.clone()),
+                    memory: own.limits.memory.or(defaults.limits.memory),
+                    pids: own.limits.pids.or(defaults.limits.pids),
+                },
+                NodeKind::Bridge => Limits::default(),
+            },
         };
         nodes.insert(node_name.clone(), node);
     }
@@ -453,6 +486,97 @@ pub(crate) fn parse_bind(spec: &str, base: &Path) -> Result<Bind, String> {
     })
 }
 
+/// The smallest `memory` limit: below it not even a shell starts.
+pub(super) const MIN_MEMORY: u64 = 4 << 20;
+/// The largest `pids` limit (the kernel's PID_MAX_LIMIT).
+const MAX_PIDS: u64 = 4 << 20;
+
+/// How many CPUs the host has online.
+pub(crate) fn host_cpus() -> u32 {
+    // SAFETY: sysconf reads a system value and touches no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
+}
+
+/// `cpus`: a share of the host's CPUs, above 0 and at most `host`.
+pub(crate) fn parse_cpus(text: &str, host: u32) -> Result<f64, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("cpus {text:?} is not a number of CPUs (such as 0.5 or 2)"))?;
+    if !cpus.is_finite() || cpus <= 0.0 {
+        return Err(format!("cpus {text:?} must be above 0"));
+    }
+    if cpus > f64::from(host) {
+        return Err(format!(
+            "cpus {text:?} is more than the {host} CPU(s) this host has"
+        ));
+    }
+    if cpus < 0.01 {
+        return Err(format!("cpus {text:?} is below 0.01, the smallest share"));
+    }
+    Ok(cpus)
+}
+
+/// `cpuset`: the kernel's list format (`0-1`, `0,2-3`), every CPU below
+/// `host`.
+pub(crate) fn parse_cpuset(text: &str, host: u32) -> Result<(), String> {
+    let bad = || format!("cpuset {text:?} is not a CPU list such as \"0-1\" or \"0,2\"");
+    if text.trim().is_empty() {
+        return Err(bad());
+    }
+    for part in text.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let first: u32 = first.trim().parse().map_err(|_| bad())?;
+        let last: u32 = last.trim().parse().map_err(|_| bad())?;
+        if first > last {
+            return Err(bad());
+        }
+        if last >= host {
+            return Err(format!(
+                "cpuset {text:?} names CPU {last}; this host has CPUs 0 to {}",
+                host - 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `memory`: bytes with an optional binary unit (`K`, `M`, `G`, `T`, also
+/// written `Ki`, `KiB`, `KB`); at least [`MIN_MEMORY`].
+pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("memory {text:?} is not a size such as 256M or 1G"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "ki" | "kib" => 10,
+        "m" | "mb" | "mi" | "mib" => 20,
+        "g" | "gb" | "gi" | "gib" => 30,
+        "t" | "tb" | "ti" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "memory {text:?}: unit {unit:?} is not known: use K, M, G or T (powers of 1024)"
+            ));
+        }
+    };
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("memory {text:?} is too large"))?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "memory {text:?} is below 4M, the smallest limit a node can start in"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Checks one tmpfs path.
 pub(crate) fn tmpfs_path(p: &str) -> Result<PathBuf, String> {
     if !p.starts_with('/') {
@@ -686,7 +810,49 @@ impl Checker {
             }
             f.exec = Some(out);
         }
+        self.limits(m, path, &mut f.limits);
         f
+    }
+
+    /// Checks the cgroup limits of a node (or `defaults`).
+    fn limits(&mut self, m: &NodeModel, path: &str, out: &mut Limits) {
+        if let Some(Measure(cpus)) = &m.cpus {
+            match parse_cpus(cpus, host_cpus()) {
+                Ok(c) => out.cpus = Some(c),
+                Err(msg) => self.push(format!("{path}.cpus"), msg),
+            }
+        }
+        if let Some(cpuset) = &m.cpuset {
+            let text = scalar_string(cpuset, ("true", "false"));
+            match parse_cpuset(&text, host_cpus()) {
+                Ok(()) => out.cpuset = Some(text),
+                Err(msg) => self.push(format!("{path}.cpuset"), msg),
+            }
+        }
+        if let Some(Measure(memory)) = &m.memory {
+            match parse_memory(memory) {
+                Ok(bytes) => out.memory = Some(bytes),
+                Err(msg) => self.push(format!("{path}.memory"), msg),
+            }
+        }
+        if let Some(pids) = &m.pids {
+            match pids {
+                Scalar::Int(n) if *n >= 1 && *n <= i128::from(MAX_PIDS) => {
+                    out.pids = Some(*n as u64)
+                }
+                Scalar::Int(n) => self.push(
+                    format!("{path}.pids"),
+                    format!("pids {n} is out of range: give 1 to {MAX_PIDS} processes"),
+                ),
+                other => self.push(
+                    format!("{path}.pids"),
+                    format!(
+                        "pids {:?} is not a whole number of processes",
+                        scalar_string(other, ("true", "false"))
+                    ),
+                ),
+            }
+        }
     }
 
     /// Checks the impairments of one end (or both) at `path`.
@@ -999,6 +1165,112 @@ mod tests {
         ] {
             let e = parse_mac(m).expect_err(m);
             assert!(e.contains(want), "{m}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn cpus_are_a_positive_share_up_to_the_host() {
+        assert_eq!(parse_cpus("0.5", 2), Ok(0.5));
+        assert_eq!(parse_cpus("2", 2), Ok(2.0));
+        for (bad, why) in [
+            ("0", "above 0"),
+            ("-1", "above 0"),
+            ("3", "more than the 2 CPU(s)"),
+            ("half", "not a number"),
+            ("NaN", "above 0"),
+            ("0.001", "below 0.01"),
+        ] {
+            let e = parse_cpus(bad, 2).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpusets_are_lists_of_host_cpus() {
+        for good in ["0", "0-1", "1,0", "0-0,1"] {
+            assert_eq!(parse_cpuset(good, 2), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "not a CPU list"),
+            ("1-0", "not a CPU list"),
+            ("a", "not a CPU list"),
+            ("0-2", "names CPU 2"),
+            ("0,,1", "not a CPU list"),
+        ] {
+            let e = parse_cpuset(bad, 2).expect_err(bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn memory_takes_binary_units_and_at_least_4m() {
+        assert_eq!(parse_memory("256M"), Ok(256 << 20));
+        assert_eq!(parse_memory("1g"), Ok(1 << 30));
+        assert_eq!(parse_memory("4096KiB"), Ok(4 << 20));
+        assert_eq!(parse_memory("4194304"), Ok(4 << 20));
+        for (bad, why) in [
+            ("256X", "unit \"X\" is not known"),
+            ("3M", "below 4M"),
+            ("M", "not a size"),
+            ("1.5G", "unit \".5G\" is not known"),
+            ("99999999999T", "too large"),
+        ] {
+            let e = parse_memory(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_apply_to_nodes_not_bridges_and_nodes_override() {
+        let text = r#"
+name: lim
+topology:
+  defaults: {cpus: 0.5, memory: 64M, pids: 100}
+  nodes:
+    a: {}
+    b: {memory: 1G, cpuset: "0"}
+    sw: {kind: bridge}
+"#;
+        let t = crate::topology::parse_str(text, "lim.yml".as_ref(), ".".as_ref()).expect("valid");
+        assert_eq!(
+            t.nodes["a"].limits,
+            Limits {
+                cpus: Some(0.5),
+                cpuset: None,
+                memory: Some(64 << 20),
+                pids: Some(100)
+            }
+        );
+        assert_eq!(t.nodes["b"].limits.memory, Some(1 << 30));
+        assert_eq!(t.nodes["b"].limits.cpuset.as_deref(), Some("0"));
+        assert!(t.nodes["sw"].limits.is_empty());
+    }
+
+    #[test]
+    fn bad_limits_are_problems_with_their_key_path() {
+        let text = r#"
+name: lim
+topology:
+  defaults: {memory: 1K}
+  nodes:
+    a: {cpus: 0, pids: 0}
+    sw: {kind: bridge, memory: 64M}
+"#;
+        let problems = crate::topology::parse_str(text, "lim.yml".as_ref(), ".".as_ref())
+            .expect_err("invalid");
+        let text = problems.to_string();
+        for want in [
+            "topology.defaults.memory",
+            "topology.nodes.a.cpus",
+            "topology.nodes.a.pids",
+            "topology.nodes.sw.memory",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
         }
     }
 }

@@ -220,6 +220,12 @@ pub(crate) fn leftovers_of(lab: &str) -> Vec<String> {
             found.push(format!("mount {line}"));
         }
     }
+    for root in nslab::test_support::cgroup_roots() {
+        let dir = root.join("nslab").join(lab);
+        if dir.exists() {
+            found.push(format!("cgroup {}", dir.display()));
+        }
+    }
     for init in nslab::test_support::find_inits(Some(lab)).unwrap_or_default() {
         found.push(format!("init pid {} of node {}", init.pid, init.node));
     }

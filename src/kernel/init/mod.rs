@@ -28,6 +28,10 @@ pub(crate) struct InitConfig {
     pub binds: Vec<Bind>,
     /// Sysctls that need no interface of the node, written by the init.
     pub sysctls: Vec<Sysctl>,
+    /// The `cgroup.procs` files of the node's cgroups (none for a bridge),
+    /// joined before the init makes its cgroup namespace.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
+use crate::kernel::cgroup::{Cgroups, unescape};
 use crate::spec::Bind;
 
-pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind]) -> Result<(), String> {
+/// `cgroups`: mount the node's own view of nslab's cgroup hierarchies
+/// (a node, not a bridge).
+pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind], cgroups: bool) -> Result<(), String> {
     mount_flags(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
         .map_err(|e| format!("make / private: {e}"))?;
     // Bind sources are host paths: hold them open before the node's own
@@ -23,6 +26,11 @@ pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind]) -> Result<(), String> {
         .collect::<Result<Vec<_>, _>>()?;
     detach_namespace_files()?;
     let host_has_cgroup2 = is_cgroup2(Path::new("/sys/fs/cgroup"));
+    // Read while the host's mounts are still in view.
+    let hierarchies = match cgroups && !host_has_cgroup2 {
+        true => Cgroups::detect().map_err(|e| e.to_string())?.mounts(),
+        false => Vec::new(),
+    };
     remount_fresh("proc", "/proc")?;
     remount_fresh("sysfs", "/sys")?;
     if host_has_cgroup2 {
@@ -35,6 +43,7 @@ pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind]) -> Result<(), String> {
         )
         .map_err(|e| format!("mount cgroup2 on /sys/fs/cgroup: {e}"))?;
     }
+    mount_hierarchies(&hierarchies)?;
     for path in tmpfs {
         let mode = if path == Path::new("/tmp") || path == Path::new("/var/tmp") {
             "mode=1777"
@@ -112,32 +121,46 @@ fn nsfs_mount_points(mountinfo: &str) -> Vec<PathBuf> {
             let (left, right) = line.split_once(" - ")?;
             let fstype = right.split(' ').next()?;
             let mount_point = left.split(' ').nth(4)?;
-            (fstype == "nsfs").then(|| PathBuf::from(unescape_mountinfo(mount_point)))
+            (fstype == "nsfs").then(|| PathBuf::from(unescape(mount_point)))
         })
         .collect()
 }
 
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
+/// On a host with v1 hierarchies (or a hybrid): a tmpfs on
+/// /sys/fs/cgroup holding a mount of each hierarchy nslab uses. Mounted in
+/// the node's cgroup namespace, each shows the node's own cgroup as its
+/// root. Hierarchies nslab does not use are left out.
+fn mount_hierarchies(
+    hierarchies: &[(PathBuf, &'static str, Option<String>)],
+) -> Result<(), String> {
+    let base = Path::new("/sys/fs/cgroup");
+    let ours: Vec<_> = hierarchies
+        .iter()
+        .filter(|(at, _, _)| at.parent() == Some(base))
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
     }
-    String::from_utf8_lossy(&out).into_owned()
+    mount_flags(
+        Some("tmpfs"),
+        base,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(|e| format!("mount tmpfs on /sys/fs/cgroup: {e}"))?;
+    for (at, fstype, data) in ours {
+        fs::create_dir_all(at).map_err(|e| format!("mkdir {}: {e}", at.display()))?;
+        mount_flags(
+            Some(fstype),
+            at,
+            Some(fstype),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            data.as_deref(),
+        )
+        .map_err(|e| format!("mount {fstype} on {}: {e}", at.display()))?;
+    }
+    Ok(())
 }
 
 fn is_cgroup2(path: &Path) -> bool {

@@ -48,7 +48,14 @@ fn setup(config: &InitConfig) -> Result<(), String> {
     if std::process::id() != 1 {
         return Err("the init must be PID 1 of a new pid namespace".into());
     }
-    mounts::setup(&config.tmpfs, &config.binds)?;
+    // Into the node's cgroups, then a cgroup namespace rooted there (the
+    // zygote left CLONE_NEWCGROUP out for this): inside the node
+    // /proc/self/cgroup shows `/`. Before the mounts, which hide the host's
+    // cgroup file systems.
+    crate::kernel::cgroup::join_self(&config.cgroups).map_err(|e| format!("join: {e}"))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("unshare the cgroup namespace: {e}"))?;
+    mounts::setup(&config.tmpfs, &config.binds, !config.cgroups.is_empty())?;
     nix::unistd::sethostname(&config.hostname)
         .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
     bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;

@@ -230,8 +230,18 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
         "{INIT_ARGV0}\0{INIT_MARKER}\0{}\0",
         init_tag(&config.lab, &config.node)
     );
+    // Every namespace but the cgroup one. A cgroup namespace is rooted at
+    // the cgroups of the process that makes it, and the zygote is in the
+    // cgroups of whoever ran `up`: the init must be in its node's cgroups
+    // first. So the child, still in the host's cgroup namespace and with a
+    // copy of the host's mounts, writes itself into its node's
+    // `cgroup.procs` files (made by `up` before the zygote started) and
+    // only then unshares CLONE_NEWCGROUP (see `run::setup`). No round trip
+    // to nslab, and nothing the child starts can run outside the node's
+    // cgroups: it starts nothing before.
+    let flags = all_clone_flags() - nix::sched::CloneFlags::CLONE_NEWCGROUP;
     let args = CloneArgs {
-        flags: all_clone_flags().bits() as u64,
+        flags: flags.bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };

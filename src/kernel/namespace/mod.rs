@@ -68,10 +68,15 @@ pub(crate) fn all_clone_flags() -> CloneFlags {
         .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
 }
 
-/// Open namespace files of one process, in [`ENTER_ORDER`].
+/// Open namespace files of one process, in [`ENTER_ORDER`]; with the
+/// cgroup namespace, the `cgroup.procs` files of the process's node
+/// cgroups, open for writing.
 #[derive(Debug)]
 pub struct NamespaceFds {
     fds: Vec<(NsKind, OwnedFd)>,
+    /// Entering a cgroup namespace moves no process: a command started in
+    /// the node joins these first (see `enter::spawn`).
+    cgroups: Vec<OwnedFd>,
 }
 
 impl NamespaceFds {
@@ -81,7 +86,15 @@ impl NamespaceFds {
             .iter()
             .map(|&kind| Ok((kind, OwnedFd::from(File::open(ns_path(pid, kind))?))))
             .collect::<io::Result<_>>()?;
-        Ok(Self { fds })
+        let cgroups = if kinds.contains(&NsKind::Cgroup) {
+            crate::kernel::cgroup::join_files_of(pid)?
+                .into_iter()
+                .map(OwnedFd::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Self { fds, cgroups })
     }
 
     /// Opens all six namespaces of `pid`.
@@ -102,6 +115,11 @@ impl NamespaceFds {
             nix::sched::setns(fd.as_fd(), kind.clone_flag())?;
         }
         Ok(())
+    }
+
+    /// The node's `cgroup.procs` files, for code that must not allocate.
+    pub(crate) fn raw_cgroups(&self) -> Vec<i32> {
+        self.cgroups.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
     /// Raw fds with their kinds, for code that must not allocate (after fork).

@@ -4,7 +4,7 @@
 //! state and lock files live in a folder of the test's own, so `up` and
 //! `down` run whole on it without root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -48,6 +48,10 @@ pub(crate) enum Change {
     /// Inits ended, all at once.
     Terminate(Vec<i32>),
     RemoveName(String),
+    /// The cgroups of every node of a lab, made at once.
+    MakeCgroups(String),
+    /// The cgroups of a lab removed.
+    RemoveCgroups(String),
     /// A host link deleted by `down` (false: it was already gone).
     DeleteHostLink {
         name: String,
@@ -80,6 +84,8 @@ struct World {
     /// /run/netns names: bound to an init's namespace, or only reserved.
     names: BTreeMap<String, Option<i32>>,
     links: Vec<FakeLink>,
+    /// Labs whose cgroups exist.
+    cgroups: BTreeSet<String>,
     /// The journal each time `find_inits` looked (the last one is what the
     /// rollback found).
     journals: Vec<Recorded>,
@@ -197,6 +203,11 @@ impl FakeKernel {
         )
     }
 
+    /// Labs whose cgroups are still there.
+    pub(crate) fn cgroups_left(&self) -> Vec<String> {
+        self.world().cgroups.iter().cloned().collect()
+    }
+
     pub(crate) fn state_root_exists(&self) -> bool {
         self.root.exists()
     }
@@ -288,6 +299,28 @@ impl Kernel for FakeKernel {
             pids.push(pid);
         }
         Ok(pids)
+    }
+
+    fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError> {
+        let mut world = self.world();
+        if !self.allow(&mut world, &format!("cgroups of {}", plan.lab)) {
+            return Err(LabError::Io {
+                what: format!("cgroups of {}", plan.lab),
+                source: io::Error::from_raw_os_error(libc::ENOSPC),
+            });
+        }
+        world.cgroups.insert(plan.lab.clone());
+        world.log.push(Change::MakeCgroups(plan.lab.clone()));
+        Ok(())
+    }
+
+    fn remove_cgroups(&self, lab: &str) -> (usize, Vec<String>) {
+        let mut world = self.world();
+        if !world.cgroups.remove(lab) {
+            return (0, Vec::new());
+        }
+        world.log.push(Change::RemoveCgroups(lab.to_string()));
+        (1, Vec::new())
     }
 
     fn reserve_netns_name(&self, name: &str, _placeholder: &Path) -> Result<(), NetnsNameError> {
@@ -478,7 +511,10 @@ impl Kernel for FakeKernel {
     fn terminate(&self, inits: Vec<Self::Pinned>, _grace: Duration) -> (usize, Vec<String>) {
         let mut world = self.world();
         world.alive.retain(|pid| !inits.contains(pid));
-        world.log.push(Change::Terminate(inits.clone()));
+        // Ending no process changes nothing (a rollback before any init).
+        if !inits.is_empty() {
+            world.log.push(Change::Terminate(inits.clone()));
+        }
         world.collect(Self::host());
         (inits.len(), Vec::new())
     }

@@ -110,7 +110,10 @@ fn built(log: &[Change], plan: &Plan) -> Journaled {
 fn is_teardown(change: &Change) -> bool {
     matches!(
         change,
-        Change::Terminate(_) | Change::RemoveName(_) | Change::DeleteHostLink { .. }
+        Change::Terminate(_)
+            | Change::RemoveName(_)
+            | Change::DeleteHostLink { .. }
+            | Change::RemoveCgroups(_)
     )
 }
 
@@ -171,6 +174,8 @@ fn a_whole_up_journals_everything_and_down_removes_it_all() {
         (4, 4, true)
     );
     assert_eq!(kernel.leftovers(), (vec![], vec![], vec![]));
+    assert_eq!(report.cgroups, 1);
+    assert!(kernel.cgroups_left().is_empty());
 }
 
 #[test]
@@ -220,6 +225,13 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
             expected.push(Change::Terminate(pids));
         }
         expected.extend(made.names.iter().cloned().map(Change::RemoveName));
+        // Then the cgroups, when they were made (found by the lab's name).
+        if log[..teardown_at]
+            .iter()
+            .any(|c| matches!(c, Change::MakeCgroups(_)))
+        {
+            expected.push(Change::RemoveCgroups(plan.lab.clone()));
+        }
         let teardown: Vec<Change> = log[teardown_at..]
             .iter()
             .filter(|c| {
@@ -247,5 +259,6 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
             "k={k}: {log:#?}"
         );
         assert!(!kernel.state_root_exists(), "k={k}: state left");
+        assert!(kernel.cgroups_left().is_empty(), "k={k}: cgroups left");
     }
 }

@@ -55,7 +55,8 @@ pub struct NodeStats {
     /// Memory in use, in bytes: today the sum of its processes' resident
     /// sets (per-node cgroups will give their own figure).
     pub memory_bytes: Option<u64>,
-    /// The node's memory limit in bytes; `None` (null) for none.
+    /// The node's memory limit in bytes, from its cgroup; `None` (null)
+    /// for none.
     pub memory_limit_bytes: Option<u64>,
     /// Its processes, the init included.
     pub processes: Option<u32>,

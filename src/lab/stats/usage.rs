@@ -1,13 +1,15 @@
 //! Where a node's CPU time, memory and process count come from: one
 //! [`UsageSource`], chosen by [`source`]. Today that is a scan of /proc by
-//! pid namespace ([`PidNamespaceScan`]); per-node cgroups will give the same
-//! figures from their own files (cpuacct.usage or cpu.stat, memory.current
-//! and memory.max, pids.current) behind the same trait, and [`source`] is
-//! the one place that picks.
+//! pid namespace ([`PidNamespaceScan`]), with the memory limit read from
+//! the node's cgroup. The node's cgroups could give the other figures from
+//! their own files too (cpuacct.usage or cpu.stat, memory.current,
+//! pids.current) behind the same trait, and [`source`] is the one place
+//! that picks.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::kernel::cgroup::Cgroups;
 use crate::lab::RunningNode;
 
 /// What a node uses, read at one moment.
@@ -142,11 +144,14 @@ impl UsageSource for PidNamespaceScan {
         }
         // Nodes no longer asked for are forgotten.
         self.nodes.retain(|pid, _| inits.contains(pid));
+        // The limit is the node's cgroup's (none without a cgroup).
+        let cgroups = Cgroups::detect().unwrap_or_default();
         inits
             .iter()
+            .zip(nodes)
             .zip(namespaces)
             .zip(found)
-            .map(|((init, ns), processes)| {
+            .map(|(((init, node), ns), processes)| {
                 ns?;
                 // The init itself may have exited after its namespace was read.
                 if !processes.iter().any(|(pid, _)| pid == init) {
@@ -162,7 +167,7 @@ impl UsageSource for PidNamespaceScan {
                 Some(Usage {
                     cpu: counter.total,
                     memory: processes.iter().map(|(_, s)| s.rss_pages * page).sum(),
-                    memory_limit: None,
+                    memory_limit: cgroups.memory_limit(&node.lab, &node.node),
                     processes: processes.len() as u32,
                 })
             })
