@@ -1,8 +1,8 @@
 //! The seam between `up`/`down` and the kernel: every namespace, process,
 //! netlink and /run/netns call they make goes through [`Kernel`], at the
 //! granularity they already work at (a batch of requests stays a batch, each
-//! request one message on the namespace's one socket). [`RealKernel`] makes
-//! the calls; a recording fake (`seam::fake`, tests only) lets rollback
+//! request one message on the namespace's one socket). `RealKernel` (`seam/real.rs`)
+//! makes the calls; a recording fake (`seam::fake`, tests only) lets rollback
 //! order and the journal be tested without root.
 //!
 //! `up` and `down` are generic over the trait, so the real kernel is
@@ -11,36 +11,29 @@
 
 #[cfg(test)]
 pub(super) mod fake;
+mod real;
 #[cfg(test)]
 mod tests;
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use super::LabError;
-use super::marks::{HostLinks, MarkedName};
-use crate::kernel::cgroup::Cgroups;
-use crate::kernel::enter::{self, NodeCommand, Stdio};
-use crate::kernel::init::{InitConfig, InitError, Zygote};
-use crate::kernel::namespace::{self, NamespaceFds, NetnsNameError, NsKind};
+use super::marks::MarkedName;
+use crate::kernel::namespace::NetnsNameError;
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, dump_links,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp,
 };
 use crate::kernel::netlink::qdisc::{Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
-use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
-use crate::kernel::process::{self, FoundInit, PinnedProcess};
-use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
+use crate::kernel::netlink::{NetlinkError, Netns};
+use crate::kernel::process::FoundInit;
 use crate::plan::Plan;
-use crate::spec::{Node, NodeKind, Sysctl};
+use crate::spec::{Node, Sysctl};
 
-/// How long `down` waits for a node's processes to leave its cgroups (the
-/// kernel ends them with their pid namespace, not all at once).
-const CGROUP_WAIT: Duration = Duration::from_secs(5);
-use crate::state::STATE_ROOT;
+pub(crate) use real::RealKernel;
 
 /// One netlink request of `up` that changes the kernel.
 #[derive(Debug, Clone)]
@@ -169,310 +162,4 @@ pub(crate) trait Kernel: Sync {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<String>, LabError>;
-}
-
-/// The kernel itself.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RealKernel;
-
-impl Kernel for RealKernel {
-    type Socket = rtnetlink::Handle;
-    type Pinned = PinnedProcess;
-    type HostLinks = HostLinks;
-
-    fn state_root(&self) -> &Path {
-        Path::new(STATE_ROOT)
-    }
-
-    fn find_inits(&self, lab: &str) -> io::Result<Vec<FoundInit>> {
-        process::find_inits(Some(lab))
-    }
-
-    fn spawn_inits(
-        &self,
-        plan: &Plan,
-        exe: Option<&Path>,
-        ids: &[usize],
-        started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
-    ) -> Result<Vec<i32>, LabError> {
-        spawn_inits(plan, exe, ids, started)
-    }
-
-    fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError> {
-        let nodes: Vec<(&str, &crate::spec::Limits)> = plan
-            .nodes
-            .iter()
-            .filter(|n| n.kind == NodeKind::Node)
-            .map(|n| (n.name.as_str(), &n.limits))
-            .collect();
-        let cgroups = Cgroups::detect()?;
-        // Left by an `up` that died with no init started: empty, so they go
-        // at once; a limit from that run must not stay.
-        let (_, stale) = cgroups.remove_lab(&plan.lab, Duration::ZERO);
-        if let Some(e) = stale.first() {
-            return Err(LabError::Leftovers {
-                lab: plan.lab.clone(),
-                what: e.to_string(),
-            });
-        }
-        cgroups.create_lab(&plan.lab, &nodes)?;
-        Ok(())
-    }
-
-    fn reserve_netns_name(&self, name: &str, placeholder: &Path) -> Result<(), NetnsNameError> {
-        namespace::reserve_netns_name(name, Some(placeholder))
-    }
-
-    fn bind_netns_name(&self, name: &str, pid: i32) -> Result<(), NetnsNameError> {
-        namespace::bind_netns_name(name, pid)
-    }
-
-    fn open_sockets(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        namespaces: &[(String, Netns<'_>)],
-    ) -> Result<Vec<Self::Socket>, NetlinkError> {
-        open_sockets(runtime, namespaces)
-    }
-
-    async fn request(&self, socket: &Self::Socket, request: Request) -> Result<(), NetlinkError> {
-        match request {
-            Request::CreateBridge(r) => r.execute(socket).await,
-            Request::CreateVeth(r) => r.execute(socket).await,
-            Request::MarkLink(r) => r.execute(socket).await,
-            Request::AttachPort(r) => r.execute(socket).await,
-            Request::AddAddress(r) => r.execute(socket).await,
-            Request::SetUp(r) => r.execute(socket).await,
-            Request::AddRoute(r) => r.execute(socket).await,
-            Request::ReplaceRoot(r, clock) => r.execute(socket, &clock).await,
-        }
-    }
-
-    async fn dump_links(
-        &self,
-        socket: &Self::Socket,
-        netns: &str,
-    ) -> Result<Vec<LinkInfo>, NetlinkError> {
-        dump_links(socket, netns).await
-    }
-
-    fn write_sysctls(&self, nodes: Vec<LateSysctls<'_>>) -> Result<(), LabError> {
-        let mut work = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let namespaces =
-                NamespaceFds::open(node.pid, &SYSCTL_NAMESPACES).map_err(|source| {
-                    LabError::Io {
-                        what: format!("open the namespaces of node {}", node.node),
-                        source,
-                    }
-                })?;
-            work.push(NodeSysctls {
-                node: node.node,
-                namespaces,
-                sysctls: node.sysctls,
-            });
-        }
-        Ok(sysctl::write_all(work)?)
-    }
-
-    fn run_exec_step(&self, node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
-        run_exec_step(node, pid, command)
-    }
-
-    fn pin_init(
-        &self,
-        pid: i32,
-        lab: &str,
-        node: &str,
-        name: &str,
-    ) -> io::Result<Option<(Self::Pinned, bool)>> {
-        let Some(pinned) = PinnedProcess::pin_init(pid, lab, node)? else {
-            return Ok(None);
-        };
-        let own = namespace::ns_inode(pid, NsKind::Net).ok();
-        let bound = own.is_some() && namespace::netns_name_inode(name) == own && pinned.is_alive();
-        Ok(Some((pinned, bound)))
-    }
-
-    fn terminate(&self, inits: Vec<Self::Pinned>, grace: Duration) -> (usize, Vec<String>) {
-        process::terminate(inits, grace)
-    }
-
-    fn netns_name_is_bound(&self, name: &str) -> bool {
-        namespace::netns_name_inode(name).is_some()
-    }
-
-    fn marked_netns_names(
-        &self,
-        wanted: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<MarkedName>, LabError> {
-        super::marks::marked_netns_names(wanted)
-    }
-
-    fn remove_cgroups(&self, lab: &str) -> (usize, Vec<String>) {
-        match Cgroups::detect() {
-            Ok(cgroups) => {
-                let (removed, errors) = cgroups.remove_lab(lab, CGROUP_WAIT);
-                (removed, errors.iter().map(ToString::to_string).collect())
-            }
-            Err(e) => (0, vec![e.to_string()]),
-        }
-    }
-
-    fn remove_netns_name(&self, name: &str) -> Result<bool, NetnsNameError> {
-        namespace::remove_netns_name(name)
-    }
-
-    fn open_host_links(&self) -> Result<Self::HostLinks, LabError> {
-        HostLinks::open()
-    }
-
-    fn marked_host_links(
-        &self,
-        host: &Self::HostLinks,
-        lab: &str,
-    ) -> Result<Vec<LinkInfo>, LabError> {
-        host.marked(lab)
-    }
-
-    fn delete_host_link(&self, host: &Self::HostLinks, link: &LinkInfo) -> Result<bool, LabError> {
-        host.delete(link)
-    }
-
-    fn wait_host_links_gone(
-        &self,
-        host: &Self::HostLinks,
-        names: Vec<String>,
-        timeout: Duration,
-    ) -> Result<Vec<String>, LabError> {
-        host.wait_gone(names, timeout)
-    }
-}
-
-/// Starts the inits of some nodes through a zygote of their own, telling
-/// `started` each pid as it comes; returns the pids once every init is
-/// ready.
-fn spawn_inits(
-    plan: &Plan,
-    exe: Option<&Path>,
-    ids: &[usize],
-    started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
-) -> Result<Vec<i32>, LabError> {
-    let interfaces = plan.interfaces_by_node();
-    let cgroups = Cgroups::detect()?;
-    let configs: Vec<InitConfig> = ids
-        .iter()
-        .map(|&id| {
-            let node = &plan.nodes[id];
-            InitConfig {
-                lab: plan.lab.clone(),
-                node: node.name.clone(),
-                hostname: node.hostname.clone(),
-                tmpfs: node.tmpfs.clone(),
-                binds: node.binds.clone(),
-                sysctls: plan.sysctl_stages(id, &interfaces[id]).0,
-                cgroups: match node.kind {
-                    NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
-                    NodeKind::Bridge => Vec::new(),
-                },
-            }
-        })
-        .collect();
-    let mut zygote = Zygote::start(&plan.lab, exe)?;
-    let input = zygote.take_input();
-    let zygote_error = |message: String| InitError::Setup {
-        node: format!("(zygote of {})", plan.lab),
-        message,
-    };
-    std::thread::scope(|scope| {
-        // Written on a thread of its own so that neither pipe can fill up.
-        let writer = input.map(|input| scope.spawn(|| Zygote::send_all(input, &configs)));
-        let mut pids = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let answer = zygote.answer()?;
-            let pid: i32 = answer
-                .strip_prefix("pid ")
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| zygote_error(answer.clone()))?;
-            started(id, pid)?;
-            pids.push(pid);
-        }
-        if let Some(writer) = writer {
-            writer
-                .join()
-                .map_err(|_| zygote_error("the writer thread panicked".into()))?
-                .map_err(|e| zygote_error(e.to_string()))?;
-        }
-        for (&id, &pid) in ids.iter().zip(&pids) {
-            let answer = zygote.answer()?;
-            if answer != format!("ok {pid}") {
-                let message = answer
-                    .strip_prefix(&format!("err {pid} "))
-                    .unwrap_or(&answer)
-                    .to_string();
-                return Err(InitError::Setup {
-                    node: plan.nodes[id].name.clone(),
-                    message,
-                }
-                .into());
-            }
-        }
-        zygote.finish();
-        Ok(pids)
-    })
-}
-
-/// Runs one `exec:` command of a node; its output goes to memory files, so
-/// a daemon it leaves behind never blocks `up` by holding a pipe open.
-fn run_exec_step(node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
-    let io = |what: &str| {
-        let what = format!("node {}: {what}", node.name);
-        move |source: std::io::Error| LabError::Io { what, source }
-    };
-    let namespaces = NamespaceFds::open_all(pid).map_err(io("open its namespaces"))?;
-    let stderr = memory_file(c"nslab-exec-stderr").map_err(io("create an output buffer"))?;
-    let stdout = memory_file(c"nslab-exec-stdout").map_err(io("create an output buffer"))?;
-    let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
-    let spec = NodeCommand {
-        argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
-        env: super::exec::node_environment(&node.env),
-        cwd: None,
-        foreground: false,
-        own_group: false,
-    };
-    let stdio = [
-        Stdio::Fd(null.into()),
-        Stdio::Fd(stdout.into()),
-        Stdio::Fd(stderr.try_clone().map_err(io("dup"))?.into()),
-    ];
-    let enter_error = |source| LabError::Enter {
-        node: node.name.clone(),
-        source,
-    };
-    let code = enter::spawn(&namespaces, &spec, stdio)
-        .and_then(|running| running.wait())
-        .map_err(enter_error)?;
-    if code != 0 {
-        return Err(LabError::ExecStep {
-            node: node.name.clone(),
-            command: command.to_string(),
-            code,
-            stderr: read_tail(stderr, 4096),
-        });
-    }
-    Ok(())
-}
-
-fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
-    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
-    Ok(File::from(fd))
-}
-
-fn read_tail(mut file: File, limit: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(limit)));
-    let mut text = String::new();
-    let _ = file.take(limit).read_to_string(&mut text);
-    text
 }
