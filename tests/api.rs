@@ -11,14 +11,8 @@ use std::time::{Duration, Instant};
 
 use nslab::ApiError;
 use nslab::Impairment;
+use nslab::Lab;
 use nslab::spec::Topology;
-use nslab::{Lab, LabOptions};
-
-fn options() -> LabOptions {
-    LabOptions::new()
-        .unique()
-        .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
-}
 
 /// h1 — r1 — h2: a /30 and a /64 on each side, r1 forwarding both
 /// families, default routes on the hosts.
@@ -65,7 +59,9 @@ fn a_routed_lab_built_in_code_serves_udp_echo_across_the_router() {
     if !common::can_build_labs("a_routed_lab_built_in_code_serves_udp_echo_across_the_router") {
         return;
     }
-    let lab = options().up(&routed("apirouted")).expect("lab up");
+    let lab = common::lab_options()
+        .up(&routed("apirouted"))
+        .expect("lab up");
     assert!(lab.name().starts_with("apirouted-"), "{}", lab.name());
     let h1 = IpAddr::V4(lab.ipv4("h1", "eth0").expect("h1 has IPv4"));
     let h2 = IpAddr::V4(lab.ipv4("h2", "eth0").expect("h2 has IPv4"));
@@ -164,7 +160,7 @@ fn exec_returns_status_and_output_and_refuses_what_cannot_run() {
     if !common::can_build_labs("exec_returns_status_and_output_and_refuses_what_cannot_run") {
         return;
     }
-    let lab = options()
+    let lab = common::lab_options()
         .up_yaml(
             "name: apiexec\n\
              topology:\n  nodes:\n    h1: {hostname: first, env: {GREETING: hello}}\n",
@@ -206,7 +202,7 @@ fn impairments_are_set_read_back_and_cleared_at_run_time() {
     }
     // Rate only: it is tbf, which every kernel nslab runs on has; delay
     // and loss need sch_netem (tests/impair.rs covers them where present).
-    let lab = options().up(&routed("apiimp")).expect("lab up");
+    let lab = common::lab_options().up(&routed("apiimp")).expect("lab up");
     let set = lab
         .impair("h1", "eth0", [("rate", "10mbit")])
         .expect("a rate on h1:eth0");
@@ -257,7 +253,7 @@ fn expectations_built_in_code_are_checked_through_the_api() {
         .expect_blocked("h1", "203.0.113.9", None)
         .build()
         .expect("a valid topology");
-    let lab = options().up(&topology).expect("lab up");
+    let lab = common::lab_options().up(&topology).expect("lab up");
     let server = lab
         .in_netns("h2", || UdpSocket::bind("10.0.3.2:7000"))
         .expect("thread")
@@ -297,7 +293,7 @@ fn expectations_built_in_code_are_checked_through_the_api() {
 #[test]
 fn bad_topology_text_is_refused_before_anything_is_made() {
     // No privileges needed: validation comes first.
-    let err = options()
+    let err = common::lab_options()
         .up_yaml("name: apibad\ntopology:\n  nodes: {h1: {}}\n  links:\n    - endpoints: [\"h1:eth0\", \"ghost:eth0\"]\n")
         .expect_err("invalid");
     assert!(matches!(err, ApiError::Topology(_)), "{err}");
@@ -322,7 +318,7 @@ fn dropping_the_lab_removes_everything() {
     if !common::can_build_labs("dropping_the_lab_removes_everything") {
         return;
     }
-    let lab = Lab::up_with(&routed("apidrop"), &options()).expect("lab up");
+    let lab = Lab::up_with(&routed("apidrop"), &common::lab_options()).expect("lab up");
     let name = lab.name().to_string();
     assert!(
         std::path::Path::new("/run/netns")
@@ -356,7 +352,7 @@ fn a_spawned_process_is_ended_when_dropped() {
     if !common::can_build_labs("a_spawned_process_is_ended_when_dropped") {
         return;
     }
-    let lab = options()
+    let lab = common::lab_options()
         .up_yaml("name: apispawn\ntopology:\n  nodes: {h1: {}}\n")
         .expect("lab up");
     // A shell with a child of its own: the whole process group goes.
@@ -414,7 +410,7 @@ fn a_process_takes_its_whole_group_with_it_even_after_the_command_exited() {
     ) {
         return;
     }
-    let lab = options()
+    let lab = common::lab_options()
         .up_yaml("name: apigroup\ntopology:\n  nodes: {h1: {}}\n")
         .expect("lab up");
     let tag = format!("1000.{}", std::process::id());

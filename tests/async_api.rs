@@ -10,14 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use nslab::Impairment;
+use nslab::Lab;
 use nslab::spec::Topology;
-use nslab::{Lab, LabOptions};
-
-fn options() -> LabOptions {
-    LabOptions::new()
-        .unique()
-        .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
-}
 
 /// h1 — r1 — h2: a /30 on each side, r1 forwarding, default routes on the
 /// hosts.
@@ -61,13 +55,16 @@ async fn async_calls(test: &str, name: &str) {
     if !common::can_build_labs(test) {
         return;
     }
-    let lab = options().up_async(&routed(name)).await.expect("lab up");
+    let lab = common::lab_options()
+        .up_async(&routed(name))
+        .await
+        .expect("lab up");
     let h1 = lab.ipv4("h1", "eth0").expect("h1 has IPv4");
     let h2 = lab.ipv4("h2", "eth0").expect("h2 has IPv4");
     // Their futures can go to another thread (tokio::spawn, select!).
     assert_send(lab.exec_async("h1", ["true"]));
     assert_send(lab.check_async(Duration::from_secs(1)));
-    assert_send(options().up_async(&routed(name)));
+    assert_send(common::lab_options().up_async(&routed(name)));
 
     let ping = lab
         .exec_async("h1", ["ping", "-c", "1", "-W", "3", &h2.to_string()])
@@ -160,7 +157,12 @@ async fn async_calls(test: &str, name: &str) {
     assert_eq!(common::leftovers_of(&unique_name), Vec::<String>::new());
 
     // A lab simply dropped in async code is torn down too.
-    dropped_lab_leaves_nothing(options().up_async(&routed(name)).await.expect("lab up"));
+    dropped_lab_leaves_nothing(
+        common::lab_options()
+            .up_async(&routed(name))
+            .await
+            .expect("lab up"),
+    );
 }
 
 #[tokio::test]
@@ -179,7 +181,7 @@ async fn blocking_calls_from_async(test: &str, name: &str) {
     if !common::can_build_labs(test) {
         return;
     }
-    let lab = options().up(&routed(name)).expect("lab up");
+    let lab = common::lab_options().up(&routed(name)).expect("lab up");
     let h2 = lab.ipv4("h2", "eth0").expect("h2 has IPv4").to_string();
     let ping = lab
         .exec("h1", ["ping", "-c", "1", "-W", "3", &h2])
@@ -203,7 +205,7 @@ async fn blocking_calls_from_async(test: &str, name: &str) {
     assert_eq!(report.nodes, 3, "{report:?}");
     assert_eq!(common::leftovers_of(&unique_name), Vec::<String>::new());
 
-    dropped_lab_leaves_nothing(options().up(&routed(name)).expect("lab up"));
+    dropped_lab_leaves_nothing(common::lab_options().up(&routed(name)).expect("lab up"));
 }
 
 /// Drops `lab`, with a process still running in one of its nodes, and

@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Options for a `nslab::Lab` of the tests: a name of its own, and this
+/// build's binary as the node inits.
+pub(crate) fn lab_options() -> nslab::LabOptions {
+    nslab::LabOptions::new()
+        .unique()
+        .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
+}
+
 /// The nslab binary under test.
 pub(crate) fn nslab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nslab"))

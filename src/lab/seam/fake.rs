@@ -71,6 +71,25 @@ struct FakeLink {
     peer: Option<(u32, String)>,
 }
 
+impl FakeLink {
+    /// The link as a dump of its namespace shows it.
+    fn info(&self, kind: Option<&str>) -> LinkInfo {
+        LinkInfo {
+            index: self.index,
+            name: self.name.clone(),
+            kind: kind.map(String::from),
+            mtu: None,
+            mac: None,
+            up: true,
+            running: true,
+            alias: self.alias.clone(),
+            peer_index: None,
+            controller: None,
+            counters: None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct World {
     log: Vec<Change>,
@@ -441,19 +460,7 @@ impl Kernel for FakeKernel {
             .links
             .iter()
             .filter(|l| l.netns == *socket)
-            .map(|l| LinkInfo {
-                index: l.index,
-                name: l.name.clone(),
-                kind: None,
-                mtu: None,
-                mac: None,
-                up: true,
-                running: true,
-                alias: l.alias.clone(),
-                peer_index: None,
-                controller: None,
-                counters: None,
-            })
+            .map(|l| l.info(None))
             .collect())
     }
 
@@ -565,19 +572,7 @@ impl Kernel for FakeKernel {
             .links
             .iter()
             .filter(|l| l.netns == host && l.alias.as_deref() == Some(alias.as_str()))
-            .map(|l| LinkInfo {
-                index: l.index,
-                name: l.name.clone(),
-                kind: Some("veth".into()),
-                mtu: None,
-                mac: None,
-                up: true,
-                running: true,
-                alias: l.alias.clone(),
-                peer_index: None,
-                controller: None,
-                counters: None,
-            })
+            .map(|l| l.info(Some("veth")))
             .collect())
     }
 
