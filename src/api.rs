@@ -67,6 +67,10 @@ pub struct LabOptions {
     /// [`UpOptions::init_exe`]). A program that is not `nslab` itself, a
     /// test for instance, names it here or in `NSLAB_EXE`.
     pub nslab_exe: Option<PathBuf>,
+    /// Host ids `(start, count)` that nodes with `userns: true` take their
+    /// 65536-id blocks from; `None`: nslab's own `/etc/subuid` and
+    /// `/etc/subgid` entry (user `nslab`, made on first use).
+    pub userns_range: Option<(u32, u32)>,
 }
 
 /// A running lab; dropping it tears it down.
@@ -199,6 +203,13 @@ impl LabOptions {
         self
     }
 
+    /// Sets [`userns_range`](Self::userns_range): `count` host ids from
+    /// `start`, for both uids and gids.
+    pub fn userns_range(mut self, start: u32, count: u32) -> Self {
+        self.userns_range = Some((start, count));
+        self
+    }
+
     /// Brings up the lab of a validated topology (from a file,
     /// [`topology::parse_str`] or [`Topology::builder`]). Blocks until it is
     /// up; async code awaits [`up_async`](Self::up_async).
@@ -217,6 +228,7 @@ impl LabOptions {
         let up_options = UpOptions {
             reconfigure: self.reconfigure,
             init_exe: self.nslab_exe.clone(),
+            userns_range: self.userns_range,
             ..UpOptions::default()
         };
         let name = LabName::new(plan.lab.clone()).map_err(LabError::from)?;

@@ -333,6 +333,7 @@ fn a_value_cannot_end_a_here_document_early() {
             env: vec![],
             exec: vec![],
             limits: Default::default(),
+            userns: false,
         }],
         links: vec![LinkPlan {
             endpoints: [

@@ -36,6 +36,8 @@ pub enum EnterError {
     Fork(nix::Error),
     #[error("join the node's cgroups: {0}")]
     Cgroup(nix::Error),
+    #[error("become root of the node's user namespace: {0}")]
+    Credentials(nix::Error),
     #[error("enter the {kind} namespace: {source}")]
     Setns {
         kind: &'static str,
@@ -104,6 +106,8 @@ const RECORD: usize = 9;
 const STAGE_SETNS: u32 = 1;
 const STAGE_EXEC: u32 = 2;
 const STAGE_CGROUP: u32 = 4;
+/// Taking root's ids in the node's user namespace failed.
+const STAGE_CREDENTIALS: u32 = 5;
 /// The command was forked; the value is its pid (in our pid namespace). The
 /// message carries the command's pidfd (SCM_RIGHTS) when the helper could
 /// open one.
@@ -433,6 +437,9 @@ impl Running {
             match stage {
                 STAGE_STARTED => pid = Some(value),
                 STAGE_CGROUP => return Err(EnterError::Cgroup(nix::Error::from_raw(value))),
+                STAGE_CREDENTIALS => {
+                    return Err(EnterError::Credentials(nix::Error::from_raw(value)));
+                }
                 STAGE_SETNS => {
                     return Err(EnterError::Setns {
                         kind: ENTER_KINDS
@@ -509,33 +516,7 @@ impl EnterError {
     }
 }
 
-const ENTER_KINDS: [NsKind; 6] = super::namespace::ENTER_ORDER;
-
-/// Room for a control message carrying one fd (as cmsghdr alignment needs).
-#[repr(C, align(8))]
-struct FdControl([u8; 64]);
-
-// SAFETY: CMSG_SPACE only computes a size.
-const FD_CONTROL_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
-const _: () = assert!(FD_CONTROL_SPACE <= size_of::<FdControl>());
-
-/// One buffer for sendmsg(2) or recvmsg(2).
-fn iovec_of(buf: &mut [u8]) -> libc::iovec {
-    libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    }
-}
-
-/// A msghdr of the one buffer `iov`, without control data (the caller
-/// adds it); no allocation, so async-signal-safe.
-fn message_of(iov: &mut libc::iovec) -> libc::msghdr {
-    // SAFETY: an all-zero msghdr is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 1;
-    msg
-}
+const ENTER_KINDS: [NsKind; 7] = super::namespace::ENTER_ORDER;
 
 /// Reads every record on the report socket until its end (all writers gone:
 /// the helper has exited or closed it, the command has exec'd or exited).
@@ -545,43 +526,16 @@ fn read_records(socket: BorrowedFd<'_>) -> (Vec<u8>, Option<OwnedFd>) {
     let mut pidfd = None;
     loop {
         let mut buf = [0u8; RECORD];
-        let mut control = FdControl([0; 64]);
-        let mut iov = iovec_of(&mut buf);
-        let mut msg = message_of(&mut iov);
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = size_of::<FdControl>() as _;
-        // SAFETY: msg points at `iov`, `buf` and `control`, which outlive
-        // the call; fds received are made close-on-exec.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            break;
-        }
-        // SAFETY: walks the control messages the kernel wrote into
-        // `control` (msg_controllen was updated to their length); each
-        // SCM_RIGHTS one holds fds that are now ours.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    let len =
-                        ((*cmsg).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
-                    for i in 0..len / size_of::<RawFd>() {
-                        let fd = OwnedFd::from_raw_fd(data.add(i).read_unaligned());
-                        // Any fd beyond the first is closed here.
-                        pidfd.get_or_insert(fd);
-                    }
+        match super::fds::recv_with_fd(socket, &mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) | Ok((0, _)) => break,
+            Ok((n, fd)) => {
+                if pidfd.is_none() {
+                    pidfd = fd;
                 }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                bytes.extend_from_slice(&buf[..n]);
             }
         }
-        if n == 0 {
-            break;
-        }
-        bytes.extend_from_slice(&buf[..n as usize]);
     }
     (bytes, pidfd)
 }
@@ -654,29 +608,7 @@ fn report_and_exit(socket: BorrowedFd<'_>, stage: u32, value: i32, extra: u8) ->
 /// Sends the STARTED record, with `pidfd` attached when there is one.
 /// Async-signal-safe: no allocation, one sendmsg(2), never SIGPIPE.
 fn report_started(socket: BorrowedFd<'_>, pid: i32, pidfd: Option<BorrowedFd<'_>>) {
-    let mut buf = record(STAGE_STARTED, pid, 0);
-    let mut control = FdControl([0; 64]);
-    let mut iov = iovec_of(&mut buf);
-    let mut msg = message_of(&mut iov);
-    if let Some(pidfd) = pidfd {
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = FD_CONTROL_SPACE as _;
-        // SAFETY: msg_control points at `control`, aligned for a cmsghdr
-        // and large enough for one carrying one fd (checked at compile
-        // time), so CMSG_FIRSTHDR is not null and its data has room.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
-            libc::CMSG_DATA(cmsg)
-                .cast::<RawFd>()
-                .write_unaligned(pidfd.as_raw_fd());
-        }
-    }
-    // SAFETY: msg points at `iov`, `buf` and `control`, which outlive the
-    // call; the fd sent is one we borrow.
-    unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    let _ = super::fds::send_with_fd(socket, &record(STAGE_STARTED, pid, 0), pidfd);
 }
 
 /// The forked helper: enter, fork the command, pass its status on.
@@ -716,6 +648,13 @@ unsafe fn helper(
                 let index = ENTER_KINDS.iter().position(|k| k == kind).unwrap_or(255);
                 report_and_exit(err, STAGE_SETNS, errno(), index as u8);
             }
+        }
+        // In a node's user namespace we still have host root's ids, which
+        // mean nothing there: take the node root's, as its init did.
+        if namespaces.iter().any(|(kind, _)| *kind == NsKind::User)
+            && let Err(e) = crate::kernel::userns::become_root()
+        {
+            report_and_exit(err, STAGE_CREDENTIALS, e, 0);
         }
         if libc::chdir(cwd.as_ptr()) != 0 {
             libc::chdir(c"/".as_ptr());

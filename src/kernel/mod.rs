@@ -10,3 +10,4 @@ pub(crate) mod netlink;
 pub(crate) mod process;
 pub(crate) mod sockopt;
 pub(crate) mod sysctl;
+pub(crate) mod userns;

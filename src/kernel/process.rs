@@ -75,6 +75,11 @@ pub(crate) fn is_init_of(pid: i32, lab: &str, node: &str) -> bool {
     named && is_privileged_pid_one(pid)
 }
 
+/// Whether `pid` is PID 1 of its pid namespace and root: host root in our
+/// user namespace, or the root of a user namespace that host root made as
+/// a child of ours (a user-namespaced node). A process of an unprivileged
+/// user with an init's name passes neither: a user namespace it makes is
+/// owned by that user.
 fn is_privileged_pid_one(pid: i32) -> bool {
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
@@ -86,15 +91,52 @@ fn is_privileged_pid_one(pid: i32) -> bool {
             .map(|v| v.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    let root = field("Uid:").iter().take(2).all(|uid| *uid == "0");
+    let uids = field("Uid:");
     let pid_one = field("NSpid:").len() >= 2 && field("NSpid:").last() == Some(&"1");
-    let same_user_ns = {
-        use std::os::unix::fs::MetadataExt;
-        let ino = |p: String| fs::metadata(p).map(|m| m.ino()).ok();
-        ino(format!("/proc/{pid}/ns/user")).is_some()
-            && ino(format!("/proc/{pid}/ns/user")) == ino("/proc/self/ns/user".into())
+    let Ok(user_ns) = fs::File::open(format!("/proc/{pid}/ns/user")) else {
+        return false;
     };
-    root && pid_one && same_user_ns
+    let root = match is_own_user_ns(&user_ns) {
+        Some(true) => uids.iter().take(2).all(|uid| *uid == "0"),
+        Some(false) => {
+            let node_root = fs::read_to_string(format!("/proc/{pid}/uid_map"))
+                .ok()
+                .and_then(|map| map.split_whitespace().nth(1).map(str::to_string));
+            is_root_made_child(&user_ns)
+                && node_root.is_some_and(|root| uids.iter().take(2).all(|uid| *uid == root))
+        }
+        None => false,
+    };
+    root && pid_one
+}
+
+fn is_own_user_ns(user_ns: &fs::File) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let own = fs::metadata("/proc/self/ns/user").ok()?;
+    let theirs = user_ns.metadata().ok()?;
+    Some(own.ino() == theirs.ino() && own.dev() == theirs.dev())
+}
+
+/// Whether a user namespace is a child of ours that host root made.
+fn is_root_made_child(user_ns: &fs::File) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    /// ioctl_ns(2): _IO(0xb7, 2) and _IO(0xb7, 4).
+    const NS_GET_PARENT: libc::c_ulong = 0xb702;
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+    let mut owner: libc::uid_t = u32::MAX;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t into `owner`.
+    if unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_OWNER_UID, &mut owner) } != 0 || owner != 0
+    {
+        return false;
+    }
+    // SAFETY: NS_GET_PARENT returns a new fd (or -1), owned below.
+    let parent = unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_PARENT) };
+    if parent < 0 {
+        return false;
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    let parent = fs::File::from(unsafe { OwnedFd::from_raw_fd(parent) });
+    is_own_user_ns(&parent) == Some(true)
 }
 
 /// Every node init on the host, optionally only those of one lab.

@@ -34,6 +34,8 @@ pub struct DownReport {
     pub host_links: usize,
     /// Node cgroups removed (one per node and cgroup hierarchy).
     pub cgroups: usize,
+    /// Host id blocks of user-namespaced nodes given back.
+    pub id_blocks: usize,
     pub state: bool,
     pub errors: Vec<String>,
 }
@@ -41,11 +43,15 @@ pub struct DownReport {
 impl DownReport {
     pub fn summary(&self) -> String {
         format!(
-            "removed {} node(s), {} netns name(s), {} host link(s), {} cgroup(s){}",
+            "removed {} node(s), {} netns name(s), {} host link(s), {} cgroup(s){}{}",
             self.nodes,
             self.netns_names,
             self.host_links,
             self.cgroups,
+            match self.id_blocks {
+                0 => String::new(),
+                n => format!(", {n} id block(s)"),
+            },
             if self.state { " and its state" } else { "" }
         )
     }
@@ -55,6 +61,7 @@ impl DownReport {
             && self.netns_names == 0
             && self.host_links == 0
             && self.cgroups == 0
+            && self.id_blocks == 0
             && !self.state
     }
 
@@ -105,6 +112,12 @@ pub fn find_labs() -> Result<Vec<String>, LabError> {
     );
     labs.extend(marked_netns_names(|_| true)?.into_iter().map(|m| m.lab));
     labs.extend(HostLinks::open()?.marked_labs()?);
+    // Id blocks lent to a lab's nodes carry its name.
+    labs.extend(
+        state::claims_in(std::path::Path::new(state::STATE_ROOT))?
+            .into_iter()
+            .map(|claim| claim.lab),
+    );
     // A cgroup directory is named after its lab (`nslab/LAB`).
     labs.extend(
         Cgroups::detect()?
@@ -275,6 +288,12 @@ pub(super) fn teardown_locked<K: Kernel>(
     // empty as the kernel ends what was left in them.
     let (cgroups, errors) = kernel.remove_cgroups(lab);
     report.cgroups = cgroups;
+    for e in errors {
+        note(&e);
+    }
+    // Their processes are gone with them: the ids are free to lend again.
+    let (id_blocks, errors) = kernel.release_ids(lab);
+    report.id_blocks = id_blocks;
     for e in errors {
         note(&e);
     }

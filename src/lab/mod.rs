@@ -53,6 +53,8 @@ pub enum LabError {
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
     Cgroup(#[from] crate::kernel::cgroup::CgroupError),
+    #[error(transparent)]
+    Userns(#[from] crate::kernel::userns::UsernsError),
     #[error("node {node}: exec {command:?} exited with code {code}{}", stderr_suffix(.stderr))]
     ExecStep {
         node: String,

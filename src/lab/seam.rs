@@ -30,6 +30,7 @@ use crate::kernel::netlink::qdisc::{Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns};
 use crate::kernel::process::FoundInit;
+use crate::kernel::userns::{IdMap, IdRange};
 use crate::plan::Plan;
 use crate::spec::{Node, Sysctl};
 
@@ -77,13 +78,24 @@ pub(crate) trait Kernel: Sync {
     /// Starts the inits of the nodes `ids`, calling `started` with each
     /// node's pid as soon as it is known (before the init is ready), and
     /// returns the pids once every one of them is ready.
+    /// `maps` holds the id map of every user-namespaced node, by node id.
     fn spawn_inits(
         &self,
         plan: &Plan,
         exe: Option<&Path>,
         ids: &[usize],
+        maps: &[Option<IdMap>],
         started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
     ) -> Result<Vec<i32>, LabError>;
+    /// The host ids that user-namespaced nodes take their blocks from:
+    /// `given`, else nslab's `/etc/subuid` and `/etc/subgid` entry (made
+    /// when missing), once every bind of those nodes is known to idmap.
+    /// Called before anything of the lab is built.
+    fn userns_range(&self, plan: &Plan, given: Option<(u32, u32)>) -> Result<IdRange, LabError>;
+    /// Claims a block of `range` for each of `nodes` of `lab`.
+    fn claim_ids(&self, lab: &str, nodes: &[&str], range: IdRange) -> Result<Vec<IdMap>, LabError>;
+    /// Releases the id blocks of `lab`; how many, and what went wrong.
+    fn release_ids(&self, lab: &str) -> (usize, Vec<String>);
     /// Makes the cgroup of every node (not bridges) with its limits, before
     /// any init starts: [`Kernel::spawn_inits`] places each init in its own.
     fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError>;

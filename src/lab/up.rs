@@ -23,6 +23,7 @@ use crate::kernel::netlink::link::{
 use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns};
+use crate::kernel::userns::IdRange;
 use crate::plan::{EndpointPlan, Place, Plan};
 use crate::spec::{NodeKind, Sysctl};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
@@ -45,6 +46,9 @@ pub struct UpOptions {
     /// for the `nslab` binary; a program that only links the library, a
     /// test for one, must name nslab here or in `NSLAB_EXE`).
     pub init_exe: Option<std::path::PathBuf>,
+    /// Host ids (start, count) that user-namespaced nodes take their
+    /// blocks from; `None`: nslab's `/etc/subuid` and `/etc/subgid` entry.
+    pub userns_range: Option<(u32, u32)>,
 }
 
 /// What `up` built and how long each phase took.
@@ -101,6 +105,12 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
+    // Checked before anything is built: an unusable range, or a bind that
+    // cannot be idmapped, fails here.
+    let id_range = match plan.nodes.iter().any(|n| n.userns) {
+        true => Some(kernel.userns_range(plan, options.userns_range)?),
+        false => None,
+    };
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
     fault::step();
@@ -109,6 +119,7 @@ pub(super) fn up_on<K: Kernel>(
         plan,
         progress: &options.progress,
         init_exe: options.init_exe.as_deref(),
+        id_range,
         state,
         nodes: Vec::new(),
         phases: Vec::new(),
@@ -160,6 +171,7 @@ struct Builder<'a, K: Kernel> {
     plan: &'a Plan,
     progress: &'a Progress,
     init_exe: Option<&'a std::path::Path>,
+    id_range: Option<IdRange>,
     state: StateDir,
     nodes: Vec<NodeHandle>,
     phases: Vec<(String, Duration)>,
@@ -212,7 +224,20 @@ impl<K: Kernel> Builder<'_, K> {
             .map_or(1, |n| n.get())
             .min(8);
         let share = self.plan.nodes.len().div_ceil(workers).max(1);
-        // Every cgroup before any init: each init joins its own at once.
+        // Id blocks and every cgroup before any init: each init is mapped
+        // to its ids and joins its own cgroups at once.
+        let mut maps = vec![None; self.plan.nodes.len()];
+        if let Some(range) = self.id_range {
+            let (ids, names): (Vec<usize>, Vec<&str>) = (self.plan.nodes.iter().enumerate())
+                .filter(|(_, n)| n.userns)
+                .map(|(id, n)| (id, n.name.as_str()))
+                .unzip();
+            let claimed = self.kernel.claim_ids(&self.plan.lab, &names, range)?;
+            fault::step();
+            for (id, map) in ids.into_iter().zip(claimed) {
+                maps[id] = Some(map);
+            }
+        }
         self.kernel.make_cgroups(self.plan)?;
         fault::step();
         let ids: Vec<usize> = (0..self.plan.nodes.len()).collect();
@@ -221,7 +246,8 @@ impl<K: Kernel> Builder<'_, K> {
             .map(|_| self.state.try_clone())
             .collect::<Result<Vec<_>, _>>()?;
         let cloned = self.progress.phase("nodes", ids.len());
-        let (kernel, plan, cloned, exe) = (self.kernel, self.plan, &cloned, self.init_exe);
+        let (kernel, plan, cloned, exe, maps) =
+            (self.kernel, self.plan, &cloned, self.init_exe, &maps);
         let shares: Vec<Result<Vec<i32>, LabError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = ids
                 .chunks(share)
@@ -238,7 +264,7 @@ impl<K: Kernel> Builder<'_, K> {
                             cloned.tick();
                             Ok(())
                         };
-                        kernel.spawn_inits(plan, exe, ids, &mut started)
+                        kernel.spawn_inits(plan, exe, ids, maps, &mut started)
                     })
                 })
                 .collect();

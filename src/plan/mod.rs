@@ -193,6 +193,7 @@ mod unit_tests {
                 env: vec![],
                 exec: vec![],
                 limits: Default::default(),
+                userns: false,
             }],
             links: vec![LinkPlan {
                 endpoints: [end(0, "eth0"), end(0, "eth1")],

@@ -115,6 +115,7 @@ fn example_plans_exactly() {
         env: vec![],
         exec: vec![],
         limits: Default::default(),
+        userns: false,
     };
     let ep = |place: Place, ifname: &str, addrs: &[&str]| EndpointPlan {
         place,

@@ -35,6 +35,10 @@ pub struct Node {
     /// What the node's cgroup allows (all `None` for a bridge).
     #[serde(default)]
     pub limits: Limits,
+    /// A user namespace of its own, owning its other namespaces: the
+    /// node's root is an unprivileged host id (never for a bridge).
+    #[serde(default)]
+    pub userns: bool,
 }
 
 /// The cgroup limits of one node; `None` leaves that resource unlimited.

@@ -5,8 +5,10 @@
 //! `journal` gets one line per object, appended as the object is created, so
 //! `down` knows everything a lab made even when `up` was killed halfway.
 
+mod ids;
 mod lock;
 
+pub(crate) use ids::{claim_in, claims_in, release_in};
 pub(crate) use lock::LabLock;
 
 use std::fs::{self, File, OpenOptions};
@@ -31,6 +33,14 @@ pub enum StateError {
     BadName(String),
     #[error("{path}: unreadable state: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "user namespaces: the id range {range} has blocks free for {free} of {wanted} user-namespaced node(s) (running nodes hold the others); give a larger one with --userns-range START:COUNT"
+    )]
+    NoIds {
+        range: String,
+        wanted: usize,
+        free: usize,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {

@@ -150,6 +150,12 @@ impl TopologyBuilder {
         self.with_node(node, "pids", |m| m.pids = Some(Scalar::Int(pids.into())))
     }
 
+    /// A user namespace of the node's own (`userns: true`): its root is an
+    /// unprivileged host id.
+    pub fn userns(self, node: &str, userns: bool) -> Self {
+        self.with_node(node, "userns", |m| m.userns = Some(Scalar::Bool(userns)))
+    }
+
     /// One environment variable of the node's commands.
     pub fn env(self, node: &str, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.with_node(node, "env", |m| {

@@ -293,6 +293,8 @@ pub(crate) struct NodeModel {
     pub memory: Option<Measure>,
     #[serde(default)]
     pub pids: Option<Scalar>,
+    #[serde(default)]
+    pub userns: Option<Scalar>,
 }
 
 /// One link.

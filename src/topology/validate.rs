@@ -47,6 +47,7 @@ struct Fields {
     exec: Option<Vec<String>>,
     /// Each limit as given (validated); `None` inside when absent.
     limits: Limits,
+    userns: Option<bool>,
 }
 
 impl Fields {
@@ -175,13 +176,16 @@ pub(crate) fn validate(
                 ("cpuset", m.is_some_and(|m| m.cpuset.is_some())),
                 ("memory", m.is_some_and(|m| m.memory.is_some())),
                 ("pids", m.is_some_and(|m| m.pids.is_some())),
+                ("userns", own.userns == Some(true)),
             ] {
                 if given {
+                    let what = match key {
+                        "userns" => "no user namespace".to_string(),
+                        _ => format!("no cgroup and takes no {key} limit"),
+                    };
                     c.push(
                         format!("{path}.{key}"),
-                        format!(
-                            "node {node_name:?} is a bridge; a bridge node has no cgroup and takes no {key} limit"
-                        ),
+                        format!("node {node_name:?} is a bridge; a bridge node has {what}"),
                     );
                 }
             }
@@ -239,6 +243,7 @@ pub(crate) fn validate(
                 },
                 NodeKind::Bridge => Limits::default(),
             },
+            userns: kind == NodeKind::Node && own.userns.or(defaults.userns).unwrap_or(false),
         };
         nodes.insert(node_name.clone(), node);
     }
@@ -811,6 +816,17 @@ impl Checker {
             f.exec = Some(out);
         }
         self.limits(m, path, &mut f.limits);
+        match &m.userns {
+            None => {}
+            Some(Scalar::Bool(b)) => f.userns = Some(*b),
+            Some(other) => self.push(
+                format!("{path}.userns"),
+                format!(
+                    "userns {:?} is not true or false",
+                    scalar_string(other, ("true", "false"))
+                ),
+            ),
+        }
         f
     }
 

@@ -1,10 +1,12 @@
-//! The node init: a tiny PID 1 that holds a node's six namespaces.
+//! The node init: a tiny PID 1 that holds a node's six namespaces (seven
+//! with a user namespace of its own).
 //!
 //! A [`zygote`] (our own binary, exec'd once per core) clones each init
 //! into new namespaces; the init renames itself `nslab-init __init
 //! LAB/NODE`, sets the node up (see the `mounts` module), reports, then
 //! only reaps zombies until SIGTERM.
 
+mod mark;
 mod mounts;
 mod run;
 pub(crate) mod zygote;
@@ -16,7 +18,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::userns::IdMap;
 use crate::spec::{Bind, Sysctl};
+
+/// Handover messages from the zygote to a user-namespaced init: a tree
+/// (with its fd), and go (the ids are mapped).
+const HANDOVER_TREE: u8 = b't';
+const HANDOVER_GO: u8 = b'g';
 
 /// What the init needs to set its node up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +40,9 @@ pub(crate) struct InitConfig {
     /// joined before the init makes its cgroup namespace.
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// The node's id map when it has a user namespace of its own.
+    #[serde(default)]
+    pub userns: Option<IdMap>,
 }
 
 #[derive(Debug, thiserror::Error)]

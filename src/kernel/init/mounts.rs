@@ -3,6 +3,7 @@
 //! the first step makes every mount of the new namespace private.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -10,21 +11,43 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use crate::kernel::cgroup::{Cgroups, unescape};
 use crate::spec::Bind;
 
+/// The zygote's own mount namespace, which every init's is a copy of: a
+/// private copy of the host's, without the host's nsfs mounts (see
+/// [`detach_namespace_files`]). Done once per zygote, not once per node,
+/// and before any user namespace: in a mount namespace that a user
+/// namespace owns, inherited mounts are locked and cannot be unmounted.
+pub(super) fn isolate() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare the mount namespace: {e}"))?;
+    mount_flags(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+        .map_err(|e| format!("make / private: {e}"))?;
+    detach_namespace_files()
+}
+
 /// `cgroups`: mount the node's own view of nslab's cgroup hierarchies
-/// (a node, not a bridge).
-pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind], cgroups: bool) -> Result<(), String> {
+/// (a node, not a bridge). `trees`: in a user-namespaced node, one
+/// idmapped tree per bind, made by the zygote (see `userns::idmapped`).
+pub(super) fn setup(
+    tmpfs: &[PathBuf],
+    binds: &[Bind],
+    cgroups: bool,
+    trees: Option<Vec<OwnedFd>>,
+) -> Result<(), String> {
     mount_flags(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
         .map_err(|e| format!("make / private: {e}"))?;
     // Bind sources are host paths: hold them open before the node's own
     // tmpfs can hide them (a source under the host's /tmp, say).
-    let sources = binds
-        .iter()
-        .map(|b| {
-            open_path(&b.source)
-                .map_err(|e| format!("open bind source {}: {e}", b.source.display()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    detach_namespace_files()?;
+    let sources = match trees {
+        Some(trees) => trees.into_iter().map(BindSource::Tree).collect(),
+        None => binds
+            .iter()
+            .map(|b| {
+                open_path(&b.source)
+                    .map(BindSource::Path)
+                    .map_err(|e| format!("open bind source {}: {e}", b.source.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let host_has_cgroup2 = is_cgroup2(Path::new("/sys/fs/cgroup"));
     // Read while the host's mounts are still in view.
     let hierarchies = match cgroups && !host_has_cgroup2 {
@@ -59,10 +82,24 @@ pub(super) fn setup(tmpfs: &[PathBuf], binds: &[Bind], cgroups: bool) -> Result<
         )
         .map_err(|e| format!("mount tmpfs on {}: {e}", path.display()))?;
     }
-    for (bind, source) in binds.iter().zip(&sources) {
+    if sources.len() != binds.len() {
+        return Err(format!(
+            "{} bind(s) but {} idmapped tree(s) from the zygote",
+            binds.len(),
+            sources.len()
+        ));
+    }
+    for (bind, source) in binds.iter().zip(sources) {
         bind_mount(bind, source, tmpfs)?;
     }
     Ok(())
+}
+
+/// What a bind mounts: a host path held open, or (in a user-namespaced
+/// node) a detached idmapped copy of it, read-only already if asked.
+enum BindSource {
+    Path(fs::File),
+    Tree(OwnedFd),
 }
 
 fn open_path(path: &Path) -> std::io::Result<fs::File> {
@@ -170,8 +207,8 @@ fn is_cgroup2(path: &Path) -> bool {
 
 /// Bind-mounts a host path into the node. A missing target is created only
 /// inside one of the node's own tmpfs mounts, never on a host filesystem.
-fn bind_mount(bind: &Bind, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
+fn bind_mount(bind: &Bind, source: BindSource, tmpfs: &[PathBuf]) -> Result<(), String> {
+    use std::os::fd::{AsFd, AsRawFd};
     let what = || {
         format!(
             "bind {} on {}",
@@ -180,19 +217,32 @@ fn bind_mount(bind: &Bind, source: &fs::File, tmpfs: &[PathBuf]) -> Result<(), S
         )
     };
     if fs::symlink_metadata(&bind.target).is_err() {
-        let is_dir = source.metadata().is_ok_and(|m| m.is_dir());
+        let fd = match &source {
+            BindSource::Path(file) => file.as_fd(),
+            BindSource::Tree(tree) => tree.as_fd(),
+        };
+        let is_dir =
+            nix::sys::stat::fstat(fd).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
         create_mount_point(is_dir, &bind.target, tmpfs).map_err(|e| format!("{}: {e}", what()))?;
     }
-    mount_flags(
-        Some(format!("/proc/self/fd/{}", source.as_raw_fd()).as_str()),
-        &bind.target,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )
-    .map_err(|e| format!("{}: {e}", what()))?;
-    if bind.read_only {
-        make_read_only(&bind.target).map_err(|e| format!("{} read-only: {e}", what()))?;
+    match source {
+        BindSource::Tree(tree) => {
+            crate::kernel::userns::attach_tree(tree.as_fd(), &bind.target)
+                .map_err(|e| format!("{} (idmapped): {e}", what()))?;
+        }
+        BindSource::Path(file) => {
+            mount_flags(
+                Some(format!("/proc/self/fd/{}", file.as_raw_fd()).as_str()),
+                &bind.target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|e| format!("{}: {e}", what()))?;
+            if bind.read_only {
+                make_read_only(&bind.target).map_err(|e| format!("{} read-only: {e}", what()))?;
+            }
+        }
     }
     Ok(())
 }

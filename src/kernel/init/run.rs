@@ -6,12 +6,19 @@ use std::io::Write;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
-use super::{InitConfig, mounts};
+use std::os::fd::OwnedFd;
+
+use super::mark::mark_loopback;
+use super::{HANDOVER_GO, HANDOVER_TREE, InitConfig, mounts};
+use crate::kernel::fds::recv_with_fd;
+use crate::kernel::userns::become_root;
 
 /// Becomes the init of a node: called in a child the zygote just cloned
 /// into new namespaces. Reports `OK` or `ERR message` on `status`, then
 /// only reaps; never returns.
-pub(super) fn serve(config: &InitConfig, mut status: File) -> ! {
+/// `handover`: in a user-namespaced node, the socket on which the zygote
+/// says the node's ids are mapped, with its idmapped bind trees.
+pub(super) fn serve(config: &InitConfig, mut status: File, handover: Option<OwnedFd>) -> ! {
     // The zygote's stdin and stdout are its pipes to nslab: let go of them
     // at once, or nslab would wait for them to close.
     detach_stdio();
@@ -31,7 +38,7 @@ pub(super) fn serve(config: &InitConfig, mut status: File) -> ! {
     }
     let _ = waited.thread_block();
     set_process_name(c"nslab-init");
-    match setup(config) {
+    match setup(config, handover) {
         Ok(()) => {
             let _ = status.write_all(b"OK\n");
         }
@@ -44,26 +51,41 @@ pub(super) fn serve(config: &InitConfig, mut status: File) -> ! {
     wait_forever(&waited)
 }
 
-fn setup(config: &InitConfig) -> Result<(), String> {
+fn setup(config: &InitConfig, handover: Option<OwnedFd>) -> Result<(), String> {
     if std::process::id() != 1 {
         return Err("the init must be PID 1 of a new pid namespace".into());
     }
+    // A user-namespaced init has no ids until the zygote maps them: wait.
+    let trees = handover.map(|socket| receive_trees(&socket)).transpose()?;
     // Into the node's cgroups, then a cgroup namespace rooted there (the
     // zygote left CLONE_NEWCGROUP out for this): inside the node
     // /proc/self/cgroup shows `/`. Before the mounts, which hide the host's
-    // cgroup file systems.
+    // cgroup file systems. Still with the host ids the init was cloned
+    // with, which own the cgroup files.
     crate::kernel::cgroup::join_self(&config.cgroups).map_err(|e| format!("join: {e}"))?;
+    if trees.is_some() {
+        become_root().map_err(|e| {
+            format!(
+                "become root of the user namespace: {}",
+                nix::Error::from_raw(e)
+            )
+        })?;
+    }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| format!("unshare the cgroup namespace: {e}"))?;
-    mounts::setup(&config.tmpfs, &config.binds, !config.cgroups.is_empty())?;
+    mounts::setup(
+        &config.tmpfs,
+        &config.binds,
+        !config.cgroups.is_empty(),
+        trees,
+    )?;
     nix::unistd::sethostname(&config.hostname)
         .map_err(|e| format!("set hostname {}: {e}", config.hostname))?;
     bring_loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
     // The namespace's own mark: `down` can tell a /run/netns name is this
     // node's even when the state and the init are gone.
     let mark = crate::kernel::process::netns_mark(&config.lab, &config.node);
-    std::fs::write("/sys/class/net/lo/ifalias", &mark)
-        .map_err(|e| format!("mark lo with {mark:?}: {e}"))?;
+    mark_loopback(&mark).map_err(|e| format!("mark lo with {mark:?}: {e}"))?;
     skip_ipv6_dad()?;
     for sysctl in &config.sysctls {
         std::fs::write(
@@ -74,6 +96,24 @@ fn setup(config: &InitConfig) -> Result<(), String> {
     }
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
+}
+
+/// The zygote's handover: one message per bind carrying its idmapped tree,
+/// then `g` once the node's ids are mapped.
+fn receive_trees(socket: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
+    use std::os::fd::AsFd;
+    let mut trees = Vec::new();
+    loop {
+        let mut kind = [0u8; 1];
+        match recv_with_fd(socket.as_fd(), &mut kind) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("wait for the zygote: {e}")),
+            Ok((0, _)) => return Err("the zygote went away before mapping the node's ids".into()),
+            Ok((_, Some(tree))) if kind[0] == HANDOVER_TREE => trees.push(tree),
+            Ok(_) if kind[0] == HANDOVER_GO => return Ok(trees),
+            Ok(_) => return Err(format!("unexpected handover message {:?}", kind[0] as char)),
+        }
+    }
 }
 
 /// A lab's addresses are planned, so duplicate address detection only

@@ -17,15 +17,23 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{InitConfig, InitError, run::serve};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
+
+use super::{HANDOVER_GO, HANDOVER_TREE, InitConfig, InitError, mounts, run::serve};
+use crate::kernel::fds::send_with_fd;
 use crate::kernel::namespace::all_clone_flags;
 use crate::kernel::process::{INIT_ARGV0, INIT_MARKER, init_tag};
+use crate::kernel::userns::{IdMap, idmapped_tree, write_id_maps};
+use crate::spec::Bind;
 
 /// `argv[1]` that makes the nslab binary run as a zygote.
 pub(crate) const ZYGOTE_MARKER: &str = "__zygote";
@@ -149,6 +157,11 @@ impl Zygote {
 /// Runs as a zygote (`nslab-init __zygote LAB ROOM`); never returns.
 pub(crate) fn zygote_main() -> ! {
     let mut out = BufWriter::new(io::stdout().lock());
+    // Every init's mount namespace is a copy of ours: clean it once here.
+    if let Err(e) = mounts::isolate() {
+        let _ = writeln!(out, "fail prepare the zygote's mounts: {e}");
+        std::process::exit(1);
+    }
     let mut children: Vec<(i32, File)> = Vec::new();
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -166,7 +179,7 @@ pub(crate) fn zygote_main() -> ! {
                 let _ = out.flush();
             }
             Err(e) => {
-                let _ = writeln!(out, "fail clone for node {}: {e}", config.node);
+                let _ = writeln!(out, "fail start node {}: {e}", config.node);
                 std::process::exit(1);
             }
         }
@@ -223,7 +236,8 @@ fn read_report(mut status: File, deadline: Instant) -> String {
     }
 }
 
-/// Clones a child into six new namespaces; the child becomes the init.
+/// Clones a child into six new namespaces (seven with a user namespace);
+/// the child becomes the init.
 fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let title = format!(
@@ -239,7 +253,21 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
     // only then unshares CLONE_NEWCGROUP (see `run::setup`). No round trip
     // to nslab, and nothing the child starts can run outside the node's
     // cgroups: it starts nothing before.
-    let flags = all_clone_flags() - nix::sched::CloneFlags::CLONE_NEWCGROUP;
+    let mut flags = all_clone_flags() - CloneFlags::CLONE_NEWCGROUP;
+    // With a user namespace, made in the same clone so that it owns the
+    // others; the child waits on `handover` until we have mapped its ids.
+    let handover = match config.userns {
+        Some(_) => {
+            flags |= CloneFlags::CLONE_NEWUSER;
+            Some(socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )?)
+        }
+        None => None,
+    };
     let args = CloneArgs {
         flags: flags.bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -257,18 +285,48 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
     };
     if pid == 0 {
         let status_fd = write_end.as_raw_fd();
-        // Keep only our status pipe (not our siblings', not the zygote's
-        // pipes to nslab, which serve() also lets go of).
+        let handover = handover.map(|(_, child)| child);
+        let handover_fd = handover.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        // Keep only our status pipe and handover socket (not our siblings',
+        // not the zygote's pipes to nslab, which serve() also lets go of).
         // SAFETY: a fresh child closing its own fds.
-        unsafe { crate::kernel::fds::close_all_except([status_fd, -1, -1, -1]) };
+        unsafe { crate::kernel::fds::close_all_except([status_fd, handover_fd, -1, -1]) };
         set_title(title.as_bytes());
-        serve(config, File::from(write_end))
+        serve(config, File::from(write_end), handover)
     }
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     drop(write_end);
-    Ok((pid as i32, File::from(read_end)))
+    let pid = pid as i32;
+    if let (Some(map), Some((ours, child))) = (&config.userns, handover) {
+        drop(child);
+        if let Err(e) = hand_over(pid, map, &config.binds, ours.as_fd()) {
+            // The child waits for us and has done nothing: end it.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    }
+    Ok((pid, File::from(read_end)))
+}
+
+/// Maps the ids of a user-namespaced child, makes its binds idmapped
+/// through its user namespace (which needs host root, so it is done here),
+/// and sends them, then `go`.
+fn hand_over(pid: i32, map: &IdMap, binds: &[Bind], socket: BorrowedFd<'_>) -> io::Result<()> {
+    write_id_maps(pid, map)?;
+    let userns = File::open(format!("/proc/{pid}/ns/user"))?;
+    for bind in binds {
+        let tree = idmapped_tree(&bind.source, userns.as_fd(), bind.read_only).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("idmapped bind of {}: {e}", bind.source.display()),
+            )
+        })?;
+        send_with_fd(socket, &[HANDOVER_TREE], Some(tree.as_fd()))?;
+    }
+    send_with_fd(socket, &[HANDOVER_GO], None)
 }
 
 /// Rewrites this process's command line in place (the zygote left room for

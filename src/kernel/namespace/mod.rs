@@ -17,6 +17,7 @@ use nix::sched::CloneFlags;
 /// One kind of namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsKind {
+    User,
     Cgroup,
     Ipc,
     Uts,
@@ -25,9 +26,13 @@ pub enum NsKind {
     Mnt,
 }
 
-/// The order in which a process enters a node (nsenter's order): the mount
-/// namespace last, because after it the host's /proc is no longer visible.
-pub const ENTER_ORDER: [NsKind; 6] = [
+/// The order in which a process enters a node: the user namespace first
+/// (youki's order: it owns the others, and once in it, the process holds
+/// the capabilities to enter them), the mount namespace last, because after
+/// it the host's /proc is no longer visible. A node without a user
+/// namespace of its own is in the host's, which is not entered.
+pub const ENTER_ORDER: [NsKind; 7] = [
+    NsKind::User,
     NsKind::Cgroup,
     NsKind::Ipc,
     NsKind::Uts,
@@ -40,6 +45,7 @@ impl NsKind {
     /// The file name under /proc/PID/ns.
     pub fn proc_name(self) -> &'static str {
         match self {
+            NsKind::User => "user",
             NsKind::Cgroup => "cgroup",
             NsKind::Ipc => "ipc",
             NsKind::Uts => "uts",
@@ -51,6 +57,7 @@ impl NsKind {
 
     pub fn clone_flag(self) -> CloneFlags {
         match self {
+            NsKind::User => CloneFlags::CLONE_NEWUSER,
             NsKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
             NsKind::Ipc => CloneFlags::CLONE_NEWIPC,
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
@@ -61,10 +68,12 @@ impl NsKind {
     }
 }
 
-/// The clone flags that give a node every namespace of [`ENTER_ORDER`].
+/// The clone flags that give a node every namespace of [`ENTER_ORDER`]
+/// but the user namespace, which only some nodes have.
 pub(crate) fn all_clone_flags() -> CloneFlags {
     ENTER_ORDER
         .iter()
+        .filter(|&&kind| kind != NsKind::User)
         .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
 }
 
@@ -80,12 +89,17 @@ pub struct NamespaceFds {
 }
 
 impl NamespaceFds {
-    /// Opens the given namespaces of `pid`.
+    /// Opens the given namespaces of `pid`; its user namespace only when
+    /// it is not the caller's own (entering one's own fails).
     pub fn open(pid: i32, kinds: &[NsKind]) -> io::Result<Self> {
-        let fds = kinds
-            .iter()
-            .map(|&kind| Ok((kind, OwnedFd::from(File::open(ns_path(pid, kind))?))))
-            .collect::<io::Result<_>>()?;
+        let mut fds = Vec::with_capacity(kinds.len());
+        for &kind in kinds {
+            let file = File::open(ns_path(pid, kind))?;
+            if kind == NsKind::User && is_own_user_namespace(&file)? {
+                continue;
+            }
+            fds.push((kind, OwnedFd::from(file)));
+        }
         let cgroups = if kinds.contains(&NsKind::Cgroup) {
             crate::kernel::cgroup::join_files_of(pid)?
                 .into_iter()
@@ -97,7 +111,7 @@ impl NamespaceFds {
         Ok(Self { fds, cgroups })
     }
 
-    /// Opens all six namespaces of `pid`.
+    /// Opens all namespaces of `pid`.
     pub fn open_all(pid: i32) -> io::Result<Self> {
         Self::open(pid, &ENTER_ORDER)
     }
@@ -129,6 +143,13 @@ impl NamespaceFds {
             .map(|(kind, fd)| (*kind, fd.as_raw_fd()))
             .collect()
     }
+}
+
+/// Whether an open user namespace file is the calling process's own.
+fn is_own_user_namespace(file: &File) -> io::Result<bool> {
+    let own = std::fs::metadata("/proc/self/ns/user")?;
+    let theirs = file.metadata()?;
+    Ok(own.ino() == theirs.ino() && own.dev() == theirs.dev())
 }
 
 /// `/proc/PID/ns/KIND`.

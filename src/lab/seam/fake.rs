@@ -16,6 +16,7 @@ use crate::kernel::namespace::NetnsNameError;
 use crate::kernel::netlink::link::LinkInfo;
 use crate::kernel::netlink::{NetlinkError, Netns};
 use crate::kernel::process::FoundInit;
+use crate::kernel::userns::{BLOCK, IdMap, IdRange};
 use crate::lab::LabError;
 use crate::lab::marks::{MarkedName, host_link_alias};
 use crate::plan::Plan;
@@ -52,6 +53,10 @@ pub(crate) enum Change {
     MakeCgroups(String),
     /// The cgroups of a lab removed.
     RemoveCgroups(String),
+    /// Id blocks claimed for the user-namespaced nodes of a lab.
+    ClaimIds(String),
+    /// The id blocks of a lab released.
+    ReleaseIds(String),
     /// A host link deleted by `down` (false: it was already gone).
     DeleteHostLink {
         name: String,
@@ -105,6 +110,8 @@ struct World {
     links: Vec<FakeLink>,
     /// Labs whose cgroups exist.
     cgroups: BTreeSet<String>,
+    /// Labs holding id blocks, with how many.
+    id_blocks: BTreeMap<String, usize>,
     /// The journal each time `find_inits` looked (the last one is what the
     /// rollback found).
     journals: Vec<Recorded>,
@@ -227,6 +234,11 @@ impl FakeKernel {
         self.world().cgroups.iter().cloned().collect()
     }
 
+    /// Labs still holding id blocks.
+    pub(crate) fn id_blocks_left(&self) -> Vec<String> {
+        self.world().id_blocks.keys().cloned().collect()
+    }
+
     pub(crate) fn state_root_exists(&self) -> bool {
         self.root.exists()
     }
@@ -293,6 +305,7 @@ impl Kernel for FakeKernel {
         plan: &Plan,
         _exe: Option<&Path>,
         ids: &[usize],
+        _maps: &[Option<IdMap>],
         started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
     ) -> Result<Vec<i32>, LabError> {
         let mut pids = Vec::new();
@@ -331,6 +344,39 @@ impl Kernel for FakeKernel {
         world.cgroups.insert(plan.lab.clone());
         world.log.push(Change::MakeCgroups(plan.lab.clone()));
         Ok(())
+    }
+
+    fn userns_range(&self, _plan: &Plan, given: Option<(u32, u32)>) -> Result<IdRange, LabError> {
+        let (uid, count) = given.unwrap_or((1 << 30, 4 * BLOCK));
+        Ok(IdRange {
+            uid,
+            gid: uid,
+            count,
+        })
+    }
+
+    fn claim_ids(&self, lab: &str, nodes: &[&str], range: IdRange) -> Result<Vec<IdMap>, LabError> {
+        let mut world = self.world();
+        if !self.allow(&mut world, &format!("id blocks of {lab}")) {
+            return Err(LabError::Io {
+                what: format!("id blocks of {lab}"),
+                source: io::Error::from_raw_os_error(libc::ENOSPC),
+            });
+        }
+        world.id_blocks.insert(lab.to_string(), nodes.len());
+        world.log.push(Change::ClaimIds(lab.to_string()));
+        Ok((0..nodes.len() as u32).map(|n| range.block(n)).collect())
+    }
+
+    fn release_ids(&self, lab: &str) -> (usize, Vec<String>) {
+        let mut world = self.world();
+        match world.id_blocks.remove(lab) {
+            Some(n) => {
+                world.log.push(Change::ReleaseIds(lab.to_string()));
+                (n, Vec::new())
+            }
+            None => (0, Vec::new()),
+        }
     }
 
     fn remove_cgroups(&self, lab: &str) -> (usize, Vec<String>) {

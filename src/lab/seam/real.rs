@@ -24,7 +24,8 @@ use crate::spec::{Node, NodeKind};
 /// How long `down` waits for a node's processes to leave its cgroups (the
 /// kernel ends them with their pid namespace, not all at once).
 const CGROUP_WAIT: Duration = Duration::from_secs(5);
-use crate::state::STATE_ROOT;
+use crate::kernel::userns::{IdMap, IdRange, IdmapProbe, SubidFiles, nslab_range};
+use crate::state::{self, STATE_ROOT};
 
 /// The kernel itself.
 #[derive(Debug, Clone, Copy)]
@@ -48,9 +49,38 @@ impl Kernel for RealKernel {
         plan: &Plan,
         exe: Option<&Path>,
         ids: &[usize],
+        maps: &[Option<IdMap>],
         started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
     ) -> Result<Vec<i32>, LabError> {
-        spawn_inits(plan, exe, ids, started)
+        spawn_inits(plan, exe, ids, maps, started)
+    }
+
+    fn userns_range(&self, plan: &Plan, given: Option<(u32, u32)>) -> Result<IdRange, LabError> {
+        // Every distinct bind source of a user-namespaced node, tried once.
+        let sources: std::collections::BTreeSet<&Path> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.userns)
+            .flat_map(|n| n.binds.iter().map(|b| b.source.as_path()))
+            .collect();
+        if !sources.is_empty() {
+            let probe = IdmapProbe::start()?;
+            for source in sources {
+                probe.check(source)?;
+            }
+        }
+        Ok(nslab_range(&SubidFiles::host(), given, true)?)
+    }
+
+    fn claim_ids(&self, lab: &str, nodes: &[&str], range: IdRange) -> Result<Vec<IdMap>, LabError> {
+        Ok(state::claim_in(self.state_root(), lab, nodes, range)?)
+    }
+
+    fn release_ids(&self, lab: &str) -> (usize, Vec<String>) {
+        match state::release_in(self.state_root(), lab) {
+            Ok(released) => (released, Vec::new()),
+            Err(e) => (0, vec![e.to_string()]),
+        }
     }
 
     fn make_cgroups(&self, plan: &Plan) -> Result<(), LabError> {
@@ -211,6 +241,7 @@ fn spawn_inits(
     plan: &Plan,
     exe: Option<&Path>,
     ids: &[usize],
+    maps: &[Option<IdMap>],
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
     let interfaces = plan.interfaces_by_node();
@@ -230,6 +261,7 @@ fn spawn_inits(
                     NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
                     NodeKind::Bridge => Vec::new(),
                 },
+                userns: maps.get(id).copied().flatten(),
             }
         })
         .collect();

@@ -12,8 +12,9 @@ use crate::plan::Plan;
 use crate::state::{Entry, Recorded};
 use crate::topology;
 
-/// Every kind of step: inits, names, a bridge, a host link, addresses (v4
-/// and v6), routes, an impairment, a sysctl naming an interface, exec.
+/// Every kind of step: id blocks (h2 has a user namespace), inits, names,
+/// a bridge, a host link, addresses (v4 and v6), routes, an impairment, a
+/// sysctl naming an interface, exec.
 const EVERYTHING: &str = r#"
 name: fakelab
 topology:
@@ -28,6 +29,7 @@ topology:
       sysctls: {net.ipv4.conf.eth1.rp_filter: 2}
     h2:
       routes: ["default via 10.0.2.1"]
+      userns: true
     sw: {kind: bridge}
   links:
     - endpoints: ["h1:eth0", "r1:eth0"]
@@ -114,6 +116,7 @@ fn is_teardown(change: &Change) -> bool {
             | Change::RemoveName(_)
             | Change::DeleteHostLink { .. }
             | Change::RemoveCgroups(_)
+            | Change::ReleaseIds(_)
     )
 }
 
@@ -176,6 +179,8 @@ fn a_whole_up_journals_everything_and_down_removes_it_all() {
     assert_eq!(kernel.leftovers(), (vec![], vec![], vec![]));
     assert_eq!(report.cgroups, 1);
     assert!(kernel.cgroups_left().is_empty());
+    assert_eq!(report.id_blocks, 1);
+    assert!(kernel.id_blocks_left().is_empty());
 }
 
 #[test]
@@ -232,6 +237,13 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
         {
             expected.push(Change::RemoveCgroups(plan.lab.clone()));
         }
+        // Then the id blocks, when they were claimed (found by name too).
+        if log[..teardown_at]
+            .iter()
+            .any(|c| matches!(c, Change::ClaimIds(_)))
+        {
+            expected.push(Change::ReleaseIds(plan.lab.clone()));
+        }
         let teardown: Vec<Change> = log[teardown_at..]
             .iter()
             .filter(|c| {
@@ -260,5 +272,6 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
         );
         assert!(!kernel.state_root_exists(), "k={k}: state left");
         assert!(kernel.cgroups_left().is_empty(), "k={k}: cgroups left");
+        assert!(kernel.id_blocks_left().is_empty(), "k={k}: id blocks left");
     }
 }
