@@ -59,17 +59,39 @@ fn down_and_check(lab: &TestLab, context: &str) {
 
 #[test]
 fn up_killed_after_every_step_is_cleaned_by_down() {
+    kill_after_every_step(
+        "up_killed_after_every_step_is_cleaned_by_down",
+        &everything(),
+    );
+}
+
+/// The same with every node in a user namespace of its own: id blocks are
+/// claimed, maps written and binds idmapped along the way.
+#[test]
+fn up_of_user_namespaced_nodes_killed_after_every_step_is_cleaned_by_down() {
+    let yaml = EVERYTHING.replace("  defaults:\n", "  defaults:\n    userns: true\n");
+    assert_ne!(yaml, EVERYTHING);
+    let lab = TestLab::new("allns", &yaml);
+    lab.write("files/motd", "motd\n");
+    kill_after_every_step(
+        "up_of_user_namespaced_nodes_killed_after_every_step_is_cleaned_by_down",
+        &lab,
+    );
+}
+
+/// `up` of `lab` killed (SIGKILL, by the fault switch) after step 1, then
+/// after step 2, and so on until it finishes; `down` after each.
+fn kill_after_every_step(test: &str, lab: &TestLab) {
     if !cfg!(feature = "fault-injection") {
         // Only a build with the feature reads NSLAB_FAULT_AFTER.
         common::skipped(format_args!(
-            "up_killed_after_every_step_is_cleaned_by_down: needs `--features fault-injection` (scripts/test enables it)"
+            "{test}: needs `--features fault-injection` (scripts/test enables it)"
         ));
         return;
     }
-    if !can_build_labs("up_killed_after_every_step_is_cleaned_by_down") {
+    if !can_build_labs(test) {
         return;
     }
-    let lab = everything();
     let mut crashes = 0;
     for k in 1..500 {
         let out = nslab()
@@ -81,7 +103,7 @@ fn up_killed_after_every_step_is_cleaned_by_down() {
             // k went past the last step: the lab came up whole.
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("kernel-changing steps taken"), "{err}");
-            down_and_check(&lab, "after a full up");
+            down_and_check(lab, "after a full up");
             break;
         }
         assert_eq!(
@@ -91,10 +113,10 @@ fn up_killed_after_every_step_is_cleaned_by_down() {
             String::from_utf8_lossy(&out.stderr)
         );
         crashes += 1;
-        down_and_check(&lab, &format!("killed after step {k}"));
+        down_and_check(lab, &format!("killed after step {k}"));
     }
     eprintln!(
-        "up was killed after each of its {crashes} kernel-changing steps; down cleaned every time"
+        "{test}: up was killed after each of its {crashes} kernel-changing steps; down cleaned every time"
     );
     assert!(
         crashes >= 20,

@@ -60,6 +60,9 @@ fn print_views(views: &[LabView]) {
                     .get("net")
                     .map_or("-".into(), |i| i.to_string()),
             );
+            if let (Some(uids), Some(gids)) = (&node.uid_map, &node.gid_map) {
+                println!("      user namespace: uid map {uids}, gid map {gids}");
+            }
             for iface in &node.interfaces {
                 let mut details = vec![if iface.up {
                     "up".to_string()

@@ -25,7 +25,7 @@ pub(super) struct UpArgs {
     /// Host ids for nodes with `userns: true`, a 65536-id block each
     /// (default: user nslab's entry in /etc/subuid and /etc/subgid, made
     /// on first use)
-    #[arg(long, value_name = "START:COUNT", value_parser = parse_range)]
+    #[arg(long, value_name = "START:COUNT", value_parser = parse_range, env = "NSLAB_USERNS_RANGE")]
     userns_range: Option<(u32, u32)>,
 }
 

@@ -17,6 +17,7 @@ mod wiring;
 #[cfg(test)]
 mod tests;
 
+use crate::kernel::userns::{IdRange, SubidFiles, nslab_range};
 use crate::plan::Plan;
 
 /// Where the script keeps its record of a lab (holder pids, netns names).
@@ -32,15 +33,27 @@ pub(crate) enum ExplainError {
         "node {node}: {count} bind sources lie under the node's own mounts; a POSIX shell can hold at most {MAX_HIDDEN_SOURCES} open for the script"
     )]
     TooManyHiddenSources { node: String, count: usize },
+    #[error(transparent)]
+    Userns(#[from] crate::kernel::userns::UsernsError),
 }
 
-/// The script for `plan`.
+/// The script for `plan`. User-namespaced nodes are shown with the first
+/// blocks of nslab's id range (read, never made, here).
 pub(crate) fn script(plan: &Plan) -> Result<String, ExplainError> {
+    let range = match plan.nodes.iter().any(|n| n.userns) {
+        true => Some(nslab_range(&SubidFiles::host(), None, false)?),
+        false => None,
+    };
+    script_with_ids(plan, range)
+}
+
+/// [`script`] with the id range given.
+pub(crate) fn script_with_ids(plan: &Plan, range: Option<IdRange>) -> Result<String, ExplainError> {
     let mut s = Script::default();
     // Shell variables holding each node's init pid, by node id.
     let pids = node::pid_vars(plan);
     preamble::header(&mut s, plan);
-    node::nodes(&mut s, plan, &pids)?;
+    node::nodes(&mut s, plan, &pids, range)?;
     wiring::names(&mut s, plan, &pids);
     wiring::bridges(&mut s, plan);
     wiring::veths(&mut s, plan);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::quote::{comment, delimiter, quote};
 use super::{ExplainError, MAX_HIDDEN_SOURCES, Script};
+use crate::kernel::userns::IdRange;
 use crate::plan::Plan;
 use crate::spec::{Bind, Node, Sysctl};
 
@@ -30,7 +31,12 @@ pub(super) fn pid_vars(plan: &Plan) -> Vec<String> {
     vars
 }
 
-pub(super) fn nodes(s: &mut Script, plan: &Plan, vars: &[String]) -> Result<(), ExplainError> {
+pub(super) fn nodes(
+    s: &mut Script,
+    plan: &Plan,
+    vars: &[String],
+    range: Option<IdRange>,
+) -> Result<(), ExplainError> {
     s.section("Nodes: namespaces, and what nslab's init does in them");
     s.raw(
         "# unshare makes the new namespaces and forks `sleep infinity` as PID 1 of\n\
@@ -39,16 +45,41 @@ pub(super) fn nodes(s: &mut Script, plan: &Plan, vars: &[String]) -> Result<(), 
 # reaching the host. `nsenter -t PID -a` then runs commands in all of them.",
     );
     let interfaces = plan.interfaces_by_node();
+    let mut blocks = 0..;
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = &node.name;
         s.raw("");
-        s.step(
-            &format!("{name}: six new namespaces, held by sleep as their PID 1"),
-            &[
-                "unshare --net --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private sleep infinity </dev/null >/dev/null 2>>\"$RUN/log\" &".into(),
-                format!("{}=$(pid1_of $! {})", vars[id], quote(name)),
-            ],
-        );
+        match range.filter(|_| node.userns) {
+            None => s.step(
+                &format!("{name}: six new namespaces, held by sleep as their PID 1"),
+                &[
+                    "unshare --net --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private sleep infinity </dev/null >/dev/null 2>>\"$RUN/log\" &".into(),
+                    format!("{}=$(pid1_of $! {})", vars[id], quote(name)),
+                ],
+            ),
+            Some(range) => {
+                let map = range.block(blocks.next().unwrap_or(0));
+                let var = &vars[id];
+                s.step(
+                    &format!(
+                        "{name}: a user namespace owning six new namespaces, held by sleep as their PID 1; its root is host uid {} and gid {} (nslab lends a block of {} ids of its range, the first free one)",
+                        map.uid, map.gid, map.count
+                    ),
+                    &[
+                        "unshare --user --net --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private sleep infinity </dev/null >/dev/null 2>>\"$RUN/log\" &".into(),
+                        format!("{var}=$(pid1_of $! {})", quote(name)),
+                        format!(
+                            "# the id maps: what `unshare --map-users={uid},0,{count} --map-groups={gid},0,{count}` asks newuidmap to write, which allows only ranges /etc/subuid gives the caller; root of the parent namespace (nslab, and this script) writes them itself",
+                            uid = map.uid,
+                            gid = map.gid,
+                            count = map.count
+                        ),
+                        format!("echo '0 {} {}' > \"/proc/${var}/uid_map\"", map.uid, map.count),
+                        format!("echo '0 {} {}' > \"/proc/${var}/gid_map\"", map.gid, map.count),
+                    ],
+                );
+            }
+        }
         let early = plan.sysctl_stages(id, &interfaces[id]).0;
         let body = init_body(node, &early)?;
         s.step(
@@ -97,7 +128,11 @@ fn init_body(node: &Node, early: &[Sysctl]) -> Result<String, ExplainError> {
     line("umount -a -l -t nsfs 2>/dev/null || true".into());
     line("# a /sys of the node's net namespace, and a cgroup2 of its cgroup namespace when the host uses cgroup2".into());
     line("host_cgroup=$(stat -fc %T /sys/fs/cgroup)".into());
-    line("umount -l /sys".into());
+    if node.userns {
+        line("# (in a user namespace the inherited /sys is locked in place: the new one goes on top)".into());
+    } else {
+        line("umount -l /sys".into());
+    }
     line("mount -t sysfs -o nosuid,nodev,noexec sysfs /sys".into());
     line("if [ \"$host_cgroup\" = cgroup2fs ]; then mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup; fi".into());
     if !node.tmpfs.is_empty() {
@@ -117,6 +152,9 @@ fn init_body(node: &Node, early: &[Sysctl]) -> Result<String, ExplainError> {
             "mount -t tmpfs -o nosuid,nodev,mode={mode} tmpfs {}",
             path_word(path)
         ));
+    }
+    if node.userns && !node.binds.is_empty() {
+        line("# nslab makes each bind idmapped through the node's user namespace (mount_setattr with MOUNT_ATTR_IDMAP, which mount(8) of util-linux 2.39 offers as X-mount.idmap), so host root's files show as the node root's; these plain binds show them as nobody's".into());
     }
     for (bind, fd) in node.binds.iter().zip(&fds) {
         bind_lines(bind, *fd, &node.tmpfs, &mut line);

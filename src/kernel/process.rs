@@ -98,12 +98,14 @@ fn is_privileged_pid_one(pid: i32) -> bool {
     };
     let root = match is_own_user_ns(&user_ns) {
         Some(true) => uids.iter().take(2).all(|uid| *uid == "0"),
+        // Host root's ids until the init takes the node root's (a `down`
+        // racing a killed `up` may find it in between).
         Some(false) => {
             let node_root = fs::read_to_string(format!("/proc/{pid}/uid_map"))
                 .ok()
                 .and_then(|map| map.split_whitespace().nth(1).map(str::to_string));
-            is_root_made_child(&user_ns)
-                && node_root.is_some_and(|root| uids.iter().take(2).all(|uid| *uid == root))
+            let is_root = |uid: &&str| *uid == "0" || node_root.as_deref() == Some(*uid);
+            is_root_made_child(&user_ns) && uids.len() >= 2 && uids.iter().take(2).all(is_root)
         }
         None => false,
     };

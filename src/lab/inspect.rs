@@ -41,6 +41,11 @@ pub(crate) struct NodeView {
     pub namespaces: BTreeMap<String, u64>,
     /// The name under /run/netns.
     pub netns: String,
+    /// With a user namespace of its own: its uid and gid maps, each
+    /// `INSIDE OUTSIDE COUNT` as /proc/PID/uid_map shows them (`0 HOST_ID
+    /// 65536`).
+    pub uid_map: Option<String>,
+    pub gid_map: Option<String>,
     pub interfaces: Vec<InterfaceView>,
 }
 
@@ -117,6 +122,8 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
                 .map(|pid| {
                     ENTER_ORDER
                         .iter()
+                        // A node without its own is in the host's.
+                        .filter(|&&k| k != NsKind::User || node.userns)
                         .filter_map(|&k| {
                             Some((k.proc_name().to_string(), namespace::ns_inode(pid, k).ok()?))
                         })
@@ -139,6 +146,12 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
                     .map(|(_, h)| h.clone()),
                 namespaces,
                 netns: plan.netns_name(id),
+                uid_map: pid
+                    .filter(|_| node.userns)
+                    .and_then(|pid| id_map(pid, "uid_map")),
+                gid_map: pid
+                    .filter(|_| node.userns)
+                    .and_then(|pid| id_map(pid, "gid_map")),
                 interfaces: links
                     .iter()
                     .map(|live_link| interface_view(plan, id, live_link, links, &live))
@@ -152,6 +165,12 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
         topology: plan.source.as_ref().map(|p| p.display().to_string()),
         nodes,
     })
+}
+
+/// `/proc/PID/FILE` (`uid_map` or `gid_map`), one line, single-spaced.
+fn id_map(pid: i32, file: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// A live interface: the link, its addresses and its impairment.

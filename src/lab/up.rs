@@ -79,6 +79,12 @@ pub(super) fn up_on<K: Kernel>(
     options: &UpOptions,
 ) -> Result<UpReport, LabError> {
     let started = Instant::now();
+    // Checked before anything is built, the lab's lock file included: an
+    // unusable range, or a bind that cannot be idmapped, fails here.
+    let id_range = match plan.nodes.iter().any(|n| n.userns) {
+        true => Some(kernel.userns_range(plan, options.userns_range)?),
+        false => None,
+    };
     let root = kernel.state_root();
     let lock = LabLock::acquire_in(root, &plan.lab, || {
         eprintln!(
@@ -105,12 +111,6 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
-    // Checked before anything is built: an unusable range, or a bind that
-    // cannot be idmapped, fails here.
-    let id_range = match plan.nodes.iter().any(|n| n.userns) {
-        true => Some(kernel.userns_range(plan, options.userns_range)?),
-        false => None,
-    };
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
     fault::step();

@@ -8,17 +8,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Options for a `nslab::Lab` of the tests: a name of its own, and this
-/// build's binary as the node inits.
+/// The host ids the tests lend to user-namespaced nodes (256 blocks), so
+/// that the suite never writes the host's /etc/subuid and /etc/subgid
+/// (what nslab does on first use without a range is unit-tested on
+/// scratch files).
+pub(crate) const USERNS_RANGE: (u32, u32) = (2_000_000_000, 256 * 65536);
+
+/// Options for a `nslab::Lab` of the tests: a name of its own, this
+/// build's binary as the node inits, and the tests' id range.
 pub(crate) fn lab_options() -> nslab::LabOptions {
     nslab::LabOptions::new()
         .unique()
         .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
+        .userns_range(USERNS_RANGE.0, USERNS_RANGE.1)
 }
 
-/// The nslab binary under test.
+/// The nslab binary under test, with the tests' id range.
 pub(crate) fn nslab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nslab"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    command.env(
+        "NSLAB_USERNS_RANGE",
+        format!("{}:{}", USERNS_RANGE.0, USERNS_RANGE.1),
+    );
+    command
+}
+
+/// The id blocks lent to the nodes of `lab`: (node, first host uid).
+pub(crate) fn id_claims_of(lab: &str) -> Vec<(String, u32)> {
+    let Ok(entries) = std::fs::read_dir("/run/nslab/.ids") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| {
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            match fields[..] {
+                [l, node, uid, ..] if l == lab => Some((node.to_string(), uid.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Runs nslab with `args`; returns (exit code, stdout, stderr).
@@ -233,6 +263,9 @@ pub(crate) fn leftovers_of(lab: &str) -> Vec<String> {
         if dir.exists() {
             found.push(format!("cgroup {}", dir.display()));
         }
+    }
+    for (node, uid) in id_claims_of(lab) {
+        found.push(format!("id block {uid} of node {node}"));
     }
     for init in nslab::test_support::find_inits(Some(lab)).unwrap_or_default() {
         found.push(format!("init pid {} of node {}", init.pid, init.node));
