@@ -389,7 +389,6 @@ fn bird_ospf_converges() {
 }
 
 #[test]
-#[ignore = "needs the userns node key"]
 fn bird_ospf_converges_in_user_namespaces() {
     converges("bird_ospf_converges_in_user_namespaces", Suite::Bird, true);
 }
@@ -400,7 +399,6 @@ fn frr_ospf_converges() {
 }
 
 #[test]
-#[ignore = "needs the userns node key"]
 fn frr_ospf_converges_in_user_namespaces() {
     converges("frr_ospf_converges_in_user_namespaces", Suite::Frr, true);
 }

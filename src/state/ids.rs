@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -36,16 +36,40 @@ fn dir_in(root: &Path) -> Result<PathBuf, StateError> {
     }
 }
 
-fn lock_in(dir: &Path) -> Result<Flock<File>, StateError> {
-    let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_error(&path))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io_error(&path)(e.into()))
+/// Takes the lock of the claims folder, making the folder when `make`.
+/// `None`: there is no folder (and `make` is false). The lock file is
+/// removed with the folder by the last release, so a lock taken on a file
+/// that is gone meanwhile is taken again.
+fn lock_in(root: &Path, make: bool) -> Result<Option<(PathBuf, Flock<File>)>, StateError> {
+    loop {
+        let dir = match make {
+            true => dir_in(root)?,
+            false => root.join(IDS_DIR),
+        };
+        let path = dir.join(LOCK);
+        let opened = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path);
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !make => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_error(&path)(e.into()))?;
+        let held = lock.metadata().map_err(io_error(&path))?;
+        match fs::metadata(&path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                return Ok(Some((dir, lock)));
+            }
+            // Removed (and maybe made again) while we waited.
+            _ => continue,
+        }
+    }
 }
 
 /// Claims a block of `range` for each of `nodes` of `lab`, none of them
@@ -56,8 +80,10 @@ pub(crate) fn claim_in(
     nodes: &[&str],
     range: IdRange,
 ) -> Result<Vec<IdMap>, StateError> {
-    let dir = dir_in(root)?;
-    let _lock = lock_in(&dir)?;
+    let (dir, _lock) = lock_in(root, true)?.ok_or_else(|| StateError::Io {
+        path: root.join(IDS_DIR),
+        source: io::ErrorKind::NotFound.into(),
+    })?;
     let taken: Vec<IdMap> = claims_at(&dir)?.into_iter().map(|c| c.map).collect();
     let mut free = (0..range.blocks())
         .map(|n| range.block(n))
@@ -134,11 +160,9 @@ fn parse(text: &str) -> Option<Claim> {
 /// Releases every claim of `lab`; how many. The folder goes with the last
 /// claim of all.
 pub(crate) fn release_in(root: &Path, lab: &str) -> Result<usize, StateError> {
-    let dir = root.join(IDS_DIR);
-    if !dir.exists() {
+    let Some((dir, lock)) = lock_in(root, false)? else {
         return Ok(0);
-    }
-    let lock = lock_in(&dir)?;
+    };
     let mut released = 0;
     let mut left = 0;
     for claim in claims_at(&dir)? {
