@@ -634,3 +634,36 @@ topology:
         &[],
     );
 }
+
+#[test]
+fn user_namespaced_nodes_by_hand_match_nslab() {
+    if !can_build_labs("user_namespaced_nodes_by_hand_match_nslab") {
+        return;
+    }
+    compare(
+        "uns",
+        r#"
+name: LAB
+topology:
+  defaults:
+    userns: true
+    sysctls: {net.ipv4.ip_forward: 1}
+  nodes:
+    a:
+      routes: ["default via 10.0.0.2"]
+      exec: ["id -u > /tmp/uid"]
+    r: {}
+    b:
+      userns: false
+      routes: ["default via 10.0.1.1"]
+  links:
+    - endpoints: [a:eth0, r:eth0]
+      ipv4: [10.0.0.1/24, 10.0.0.2/24]
+    - endpoints: [r:eth1, b:eth0]
+      ipv4: [10.0.1.1/24, 10.0.1.2/24]
+"#,
+        &[],
+        &[],
+        &[("a", "/tmp/uid"), ("a", "/proc/self/uid_map")],
+    );
+}

@@ -215,3 +215,28 @@ fn clear_progress_line(quiet: bool) {
         eprint!("\r\x1b[K");
     }
 }
+
+/// `--userns-range START:COUNT`, of `up` and `explain`.
+#[derive(Debug, clap::Args)]
+pub(super) struct UsernsRange {
+    /// Host ids for nodes with `userns: true`, a 65536-id block each
+    /// (default: user nslab's entry in /etc/subuid and /etc/subgid, made
+    /// on first use)
+    #[arg(
+        long = "userns-range",
+        value_name = "START:COUNT",
+        value_parser = parse_range,
+        env = "NSLAB_USERNS_RANGE"
+    )]
+    range: Option<(u32, u32)>,
+}
+
+/// `START:COUNT`, both whole numbers.
+fn parse_range(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not START:COUNT (such as 2000000000:655360)");
+    let (start, count) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        start.parse().map_err(|_| bad())?,
+        count.parse().map_err(|_| bad())?,
+    ))
+}

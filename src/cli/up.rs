@@ -8,7 +8,7 @@ use crate::lab::{self, UpOptions, UpReport};
 use crate::plan::Plan;
 use crate::spec::NodeKind;
 
-use super::{EXIT_FAILED, Outcome, clear_progress_line, failed, load, progress_line};
+use super::{EXIT_FAILED, Outcome, UsernsRange, clear_progress_line, failed, load, progress_line};
 
 #[derive(Debug, Args)]
 pub(super) struct UpArgs {
@@ -22,26 +22,13 @@ pub(super) struct UpArgs {
     /// Build nothing: print the script `explain` prints
     #[arg(long)]
     dry_run: bool,
-    /// Host ids for nodes with `userns: true`, a 65536-id block each
-    /// (default: user nslab's entry in /etc/subuid and /etc/subgid, made
-    /// on first use)
-    #[arg(long, value_name = "START:COUNT", value_parser = parse_range, env = "NSLAB_USERNS_RANGE")]
-    userns_range: Option<(u32, u32)>,
-}
-
-/// `START:COUNT`, both whole numbers.
-fn parse_range(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{text:?} is not START:COUNT (such as 2000000000:655360)");
-    let (start, count) = text.split_once(':').ok_or_else(bad)?;
-    Ok((
-        start.parse().map_err(|_| bad())?,
-        count.parse().map_err(|_| bad())?,
-    ))
+    #[command(flatten)]
+    userns: UsernsRange,
 }
 
 pub(super) fn run(args: UpArgs) -> Outcome {
     if args.dry_run {
-        return super::explain::print_script(&args.file);
+        return super::explain::print_script(&args.file, args.userns.range);
     }
     let plan = load(&args.file)?;
     super::need_privileges(EXIT_FAILED)?;
@@ -49,7 +36,7 @@ pub(super) fn run(args: UpArgs) -> Outcome {
         reconfigure: args.reconfigure,
         progress: progress_line(args.quiet),
         init_exe: None,
-        userns_range: args.userns_range,
+        userns_range: args.userns.range,
     };
     let result = lab::up(&plan, &options);
     clear_progress_line(args.quiet);

@@ -38,17 +38,18 @@ pub(crate) enum ExplainError {
 }
 
 /// The script for `plan`. User-namespaced nodes are shown with the first
-/// blocks of nslab's id range (read, never made, here).
-pub(crate) fn script(plan: &Plan) -> Result<String, ExplainError> {
+/// blocks of `given` (start, count), else of nslab's id range (read, never
+/// made, here).
+pub(crate) fn script(plan: &Plan, given: Option<(u32, u32)>) -> Result<String, ExplainError> {
     let range = match plan.nodes.iter().any(|n| n.userns) {
-        true => Some(nslab_range(&SubidFiles::host(), None, false)?),
+        true => Some(nslab_range(&SubidFiles::host(), given, false)?),
         false => None,
     };
     script_with_ids(plan, range)
 }
 
 /// [`script`] with the id range given.
-pub(crate) fn script_with_ids(plan: &Plan, range: Option<IdRange>) -> Result<String, ExplainError> {
+fn script_with_ids(plan: &Plan, range: Option<IdRange>) -> Result<String, ExplainError> {
     let mut s = Script::default();
     // Shell variables holding each node's init pid, by node id.
     let pids = node::pid_vars(plan);

@@ -13,7 +13,7 @@ fn plan_of(yaml: &str) -> Plan {
 }
 
 fn script_of(yaml: &str) -> String {
-    script(&plan_of(yaml)).expect("script")
+    script(&plan_of(yaml), None).expect("script")
 }
 
 /// Byte offset of the first line that starts with `prefix`.
@@ -256,7 +256,7 @@ fn too_many_hidden_sources_are_refused() {
         "name: many\ntopology:\n  nodes:\n    a:\n      binds: [{}]\n",
         binds.join(", ")
     );
-    match script(&plan_of(&yaml)) {
+    match script(&plan_of(&yaml), None) {
         Err(ExplainError::TooManyHiddenSources { node, count }) => {
             assert_eq!((node.as_str(), count), ("a", 8));
         }
@@ -264,7 +264,7 @@ fn too_many_hidden_sources_are_refused() {
     }
     // Seven fit.
     let yaml = yaml.replace(", \"/tmp:/tmp/t7\"", "");
-    assert!(script(&plan_of(&yaml)).is_ok());
+    assert!(script(&plan_of(&yaml), None).is_ok());
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn a_value_cannot_end_a_here_document_early() {
         }],
         expect: vec![],
     };
-    let text = script(&plan).expect("script");
+    let text = script(&plan, None).expect("script");
     assert!(
         text.contains("nsenter -t \"$pid_a\" -a sh -eu <<'EOF1'\n"),
         "{text}"
@@ -406,4 +406,23 @@ topology:
     );
     assert!(line_at(&text, "ip -n \"$LAB-a\" route add") < line_at(&text, "tc -n"));
     assert_parses(&text);
+}
+
+#[test]
+fn a_user_namespaced_node_is_unshared_with_its_user_namespace_and_mapped() {
+    let yaml = "name: u\ntopology:\n  nodes:\n    a: {userns: true}\n    b: {}\n";
+    let text = script(&plan_of(yaml), Some((3_000_000_000, 65536 * 4))).expect("script");
+    assert!(text.contains("unshare --user --net --uts"), "{text}");
+    assert!(
+        text.contains("echo '0 3000000000 65536' > \"/proc/$pid_a/uid_map\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("echo '0 3000000000 65536' > \"/proc/$pid_a/gid_map\""),
+        "{text}"
+    );
+    assert!(text.contains("--map-users=3000000000,0,65536"), "{text}");
+    // b has none: the plain step, no map.
+    assert_eq!(text.matches("unshare --user").count(), 1);
+    assert!(!text.contains("$pid_b/uid_map"));
 }
