@@ -5,6 +5,7 @@ pub(crate) mod cgroup;
 pub(crate) mod enter;
 mod fds;
 pub(crate) mod init;
+mod mount_api;
 pub(crate) mod namespace;
 pub(crate) mod netlink;
 pub(crate) mod process;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::kernel::cgroup::{Cgroups, unescape};
+use crate::kernel::mount_api::{MOUNT_ATTR_RDONLY, attach_tree, set_attributes};
 use crate::spec::Bind;
 
 /// The zygote's own mount namespace, which every init's is a copy of: a
@@ -227,7 +228,7 @@ fn bind_mount(bind: &Bind, source: BindSource, tmpfs: &[PathBuf]) -> Result<(), 
     }
     match source {
         BindSource::Tree(tree) => {
-            crate::kernel::userns::attach_tree(tree.as_fd(), &bind.target)
+            attach_tree(tree.as_fd(), &bind.target)
                 .map_err(|e| format!("{} (idmapped): {e}", what()))?;
         }
         BindSource::Path(file) => {
@@ -251,45 +252,16 @@ fn bind_mount(bind: &Bind, source: BindSource, tmpfs: &[PathBuf]) -> Result<(), 
 /// flags (nosuid, nodev...). Kernels before 5.12 lack mount_setattr: there
 /// the top mount is remounted read-only.
 fn make_read_only(target: &Path) -> nix::Result<()> {
-    /// `struct mount_attr` of mount_setattr(2).
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| nix::Error::EINVAL)?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr(2) reads the path and the attr struct we own,
-    // with its size; it changes only mounts of this (private) namespace.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    match rc {
-        0 => Ok(()),
-        _ if nix::Error::last() == nix::Error::ENOSYS => mount_flags(
+    match set_attributes(libc::AT_FDCWD, target, MOUNT_ATTR_RDONLY, None) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => mount_flags(
             None,
             target,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None,
         ),
-        _ => Err(nix::Error::last()),
+        Err(e) => Err(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
     }
 }
 

@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 
 use super::{HANDOVER_GO, HANDOVER_TREE, InitConfig, InitError, mounts, run::serve};
 use crate::kernel::fds::send_with_fd;
-use crate::kernel::namespace::all_clone_flags;
+use crate::kernel::namespace::{all_clone_flags, fork_into};
 use crate::kernel::process::{INIT_ARGV0, INIT_MARKER, init_tag};
 use crate::kernel::userns::{IdMap, idmapped_tree, write_id_maps};
 use crate::spec::Bind;
@@ -43,20 +43,6 @@ const TITLE_ROOM: usize = 128;
 /// Environment variable naming the nslab binary, for programs that use the
 /// library but are not nslab themselves.
 pub const EXE_ENV: &str = "NSLAB_EXE";
-
-/// `struct clone_args` of clone3(2), version 0 (64 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-}
 
 /// The program that runs as the zygote: the nslab binary. That is `exe`
 /// when given, else this very process's executable, unless `NSLAB_EXE`
@@ -268,21 +254,9 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
         }
         None => None,
     };
-    let args = CloneArgs {
-        flags: flags.bits() as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork.
-    // This process is single-threaded, so the child may run ordinary Rust
-    // code: no lock can be held by another thread.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    // SAFETY: this process is single-threaded, so the child may run
+    // ordinary Rust code: no lock can be held by another thread.
+    let pid = unsafe { fork_into(flags)? };
     if pid == 0 {
         let status_fd = write_end.as_raw_fd();
         let handover = handover.map(|(_, child)| child);
@@ -294,11 +268,7 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
         set_title(title.as_bytes());
         serve(config, File::from(write_end), handover)
     }
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
     drop(write_end);
-    let pid = pid as i32;
     if let (Some(map), Some((ours, child))) = (&config.userns, handover) {
         drop(child);
         if let Err(e) = hand_over(pid, map, &config.binds, ours.as_fd()) {

@@ -77,6 +77,47 @@ pub(crate) fn all_clone_flags() -> CloneFlags {
         .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
 }
 
+/// `struct clone_args` of clone3(2), version 0 (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// fork(2) into new namespaces: clone3 with `flags`, without CLONE_VM and
+/// without a stack. Returns 0 in the child and its pid in the parent.
+///
+/// # Safety
+/// As for fork: in a multi-threaded caller the child may only make
+/// async-signal-safe calls until it execs or exits.
+pub(crate) unsafe fn fork_into(flags: CloneFlags) -> io::Result<i32> {
+    let args = CloneArgs {
+        flags: flags.bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like
+    // fork; the caller keeps the child to what is safe after a fork.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            size_of::<CloneArgs>(),
+        )
+    };
+    match pid {
+        pid if pid >= 0 => Ok(pid as i32),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Open namespace files of one process, in [`ENTER_ORDER`]; with the
 /// cgroup namespace, the `cgroup.procs` files of the process's node
 /// cgroups, open for writing.

@@ -7,25 +7,15 @@
 //! filesystem was mounted), detached, and handed to the init as an fd; the
 //! init attaches it with move_mount in its own mount namespace.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::sched::CloneFlags;
+
 use super::UsernsError;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
+use crate::kernel::mount_api::{MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY, clone_tree, set_attributes};
+use crate::kernel::namespace::fork_into;
 
 /// A detached copy of the mount tree at `source` (with the mounts below
 /// it), idmapped through the user namespace `userns`, read-only if asked.
@@ -34,66 +24,15 @@ pub(crate) fn idmapped_tree(
     userns: BorrowedFd<'_>,
     read_only: bool,
 ) -> io::Result<OwnedFd> {
-    let path = CString::new(source.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: open_tree(2) reads the path; the fd it returns is ours.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
-        )
-    };
-    if tree < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: mount_setattr(2) on our detached tree, reading the attr
-    // struct we own with its size.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let tree = clone_tree(source)?;
+    let read_only = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    set_attributes(
+        tree.as_raw_fd(),
+        Path::new(""),
+        MOUNT_ATTR_IDMAP | read_only,
+        Some(userns),
+    )?;
     Ok(tree)
-}
-
-/// Attaches a detached tree at `target` in the caller's mount namespace.
-pub(crate) fn attach_tree(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    let target = CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: move_mount(2) of a tree fd we hold onto a path we own.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    match rc {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
 }
 
 /// A throwaway user namespace to try idmapping with before anything is
@@ -112,35 +51,12 @@ impl IdmapProbe {
             |what: &str, e: io::Error| UsernsError::Unavailable(format!("{what}: {e}"));
         let (wait_end, hold) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| unavailable("pipe", e.into()))?;
-        #[repr(C)]
-        #[derive(Default)]
-        struct CloneArgs {
-            flags: u64,
-            pidfd: u64,
-            child_tid: u64,
-            parent_tid: u64,
-            exit_signal: u64,
-            stack: u64,
-            stack_size: u64,
-            tls: u64,
-        }
-        let args = CloneArgs {
-            flags: libc::CLONE_NEWUSER as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            ..Default::default()
-        };
         let wait_fd = wait_end.as_raw_fd();
         let hold_fd = hold.as_raw_fd();
-        // SAFETY: clone3 without CLONE_VM behaves like fork. The child makes
-        // only async-signal-safe calls (read, _exit): the caller may have
-        // other threads.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                size_of::<CloneArgs>(),
-            )
-        };
+        // SAFETY: the child makes only async-signal-safe calls (close,
+        // read, _exit): the caller may have other threads.
+        let pid = unsafe { fork_into(CloneFlags::CLONE_NEWUSER) }
+            .map_err(|e| unavailable("create a user namespace", e))?;
         if pid == 0 {
             let mut byte = 0u8;
             // SAFETY: close(2) of our copy of the other end (so the read
@@ -152,14 +68,7 @@ impl IdmapProbe {
                 libc::_exit(0)
             }
         }
-        if pid < 0 {
-            return Err(unavailable(
-                "create a user namespace",
-                io::Error::last_os_error(),
-            ));
-        }
         drop(wait_end);
-        let pid = pid as i32;
         match Self::open_mapped(pid) {
             Ok(userns) => Ok(Self {
                 child: pid,

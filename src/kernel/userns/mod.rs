@@ -12,7 +12,7 @@ mod idmapped;
 mod map;
 mod subid;
 
-pub(crate) use idmapped::{IdmapProbe, attach_tree, idmapped_tree};
+pub(crate) use idmapped::{IdmapProbe, idmapped_tree};
 pub(crate) use map::{BLOCK, IdMap, IdRange, become_root, write_id_maps};
 pub(crate) use subid::{SubidFiles, nslab_range};
 
