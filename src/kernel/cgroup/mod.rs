@@ -296,16 +296,26 @@ impl Cgroups {
             let top = h.root().join(NSLAB_DIR);
             let lab_dir = top.join(lab);
             // The `down` of another lab removes `nslab/` when it finds it
-            // empty, maybe between our two mkdirs: then make both again.
+            // empty, maybe while we prepare it or before our mkdir of
+            // `nslab/LAB` in it: then start again.
             let mut tries = 0;
             loop {
-                make_dir(&top)?;
-                h.prepare(&top, false, enable)?;
-                match std::fs::create_dir(&lab_dir) {
+                let made = make_dir(&top)
+                    .and_then(|()| h.prepare(&top, false, enable))
+                    .and_then(|()| match std::fs::create_dir(&lab_dir) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                            Err(io_at(&lab_dir)(e))
+                        }
+                        _ => Ok(()),
+                    });
+                match made {
                     Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => tries += 1,
-                    Err(e) => return Err(io_at(&lab_dir)(e)),
+                    Err(CgroupError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound && tries < 10 =>
+                    {
+                        tries += 1
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             h.prepare(&lab_dir, false, enable)?;
