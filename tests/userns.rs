@@ -336,3 +336,78 @@ fn a_bind_that_cannot_be_idmapped_fails_before_anything_is_built() {
     assert!(!err.contains("rolled back"), "it was built first: {err}");
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
 }
+
+#[test]
+fn every_verb_that_enters_a_node_works_in_a_user_namespaced_one() {
+    if !can_build_labs("every_verb_that_enters_a_node_works_in_a_user_namespaced_one") {
+        return;
+    }
+    let topology = nslab::Topology::builder("unsverbs")
+        .node("a")
+        .node("b")
+        .userns("a", true)
+        .userns("b", true)
+        .memory("a", "64M")
+        .link(["a:eth0", "b:eth0"])
+        .ipv4(["10.0.0.1/24", "10.0.0.2/24"])
+        .exec("b", "sleep 60 > /dev/null 2>&1 &")
+        .expect_reach("a", "b")
+        .build()
+        .expect("topology");
+    let lab = common::lab_options().up(&topology).expect("up");
+
+    // exec, as the node's root in its user namespace.
+    let id = lab.exec("a", ["cat", "/proc/self/uid_map"]).expect("exec");
+    assert!(id.success());
+    assert_eq!(start_of(&id.stdout_text()) % 65536, USERNS_RANGE.0 % 65536);
+
+    // check: the probes reach across.
+    let report = lab.check(Duration::from_secs(2)).expect("check");
+    assert!(report.passed, "{report:#?}");
+
+    // impair: set, read back, clear.
+    let set = lab
+        .impair("a", "eth0", [("rate", "10mbit")])
+        .expect("impair");
+    let nslab::Impairment::Set(plan) = &set else {
+        panic!("{set:?}")
+    };
+    assert_eq!(plan.rate_bits, Some(10_000_000));
+    assert_eq!(lab.impairment("a", "eth0").expect("read back"), set);
+    assert!(lab.clear_impairment("a", "eth0").expect("clear"));
+
+    // stats: b's exec step left a process running; a's limit is read back.
+    let stats = lab.stats().expect("stats");
+    let node = |name: &str| stats.nodes.iter().find(|n| n.name == name).expect("node");
+    assert_eq!(node("a").memory_limit_bytes, Some(64 << 20));
+    assert!(node("b").processes >= Some(2), "{:?}", node("b"));
+
+    // capture: packets of a's eth0 while it pings b.
+    let capture = common::nslab()
+        .args(["capture", &format!("{}/a:eth0", lab.name()), "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("capture");
+    let capture = common::KillOnDrop(capture);
+    std::thread::sleep(Duration::from_millis(300));
+    let ping = lab
+        .exec("a", ["ping", "-c", "3", "-i", "0.2", "10.0.0.2"])
+        .expect("ping");
+    assert!(ping.success(), "{}", ping.stderr_text());
+    let mut capture = capture;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while capture.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut pcap = Vec::new();
+    use std::io::Read;
+    capture
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut pcap)
+        .expect("read");
+    // A pcap header (24 bytes) and two packets.
+    assert!(pcap.len() > 24 + 2 * 16, "{} bytes", pcap.len());
+}
