@@ -138,6 +138,34 @@ fn a_busy_node_its_processes_and_its_pings_show_through_the_api() {
     drop(sleeper);
     let ended = lab.stats().expect("stats");
     assert_eq!(node(&ended, "h1").processes, Some(1), "{ended:?}");
+
+    // Memory is the node's cgroup's figure: 32 MiB written to h2's own
+    // tmpfs count, though no process of h2 holds them. (Where no hierarchy
+    // counts the node's memory, the figure is its processes' alone.)
+    let counted = nslab::test_support::cgroup_roots().iter().any(|root| {
+        let dir = root.join("nslab").join(lab.name()).join("h2");
+        dir.join("memory.usage_in_bytes").exists() || dir.join("memory.current").exists()
+    });
+    if !counted {
+        common::skipped(format_args!(
+            "a_busy_node_its_processes_and_its_pings_show_through_the_api: memory from the cgroup (no hierarchy counts the node's memory here)"
+        ));
+        return;
+    }
+    let before = node(&ended, "h2").memory_bytes.expect("h2's memory");
+    let fill = lab
+        .exec(
+            "h2",
+            ["dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=32"],
+        )
+        .expect("dd");
+    assert!(fill.success(), "{}", fill.stderr_text());
+    let filled = lab.stats().expect("stats");
+    let after = node(&filled, "h2").memory_bytes.expect("h2's memory");
+    assert!(
+        after >= before + (30 << 20),
+        "h2's memory {before} -> {after} after 32 MiB on its tmpfs"
+    );
 }
 
 #[tokio::test]

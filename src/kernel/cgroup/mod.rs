@@ -131,6 +131,9 @@ pub(crate) trait Hierarchy: std::fmt::Debug + Send + Sync {
     /// The memory limit set in a node's directory, if this hierarchy
     /// holds one.
     fn memory_limit(&self, dir: &Path) -> Option<u64>;
+    /// The memory a node's directory accounts now (its processes' with the
+    /// page cache and tmpfs pages they use), if this hierarchy counts it.
+    fn memory_usage(&self, dir: &Path) -> Option<u64>;
     /// Writes the node's limits of `enable` into its directory.
     fn apply(&self, dir: &Path, limits: &Limits, enable: &[Controller]) -> Result<(), CgroupError>;
 }
@@ -351,6 +354,15 @@ impl Cgroups {
             .iter()
             .zip(self.node_dirs(lab, node))
             .find_map(|(h, dir)| h.memory_limit(&dir))
+    }
+
+    /// The memory a node's cgroup accounts, in bytes; `None` where no
+    /// hierarchy nslab uses counts memory.
+    pub(crate) fn memory_usage(&self, lab: &str, node: &str) -> Option<u64> {
+        self.hierarchies
+            .iter()
+            .zip(self.node_dirs(lab, node))
+            .find_map(|(h, dir)| h.memory_usage(&dir))
     }
 
     /// Labs that have a directory under `nslab/` in some hierarchy.

@@ -62,6 +62,9 @@ fn v2_writes_limit_files_and_hands_controllers_down_in_its_own_dirs() {
     assert_eq!(cgroups.memory_limit("lab", "b"), None);
     fs::write(lab.join("b/memory.max"), "max\n").unwrap();
     assert_eq!(cgroups.memory_limit("lab", "b"), None);
+    assert_eq!(cgroups.memory_usage("lab", "a"), None);
+    fs::write(lab.join("a/memory.current"), "1234567\n").unwrap();
+    assert_eq!(cgroups.memory_usage("lab", "a"), Some(1234567));
     for dir in [root.join("nslab"), lab.clone()] {
         assert_eq!(
             text(&dir.join("cgroup.subtree_control")),

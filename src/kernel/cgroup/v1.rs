@@ -77,6 +77,13 @@ impl Hierarchy for V1 {
         (bytes < 1 << 62).then_some(bytes)
     }
 
+    fn memory_usage(&self, dir: &Path) -> Option<u64> {
+        if !self.has("memory") {
+            return None;
+        }
+        read(&dir.join("memory.usage_in_bytes")).ok()?.parse().ok()
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         // /proc/PID/cgroup names every controller of the hierarchy (named
         // ones, such as name=systemd, are never ours).

@@ -55,6 +55,11 @@ impl Hierarchy for V2 {
         read(&dir.join("memory.max")).ok()?.parse().ok()
     }
 
+    fn memory_usage(&self, dir: &Path) -> Option<u64> {
+        // Absent without the memory controller.
+        read(&dir.join("memory.current")).ok()?.parse().ok()
+    }
+
     fn is_line_of(&self, controllers: &str) -> bool {
         controllers.is_empty()
     }

@@ -52,8 +52,11 @@ pub struct NodeStats {
     /// CPU time used over the interval, as a percentage of one CPU (a node
     /// busy on two CPUs shows 200).
     pub cpu_percent: Option<f64>,
-    /// Memory in use, in bytes: today the sum of its processes' resident
-    /// sets (per-node cgroups will give their own figure).
+    /// Memory in use, in bytes: what the node's memory cgroup accounts
+    /// (`memory.usage_in_bytes` on v1, `memory.current` on v2: its
+    /// processes' memory with the page cache and tmpfs pages they use), or
+    /// the sum of its processes' resident sets where no hierarchy counts
+    /// memory.
     pub memory_bytes: Option<u64>,
     /// The node's memory limit in bytes, from its cgroup; `None` (null)
     /// for none.

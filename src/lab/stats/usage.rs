@@ -1,8 +1,9 @@
 //! Where a node's CPU time, memory and process count come from: one
 //! [`UsageSource`], chosen by [`source`]. Today that is a scan of /proc by
-//! pid namespace ([`PidNamespaceScan`]), with the memory limit read from
-//! the node's cgroup. The node's cgroups could give the other figures from
-//! their own files too (cpuacct.usage or cpu.stat, memory.current,
+//! pid namespace ([`PidNamespaceScan`]) for CPU time and processes, with
+//! the memory in use and its limit read from the node's cgroup (the sum
+//! of its processes' resident sets where no hierarchy counts memory). The
+//! cgroups could give the other figures too (cpuacct.usage or cpu.stat,
 //! pids.current) behind the same trait, and [`source`] is the one place
 //! that picks.
 
@@ -166,7 +167,9 @@ impl UsageSource for PidNamespaceScan {
                 counter.seen = now;
                 Some(Usage {
                     cpu: counter.total,
-                    memory: processes.iter().map(|(_, s)| s.rss_pages * page).sum(),
+                    memory: cgroups
+                        .memory_usage(&node.lab, &node.node)
+                        .unwrap_or_else(|| processes.iter().map(|(_, s)| s.rss_pages * page).sum()),
                     memory_limit: cgroups.memory_limit(&node.lab, &node.node),
                     processes: processes.len() as u32,
                 })
