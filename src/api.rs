@@ -21,12 +21,12 @@ use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
 use crate::lab::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use crate::lab::{
-    DownReport, Impairment, LabError, RunningNode, StatsReport, StatsSampler, UpOptions, UpReport,
-    running_nodes,
+    DownReport, Impairment, LabError, NodeChange, RunningNode, StatsReport, StatsSampler,
+    UpOptions, UpReport, running_nodes,
 };
 use crate::plan::{Place, Plan};
 use crate::privileges::MissingCapabilities;
-use crate::spec::{Impair, LabName, Topology};
+use crate::spec::{Impair, LabName, NodeRef, Topology};
 use crate::topology::{self, TopologyError};
 
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
@@ -148,6 +148,8 @@ pub struct Lab {
     plan: Arc<Plan>,
     report: UpReport,
     nodes: HashMap<String, RunningNode>,
+    /// The nslab binary its inits run, for nodes started again.
+    exe: Option<PathBuf>,
     /// Still to be torn down (false after [`Lab::down`]).
     live: bool,
 }
@@ -239,6 +241,7 @@ impl LabOptions {
             plan: Arc::new(plan),
             report,
             nodes: HashMap::new(),
+            exe: self.nslab_exe.clone(),
             live: true,
         };
         lab.nodes = running_nodes(&lab.plan.lab)?
@@ -623,6 +626,53 @@ impl Lab {
     pub async fn clear_impairment_async(&self, node: &str, iface: &str) -> Result<bool, ApiError> {
         let (running, iface) = (self.node(node)?.clone(), iface.to_string());
         unblocked(move || Ok(crate::lab::impair_clear(&running, &iface)?)).await
+    }
+
+    /// Stops a node as a powered-off router would go: its links set down
+    /// (its peers lose carrier), every process of it ended; its net
+    /// namespace and links kept for [`start_node`](Self::start_node). The
+    /// other nodes are untouched. Blocks.
+    pub fn stop_node(&mut self, node: &str) -> Result<NodeChange, ApiError> {
+        let target = self.node_ref(node)?;
+        self.node(node)?;
+        let change = crate::lab::stop_node(&target)?;
+        self.nodes.remove(node);
+        Ok(change)
+    }
+
+    /// Starts a node stopped with [`stop_node`](Self::stop_node) again: a
+    /// new init in its kept net namespace, then its addresses, routes,
+    /// sysctls and `exec` steps as `up` makes them. Blocks.
+    pub fn start_node(&mut self, node: &str) -> Result<NodeChange, ApiError> {
+        let target = self.node_ref(node)?;
+        let change = crate::lab::start_node(&target, self.exe.as_deref())?;
+        self.nodes.insert(
+            node.to_string(),
+            RunningNode {
+                lab: change.lab.clone(),
+                node: change.node.clone(),
+                pid: change.pid,
+            },
+        );
+        Ok(change)
+    }
+
+    /// [`stop_node`](Self::stop_node), then
+    /// [`start_node`](Self::start_node).
+    pub fn restart_node(&mut self, node: &str) -> Result<NodeChange, ApiError> {
+        self.stop_node(node)?;
+        self.start_node(node)
+    }
+
+    /// `LAB/NODE` of a node of this lab's plan.
+    fn node_ref(&self, node: &str) -> Result<NodeRef, ApiError> {
+        if self.plan.node_id(node).is_none() {
+            return Err(ApiError::NoNode {
+                lab: self.plan.lab.clone(),
+                node: node.to_string(),
+            });
+        }
+        Ok(NodeRef::new(self.name.clone(), node).map_err(LabError::from)?)
     }
 
     /// Tears the lab down now, reporting what was removed or what failed.

@@ -92,7 +92,9 @@ mod state;
 pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
-pub use lab::{DownReport, Impairment, InterfaceStats, LabError, NodeStats, StatsReport, UpReport};
+pub use lab::{
+    DownReport, Impairment, InterfaceStats, LabError, NodeChange, NodeStats, StatsReport, UpReport,
+};
 pub use privileges::MissingCapabilities;
 pub use spec::Topology;
 pub use topology::{Problem, TopologyBuilder, TopologyError};

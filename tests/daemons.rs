@@ -316,6 +316,11 @@ fn diagnostics(lab: &TestLab, suite: Suite) -> String {
 /// converges: r1 learns r3's far subnet (and r3 r1's), r1 pings r3's far
 /// address and h1 pings h3 across all three routers.
 fn converges(test: &str, suite: Suite, userns: bool) {
+    converges_then(test, suite, userns, |_, _| {});
+}
+
+/// [`converges`], then `then` on the converged lab before it goes down.
+fn converges_then(test: &str, suite: Suite, userns: bool, then: impl FnOnce(&TestLab, Suite)) {
     if !can_build_labs(test) {
         return;
     }
@@ -370,6 +375,8 @@ fn converges(test: &str, suite: Suite, userns: bool) {
         converged.as_secs_f64()
     );
 
+    then(&lab, suite);
+
     // Down: the daemons die with their nodes, and the lab leaves nothing.
     let (code, _, err) = common::run(&["down", "--lab", &lab.name]);
     assert_eq!(code, 0, "down: {err}");
@@ -401,4 +408,79 @@ fn frr_ospf_converges() {
 #[test]
 fn frr_ospf_converges_in_user_namespaces() {
     converges("frr_ospf_converges_in_user_namespaces", Suite::Frr, true);
+}
+
+/// The middle router restarted with `nslab node restart`: new daemons in a
+/// new init, its links kept; r1 and r3 (and their daemons) untouched. OSPF
+/// reconverges: r2 learns both stub LANs again and traffic crosses it.
+fn restart_r2(lab: &TestLab, suite: Suite) {
+    let pids = |lab: &TestLab| -> Vec<(String, i64)> {
+        lab.inspect_json()[0]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap_or("").to_string(),
+                    n["pid"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    // The daemons of r1 and r3: every process of the node but its init
+    // and the `ps` that lists them.
+    let daemons = |node: &str| -> Vec<String> {
+        lab.exec(node, &["ps", "-eo", "pid=,comm="])
+            .1
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.ends_with(" ps") && !l.ends_with("nslab-init"))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = pids(lab);
+    let (r1_daemons, r3_daemons) = (daemons("r1"), daemons("r3"));
+    let started = Instant::now();
+    let (code, out, err) = common::run(&["node", "restart", &format!("{}/r2", lab.name)]);
+    assert_eq!(code, 0, "restart: {out}{err}");
+    let after = pids(lab);
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        match name.as_str() {
+            "r2" => assert_ne!(old, new, "r2 has a new init"),
+            _ => assert_eq!(old, new, "{name} was left alone"),
+        }
+    }
+    assert_eq!(daemons("r1"), r1_daemons, "r1's daemons kept running");
+    assert_eq!(daemons("r3"), r3_daemons, "r3's daemons kept running");
+    let deadline = Instant::now() + CONVERGENCE;
+    // r2's new daemons learn both stub LANs, and r1 and r3 the far one
+    // through r2 again (they lost it with r2's carrier).
+    for (node, prefix) in [
+        ("r2", "10.1.0.0/24"),
+        ("r2", "10.3.0.0/24"),
+        ("r1", "10.3.0.0/24"),
+        ("r3", "10.1.0.0/24"),
+    ] {
+        wait_for_route(lab, node, prefix, suite.proto(), deadline).unwrap_or_else(|table| {
+            panic!(
+                "{node} learned no {prefix} after r2 restarted; its table:\n{table}\n{}",
+                diagnostics(lab, suite)
+            )
+        });
+    }
+    lab.assert_ping("h1", "10.3.0.2");
+    eprintln!(
+        "r2 restarted; OSPF reconverged and h1 reached h3 {:.1} s later",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn frr_reconverges_after_a_router_restarts() {
+    converges_then(
+        "frr_reconverges_after_a_router_restarts",
+        Suite::Frr,
+        true,
+        restart_r2,
+    );
 }

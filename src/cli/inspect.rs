@@ -48,7 +48,11 @@ fn print_views(views: &[LabView]) {
                 .unwrap_or_default()
         );
         for node in &view.nodes {
-            let pid = node.pid.map_or("-".to_string(), |p| p.to_string());
+            let pid = match (node.pid, node.stopped) {
+                (Some(pid), _) => pid.to_string(),
+                (None, true) => "stopped".to_string(),
+                (None, false) => "-".to_string(),
+            };
             println!(
                 "  {:<12} {:<6} pid {:<8} hostname {:<12} netns {}  net:[{}]",
                 node.name,

@@ -15,6 +15,7 @@ mod graph;
 mod impair;
 mod inspect;
 mod man;
+mod node;
 mod signals;
 mod stats;
 mod up;
@@ -83,6 +84,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a topology of any size, ready for `up`
     Generate(generate::GenerateArgs),
+    /// Stop, start or restart a node of a running lab, keeping its links
+    Node(node::NodeArgs),
     /// Print a shell completion script for nslab
     Completions(completions::CompletionsArgs),
     /// Print the manual page nslab(1), or write one page per command
@@ -121,6 +124,7 @@ fn run(command: Command) -> Outcome {
         Command::Graph(args) => graph::run(args),
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Node(args) => node::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

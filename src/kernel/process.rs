@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::kernel::namespace::{is_own_user_namespace, is_root_made_child};
 use crate::spec::is_valid_name;
 
 /// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
@@ -96,7 +97,7 @@ fn is_privileged_pid_one(pid: i32) -> bool {
     let Ok(user_ns) = fs::File::open(format!("/proc/{pid}/ns/user")) else {
         return false;
     };
-    let root = match is_own_user_ns(&user_ns) {
+    let root = match is_own_user_namespace(&user_ns).ok() {
         Some(true) => uids.iter().take(2).all(|uid| *uid == "0"),
         // Host root's ids until the init takes the node root's (a `down`
         // racing a killed `up` may find it in between).
@@ -110,35 +111,6 @@ fn is_privileged_pid_one(pid: i32) -> bool {
         None => false,
     };
     root && pid_one
-}
-
-fn is_own_user_ns(user_ns: &fs::File) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let own = fs::metadata("/proc/self/ns/user").ok()?;
-    let theirs = user_ns.metadata().ok()?;
-    Some(own.ino() == theirs.ino() && own.dev() == theirs.dev())
-}
-
-/// Whether a user namespace is a child of ours that host root made.
-fn is_root_made_child(user_ns: &fs::File) -> bool {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    /// ioctl_ns(2): _IO(0xb7, 2) and _IO(0xb7, 4).
-    const NS_GET_PARENT: libc::c_ulong = 0xb702;
-    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
-    let mut owner: libc::uid_t = u32::MAX;
-    // SAFETY: NS_GET_OWNER_UID writes one uid_t into `owner`.
-    if unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_OWNER_UID, &mut owner) } != 0 || owner != 0
-    {
-        return false;
-    }
-    // SAFETY: NS_GET_PARENT returns a new fd (or -1), owned below.
-    let parent = unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_PARENT) };
-    if parent < 0 {
-        return false;
-    }
-    // SAFETY: a fresh fd nobody else owns.
-    let parent = fs::File::from(unsafe { OwnedFd::from_raw_fd(parent) });
-    is_own_user_ns(&parent) == Some(true)
 }
 
 /// Every node init on the host, optionally only those of one lab.

@@ -24,7 +24,8 @@ use crate::state;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct LabView {
     pub name: String,
-    /// `running` (every node up), `degraded` (some init gone) or `building`.
+    /// `running` (every node up, or stopped on purpose), `degraded` (some
+    /// init gone) or `building`.
     pub status: String,
     pub topology: Option<String>,
     pub nodes: Vec<NodeView>,
@@ -35,6 +36,8 @@ pub(crate) struct NodeView {
     pub name: String,
     pub kind: String,
     pub running: bool,
+    /// Stopped with `node stop` (not running, its net namespace kept).
+    pub stopped: bool,
     pub pid: Option<i32>,
     pub hostname: Option<String>,
     /// Namespace inode numbers by kind (`net`, `mnt`, ...), as `lsns` shows.
@@ -90,8 +93,14 @@ pub(crate) fn inspect(lab: Option<&LabName>) -> Result<Vec<LabView>, LabError> {
             .into_iter()
             .filter(|(node, pid)| is_init_of(*pid, &lab, node))
             .collect();
+        let stopped = recorded.stopped_nodes();
         let mut view = inspect_lab(&plan, &pids)?;
-        view.status = match (recorded.is_ready(), pids.len() == plan.nodes.len()) {
+        for node in &mut view.nodes {
+            node.stopped = !node.running && stopped.contains(&node.name);
+        }
+        // Nodes stopped on purpose leave the lab running.
+        let all_there = view.nodes.iter().all(|n| n.running || n.stopped);
+        view.status = match (recorded.is_ready(), all_there) {
             (true, true) => "running",
             (true, false) => "degraded",
             (false, _) => "building",
@@ -139,6 +148,7 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
                 name: node.name.clone(),
                 kind: format!("{:?}", node.kind).to_lowercase(),
                 running: pid.is_some(),
+                stopped: false,
                 pid,
                 hostname: hostnames
                     .iter()

@@ -7,6 +7,7 @@ mod fault;
 mod impair;
 mod inspect;
 mod marks;
+mod node;
 mod progress;
 mod running;
 mod seam;
@@ -19,6 +20,8 @@ pub(crate) use exec::{exec, exec_all};
 pub use impair::Impairment;
 pub(crate) use impair::{impair_clear, impair_set, impair_show};
 pub(crate) use inspect::{LabView, inspect};
+pub use node::NodeChange;
+pub(crate) use node::{restart_node, start_node, stop_node};
 pub(crate) use progress::Progress;
 pub use running::{RunningNode, resolve_node, running_nodes};
 pub(crate) use stats::StatsSampler;
@@ -97,6 +100,8 @@ pub enum LabError {
     #[error("node {node} is in several labs ({}); say LAB/{node}", .labs.join(", "))]
     NodeInSeveralLabs { node: String, labs: Vec<String> },
     /// `LAB/NODE`: its init is gone.
+    #[error("node {node} cannot be stopped or started: {why}")]
+    NotStoppable { node: String, why: String },
     #[error("node {node} is not running")]
     NotRunning { node: String },
     #[error(

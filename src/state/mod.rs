@@ -66,6 +66,9 @@ pub(crate) enum Entry {
     Retracted(Box<Entry>),
     /// `up` finished.
     Ready,
+    /// A node was stopped on purpose (`node stop`): its init ended, its net
+    /// namespace kept. An `Init` of the node recorded later starts it again.
+    Stopped { node: String },
 }
 
 /// Everything recorded about a lab.
@@ -94,6 +97,19 @@ impl Recorded {
             .iter()
             .filter(|e| !matches!(e, Entry::Retracted(_)) && !retracted.contains(e))
             .collect()
+    }
+
+    /// Nodes stopped on purpose and not started since.
+    pub(crate) fn stopped_nodes(&self) -> Vec<String> {
+        let mut stopped: Vec<String> = Vec::new();
+        for entry in &self.entries {
+            match entry {
+                Entry::Stopped { node } if !stopped.contains(node) => stopped.push(node.clone()),
+                Entry::Init { node, .. } => stopped.retain(|n| n != node),
+                _ => {}
+            }
+        }
+        stopped
     }
 
     /// The last recorded init pid of each node (a node recorded again moves
@@ -161,6 +177,17 @@ impl StateDir {
             .create(true)
             .append(true)
             .mode(0o600)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(Self { dir, journal })
+    }
+
+    /// The folder of a lab that exists, to record more in its journal.
+    pub(crate) fn open_in(root: &Path, lab: &str) -> Result<Self, StateError> {
+        let dir = lab_dir_in(root, lab)?;
+        let path = dir.join("journal");
+        let journal = OpenOptions::new()
+            .append(true)
             .open(&path)
             .map_err(io_error(&path))?;
         Ok(Self { dir, journal })
@@ -321,6 +348,26 @@ mod tests {
         };
         assert_eq!(recorded.init_pids(), vec![("b".into(), 2), ("a".into(), 3)]);
         assert!(!recorded.is_ready());
+    }
+
+    #[test]
+    fn a_node_is_stopped_until_an_init_of_it_is_recorded() {
+        let init = |node: &str, pid| Entry::Init {
+            node: node.into(),
+            pid,
+        };
+        let stopped = |node: &str| Entry::Stopped { node: node.into() };
+        let recorded = Recorded {
+            plan: None,
+            entries: vec![
+                init("a", 10),
+                init("b", 11),
+                stopped("a"),
+                stopped("b"),
+                init("b", 12),
+            ],
+        };
+        assert_eq!(recorded.stopped_nodes(), ["a"]);
     }
 
     #[test]

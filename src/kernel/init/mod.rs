@@ -43,6 +43,12 @@ pub(crate) struct InitConfig {
     /// The node's id map when it has a user namespace of its own.
     #[serde(default)]
     pub userns: Option<IdMap>,
+    /// For a node started again (`node start`): a path to its kept net
+    /// namespace (one the zygote can open: its own mount namespace has no
+    /// /run/netns binds), joined with the user namespace that owns it
+    /// instead of making new ones. A zygote starts no other node after it.
+    #[serde(default)]
+    pub rejoin: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -30,7 +30,9 @@ use nix::unistd::Pid;
 
 use super::{HANDOVER_GO, HANDOVER_TREE, InitConfig, InitError, mounts, run::serve};
 use crate::kernel::fds::send_with_fd;
-use crate::kernel::namespace::{all_clone_flags, fork_into};
+use crate::kernel::namespace::{
+    all_clone_flags, fork_into, is_own_user_namespace, owning_user_namespace,
+};
 use crate::kernel::process::{INIT_ARGV0, INIT_MARKER, init_tag};
 use crate::kernel::userns::{IdMap, idmapped_tree, write_id_maps};
 use crate::spec::Bind;
@@ -145,29 +147,31 @@ pub(crate) fn zygote_main() -> ! {
     let mut out = BufWriter::new(io::stdout().lock());
     // Every init's mount namespace is a copy of ours: clean it once here.
     if let Err(e) = mounts::isolate() {
-        let _ = writeln!(out, "fail prepare the zygote's mounts: {e}");
-        std::process::exit(1);
+        fail(out, format_args!("prepare the zygote's mounts: {e}"));
     }
     let mut children: Vec<(i32, File)> = Vec::new();
+    let mut rejoined = false;
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let config: InitConfig = match serde_json::from_str(&line) {
+        let config = match serde_json::from_str::<InitConfig>(&line) {
+            Ok(config) if rejoined => fail(
+                out,
+                format_args!(
+                    "start node {}: this zygote is in another node's namespaces",
+                    config.node
+                ),
+            ),
             Ok(config) => config,
-            Err(e) => {
-                let _ = writeln!(out, "fail bad config: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => fail(out, format_args!("bad config: {e}")),
         };
+        rejoined |= config.rejoin.is_some();
         match clone_init(&config) {
             Ok((pid, status)) => {
                 children.push((pid, status));
                 let _ = writeln!(out, "pid {pid}");
                 let _ = out.flush();
             }
-            Err(e) => {
-                let _ = writeln!(out, "fail start node {}: {e}", config.node);
-                std::process::exit(1);
-            }
+            Err(e) => fail(out, format_args!("start node {}: {e}", config.node)),
         }
     }
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -186,6 +190,13 @@ pub(crate) fn zygote_main() -> ! {
         let _ = out.flush();
     }
     std::process::exit(0)
+}
+
+/// Answers `fail MESSAGE` (flushed: exit skips destructors) and exits.
+fn fail(mut out: impl Write, message: std::fmt::Arguments<'_>) -> ! {
+    let _ = writeln!(out, "fail {message}");
+    let _ = out.flush();
+    std::process::exit(1)
 }
 
 /// How long the inits of one zygote may take to report, together.
@@ -240,19 +251,31 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
     // to nslab, and nothing the child starts can run outside the node's
     // cgroups: it starts nothing before.
     let mut flags = all_clone_flags() - CloneFlags::CLONE_NEWCGROUP;
-    // With a user namespace, made in the same clone so that it owns the
-    // others; the child waits on `handover` until we have mapped its ids.
-    let handover = match config.userns {
-        Some(_) => {
-            flags |= CloneFlags::CLONE_NEWUSER;
-            Some(socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )?)
+    // A node started again joins its kept net namespace (and the user
+    // namespace owning it), so the child inherits them; its idmapped trees
+    // are made first, while we are still host root.
+    let rejoined = match &config.rejoin {
+        Some(netns) => {
+            flags -= CloneFlags::CLONE_NEWNET;
+            join_kept(netns, &config.binds)?
         }
         None => None,
+    };
+    // With a new user namespace, made in the same clone so that it owns
+    // the others.
+    if config.userns.is_some() && config.rejoin.is_none() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    // A user-namespaced child waits on `handover` until its ids are mapped
+    // and its trees are sent.
+    let handover = match config.userns.is_some() || rejoined.is_some() {
+        true => Some(socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?),
+        false => None,
     };
     // SAFETY: this process is single-threaded, so the child may run
     // ordinary Rust code: no lock can be held by another thread.
@@ -269,9 +292,14 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
         serve(config, File::from(write_end), handover)
     }
     drop(write_end);
-    if let (Some(map), Some((ours, child))) = (&config.userns, handover) {
+    if let Some((ours, child)) = handover {
         drop(child);
-        if let Err(e) = hand_over(pid, map, &config.binds, ours.as_fd()) {
+        let handed = match (rejoined, &config.userns) {
+            (Some(trees), _) => send_trees(trees, ours.as_fd()),
+            (None, Some(map)) => hand_over(pid, map, &config.binds, ours.as_fd()),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = handed {
             // The child waits for us and has done nothing: end it.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
@@ -287,16 +315,46 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
 fn hand_over(pid: i32, map: &IdMap, binds: &[Bind], socket: BorrowedFd<'_>) -> io::Result<()> {
     write_id_maps(pid, map)?;
     let userns = File::open(format!("/proc/{pid}/ns/user"))?;
-    for bind in binds {
-        let tree = idmapped_tree(&bind.source, userns.as_fd(), bind.read_only).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("idmapped bind of {}: {e}", bind.source.display()),
-            )
-        })?;
+    send_trees(idmapped_trees(binds, userns.as_fd())?, socket)
+}
+
+fn idmapped_trees(binds: &[Bind], userns: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+    binds
+        .iter()
+        .map(|bind| {
+            idmapped_tree(&bind.source, userns, bind.read_only).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("idmapped bind of {}: {e}", bind.source.display()),
+                )
+            })
+        })
+        .collect()
+}
+
+fn send_trees(trees: Vec<OwnedFd>, socket: BorrowedFd<'_>) -> io::Result<()> {
+    for tree in trees {
         send_with_fd(socket, &[HANDOVER_TREE], Some(tree.as_fd()))?;
     }
     send_with_fd(socket, &[HANDOVER_GO], None)
+}
+
+/// Moves this zygote into a stopped node's kept net namespace and, when a
+/// user namespace of the node's owns it, into that one too (after making
+/// the node's idmapped trees through it, which needs host root). The trees
+/// for a user-namespaced node; `None` otherwise.
+fn join_kept(netns: &Path, binds: &[Bind]) -> io::Result<Option<Vec<OwnedFd>>> {
+    let netns = File::open(netns)?;
+    let userns = owning_user_namespace(&netns)?;
+    let trees = match is_own_user_namespace(&userns)? {
+        true => None,
+        false => Some(idmapped_trees(binds, userns.as_fd())?),
+    };
+    nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+    if trees.is_some() {
+        nix::sched::setns(userns.as_fd(), CloneFlags::CLONE_NEWUSER)?;
+    }
+    Ok(trees)
 }
 
 /// Rewrites this process's command line in place (the zygote left room for

@@ -187,10 +187,48 @@ impl NamespaceFds {
 }
 
 /// Whether an open user namespace file is the calling process's own.
-fn is_own_user_namespace(file: &File) -> io::Result<bool> {
+pub(crate) fn is_own_user_namespace(file: &File) -> io::Result<bool> {
     let own = std::fs::metadata("/proc/self/ns/user")?;
     let theirs = file.metadata()?;
     Ok(own.ino() == theirs.ino() && own.dev() == theirs.dev())
+}
+
+/// ioctl_ns(2) requests: _IO(0xb7, N).
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+
+/// A namespace related to the open namespace `ns` by `request`.
+fn related_namespace(ns: &File, request: libc::c_ulong) -> io::Result<File> {
+    // SAFETY: NS_GET_USERNS and NS_GET_PARENT return a new fd (or -1),
+    // owned below.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), request) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    Ok(File::from(unsafe {
+        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    }))
+}
+
+/// The user namespace that owns the namespace `ns`.
+pub(crate) fn owning_user_namespace(ns: &File) -> io::Result<File> {
+    related_namespace(ns, NS_GET_USERNS)
+}
+
+/// Whether a user namespace is a child of ours that host root made (a
+/// user-namespaced node's; an unprivileged user's is owned by that user).
+pub(crate) fn is_root_made_child(user_ns: &File) -> bool {
+    let mut owner: libc::uid_t = u32::MAX;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t into `owner`.
+    if unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_OWNER_UID, &mut owner) } != 0 || owner != 0
+    {
+        return false;
+    }
+    related_namespace(user_ns, NS_GET_PARENT)
+        .and_then(|parent| is_own_user_namespace(&parent))
+        .unwrap_or(false)
 }
 
 /// `/proc/PID/ns/KIND`.

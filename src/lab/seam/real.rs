@@ -249,22 +249,27 @@ fn spawn_inits(
     let configs: Vec<InitConfig> = ids
         .iter()
         .map(|&id| {
-            let node = &plan.nodes[id];
-            InitConfig {
-                lab: plan.lab.clone(),
-                node: node.name.clone(),
-                hostname: node.hostname.clone(),
-                tmpfs: node.tmpfs.clone(),
-                binds: node.binds.clone(),
-                sysctls: plan.sysctl_stages(id, &interfaces[id]).0,
-                cgroups: match node.kind {
-                    NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
-                    NodeKind::Bridge => Vec::new(),
-                },
-                userns: maps.get(id).copied().flatten(),
-            }
+            init_config(
+                plan,
+                id,
+                &interfaces[id],
+                &cgroups,
+                maps.get(id).copied().flatten(),
+            )
         })
         .collect();
+    spawn_configs(plan, exe, ids, &configs, started)
+}
+
+/// Starts one init per config (of the nodes `ids`) through a zygote of
+/// their own; see [`spawn_inits`].
+pub(crate) fn spawn_configs(
+    plan: &Plan,
+    exe: Option<&Path>,
+    ids: &[usize],
+    configs: &[InitConfig],
+    started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
+) -> Result<Vec<i32>, LabError> {
     let mut zygote = Zygote::start(&plan.lab, exe)?;
     let input = zygote.take_input();
     let zygote_error = |message: String| InitError::Setup {
@@ -273,7 +278,7 @@ fn spawn_inits(
     };
     std::thread::scope(|scope| {
         // Written on a thread of its own so that neither pipe can fill up.
-        let writer = input.map(|input| scope.spawn(|| Zygote::send_all(input, &configs)));
+        let writer = input.map(|input| scope.spawn(|| Zygote::send_all(input, configs)));
         let mut pids = Vec::with_capacity(ids.len());
         for &id in ids {
             let answer = zygote.answer()?;
@@ -309,9 +314,34 @@ fn spawn_inits(
     })
 }
 
+/// What the init of node `id` is told; `map` for a new user namespace.
+pub(crate) fn init_config(
+    plan: &Plan,
+    id: usize,
+    interfaces: &[&str],
+    cgroups: &Cgroups,
+    map: Option<IdMap>,
+) -> InitConfig {
+    let node = &plan.nodes[id];
+    InitConfig {
+        lab: plan.lab.clone(),
+        node: node.name.clone(),
+        hostname: node.hostname.clone(),
+        tmpfs: node.tmpfs.clone(),
+        binds: node.binds.clone(),
+        sysctls: plan.sysctl_stages(id, interfaces).0,
+        cgroups: match node.kind {
+            NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
+            NodeKind::Bridge => Vec::new(),
+        },
+        userns: map,
+        rejoin: None,
+    }
+}
+
 /// Runs one `exec:` command of a node; its output goes to memory files, so
 /// a daemon it leaves behind never blocks `up` by holding a pipe open.
-fn run_exec_step(node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
+pub(crate) fn run_exec_step(node: &Node, pid: i32, command: &str) -> Result<(), LabError> {
     let io = |what: &str| {
         let what = format!("node {}: {what}", node.name);
         move |source: std::io::Error| LabError::Io { what, source }

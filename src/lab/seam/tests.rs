@@ -73,6 +73,7 @@ fn journaled(recorded: &Recorded) -> Journaled {
                 out.host_links.insert(name.clone());
             }
             Entry::Ready => out.ready = true,
+            Entry::Stopped { .. } => unreachable!("up stops no node"),
             Entry::Retracted(_) => unreachable!("standing() leaves retractions out"),
         }
     }

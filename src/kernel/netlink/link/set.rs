@@ -1,4 +1,5 @@
-//! Changing an existing link: bringing it up, marking it with an alias.
+//! Changing an existing link: bringing it up or down, marking it with an
+//! alias.
 
 use rtnetlink::{Handle, LinkUnspec};
 
@@ -18,6 +19,24 @@ impl SetUp {
             .execute()
             .await
             .map_err(NetlinkError::request(format!("set {} up", self.label)))
+    }
+}
+
+/// Sets a link administratively down (its veth peer loses carrier).
+#[derive(Debug, Clone)]
+pub(crate) struct SetDown {
+    pub index: u32,
+    pub label: String,
+}
+
+impl SetDown {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(self.index).down().build())
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!("set {} down", self.label)))
     }
 }
 
