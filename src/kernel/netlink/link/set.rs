@@ -1,8 +1,10 @@
-//! Changing an existing link: bringing it up, marking it with an alias.
+//! Changing an existing link: bringing it up or down, marking it with an
+//! alias.
 
 use rtnetlink::{Handle, LinkUnspec};
 
 use crate::kernel::netlink::NetlinkError;
+use crate::spec::LinkState;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SetUp {
@@ -18,6 +20,34 @@ impl SetUp {
             .execute()
             .await
             .map_err(NetlinkError::request(format!("set {} up", self.label)))
+    }
+}
+
+/// Sets a link administratively up or down (IFF_UP) in one RTM_NEWLINK
+/// request. A veth end set down takes its peer's carrier with it.
+#[derive(Debug, Clone)]
+pub(crate) struct SetLinkState {
+    pub index: u32,
+    pub state: LinkState,
+    pub label: String,
+}
+
+impl SetLinkState {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        let link = LinkUnspec::new_with_index(self.index);
+        let message = match self.state {
+            LinkState::Up => link.up(),
+            LinkState::Down => link.down(),
+        };
+        handle
+            .link()
+            .set(message.build())
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "set {} {}",
+                self.label, self.state
+            )))
     }
 }
 
