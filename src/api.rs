@@ -26,7 +26,7 @@ use crate::lab::{
 };
 use crate::plan::{Place, Plan};
 use crate::privileges::MissingCapabilities;
-use crate::spec::{Impair, LabName, NodeRef, Topology};
+use crate::spec::{Impair, LabName, LinkState, NodeRef, Topology};
 use crate::topology::{self, TopologyError};
 
 /// How long [`Process::kill`] waits after SIGTERM before SIGKILL.
@@ -102,6 +102,7 @@ pub struct LabOptions {
 /// | [`Lab::check`] | [`Lab::check_async`] |
 /// | [`Lab::stats`] | [`Lab::stats_async`] |
 /// | [`Lab::impair`], [`impairment`](Lab::impairment), [`clear_impairment`](Lab::clear_impairment) | [`Lab::impair_async`], [`impairment_async`](Lab::impairment_async), [`clear_impairment_async`](Lab::clear_impairment_async) |
+/// | [`Lab::link_down`], [`link_up`](Lab::link_up) | [`Lab::link_down_async`], [`link_up_async`](Lab::link_up_async) |
 /// | [`Lab::down`], and [`Drop`] | [`Lab::down_async`] |
 /// | [`Process::wait`], [`Process::kill`], and its [`Drop`] | [`Process::wait_async`], [`Process::kill_async`] |
 ///
@@ -673,6 +674,53 @@ impl Lab {
             });
         }
         Ok(NodeRef::new(self.name.clone(), node).map_err(LabError::from)?)
+    }
+
+    /// Sets `node`'s `iface` administratively down now, as `nslab link
+    /// down` does: its veth peer loses its carrier. Blocks; async code
+    /// awaits [`link_down_async`](Self::link_down_async).
+    pub fn link_down(&self, node: &str, iface: &str) -> Result<(), ApiError> {
+        self.link_set(node, iface, LinkState::Down)
+    }
+
+    /// Sets `node`'s `iface` up again, as `nslab link up` does, with the
+    /// addresses and routes the topology gives it (the kernel drops an
+    /// end's IPv6 addresses and the routes through it when it goes down).
+    /// Blocks; async code awaits [`link_up_async`](Self::link_up_async).
+    pub fn link_up(&self, node: &str, iface: &str) -> Result<(), ApiError> {
+        self.link_set(node, iface, LinkState::Up)
+    }
+
+    /// [`link_down`](Self::link_down) for async code (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn link_down_async(&self, node: &str, iface: &str) -> Result<(), ApiError> {
+        self.link_set_async(node, iface, LinkState::Down).await
+    }
+
+    /// [`link_up`](Self::link_up) for async code (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn link_up_async(&self, node: &str, iface: &str) -> Result<(), ApiError> {
+        self.link_set_async(node, iface, LinkState::Up).await
+    }
+
+    fn link_set(&self, node: &str, iface: &str, state: LinkState) -> Result<(), ApiError> {
+        Ok(crate::lab::link_set(
+            self.node(node)?,
+            Some(&self.plan),
+            iface,
+            state,
+        )?)
+    }
+
+    async fn link_set_async(
+        &self,
+        node: &str,
+        iface: &str,
+        state: LinkState,
+    ) -> Result<(), ApiError> {
+        let (running, iface) = (self.node(node)?.clone(), iface.to_string());
+        let plan = Arc::clone(&self.plan);
+        unblocked(move || Ok(crate::lab::link_set(&running, Some(&plan), &iface, state)?)).await
     }
 
     /// Tears the lab down now, reporting what was removed or what failed.

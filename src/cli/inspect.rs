@@ -68,11 +68,13 @@ fn print_views(views: &[LabView]) {
                 println!("      user namespace: uid map {uids}, gid map {gids}");
             }
             for iface in &node.interfaces {
-                let mut details = vec![if iface.up {
-                    "up".to_string()
-                } else {
-                    "down".to_string()
-                }];
+                // Up without a carrier: its veth peer is down.
+                let state = match (iface.up, iface.operstate.as_str()) {
+                    (false, _) => "down",
+                    (true, "down" | "lowerlayerdown") => "no carrier",
+                    (true, _) => "up",
+                };
+                let mut details = vec![state.to_string()];
                 if let Some(mtu) = iface.mtu {
                     details.push(format!("mtu {mtu}"));
                 }

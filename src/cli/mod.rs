@@ -14,6 +14,7 @@ mod generate;
 mod graph;
 mod impair;
 mod inspect;
+mod link;
 mod man;
 mod node;
 mod signals;
@@ -67,6 +68,8 @@ enum Command {
     /// Set (replacing what it had), show or clear the impairments of an
     /// interface's egress
     Impair(impair::ImpairArgs),
+    /// Set a link end administratively down or up, or flap it
+    Link(link::LinkArgs),
     /// Check a topology file without touching anything
     Validate(validate::ValidateArgs),
     /// Draw a topology: nodes, bridges, the host, and links labelled with
@@ -120,6 +123,7 @@ fn run(command: Command) -> Outcome {
         Command::Inspect(args) => inspect::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Impair(args) => impair::run(args),
+        Command::Link(args) => link::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Check(args) => check::run(args),

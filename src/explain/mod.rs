@@ -61,6 +61,7 @@ fn script_with_ids(plan: &Plan, range: Option<IdRange>) -> Result<String, Explai
     wiring::interfaces(&mut s, plan);
     wiring::routes(&mut s, plan);
     wiring::impairments(&mut s, plan);
+    wiring::links_down(&mut s, plan);
     node::late_sysctls(&mut s, plan, &pids);
     node::exec(&mut s, plan, &pids);
     preamble::footer(&mut s, plan);

@@ -343,6 +343,7 @@ fn a_value_cannot_end_a_here_document_early() {
                     addresses: vec![],
                     mac: None,
                     impair: None,
+                    state: Default::default(),
                 },
                 EndpointPlan {
                     place: Place::Host,
@@ -350,6 +351,7 @@ fn a_value_cannot_end_a_here_document_early() {
                     addresses: vec![],
                     mac: None,
                     impair: None,
+                    state: Default::default(),
                 },
             ],
             mtu: None,
@@ -425,4 +427,18 @@ fn a_user_namespaced_node_is_unshared_with_its_user_namespace_and_mapped() {
     // b has none: the plain step, no map.
     assert_eq!(text.matches("unshare --user").count(), 1);
     assert!(!text.contains("$pid_b/uid_map"));
+}
+
+#[test]
+fn ends_with_state_down_are_set_down_after_the_routes() {
+    let text = script_of(
+        "name: l\ntopology:\n  nodes:\n    a: {routes: [\"default via 10.0.0.2\"]}\n    b: {}\n  links:\n    - endpoints: [\"a:eth0\", \"b:eth0\"]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n      state: [null, down]\n",
+    );
+    assert_parses(&text);
+    let down = line_at(&text, "ip -n \"$LAB-b\" link set dev eth0 down");
+    assert!(line_at(&text, "ip -n \"$LAB-a\" route add default") < down);
+    assert!(
+        !text.contains("\"$LAB-a\" link set dev eth0 down"),
+        "{text}"
+    );
 }

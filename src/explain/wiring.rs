@@ -6,7 +6,7 @@ use super::quote::quote;
 use super::{Script, netns};
 use crate::plan::qdisc::{free_majors, qdiscs_for};
 use crate::plan::{EndpointPlan, Place, Plan};
-use crate::spec::NodeKind;
+use crate::spec::{LinkState, NodeKind};
 
 /// `ip` in a place: `ip -n "$LAB-NODE"`, or plain `ip` in the host.
 fn ip(plan: &Plan, place: Place, family6: bool) -> String {
@@ -250,6 +250,33 @@ pub(super) fn impairments(s: &mut Script, plan: &Plan) {
         s.step(
             &format!("{}: {impair}", plan.endpoint_label(end)),
             &commands,
+        );
+    }
+}
+
+/// Ends with `state: down`, set down last, as nslab does: routes through
+/// them were added while they were up (the kernel drops those, and the
+/// end's IPv6 addresses, with the down).
+pub(super) fn links_down(s: &mut Script, plan: &Plan) {
+    let down: Vec<&EndpointPlan> = plan
+        .links
+        .iter()
+        .flat_map(|l| &l.endpoints)
+        .filter(|e| e.state == LinkState::Down)
+        .collect();
+    if down.is_empty() {
+        return;
+    }
+    s.section("Link ends with state: down");
+    s.raw("# A veth end set down takes its peer's carrier with it (NO-CARRIER).");
+    for end in down {
+        s.step(
+            &format!("{}: down", plan.endpoint_label(end)),
+            &[format!(
+                "{} link set dev {} down",
+                ip(plan, end.place, false),
+                quote(&end.ifname)
+            )],
         );
     }
 }

@@ -99,15 +99,15 @@ pub(crate) fn impair_clear(node: &RunningNode, iface: &str) -> Result<bool, LabE
 }
 
 /// One interface of a running node, with a socket in its namespace.
-struct Target {
-    socket: Handle,
-    index: u32,
+pub(super) struct Target {
+    pub(super) socket: Handle,
+    pub(super) index: u32,
     mtu: u32,
     /// `LAB/NODE`.
     node: String,
     iface: String,
     /// `LAB/NODE:IFACE`.
-    label: String,
+    pub(super) label: String,
 }
 
 impl Target {
@@ -155,7 +155,7 @@ impl Target {
 
 /// Opens a socket in the node's net namespace (through a namespace fd of
 /// the pinned init), finds the interface and runs `work` with it.
-fn with_interface<T: Send>(
+pub(super) fn with_interface<T: Send>(
     node: &RunningNode,
     iface: &str,
     work: impl AsyncFnOnce(Target) -> Result<T, LabError> + Send,

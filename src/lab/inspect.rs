@@ -60,6 +60,10 @@ pub(crate) struct InterfaceView {
     pub mtu: Option<u32>,
     pub mac: Option<String>,
     pub up: bool,
+    /// The operational state, read from the kernel: `up`, `down`,
+    /// `lowerlayerdown` (up, but its veth peer is down: no carrier),
+    /// `unknown` (lo), ...
+    pub operstate: String,
     pub addresses: Vec<String>,
     /// `node:iface` at the other end of a veth, verified against the kernel.
     pub peer: Option<String>,
@@ -264,6 +268,7 @@ fn interface_view(
                 .join(":")
         }),
         up: link.up,
+        operstate: link.operstate.clone(),
         addresses: addresses.to_vec(),
         peer: verified_peer(plan, node, link, live),
         bridge: link

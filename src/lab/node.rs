@@ -19,17 +19,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::link::{ROUTE_THERE_OR_BEHIND_A_DOWN_LINK, tolerate};
 use super::seam::{Kernel, LateSysctls, RealKernel, init_config, run_exec_step, spawn_configs};
 use super::{LabError, resolve_node, runtime};
 use crate::kernel::cgroup::Cgroups;
 use crate::kernel::namespace::{NETNS_DIR, netns_name_inode};
 use crate::kernel::netlink::address::AddAddress;
-use crate::kernel::netlink::link::{SetDown, SetUp, dump_links};
+use crate::kernel::netlink::link::{SetLinkState, SetUp, dump_links};
 use crate::kernel::netlink::route::AddRoute;
-use crate::kernel::netlink::{NetlinkError, Netns, errno, open_sockets};
+use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::{self, is_init_of};
 use crate::plan::{Place, Plan};
-use crate::spec::{LabName, NodeKind, NodeRef};
+use crate::spec::{LabName, LinkState, NodeKind, NodeRef};
 use crate::state::{self, Entry, LabLock, STATE_ROOT, StateDir};
 
 /// How long a stopped node's init gets to exit on SIGTERM before SIGKILL.
@@ -67,8 +68,9 @@ pub(crate) fn stop_node(target: &NodeRef) -> Result<NodeChange, LabError> {
         let links = dump_links(&socket, &label).await?;
         let mut down = 0;
         for link in links.into_iter().filter(|l| l.name != "lo") {
-            let request = SetDown {
+            let request = SetLinkState {
                 index: link.index,
+                state: LinkState::Down,
                 label: format!("{label}:{}", link.name),
             };
             request.execute(&socket).await?;
@@ -248,10 +250,13 @@ fn configure(plan: &Plan, id: usize, pid: i32) -> Result<usize, LabError> {
                     address: *address,
                     label: label.clone(),
                 };
-                existing_is_fine(add.execute(&socket).await)?;
+                tolerate(add.execute(&socket).await, &[libc::EEXIST])?;
             }
-            SetUp { index, label }.execute(&socket).await?;
-            up += 1;
+            // An end the topology keeps down (`state: down`) stays down.
+            if end.state == LinkState::Up {
+                SetUp { index, label }.execute(&socket).await?;
+                up += 1;
+            }
         }
         for route in &plan.nodes[id].routes {
             let output_index = route.device.as_deref().map(index).transpose()?;
@@ -262,17 +267,12 @@ fn configure(plan: &Plan, id: usize, pid: i32) -> Result<usize, LabError> {
                 metric: route.metric,
                 label: format!("node {}: route {}", plan.nodes[id].name, route.text),
             };
-            existing_is_fine(add.execute(&socket).await)?;
+            tolerate(
+                add.execute(&socket).await,
+                &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,
+            )?;
         }
         Ok::<_, NetlinkError>(up)
     })?;
     Ok(done)
-}
-
-/// An address or route that is there already is what was asked for.
-fn existing_is_fine(result: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
-    match result {
-        Err(NetlinkError::Request { source, .. }) if errno(&source) == Some(libc::EEXIST) => Ok(()),
-        other => other,
-    }
 }

@@ -24,7 +24,7 @@ use super::marks::MarkedName;
 use crate::kernel::namespace::NetnsNameError;
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetLinkState, SetUp,
 };
 use crate::kernel::netlink::qdisc::{Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
@@ -45,6 +45,7 @@ pub(crate) enum Request {
     AttachPort(AttachPort),
     AddAddress(AddAddress),
     SetUp(SetUp),
+    SetLinkState(SetLinkState),
     AddRoute(AddRoute),
     /// With the clock that turns its times into ticks.
     ReplaceRoot(ReplaceRoot, Psched),

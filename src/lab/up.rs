@@ -18,14 +18,14 @@ use super::seam::{Kernel, LateSysctls, RealKernel, Request};
 use super::{LabError, Progress, down, fault, host_link_alias, runtime};
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetUp, VethEnd,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetLinkState, SetUp, VethEnd,
 };
 use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns};
 use crate::kernel::userns::IdRange;
 use crate::plan::{EndpointPlan, Place, Plan};
-use crate::spec::{NodeKind, Sysctl};
+use crate::spec::{LinkState, NodeKind, Sysctl};
 use crate::state::{self, Entry, LabLock, StateDir, StateError};
 
 /// How many netlink requests are in flight at once.
@@ -356,6 +356,15 @@ impl<K: Kernel> Builder<'_, K> {
             wiring.impair(&indexes).await?;
             self.lap("impairments");
         }
+        if plan
+            .links
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .any(|e| e.state == LinkState::Down)
+        {
+            wiring.set_down(&indexes).await?;
+            self.lap("links down");
+        }
         self.not_running = wiring.wait_until_running(RUNNING_WITHIN).await?;
         self.lap("links running");
         Ok(())
@@ -517,12 +526,18 @@ impl<K: Kernel> Wiring<'_, K> {
     async fn wait_until_running(&self, within: Duration) -> Result<Vec<String>, NetlinkError> {
         let deadline = Instant::now() + within;
         let mut pending: Vec<Vec<&EndpointPlan>> = vec![Vec::new(); self.sockets.len()];
-        for end in self.plan.links.iter().flat_map(|l| &l.endpoints) {
+        // A link with an end set down (`state: down`) never runs: neither
+        // end has a carrier.
+        let links: Vec<_> = self
+            .plan
+            .links
+            .iter()
+            .filter(|l| l.endpoints.iter().all(|e| e.state == LinkState::Up))
+            .collect();
+        for end in links.iter().flat_map(|l| &l.endpoints) {
             pending[self.socket_index(end.place)].push(end);
         }
-        let waiting = self
-            .progress
-            .phase("links running", self.plan.links.len() * 2);
+        let waiting = self.progress.phase("links running", links.len() * 2);
         loop {
             let dumps = pending
                 .iter()
@@ -785,6 +800,34 @@ fn veth_indexes(plan: &Plan) -> Vec<[u32; 2]> {
 }
 
 impl<K: Kernel> Wiring<'_, K> {
+    /// Sets the ends with `state: down` down, once everything else is
+    /// wired: routes through them were added while they were up, as they
+    /// would be on a lab whose link went down later (the kernel removes
+    /// them with the end's IPv6 addresses, and `nslab link up` puts them
+    /// back).
+    async fn set_down(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
+        let mut requests = Vec::new();
+        for end in self.plan.links.iter().flat_map(|l| &l.endpoints) {
+            if end.state != LinkState::Down {
+                continue;
+            }
+            let label = self.plan.endpoint_label(end);
+            let index = indexes
+                .get(end.place, &end.ifname)
+                .ok_or_else(|| missing(&label))?;
+            let down = SetLinkState {
+                index,
+                state: LinkState::Down,
+                label,
+            };
+            requests.push(
+                self.kernel
+                    .request(self.socket(end.place), Request::SetLinkState(down)),
+            );
+        }
+        in_flight(self.progress, "links down", requests).await
+    }
+
     /// The root qdiscs of every link end with an impairment. The ends are
     /// new, so nothing of theirs is replaced.
     async fn impair(&self, indexes: &Indexes) -> Result<(), NetlinkError> {

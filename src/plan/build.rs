@@ -32,6 +32,7 @@ impl Plan {
             addresses: e.ipv4.iter().chain(e.ipv6.iter()).copied().collect(),
             mac: e.mac,
             impair: e.impair,
+            state: e.state,
         };
         let links = t
             .links

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Expect, Impair, Node, NodeKind, Sysctl};
+use crate::spec::{Expect, Impair, LinkState, Node, NodeKind, Sysctl};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -61,6 +61,9 @@ pub struct EndpointPlan {
     /// Impairments on this end's egress (absent from older plan.json files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impair: Option<Impair>,
+    /// Set down at the end of `up` when `Down` (absent when up).
+    #[serde(default, skip_serializing_if = "LinkState::is_up")]
+    pub state: LinkState,
 }
 
 /// A veth's MTU when the topology gives none (the kernel's default).
@@ -173,6 +176,7 @@ mod unit_tests {
             addresses: vec![],
             mac: None,
             impair: None,
+            state: LinkState::Up,
         };
         let plan = Plan {
             lab: "l".into(),

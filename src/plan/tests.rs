@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plan::{EndpointPlan, LinkPlan, Place, Plan};
 use crate::spec::{
-    Bind, Expect, ExpectTarget, Impair, Node, NodeKind, Port, Protocol, Route, Sysctl,
+    Bind, Expect, ExpectTarget, Impair, LinkState, Node, NodeKind, Port, Protocol, Route, Sysctl,
 };
 use crate::topology::tests::{TempDir, impaired, ip, net, parse, with_expect, with_link};
 use crate::topology::{lab_name_of, load, parse_str};
@@ -53,6 +53,23 @@ fn plans_without_impairments_load_and_save_as_before() {
     let end: EndpointPlan = serde_json::from_str(old).expect("old endpoint loads");
     assert_eq!(end.impair, None);
     assert_eq!(serde_json::to_string(&end).expect("json"), old);
+}
+
+#[test]
+fn a_down_end_is_kept_in_the_plan() {
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      state: [null, down]",
+    ))
+    .expect("valid");
+    let plan = Plan::from_topology(&t);
+    let [a, b] = &plan.links[0].endpoints;
+    assert_eq!((a.state, b.state), (LinkState::Up, LinkState::Down));
+    // Saved only when down: plan.json of an all-up lab is as before.
+    let json = serde_json::to_string(b).expect("json");
+    assert!(json.ends_with(r#""state":"down"}"#), "{json}");
+    assert!(!serde_json::to_string(a).expect("json").contains("state"));
+    let back: EndpointPlan = serde_json::from_str(&json).expect("loads");
+    assert_eq!(&back, b);
 }
 
 // ---------------------------------------------------------------- the example
@@ -123,6 +140,7 @@ fn example_plans_exactly() {
         addresses: addrs.iter().map(|a| net(a)).collect(),
         mac: None,
         impair: None,
+        state: Default::default(),
     };
     let want = Plan {
         lab: "chain3".into(),

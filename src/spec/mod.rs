@@ -64,4 +64,46 @@ pub struct Endpoint {
     pub mac: Option<[u8; 6]>,
     /// Impairments on this end's egress.
     pub impair: Option<Impair>,
+    /// Administratively up (the default) or down once the lab is up.
+    pub state: LinkState,
+}
+
+/// The administrative state of a link end: `state:` in a topology, `nslab
+/// link up|down` on a running lab. A down end's peer sees no carrier.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    #[default]
+    Up,
+    Down,
+}
+
+impl LinkState {
+    /// Whether this is [`LinkState::Up`] (serde's `skip_serializing_if`).
+    pub fn is_up(&self) -> bool {
+        *self == LinkState::Up
+    }
+}
+
+impl std::str::FromStr for LinkState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "up" => Ok(LinkState::Up),
+            "down" => Ok(LinkState::Down),
+            other => Err(format!("state {other:?} is not up or down")),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        })
+    }
 }

@@ -17,7 +17,7 @@ use super::{Problem, Topology, TopologyError, validate};
 /// Node settings name their node, which must have been added first with
 /// [`node`](Self::node) or [`bridge`](Self::bridge). Link settings
 /// ([`ipv4`](Self::ipv4), [`ipv6`](Self::ipv6), [`mtu`](Self::mtu),
-/// [`mac`](Self::mac), [`impair`](Self::impair)) apply to the link added
+/// [`mac`](Self::mac), [`impair`](Self::impair), [`state`](Self::state)) apply to the link added
 /// last. Expectations ([`expect_reach`](Self::expect_reach) and its
 /// siblings) are the `expect:` entries `nslab check` tests.
 ///
@@ -183,6 +183,7 @@ impl TopologyBuilder {
             mtu: None,
             mac: None,
             impair: None,
+            state: None,
         });
         self
     }
@@ -210,6 +211,14 @@ impl TopologyBuilder {
     pub fn mac<'a>(self, macs: [impl Into<Option<&'a str>>; 2]) -> Self {
         let list = per_end(macs);
         self.with_link("mac", |l| l.mac = Some(list))
+    }
+
+    /// The administrative state (`"up"` or `"down"`) of the last link's two
+    /// ends, `None` for up: a down end is set down at the end of `up`, and
+    /// its peer sees no carrier.
+    pub fn state<'a>(self, states: [impl Into<Option<&'a str>>; 2]) -> Self {
+        let list = per_end(states);
+        self.with_link("state", |l| l.state = Some(list))
     }
 
     /// Impairs both ends of the last link with the settings of a file's

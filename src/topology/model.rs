@@ -312,6 +312,8 @@ pub(crate) struct LinkModel {
     pub mac: Option<Seq<Option<Text>>>,
     #[serde(default)]
     pub impair: Option<ImpairModel>,
+    #[serde(default)]
+    pub state: Option<Seq<Option<Text>>>,
 }
 
 /// `impair:` of a link: one map for both ends, or one entry per endpoint.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::*;
-use crate::spec::{Bind, Impair, Node, Route};
+use crate::spec::{Bind, Impair, LinkState, Node, Route};
 
 const ORIGIN: &str = "lab.yml";
 
@@ -540,6 +540,46 @@ fn mac_rule() {
         Some([2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee])
     );
     assert_eq!(t.links[0].endpoints[1].mac, None);
+}
+
+#[test]
+fn state_rule() {
+    let cases = [
+        (
+            "[sideways, null]",
+            "topology.links[0].state[0]",
+            "state \"sideways\" is not up or down",
+        ),
+        (
+            "[down]",
+            "topology.links[0].state",
+            "state needs one entry per endpoint (2, null for up), found 1",
+        ),
+    ];
+    for (state, path, msg) in cases {
+        assert_problem(
+            &with_link(&format!(
+                "endpoints: [\"a:eth0\", \"b:eth0\"]\n      state: {state}"
+            )),
+            path,
+            msg,
+        );
+    }
+    let t = parse(&with_link(
+        "endpoints: [\"a:eth0\", \"b:eth0\"]\n      state: [null, down]",
+    ))
+    .expect("valid");
+    assert_eq!(t.links[0].endpoints[0].state, LinkState::Up);
+    assert_eq!(t.links[0].endpoints[1].state, LinkState::Down);
+    let built = Topology::builder("s")
+        .node("a")
+        .node("b")
+        .link(["a:eth0", "b:eth0"])
+        .state([Some("down"), Some("up")])
+        .build()
+        .expect("valid");
+    assert_eq!(built.links[0].endpoints[0].state, LinkState::Down);
+    assert_eq!(built.links[0].endpoints[1].state, LinkState::Up);
 }
 
 // ---------------------------------------------------------------- impairments

@@ -15,7 +15,7 @@ use super::model::{
 use super::route::parse_route;
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
-use crate::spec::{Endpoint, HOST, Link, Node};
+use crate::spec::{Endpoint, HOST, Link, LinkState, Node};
 use crate::spec::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
@@ -1036,6 +1036,28 @@ impl Checker {
             }
         }
 
+        let mut states = [LinkState::Up; 2];
+        if let Some(Seq(list)) = &m.state {
+            let p = format!("{path}.state");
+            if list.len() != 2 {
+                self.push(
+                    &p,
+                    format!(
+                        "state needs one entry per endpoint (2, null for up), found {}",
+                        list.len()
+                    ),
+                );
+            } else {
+                for (j, entry) in list.iter().enumerate() {
+                    let Some(Text(s)) = entry else { continue };
+                    match s.parse() {
+                        Ok(state) => states[j] = state,
+                        Err(msg) => self.push(format!("{p}[{j}]"), msg),
+                    }
+                }
+            }
+        }
+
         let mut impairs: [Option<Impair>; 2] = [None; 2];
         match &m.impair {
             None => {}
@@ -1077,6 +1099,7 @@ impl Checker {
                 ipv6: addrs[1][j],
                 mac: macs[j],
                 impair: impairs[j],
+                state: states[j],
             });
         let a = it.next()?;
         let b = it.next()?;

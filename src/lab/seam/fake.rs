@@ -87,6 +87,7 @@ impl FakeLink {
             mac: None,
             up: true,
             running: true,
+            operstate: "up".into(),
             alias: self.alias.clone(),
             peer_index: None,
             controller: None,
@@ -266,6 +267,7 @@ fn describe(request: &Request) -> String {
         Request::AttachPort(r) => r.label.clone(),
         Request::AddAddress(r) => format!("address {} on {}", r.address, r.label),
         Request::SetUp(r) => format!("up {}", r.label),
+        Request::SetLinkState(r) => format!("{} {}", r.state, r.label),
         Request::AddRoute(r) => r.label.clone(),
         Request::ReplaceRoot(r, _) => format!("qdisc on {}", r.label),
     }
@@ -489,6 +491,7 @@ impl Kernel for FakeKernel {
             Request::AttachPort(_)
             | Request::AddAddress(_)
             | Request::SetUp(_)
+            | Request::SetLinkState(_)
             | Request::AddRoute(_)
             | Request::ReplaceRoot(..) => {}
         }

@@ -128,6 +128,7 @@ impl Kernel for RealKernel {
             Request::AttachPort(r) => r.execute(socket).await,
             Request::AddAddress(r) => r.execute(socket).await,
             Request::SetUp(r) => r.execute(socket).await,
+            Request::SetLinkState(r) => r.execute(socket).await,
             Request::AddRoute(r) => r.execute(socket).await,
             Request::ReplaceRoot(r, clock) => r.execute(socket, &clock).await,
         }

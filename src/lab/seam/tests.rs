@@ -14,7 +14,7 @@ use crate::topology;
 
 /// Every kind of step: id blocks (h2 has a user namespace), inits, names,
 /// a bridge, a host link, addresses (v4 and v6), routes, an impairment, a
-/// sysctl naming an interface, exec.
+/// sysctl naming an interface, a link end set down, exec.
 const EVERYTHING: &str = r#"
 name: fakelab
 topology:
@@ -40,6 +40,7 @@ topology:
       ipv4: [10.0.2.1/24, null]
     - endpoints: ["h2:eth0", "sw:p2"]
       ipv4: [10.0.2.2/24, null]
+      state: [down, null]
     - endpoints: ["host:fk0", "sw:p3"]
       ipv4: [10.0.3.1/30, null]
 "#;
@@ -143,6 +144,7 @@ fn a_whole_up_journals_everything_and_down_removes_it_all() {
     assert_eq!(requests("up "), 5);
     assert_eq!(requests("node "), 3, "routes");
     assert_eq!(requests("qdisc on h1:eth0"), 1);
+    assert_eq!(requests("down h2:eth0"), 1);
     assert!(log.contains(&Change::Sysctls(vec!["r1".into()])));
     assert!(log.contains(&Change::Exec {
         node: "h1".into(),
@@ -158,6 +160,8 @@ fn a_whole_up_journals_everything_and_down_removes_it_all() {
     assert!(last(&request("veth ")) < first(&request("address ")));
     assert!(last(&request("address ")) < first(&request("node ")));
     assert!(last(&request("node ")) < first(&request("qdisc ")));
+    // Ends set down last: routes through them were added while up.
+    assert!(last(&request("qdisc ")) < first(&request("down ")));
     assert!(matches!(log.last(), Some(Change::Exec { .. })));
 
     // The journal: every init, name and host link, then ready.

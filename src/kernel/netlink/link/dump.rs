@@ -20,6 +20,10 @@ pub(crate) struct LinkInfo {
     /// Operationally up (RFC 2863 `UP`): the kernel has seen the carrier
     /// and given the link its transmit queue, so packets pass.
     pub running: bool,
+    /// The operational state (IFLA_OPERSTATE, RFC 2863) in lowercase, as
+    /// `ip link` shows it: `up`, `down`, `lowerlayerdown` (a veth whose
+    /// peer is down), `unknown` (lo), ...
+    pub operstate: String,
     pub alias: Option<String>,
     /// For a veth: the peer's ifindex (in the peer's namespace).
     pub peer_index: Option<u32>,
@@ -64,6 +68,7 @@ impl LinkInfo {
             mac: None,
             up: message.header.flags.contains(LinkFlags::Up),
             running: false,
+            operstate: "unknown".into(),
             alias: None,
             peer_index: None,
             controller: None,
@@ -74,7 +79,10 @@ impl LinkInfo {
                 LinkAttribute::IfName(name) => info.name = name.clone(),
                 LinkAttribute::Mtu(mtu) => info.mtu = Some(*mtu),
                 LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
-                LinkAttribute::OperState(state) => info.running = *state == State::Up,
+                LinkAttribute::OperState(state) => {
+                    info.running = *state == State::Up;
+                    info.operstate = operstate(*state);
+                }
                 LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
                 LinkAttribute::Link(peer) => info.peer_index = Some(*peer),
                 LinkAttribute::Controller(bridge) => info.controller = Some(*bridge),
@@ -99,5 +107,20 @@ impl LinkInfo {
             }
         }
         info
+    }
+}
+
+/// The kernel's name of an operational state, lowercase.
+fn operstate(state: State) -> String {
+    match state {
+        State::Unknown => "unknown".into(),
+        State::NotPresent => "notpresent".into(),
+        State::Down => "down".into(),
+        State::LowerLayerDown => "lowerlayerdown".into(),
+        State::Testing => "testing".into(),
+        State::Dormant => "dormant".into(),
+        State::Up => "up".into(),
+        State::Other(n) => format!("other({n})"),
+        _ => "unknown".into(),
     }
 }

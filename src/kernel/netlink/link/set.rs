@@ -4,6 +4,7 @@
 use rtnetlink::{Handle, LinkUnspec};
 
 use crate::kernel::netlink::NetlinkError;
+use crate::spec::LinkState;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SetUp {
@@ -22,21 +23,31 @@ impl SetUp {
     }
 }
 
-/// Sets a link administratively down (its veth peer loses carrier).
+/// Sets a link administratively up or down (IFF_UP) in one RTM_NEWLINK
+/// request. A veth end set down takes its peer's carrier with it.
 #[derive(Debug, Clone)]
-pub(crate) struct SetDown {
+pub(crate) struct SetLinkState {
     pub index: u32,
+    pub state: LinkState,
     pub label: String,
 }
 
-impl SetDown {
+impl SetLinkState {
     pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        let link = LinkUnspec::new_with_index(self.index);
+        let message = match self.state {
+            LinkState::Up => link.up(),
+            LinkState::Down => link.down(),
+        };
         handle
             .link()
-            .set(LinkUnspec::new_with_index(self.index).down().build())
+            .set(message.build())
             .execute()
             .await
-            .map_err(NetlinkError::request(format!("set {} down", self.label)))
+            .map_err(NetlinkError::request(format!(
+                "set {} {}",
+                self.label, self.state
+            )))
     }
 }
 
