@@ -19,6 +19,7 @@ use ipnet::IpNet;
 
 use crate::check::CheckReport;
 use crate::kernel::enter::{self, Stdio};
+use crate::lab::events::{EventStream, Events};
 use crate::lab::exec::{SpawnMode, dev_null, enter_error, pipe, spawn_in};
 use crate::lab::{
     DownReport, Impairment, LabError, NodeChange, RunningNode, StatsReport, StatsSampler,
@@ -101,6 +102,7 @@ pub struct LabOptions {
 /// | [`Lab::exec`] | [`Lab::exec_async`] |
 /// | [`Lab::check`] | [`Lab::check_async`] |
 /// | [`Lab::stats`] | [`Lab::stats_async`] |
+/// | [`Lab::events`] (and its iterator's `next`) | [`Lab::events_async`] (an [`EventStream`]) |
 /// | [`Lab::impair`], [`impairment`](Lab::impairment), [`clear_impairment`](Lab::clear_impairment) | [`Lab::impair_async`], [`impairment_async`](Lab::impairment_async), [`clear_impairment_async`](Lab::clear_impairment_async) |
 /// | [`Lab::link_down`], [`link_up`](Lab::link_up) | [`Lab::link_down_async`], [`link_up_async`](Lab::link_up_async) |
 /// | [`Lab::down`], and [`Drop`] | [`Lab::down_async`] |
@@ -536,6 +538,35 @@ impl Lab {
     pub async fn stats_async(&self) -> Result<StatsReport, ApiError> {
         let lab = self.name.clone();
         unblocked(move || lab_stats(&lab)).await
+    }
+
+    /// What happens in the lab from now on, as `nslab events` shows it:
+    /// links going up or down, addresses and routes added or deleted,
+    /// impairments set or cleared, nodes stopped or started, read from the
+    /// kernel as they happen. Returns once every running node is watched;
+    /// the [`Events`] iterator's `next` blocks until the next event, and
+    /// ends after [`LabDown`](crate::events::EventKind::LabDown), when the
+    /// lab is torn down. Dropping it stops the watch.
+    ///
+    /// ```no_run
+    /// # fn f(lab: &nslab::Lab) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut events = lab.events()?;
+    /// lab.exec("r1", ["ip", "link", "set", "eth0", "down"])?;
+    /// let event = events.next().ok_or("the stream ended")??;
+    /// println!("{event}"); // ... lab/r1 link eth0 down (down, admin down)
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> Result<Events, ApiError> {
+        Ok(crate::lab::events::watch(Some(&self.name), None)?)
+    }
+
+    /// [`events`](Self::events) for async code: the watch starts on
+    /// tokio's blocking pool, and the [`EventStream`] it returns is a
+    /// [`Stream`](futures::Stream) to `.await` (`StreamExt::next`). Needs a
+    /// tokio runtime.
+    pub async fn events_async(&self) -> Result<EventStream, ApiError> {
+        let lab = self.name.clone();
+        unblocked(move || Ok(crate::lab::events::watch(Some(&lab), None)?.into_stream())).await
     }
 
     /// Impairs the egress of `node`'s `iface` now, as `nslab impair` does,

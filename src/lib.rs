@@ -15,7 +15,8 @@
 //! 4. `kernel` (private): namespaces, the node init, rtnetlink requests (one
 //!    file each), sysctls, entering a node. Only kernel work.
 //! 5. `state` (private): the plan and journal under /run/nslab, the lock.
-//! 6. `lab` (private): `up`, `down`, `exec`, `impair`, `inspect`, `stats` over
+//! 6. `lab` (private): `up`, `down`, `exec`, `impair`, `inspect`, `stats`,
+//!    `events` over
 //!    plan → kernel → state, reaching the kernel through one trait so that
 //!    rollback is tested without root.
 //! 7. [`check`] (with its probes), `capture` (with its packet sockets),
@@ -26,7 +27,8 @@
 //! The public API is what a program or a test that builds labs needs:
 //! [`Lab`], [`LabOptions`], [`Topology`] and its builder, the data types
 //! of [`spec`] and [`plan`], the reports ([`UpReport`], [`DownReport`],
-//! [`Impairment`], [`StatsReport`], [`check::CheckReport`]) and the errors.
+//! [`Impairment`], [`StatsReport`], [`check::CheckReport`]), the [`events`]
+//! of a running lab ([`Event`], [`Events`]) and the errors.
 //!
 //! # A lab in a test
 //!
@@ -92,6 +94,9 @@ mod state;
 pub mod topology;
 
 pub use api::{ApiError, Lab, LabOptions, Output, Process};
+/// What happens in running labs: [`Lab::events`] and `nslab events`.
+pub use lab::events;
+pub use lab::events::{Event, EventStream, Events};
 pub use lab::{
     DownReport, Impairment, InterfaceStats, LabError, NodeChange, NodeStats, StatsReport, UpReport,
 };

@@ -8,6 +8,7 @@ mod capture;
 mod check;
 mod completions;
 mod down;
+mod events;
 mod exec;
 mod explain;
 mod generate;
@@ -65,6 +66,9 @@ enum Command {
     /// Show what each node uses (CPU, memory, processes) and the counters
     /// of its interfaces
     Stats(stats::StatsArgs),
+    /// Stream what happens in running labs (links, addresses, routes,
+    /// impairments, nodes), one line per event, until the lab goes down
+    Events(events::EventsArgs),
     /// Set (replacing what it had), show or clear the impairments of an
     /// interface's egress
     Impair(impair::ImpairArgs),
@@ -122,6 +126,7 @@ fn run(command: Command) -> Outcome {
         Command::Capture(args) => capture::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Events(args) => events::run(args),
         Command::Impair(args) => impair::run(args),
         Command::Link(args) => link::run(args),
         Command::Validate(args) => validate::run(args),

@@ -2,6 +2,7 @@
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
 mod down;
+pub mod events;
 pub(crate) mod exec;
 mod fault;
 mod impair;

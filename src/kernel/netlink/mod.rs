@@ -6,6 +6,7 @@ pub(crate) mod address;
 pub(crate) mod link;
 pub(crate) mod qdisc;
 pub(crate) mod route;
+pub(crate) mod watch;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
