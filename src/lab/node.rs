@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::link::{ROUTE_THERE_OR_BEHIND_A_DOWN_LINK, tolerate};
+use super::running::the_lab_with;
 use super::seam::{Kernel, LateSysctls, RealKernel, init_config, run_exec_step, spawn_configs};
 use super::{LabError, resolve_node, runtime};
 use crate::kernel::cgroup::Cgroups;
@@ -100,7 +101,7 @@ pub(crate) fn start_node(target: &NodeRef, exe: Option<&Path>) -> Result<NodeCha
     let node = target.node();
     let lab = match target.lab() {
         Some(lab) => lab.to_string(),
-        None => lab_with_stopped(node)?,
+        None => the_lab_with(node, |r| r.stopped_nodes().iter().any(|n| n == node))?,
     };
     let _lock = LabLock::acquire(&lab, || waiting(&lab))?;
     let recorded = state::read(&lab)?.ok_or_else(|| LabError::NoLab { lab: lab.clone() })?;
@@ -198,29 +199,6 @@ fn lifecycle_node(plan: &Plan, node: &str) -> Result<usize, LabError> {
         });
     }
     Ok(id)
-}
-
-/// The one lab that has `node` stopped.
-fn lab_with_stopped(node: &str) -> Result<String, LabError> {
-    let mut labs: Vec<String> = state::list_labs()?
-        .into_iter()
-        .filter(|lab| {
-            state::read(lab)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.stopped_nodes().iter().any(|n| n == node))
-        })
-        .collect();
-    match labs.len() {
-        1 => Ok(labs.remove(0)),
-        0 => Err(LabError::NoLabHasNode {
-            node: node.to_string(),
-        }),
-        _ => Err(LabError::NodeInSeveralLabs {
-            node: node.to_string(),
-            labs,
-        }),
-    }
 }
 
 /// Addresses, up and routes of node `id`, whose new init is `pid`; what

@@ -106,37 +106,34 @@ pub fn running_nodes(lab: &str) -> Result<Vec<RunningNode>, LabError> {
         .collect())
 }
 
+/// The one lab whose record passes `has` (which looks for `node` in it).
+pub(super) fn the_lab_with(
+    node: &str,
+    has: impl Fn(&state::Recorded) -> bool,
+) -> Result<String, LabError> {
+    let mut labs: Vec<String> = state::list_labs()?
+        .into_iter()
+        .filter(|lab| state::read(lab).ok().flatten().is_some_and(|r| has(&r)))
+        .collect();
+    match labs.len() {
+        1 => Ok(labs.remove(0)),
+        0 => Err(LabError::NoLabHasNode {
+            node: node.to_string(),
+        }),
+        _ => Err(LabError::NodeInSeveralLabs {
+            node: node.to_string(),
+            labs,
+        }),
+    }
+}
+
 /// Resolves a node (`LAB/NODE`, or `NODE` when exactly one running lab
 /// has it) to a running node with its lab's plan.
 pub fn resolve_node(target: &NodeRef) -> Result<(RunningNode, Option<Plan>), LabError> {
     let node = target.node();
     let lab = match target.lab() {
         Some(lab) => lab.to_string(),
-        None => {
-            let mut labs: Vec<String> = state::list_labs()?
-                .into_iter()
-                .filter(|lab| {
-                    state::read(lab)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|r| r.init_pids().iter().any(|(n, _)| n == node))
-                })
-                .collect();
-            match labs.len() {
-                1 => labs.remove(0),
-                0 => {
-                    return Err(LabError::NoLabHasNode {
-                        node: node.to_string(),
-                    });
-                }
-                _ => {
-                    return Err(LabError::NodeInSeveralLabs {
-                        node: node.to_string(),
-                        labs,
-                    });
-                }
-            }
-        }
+        None => the_lab_with(node, |r| r.init_pids().iter().any(|(n, _)| n == node))?,
     };
     let recorded = state::read(&lab)?.ok_or_else(|| LabError::NoLab { lab: lab.clone() })?;
     let pid = recorded

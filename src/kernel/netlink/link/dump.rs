@@ -111,7 +111,7 @@ impl LinkInfo {
 }
 
 /// The kernel's name of an operational state, lowercase.
-fn operstate(state: State) -> String {
+pub(crate) fn operstate(state: State) -> String {
     match state {
         State::Unknown => "unknown".into(),
         State::NotPresent => "notpresent".into(),

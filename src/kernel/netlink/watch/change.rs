@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+
+use crate::kernel::netlink::link::operstate;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType,
 };
@@ -128,20 +130,6 @@ impl LinkChange {
     }
 }
 
-fn operstate(state: State) -> String {
-    match state {
-        State::Unknown => "unknown".into(),
-        State::NotPresent => "notpresent".into(),
-        State::Down => "down".into(),
-        State::LowerLayerDown => "lowerlayerdown".into(),
-        State::Testing => "testing".into(),
-        State::Dormant => "dormant".into(),
-        State::Up => "up".into(),
-        State::Other(n) => format!("state{n}"),
-        _ => "unknown".into(),
-    }
-}
-
 fn address(message: &AddressMessage, added: bool) -> Option<Change> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer's on
     // point-to-point links (as in address/dump.rs).
@@ -227,6 +215,7 @@ fn route_kind(kind: RouteType) -> String {
 mod tests {
     use super::*;
     use rtnetlink::packet_route::AddressFamily;
+    use rtnetlink::packet_route::link::State;
     use rtnetlink::packet_route::route::RouteProtocol;
 
     #[test]
