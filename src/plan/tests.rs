@@ -194,6 +194,7 @@ fn example_plans_exactly() {
             },
         ],
         expect: vec![],
+        scenario: Default::default(),
     };
     assert_eq!(plan, want);
     assert_eq!(plan.link_label(&plan.links[1]), "r1:eth1 <-> lan:p1");
