@@ -218,3 +218,60 @@ fn node_step(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::spec::{LinkState, NodeAction, StepAction, Topology};
+    use crate::topology::parse_str;
+
+    const FILE: &str = r#"
+name: scn
+topology:
+  nodes: {a: {}, b: {}}
+  links: [{endpoints: ["a:eth0", "b:eth0"]}]
+scenario:
+  - {at: 0s, check: true}
+  - {at: 1.5s, link: "a:eth0", state: down}
+  - {at: 1500ms, node: b, action: stop}
+  - {at: 2s, node: b, action: start}
+"#;
+
+    #[test]
+    fn a_file_and_the_builder_give_the_same_steps() {
+        let file = parse_str(FILE, Path::new("scn.yml"), Path::new(".")).expect("valid");
+        let built = Topology::builder("scn")
+            .node("a")
+            .node("b")
+            .link(["a:eth0", "b:eth0"])
+            .scenario_step(Duration::ZERO, StepAction::Check)
+            .scenario_step(
+                Duration::from_millis(1500),
+                StepAction::Link {
+                    node: "a".into(),
+                    iface: "eth0".into(),
+                    state: LinkState::Down,
+                },
+            )
+            .scenario_step(
+                Duration::from_millis(1500),
+                StepAction::Node {
+                    node: "b".into(),
+                    action: NodeAction::Stop,
+                },
+            )
+            .scenario_step(
+                Duration::from_secs(2),
+                StepAction::Node {
+                    node: "b".into(),
+                    action: NodeAction::Start,
+                },
+            )
+            .build()
+            .expect("valid");
+        assert_eq!(file.scenario, built.scenario);
+        assert_eq!(file.scenario.steps.len(), 4);
+    }
+}
