@@ -49,6 +49,8 @@ pub enum ApiError {
     EmptyCommand,
     #[error("impairment of {target}: {problems}")]
     Impair { target: String, problems: String },
+    #[error(transparent)]
+    Scenario(#[from] Box<crate::scenario::ScenarioError>),
 }
 
 /// How a lab is brought up: the fields, or the builder methods, then
@@ -694,6 +696,22 @@ impl Lab {
     pub fn restart_node(&mut self, node: &str) -> Result<NodeChange, ApiError> {
         self.stop_node(node)?;
         self.start_node(node)
+    }
+
+    /// Plays the topology's `scenario:` as `nslab run-scenario` does,
+    /// each check step's probes waiting at most `timeout`; blocks until
+    /// the last step is done. `report.passed` says whether every check
+    /// step passed, and each [`StepReport`](crate::scenario::StepReport)
+    /// holds its check's report. The nodes the steps stopped or started
+    /// are followed, as [`stop_node`](Self::stop_node) does.
+    pub fn run_scenario(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<crate::scenario::ScenarioReport, ApiError> {
+        let result = crate::scenario::run(&self.name, timeout, self.exe.as_deref(), |_| {});
+        let running = running_nodes(self.name.as_str())?;
+        self.nodes = running.into_iter().map(|n| (n.node.clone(), n)).collect();
+        Ok(result.map_err(Box::new)?)
     }
 
     /// `LAB/NODE` of a node of this lab's plan.

@@ -21,7 +21,9 @@
 //!    rollback is tested without root.
 //! 7. [`check`] (with its probes), `capture` (with its packet sockets),
 //!    `explain`, `graph`, `generate`: the verbs built on the layers below.
-//! 8. [`Lab`]: the Rust API over all of it; `cli` (private): one file per
+//! 8. [`scenario`]: `nslab run-scenario`, the timed link, node and check
+//!    steps of a topology's `scenario:`, played on a running lab.
+//! 9. [`Lab`]: the Rust API over all of it; `cli` (private): one file per
 //!    command-line verb, each a thin call into the library.
 //!
 //! The public API is what a program or a test that builds labs needs:
@@ -89,6 +91,7 @@ mod kernel;
 mod lab;
 pub mod plan;
 mod privileges;
+pub mod scenario;
 pub mod spec;
 mod state;
 pub mod topology;

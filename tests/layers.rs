@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["state", "privileges"],
     &["lab"],
     &["check", "capture", "explain", "graph", "generate"],
+    &["scenario"],
     &["api"],
     &["cli"],
     &["test_support", "lib", "main"],

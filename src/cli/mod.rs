@@ -18,6 +18,7 @@ mod inspect;
 mod link;
 mod man;
 mod node;
+mod run_scenario;
 mod signals;
 mod stats;
 mod up;
@@ -93,6 +94,13 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Stop, start or restart a node of a running lab, keeping its links
     Node(node::NodeArgs),
+    /// Play the topology's `scenario:` on the running lab: timed link,
+    /// node and check steps
+    ///
+    /// Exit codes: 0 every check step passed; 1 one failed, or a step
+    /// could not be done; 2 bad input, an unknown lab or one without a
+    /// scenario.
+    RunScenario(run_scenario::RunScenarioArgs),
     /// Print a shell completion script for nslab
     Completions(completions::CompletionsArgs),
     /// Print the manual page nslab(1), or write one page per command
@@ -134,6 +142,7 @@ fn run(command: Command) -> Outcome {
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Node(args) => node::run(args),
+        Command::RunScenario(args) => run_scenario::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

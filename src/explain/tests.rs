@@ -357,6 +357,7 @@ fn a_value_cannot_end_a_here_document_early() {
             mtu: None,
         }],
         expect: vec![],
+        scenario: Default::default(),
     };
     let text = script(&plan, None).expect("script");
     assert!(

@@ -48,6 +48,7 @@ impl Plan {
             nodes,
             links,
             expect: t.expect.clone(),
+            scenario: t.scenario.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Expect, Impair, LinkState, Node, NodeKind, Sysctl};
+use crate::spec::{Expect, Impair, LinkState, Node, NodeKind, Scenario, Sysctl};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -40,6 +40,10 @@ pub struct Plan {
     /// before they existed).
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// The timed steps of `nslab run-scenario` (absent when there are
+    /// none, and in plans saved before they existed).
+    #[serde(default, skip_serializing_if = "Scenario::is_empty")]
+    pub scenario: Scenario,
 }
 
 /// A veth pair.
@@ -204,6 +208,7 @@ mod unit_tests {
                 mtu: None,
             }],
             expect: vec![],
+            scenario: Default::default(),
         };
         let interfaces = plan.interfaces_by_node();
         let (early, late) = plan.sysctl_stages(0, &interfaces[0]);

@@ -194,6 +194,7 @@ fn example_plans_exactly() {
             },
         ],
         expect: vec![],
+        scenario: Default::default(),
     };
     assert_eq!(plan, want);
     assert_eq!(plan.link_label(&plan.links[1]), "r1:eth1 <-> lan:p1");
@@ -282,4 +283,21 @@ fn impairment_warnings_name_the_link_end() {
         warnings[0].starts_with("b:eth0: jitter 2ms is larger than delay 1ms"),
         "{warnings:?}"
     );
+}
+
+#[test]
+fn plans_keep_the_scenario_and_old_plans_read_without_one() {
+    let yaml = "name: scn\ntopology:\n  nodes: {a: {}, b: {}}\n  links: [{endpoints: [\"a:eth0\", \"b:eth0\"]}]\nscenario:\n  - {at: 1s, link: \"a:eth0\", state: down}\n  - {at: 2s, check: true}\n";
+    let topology =
+        crate::topology::parse_str(yaml, "scn.yml".as_ref(), ".".as_ref()).expect("valid");
+    let plan = Plan::from_topology(&topology);
+    assert_eq!(plan.scenario.steps.len(), 2);
+    let json = serde_json::to_string(&plan).expect("json");
+    let back: Plan = serde_json::from_str(&json).expect("read back");
+    assert_eq!(back.scenario, topology.scenario);
+    // A plan saved before scenarios existed reads as one without.
+    let mut old: serde_json::Value = serde_json::from_str(&json).expect("value");
+    old.as_object_mut().expect("object").remove("scenario");
+    let old: Plan = serde_json::from_value(old).expect("old plan");
+    assert!(old.scenario.is_empty());
 }

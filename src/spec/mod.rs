@@ -12,6 +12,7 @@ mod expect;
 mod impair;
 mod names;
 mod node;
+mod scenario;
 mod target;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub(crate) use impair::{format_duration_us, format_rate_bits};
 pub use names::{MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name};
 pub(crate) use names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
 pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Route, Sysctl};
+pub use scenario::{NodeAction, Scenario, Step, StepAction};
 pub use target::{InterfaceRef, LabName, NodeRef, TargetError};
 
 /// The reserved endpoint node name for the host's own network namespace.
@@ -44,6 +46,8 @@ pub struct Topology {
     pub links: Vec<Link>,
     /// `expect:` entries in file order.
     pub expect: Vec<Expect>,
+    /// `scenario:`, the timed steps of `nslab run-scenario` (empty: none).
+    pub scenario: Scenario,
 }
 
 /// One link (a veth pair).

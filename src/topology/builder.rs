@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::model::{
     ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq,
-    Text, TopologyModel, UMap,
+    StepModel, Text, TopologyModel, UMap,
 };
 use super::{Problem, Topology, TopologyError, validate};
+use crate::spec::StepAction;
 
 /// Builds a [`Topology`] in code; start with [`Topology::builder`].
 ///
@@ -39,6 +40,7 @@ pub struct TopologyBuilder {
     nodes: UMap<Option<NodeModel>>,
     links: Vec<LinkModel>,
     expect: Vec<ExpectModel>,
+    scenario: Vec<StepModel>,
     /// Misuses of the builder itself (a setting for a node never added),
     /// reported with validation's problems.
     problems: Vec<Problem>,
@@ -52,6 +54,7 @@ impl Topology {
             nodes: UMap::default(),
             links: Vec::new(),
             expect: Vec::new(),
+            scenario: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -273,6 +276,53 @@ impl TopologyBuilder {
         self.expectation(from, to, port, Some(false))
     }
 
+    /// Adds a `scenario:` step at `at` from the start of `nslab
+    /// run-scenario`: steps are checked as the file's are, in the order
+    /// they are added.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nslab::spec::{LinkState, NodeAction, StepAction, Topology};
+    ///
+    /// let topology = Topology::builder("pair")
+    ///     .node("h1")
+    ///     .node("h2")
+    ///     .link(["h1:eth0", "h2:eth0"])
+    ///     .ipv4(["10.0.0.1/30", "10.0.0.2/30"])
+    ///     .expect_reach("h1", "h2")
+    ///     .scenario_step(Duration::ZERO, StepAction::Check)
+    ///     .scenario_step(
+    ///         Duration::from_millis(500),
+    ///         StepAction::Link { node: "h2".into(), iface: "eth0".into(), state: LinkState::Down },
+    ///     )
+    ///     .scenario_step(
+    ///         Duration::from_secs(1),
+    ///         StepAction::Node { node: "h2".into(), action: NodeAction::Restart },
+    ///     )
+    ///     .build()
+    ///     .expect("a valid topology");
+    /// assert_eq!(topology.scenario.steps.len(), 3);
+    /// ```
+    pub fn scenario_step(mut self, at: std::time::Duration, action: StepAction) -> Self {
+        let mut step = StepModel {
+            at: Some(Measure(format!("{}us", at.as_micros()))),
+            ..StepModel::default()
+        };
+        match action {
+            StepAction::Link { node, iface, state } => {
+                step.link = Some(text(format!("{node}:{iface}")));
+                step.state = Some(text(state.to_string()));
+            }
+            StepAction::Node { node, action } => {
+                step.node = Some(text(node));
+                step.action = Some(text(action.to_string()));
+            }
+            StepAction::Check => step.check = Some(true),
+        }
+        self.scenario.push(step);
+        self
+    }
+
     /// Validates what was built, with every rule of a topology file,
     /// reporting all problems at once.
     pub fn build(self) -> Result<Topology, TopologyError> {
@@ -285,6 +335,7 @@ impl TopologyBuilder {
                 links: Some(Seq(self.links)),
             }),
             expect: (!self.expect.is_empty()).then_some(Seq(self.expect)),
+            scenario: (!self.scenario.is_empty()).then_some(Seq(self.scenario)),
         };
         let mut problems = self.problems;
         match validate::validate(model, &origin, Path::new(".")) {

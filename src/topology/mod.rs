@@ -14,6 +14,7 @@ mod impair;
 mod load;
 mod model;
 mod route;
+mod scenario;
 mod validate;
 
 #[cfg(test)]

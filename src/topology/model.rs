@@ -251,6 +251,8 @@ pub(crate) struct FileModel {
     pub topology: Option<TopologyModel>,
     #[serde(default)]
     pub expect: Option<Seq<ExpectModel>>,
+    #[serde(default)]
+    pub scenario: Option<Seq<StepModel>>,
 }
 
 /// `topology:`.
@@ -406,6 +408,26 @@ pub(crate) struct ExpectModel {
     pub port: Option<Scalar>,
     #[serde(default)]
     pub reach: Option<bool>,
+}
+
+/// One step of `scenario:`: `at` and one of `link` (with `state`),
+/// `node` (with `action`) or `check`. Every key is optional here so that a
+/// missing one is reported with its key path.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepModel {
+    #[serde(default)]
+    pub at: Option<Measure>,
+    #[serde(default)]
+    pub link: Option<Text>,
+    #[serde(default)]
+    pub state: Option<Text>,
+    #[serde(default)]
+    pub node: Option<Text>,
+    #[serde(default)]
+    pub action: Option<Text>,
+    #[serde(default)]
+    pub check: Option<bool>,
 }
 
 /// Only the lab name, ignoring everything else (for [`super::lab_name_of`]).

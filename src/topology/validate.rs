@@ -314,6 +314,9 @@ pub(crate) fn validate(
         },
     );
     c.problems.extend(problems);
+    let (scenario, problems) =
+        super::scenario::scenario(&model.scenario.unwrap_or_default().0, &nodes, &interfaces);
+    c.problems.extend(problems);
 
     if c.problems.is_empty() {
         Ok(Topology {
@@ -322,6 +325,7 @@ pub(crate) fn validate(
             nodes,
             links,
             expect,
+            scenario,
         })
     } else {
         Err(c.problems)
