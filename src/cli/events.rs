@@ -18,14 +18,7 @@ pub(super) struct EventsArgs {
 
 pub(super) fn run(args: EventsArgs) -> Outcome {
     super::need_privileges(EXIT_FAILED)?;
-    // A bad name fails as a lab that is not there does (exit 1), as in
-    // `stats`.
-    let lab = args
-        .lab
-        .as_deref()
-        .map(super::lab_name)
-        .transpose()
-        .map_err(|(_, message)| (EXIT_FAILED, message))?;
+    let lab = super::running_lab_name(args.lab.as_deref())?;
     let signals = signals::on_signals().map_err(|e| failed(format!("signals: {e}")))?;
     // The watch ends within a tick of a signal, which ends the loop.
     let events = crate::lab::events::watch(lab.as_ref(), Some(signals.flag())).map_err(failed)?;

@@ -176,6 +176,14 @@ fn lab_name(text: &str) -> Result<LabName, (i32, String)> {
         .map_err(|_| invalid(format_args!("{text:?} is not a valid lab name")))
 }
 
+/// An optional LAB argument of a verb that reads running labs: a bad name
+/// fails as a lab that is not there does (exit 1), as in `inspect`.
+fn running_lab_name(text: Option<&str>) -> Result<Option<LabName>, (i32, String)> {
+    text.map(lab_name)
+        .transpose()
+        .map_err(|(_, message)| (EXIT_FAILED, message))
+}
+
 /// The plan of a topology file, its impairment warnings printed.
 fn load(file: &Path) -> Result<Plan, (i32, String)> {
     let plan = Plan::from_file(file).map_err(invalid)?;

@@ -28,14 +28,7 @@ pub(super) struct StatsArgs {
 
 pub(super) fn run(args: StatsArgs) -> Outcome {
     super::need_privileges(EXIT_FAILED)?;
-    // A bad name fails as a lab that is not there does (exit 1), as in
-    // `inspect`.
-    let lab = args
-        .lab
-        .as_deref()
-        .map(super::lab_name)
-        .transpose()
-        .map_err(|(_, message)| (EXIT_FAILED, message))?;
+    let lab = super::running_lab_name(args.lab.as_deref())?;
     let mut sampler = StatsSampler::new(lab.as_ref());
     if !args.watch {
         let reports = sampler.sample().map_err(failed)?;
