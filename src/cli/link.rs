@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use crate::lab::{self, LabError, RunningNode};
+use crate::lab::{self, RunningNode};
 use crate::plan::Plan;
 use crate::spec::{InterfaceRef, LinkState};
 use crate::topology::parse_duration_us;
@@ -74,26 +74,13 @@ pub(super) fn run(args: LinkArgs) -> Outcome {
 /// unknown name (lab, node) is bad input.
 fn resolve(target: &Target) -> Result<(RunningNode, Option<Plan>, String), (i32, String)> {
     let interface: InterfaceRef = target.target.parse().map_err(invalid)?;
-    let (node, plan) = lab::resolve_node(interface.node()).map_err(exit_code)?;
+    let (node, plan) = lab::resolve_node(interface.node()).map_err(super::lab_failure)?;
     Ok((node, plan, interface.iface().to_string()))
-}
-
-/// Unknown names (lab, node, interface) exit 2, as bad input does.
-fn exit_code(e: LabError) -> (i32, String) {
-    match e {
-        LabError::NoLab { .. }
-        | LabError::NoNode { .. }
-        | LabError::NoLabHasNode { .. }
-        | LabError::NodeInSeveralLabs { .. }
-        | LabError::NoInterface { .. }
-        | LabError::Target(_) => invalid(e),
-        e => failed(e),
-    }
 }
 
 fn once(target: &Target, state: LinkState) -> Outcome {
     let (node, plan, iface) = resolve(target)?;
-    lab::link_set(&node, plan.as_ref(), &iface, state).map_err(exit_code)?;
+    lab::link_set(&node, plan.as_ref(), &iface, state).map_err(super::lab_failure)?;
     println!("{}: {state}", target.target);
     Ok(0)
 }
@@ -105,7 +92,7 @@ fn flap(args: &FlapArgs) -> Outcome {
     let stop = signals.flag();
     let start = Instant::now();
     let set = |state: LinkState| -> Outcome {
-        lab::link_set(&node, plan.as_ref(), &iface, state).map_err(exit_code)?;
+        lab::link_set(&node, plan.as_ref(), &iface, state).map_err(super::lab_failure)?;
         println!("{} {label}: {state}", timestamp(start));
         Ok(0)
     };

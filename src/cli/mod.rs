@@ -184,6 +184,21 @@ fn running_lab_name(text: Option<&str>) -> Result<Option<LabName>, (i32, String)
         .map_err(|(_, message)| (EXIT_FAILED, message))
 }
 
+/// A failure of a verb on a running lab's node or interface: unknown names
+/// (lab, node, interface) exit 2, as bad input does; anything else 1.
+fn lab_failure(e: crate::lab::LabError) -> (i32, String) {
+    use crate::lab::LabError;
+    match e {
+        LabError::NoLab { .. }
+        | LabError::NoNode { .. }
+        | LabError::NoLabHasNode { .. }
+        | LabError::NodeInSeveralLabs { .. }
+        | LabError::NoInterface { .. }
+        | LabError::Target(_) => invalid(e),
+        e => failed(e),
+    }
+}
+
 /// The plan of a topology file, its impairment warnings printed.
 fn load(file: &Path) -> Result<Plan, (i32, String)> {
     let plan = Plan::from_file(file).map_err(invalid)?;

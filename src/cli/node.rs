@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::lab::{self, LabError, NodeChange};
+use crate::lab::{self, NodeChange};
 use crate::spec::NodeRef;
 
 use super::{EXIT_FAILED, EXIT_INVALID, Outcome};
@@ -45,7 +45,7 @@ pub(super) fn run(args: NodeArgs) -> Outcome {
         NodeAction::Start(_) => lab::start_node(&node, None),
         NodeAction::Restart(_) => lab::restart_node(&node, None),
     }
-    .map_err(|e| (exit_code(&e), e.to_string()))?;
+    .map_err(super::lab_failure)?;
     print_change(verb, &change);
     Ok(0)
 }
@@ -59,16 +59,4 @@ fn print_change(verb: &str, change: &NodeChange) {
         _ => format!("init {}, {} interface(s) up", change.pid, change.interfaces),
     };
     println!("{}/{} {verb}: {what}", change.lab, change.node);
-}
-
-/// Unknown names are bad input (2); anything else failed (1).
-fn exit_code(e: &LabError) -> i32 {
-    match e {
-        LabError::NoLab { .. }
-        | LabError::NoNode { .. }
-        | LabError::NoLabHasNode { .. }
-        | LabError::NodeInSeveralLabs { .. }
-        | LabError::Target(_) => EXIT_INVALID,
-        _ => EXIT_FAILED,
-    }
 }

@@ -17,7 +17,7 @@ mod wiring;
 #[cfg(test)]
 mod tests;
 
-use crate::kernel::userns::{IdRange, SubidFiles, nslab_range};
+use crate::kernel::userns::{SubidFiles, nslab_range};
 use crate::plan::Plan;
 
 /// Where the script keeps its record of a lab (holder pids, netns names).
@@ -45,11 +45,6 @@ pub(crate) fn script(plan: &Plan, given: Option<(u32, u32)>) -> Result<String, E
         true => Some(nslab_range(&SubidFiles::host(), given, false)?),
         false => None,
     };
-    script_with_ids(plan, range)
-}
-
-/// [`script`] with the id range given.
-fn script_with_ids(plan: &Plan, range: Option<IdRange>) -> Result<String, ExplainError> {
     let mut s = Script::default();
     // Shell variables holding each node's init pid, by node id.
     let pids = node::pid_vars(plan);

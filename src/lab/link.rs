@@ -2,6 +2,9 @@
 //! administratively up or down, over a netlink socket opened in the node's
 //! net namespace. A veth end set down takes its peer's carrier with it.
 
+use ipnet::IpNet;
+use rtnetlink::Handle;
+
 use super::LabError;
 use super::impair::{Target, with_interface};
 use super::running::RunningNode;
@@ -10,7 +13,7 @@ use crate::kernel::netlink::link::SetLinkState;
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, errno};
 use crate::plan::{Place, Plan};
-use crate::spec::LinkState;
+use crate::spec::{LinkState, Route};
 
 /// Sets the interface `iface` of a running node up or down, in one
 /// request. Setting an end down makes the kernel drop its IPv6 addresses
@@ -50,13 +53,8 @@ async fn restore(target: &Target, plan: &Plan, node: &str, iface: &str) -> Resul
         .iter()
         .flat_map(|l| &l.endpoints)
         .find(|e| e.place == Place::Node(id) && e.ifname == iface);
-    for address in end.iter().flat_map(|e| &e.addresses) {
-        let add = AddAddress {
-            index: target.index,
-            address: *address,
-            label: target.label.clone(),
-        };
-        tolerate(add.execute(&target.socket).await, &[libc::EEXIST])?;
+    if let Some(end) = end {
+        put_back_addresses(&target.socket, target.index, &target.label, &end.addresses).await?;
     }
     for route in &plan.nodes[id].routes {
         let output_index = match &route.device {
@@ -64,24 +62,54 @@ async fn restore(target: &Target, plan: &Plan, node: &str, iface: &str) -> Resul
             Some(_) => Some(target.index),
             None => None,
         };
-        let add = AddRoute {
-            destination: route.destination,
-            gateway: route.gateway,
-            output_index,
-            metric: route.metric,
-            label: format!("node {}: route {}", node, route.text),
-        };
-        tolerate(
-            add.execute(&target.socket).await,
-            &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,
-        )?;
+        put_back_route(&target.socket, node, route, output_index).await?;
     }
     Ok(())
 }
 
+/// Adds `addresses` to the link `index` again; one still there is left.
+pub(super) async fn put_back_addresses(
+    socket: &Handle,
+    index: u32,
+    label: &str,
+    addresses: &[IpNet],
+) -> Result<(), NetlinkError> {
+    for address in addresses {
+        let add = AddAddress {
+            index,
+            address: *address,
+            label: label.to_string(),
+        };
+        tolerate(add.execute(socket).await, &[libc::EEXIST])?;
+    }
+    Ok(())
+}
+
+/// Adds a route of `node` again (through `output_index`, when it names a
+/// device); one still there, or whose gateway lies behind a link that is
+/// down, is left.
+pub(super) async fn put_back_route(
+    socket: &Handle,
+    node: &str,
+    route: &Route,
+    output_index: Option<u32>,
+) -> Result<(), NetlinkError> {
+    let add = AddRoute {
+        destination: route.destination,
+        gateway: route.gateway,
+        output_index,
+        metric: route.metric,
+        label: format!("node {node}: route {}", route.text),
+    };
+    tolerate(
+        add.execute(socket).await,
+        &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,
+    )
+}
+
 /// A route added again that is there already, or whose gateway lies
 /// behind a link that is down.
-pub(super) const ROUTE_THERE_OR_BEHIND_A_DOWN_LINK: [i32; 4] = [
+const ROUTE_THERE_OR_BEHIND_A_DOWN_LINK: [i32; 4] = [
     libc::EEXIST,
     libc::ENETUNREACH,
     libc::EHOSTUNREACH,
@@ -89,10 +117,7 @@ pub(super) const ROUTE_THERE_OR_BEHIND_A_DOWN_LINK: [i32; 4] = [
 ];
 
 /// `result`, with a refusal for one of the `errnos` counted as success.
-pub(super) fn tolerate(
-    result: Result<(), NetlinkError>,
-    errnos: &[i32],
-) -> Result<(), NetlinkError> {
+fn tolerate(result: Result<(), NetlinkError>, errnos: &[i32]) -> Result<(), NetlinkError> {
     match result {
         Err(NetlinkError::Request { source, .. })
             if errno(&source).is_some_and(|e| errnos.contains(&e)) =>

@@ -19,15 +19,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::link::{ROUTE_THERE_OR_BEHIND_A_DOWN_LINK, tolerate};
+use super::link::{put_back_addresses, put_back_route};
 use super::running::the_lab_with;
 use super::seam::{Kernel, LateSysctls, RealKernel, init_config, run_exec_step, spawn_configs};
 use super::{LabError, resolve_node, runtime};
 use crate::kernel::cgroup::Cgroups;
 use crate::kernel::namespace::{NETNS_DIR, netns_name_inode};
-use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{SetLinkState, SetUp, dump_links};
-use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::{self, is_init_of};
 use crate::plan::{Place, Plan};
@@ -222,14 +220,7 @@ fn configure(plan: &Plan, id: usize, pid: i32) -> Result<usize, LabError> {
         for end in ends.filter(|e| e.place == Place::Node(id)) {
             let index = index(&end.ifname)?;
             let label = plan.endpoint_label(end);
-            for address in &end.addresses {
-                let add = AddAddress {
-                    index,
-                    address: *address,
-                    label: label.clone(),
-                };
-                tolerate(add.execute(&socket).await, &[libc::EEXIST])?;
-            }
+            put_back_addresses(&socket, index, &label, &end.addresses).await?;
             // An end the topology keeps down (`state: down`) stays down.
             if end.state == LinkState::Up {
                 SetUp { index, label }.execute(&socket).await?;
@@ -238,17 +229,7 @@ fn configure(plan: &Plan, id: usize, pid: i32) -> Result<usize, LabError> {
         }
         for route in &plan.nodes[id].routes {
             let output_index = route.device.as_deref().map(index).transpose()?;
-            let add = AddRoute {
-                destination: route.destination,
-                gateway: route.gateway,
-                output_index,
-                metric: route.metric,
-                label: format!("node {}: route {}", plan.nodes[id].name, route.text),
-            };
-            tolerate(
-                add.execute(&socket).await,
-                &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,
-            )?;
+            put_back_route(&socket, &plan.nodes[id].name, route, output_index).await?;
         }
         Ok::<_, NetlinkError>(up)
     })?;
