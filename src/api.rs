@@ -155,6 +155,8 @@ pub struct Lab {
     nodes: HashMap<String, RunningNode>,
     /// The nslab binary its inits run, for nodes started again.
     exe: Option<PathBuf>,
+    /// The host ids of its user-namespaced nodes, for nodes `apply` adds.
+    userns_range: Option<(u32, u32)>,
     /// Still to be torn down (false after [`Lab::down`]).
     live: bool,
 }
@@ -247,6 +249,7 @@ impl LabOptions {
             report,
             nodes: HashMap::new(),
             exe: self.nslab_exe.clone(),
+            userns_range: self.userns_range,
             live: true,
         };
         lab.nodes = running_nodes(&lab.plan.lab)?
@@ -712,6 +715,36 @@ impl Lab {
         let running = running_nodes(self.name.as_str())?;
         self.nodes = running.into_iter().map(|n| (n.node.clone(), n)).collect();
         Ok(result.map_err(Box::new)?)
+    }
+
+    /// Changes the running lab to `topology`, live, as `nslab apply` does:
+    /// only the difference is made (nodes, links, addresses, routes,
+    /// sysctls, impairments, link states), and what did not change is not
+    /// touched. `recreate` names nodes to build again whatever changed (the
+    /// way to change a hostname, binds, `exec`, ...). A change that cannot
+    /// be made live fails before anything changes
+    /// ([`LabError::NotLive`]). The change is made to this lab whatever
+    /// `topology`'s `name` (a lab built with [`LabOptions::unique`] has a
+    /// name of its own). Blocks.
+    pub fn apply(
+        &mut self,
+        topology: &Topology,
+        recreate: &[&str],
+    ) -> Result<crate::lab::ApplyReport, ApiError> {
+        let mut plan = Plan::from_topology(topology);
+        plan.lab = self.name.as_str().to_string();
+        plan.source = self.plan.source.clone();
+        let options = crate::lab::ApplyOptions {
+            recreate: recreate.iter().map(|n| n.to_string()).collect(),
+            init_exe: self.exe.clone(),
+            userns_range: self.userns_range,
+            ..Default::default()
+        };
+        let report = crate::lab::apply(&plan, &options)?;
+        let running = running_nodes(self.name.as_str())?;
+        self.nodes = running.into_iter().map(|n| (n.node.clone(), n)).collect();
+        self.plan = Arc::new(plan);
+        Ok(report)
     }
 
     /// `LAB/NODE` of a node of this lab's plan.

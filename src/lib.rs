@@ -101,7 +101,8 @@ pub use api::{ApiError, Lab, LabOptions, Output, Process};
 pub use lab::events;
 pub use lab::events::{Event, EventStream, Events};
 pub use lab::{
-    DownReport, Impairment, InterfaceStats, LabError, NodeChange, NodeStats, StatsReport, UpReport,
+    ApplyReport, DownReport, Impairment, InterfaceStats, LabError, NodeChange, NodeStats,
+    StatsReport, UpReport,
 };
 pub use privileges::MissingCapabilities;
 pub use spec::Topology;

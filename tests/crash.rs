@@ -466,3 +466,129 @@ fn state_is_for_root_only() {
     names.sort();
     assert_eq!(names, ["journal", "netns-placeholder", "plan.json"]);
 }
+
+/// r1 -- r2, r1 -- h1.
+const APPLY_BASE: &str = r#"
+name: LAB
+topology:
+  nodes:
+    r1: {sysctls: {net.ipv4.ip_forward: 1}}
+    r2: {routes: ["10.9.0.0/24 via 10.0.0.1"]}
+    h1: {routes: ["default via 10.0.1.1"]}
+  links:
+    - endpoints: ["r1:eth0", "r2:eth0"]
+      ipv4: [10.0.0.1/30, 10.0.0.2/30]
+    - endpoints: ["h1:eth0", "r1:eth1"]
+      ipv4: [10.0.1.2/24, 10.0.1.1/24]
+"#;
+
+/// APPLY_BASE with every kind of step: h1 removed; r3 (user-namespaced,
+/// with an exec step) added with a link to r2, one to the host and one to
+/// a new bridge; r2's route and address changed, r1's sysctl, an
+/// impairment set.
+const APPLY_NEXT: &str = r#"
+name: LAB
+topology:
+  nodes:
+    r1: {sysctls: {net.ipv4.ip_forward: 0}}
+    r2: {routes: ["10.9.0.0/24 via 10.0.2.2"]}
+    r3: {userns: true, exec: ["echo made > /tmp/made"]}
+    sw: {kind: bridge}
+  links:
+    - endpoints: ["r1:eth0", "r2:eth0"]
+      ipv4: [10.0.0.1/30, 10.0.0.2/30]
+      ipv6: [null, "2001:db8::2/64"]
+      impair: [{rate: 10mbit}, null]
+    - endpoints: ["r2:eth1", "r3:eth0"]
+      ipv4: [10.0.2.1/24, 10.0.2.2/24]
+    - endpoints: ["r3:eth1", "host:HOSTIF"]
+      ipv4: [10.0.4.1/24, 10.0.4.2/24]
+    - endpoints: ["r3:eth2", "sw:p1"]
+"#;
+
+/// The lab is what APPLY_NEXT says.
+fn is_next(lab: &TestLab, context: &str) {
+    let out = |node: &str, args: &[&str]| {
+        let (code, out, err) = lab.exec(node, args);
+        assert_eq!(code, 0, "{context}: {node} {args:?}: {err}");
+        out
+    };
+    out("r3", &["ping", "-c1", "-W2", "10.0.2.1"]);
+    out("r3", &["ping", "-c1", "-W2", "10.0.4.2"]);
+    assert_eq!(out("r3", &["cat", "/tmp/made"]).trim(), "made", "{context}");
+    assert!(
+        out("r2", &["ip", "route"]).contains("10.9.0.0/24 via 10.0.2.2"),
+        "{context}"
+    );
+    assert_eq!(
+        out("r1", &["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "0"
+    );
+    assert!(
+        out("r1", &["tc", "qdisc", "show", "dev", "eth0"]).contains("tbf"),
+        "{context}"
+    );
+    assert!(out("sw", &["ip", "-o", "link", "show", "p1"]).contains("master sw"));
+    assert!(
+        !std::path::Path::new(&format!("/run/netns/{}-h1", lab.name)).exists(),
+        "{context}: h1 is still there"
+    );
+}
+
+#[test]
+fn apply_killed_after_every_step_is_cleaned_by_down_or_finished_by_apply() {
+    let test = "apply_killed_after_every_step_is_cleaned_by_down_or_finished_by_apply";
+    if !cfg!(feature = "fault-injection") {
+        common::skipped(format_args!(
+            "{test}: needs `--features fault-injection` (scripts/test enables it)"
+        ));
+        return;
+    }
+    if !can_build_labs(test) {
+        return;
+    }
+    let lab = TestLab::new("crashapply", APPLY_BASE);
+    let next = APPLY_NEXT
+        .replace("LAB", &lab.name)
+        .replace("HOSTIF", &lab.host_if);
+    let next = lab.write("next.yml", &next);
+    let mut crashes = 0;
+    for k in 1..500 {
+        lab.up();
+        let out = nslab()
+            .arg("apply")
+            .arg(&next)
+            .env("NSLAB_FAULT_AFTER", k.to_string())
+            .output()
+            .expect("apply");
+        if out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("kernel-changing steps taken"), "{err}");
+            is_next(&lab, "after a full apply");
+            down_and_check(&lab, "after a full apply");
+            break;
+        }
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "k={k}: expected death by SIGKILL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashes += 1;
+        if k % 2 == 1 {
+            // A second apply finishes the change.
+            let (code, out, err) = run(&["apply", next.to_str().expect("utf-8")]);
+            let context = format!("apply again after apply was killed after step {k}");
+            assert_eq!(code, 0, "{context}: {out}{err}");
+            is_next(&lab, &context);
+        }
+        down_and_check(&lab, &format!("apply killed after step {k}"));
+    }
+    eprintln!(
+        "{test}: apply was killed after each of its {crashes} kernel-changing steps; down, or apply then down, cleaned every time"
+    );
+    assert!(
+        crashes >= 15,
+        "only {crashes} steps: is the fault switch wired?"
+    );
+}

@@ -4,6 +4,7 @@
 //! and the printing of what comes back. This file holds what they share:
 //! the command line as a whole, the exit codes and a few helpers.
 
+mod apply;
 mod capture;
 mod check;
 mod completions;
@@ -53,6 +54,13 @@ enum Command {
     /// Build a lab from a topology file
     #[command(visible_alias = "deploy")]
     Up(up::UpArgs),
+    /// Change a running lab to what its edited file says, live (or bring it
+    /// up): only the difference is made
+    ///
+    /// Exit codes: 0 applied (or, with --dry-run, listed); 1 a change
+    /// failed (the lab keeps what was made: apply again, or down); 2 bad
+    /// input, or a change that cannot be made live (nothing changed).
+    Apply(apply::ApplyArgs),
     /// Print a shell script that builds the lab by hand, step by step
     Explain(explain::ExplainArgs),
     /// Remove a lab and everything it made
@@ -128,6 +136,7 @@ pub(crate) fn main() -> i32 {
 fn run(command: Command) -> Outcome {
     match command {
         Command::Up(args) => up::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Down(args) => down::run(args),
         Command::Exec(args) => exec::run(args),

@@ -188,3 +188,97 @@ mod tests {
         );
     }
 }
+
+/// The values `sysctls` have in a new node's namespaces (net, ipc, uts): what a key
+/// goes back to when a topology no longer sets it. A key of an interface
+/// (`net/ipv4/conf/eth0/...`) takes the new namespace's `default` one,
+/// which is what an interface made there gets. Read on a thread of its
+/// own that unshares the namespaces and is thrown away afterwards.
+pub(crate) fn fresh_values(node: &str, sysctls: &[Sysctl]) -> Result<Vec<Sysctl>, SysctlError> {
+    use nix::sched::{CloneFlags, unshare};
+    let fail = |s: &Sysctl, reason: String| SysctlError {
+        node: node.to_string(),
+        key: s.key.clone(),
+        value: "(a new namespace's)".into(),
+        reason,
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let flags =
+                    CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+                let mut fresh = Vec::with_capacity(sysctls.len());
+                for sysctl in sysctls {
+                    // Never read the host's: unshared before the first read.
+                    if fresh.is_empty() {
+                        unshare(flags).map_err(|e| {
+                            fail(sysctl, format!("make new namespaces to read it in: {e}"))
+                        })?;
+                    }
+                    let path = Path::new("/proc/sys").join(as_default(&sysctl.path));
+                    let value =
+                        std::fs::read_to_string(&path).map_err(|e| fail(sysctl, e.to_string()))?;
+                    // Every node's init turns IPv6 duplicate address
+                    // detection off (see `init::run`): a node starts so.
+                    let value = match sysctl.path.ends_with("accept_dad") {
+                        true => "0",
+                        false => value.trim(),
+                    };
+                    fresh.push(Sysctl {
+                        value: value.to_string(),
+                        ..sysctl.clone()
+                    });
+                }
+                Ok(fresh)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// `net/ipv4/conf/eth0/rp_filter` → `net/ipv4/conf/default/rp_filter`
+/// (and `neigh` alike); any other path as it is.
+fn as_default(path: &Path) -> std::path::PathBuf {
+    let parts: Vec<&std::ffi::OsStr> = path.iter().collect();
+    match parts[..] {
+        [net, family, table, iface, ref rest @ ..]
+            if net == "net"
+                && (table == "conf" || table == "neigh")
+                && iface != "all"
+                && iface != "default"
+                && !rest.is_empty() =>
+        {
+            let mut out = std::path::PathBuf::from(net);
+            out.push(family);
+            out.push(table);
+            out.push("default");
+            rest.iter().for_each(|p| out.push(p));
+            out
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod fresh_tests {
+    use super::as_default;
+    use std::path::Path;
+
+    #[test]
+    fn an_interface_key_reads_the_default_one() {
+        let read = |p: &str| as_default(Path::new(p)).display().to_string();
+        assert_eq!(
+            read("net/ipv4/conf/eth0/rp_filter"),
+            "net/ipv4/conf/default/rp_filter"
+        );
+        assert_eq!(
+            read("net/ipv6/neigh/e1/base_reachable_time_ms"),
+            "net/ipv6/neigh/default/base_reachable_time_ms"
+        );
+        assert_eq!(
+            read("net/ipv4/conf/all/forwarding"),
+            "net/ipv4/conf/all/forwarding"
+        );
+        assert_eq!(read("net/ipv4/ip_forward"), "net/ipv4/ip_forward");
+    }
+}

@@ -35,7 +35,15 @@ pub(crate) fn link_set(
         .execute(&target.socket)
         .await?;
         if let (LinkState::Up, Some(plan)) = (state, plan) {
-            restore(&target, plan, &node.node, iface).await?;
+            restore(
+                &target.socket,
+                target.index,
+                &target.label,
+                plan,
+                &node.node,
+                iface,
+            )
+            .await?;
         }
         Ok(())
     })
@@ -44,7 +52,14 @@ pub(crate) fn link_set(
 /// Adds back the planned addresses of `iface` and the node's routes that
 /// may go through it. What is still there is left (EEXIST), and so is a
 /// route whose gateway lies behind another link that is down.
-async fn restore(target: &Target, plan: &Plan, node: &str, iface: &str) -> Result<(), LabError> {
+pub(super) async fn restore(
+    socket: &Handle,
+    index: u32,
+    label: &str,
+    plan: &Plan,
+    node: &str,
+    iface: &str,
+) -> Result<(), NetlinkError> {
     let Some(id) = plan.nodes.iter().position(|n| n.name == node) else {
         return Ok(());
     };
@@ -54,15 +69,15 @@ async fn restore(target: &Target, plan: &Plan, node: &str, iface: &str) -> Resul
         .flat_map(|l| &l.endpoints)
         .find(|e| e.place == Place::Node(id) && e.ifname == iface);
     if let Some(end) = end {
-        put_back_addresses(&target.socket, target.index, &target.label, &end.addresses).await?;
+        put_back_addresses(socket, index, label, &end.addresses).await?;
     }
     for route in &plan.nodes[id].routes {
         let output_index = match &route.device {
             Some(device) if device != iface => continue,
-            Some(_) => Some(target.index),
+            Some(_) => Some(index),
             None => None,
         };
-        put_back_route(&target.socket, node, route, output_index).await?;
+        put_back_route(socket, node, route, output_index).await?;
     }
     Ok(())
 }
@@ -105,6 +120,12 @@ pub(super) async fn put_back_route(
         add.execute(socket).await,
         &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,
     )
+}
+
+/// `result`, with a route or address that is there already counted as
+/// added.
+pub(super) fn already_there(result: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
+    tolerate(result, &[libc::EEXIST])
 }
 
 /// A route added again that is there already, or whose gateway lies

@@ -1,6 +1,7 @@
 //! Labs: bring up, tear down, run commands in, and inspect. This layer
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
+mod apply;
 mod down;
 pub mod events;
 pub(crate) mod exec;
@@ -16,6 +17,9 @@ mod seam;
 mod stats;
 mod up;
 
+pub(crate) use apply::ApplyOptions;
+pub use apply::ApplyReport;
+pub(crate) use apply::apply;
 pub use down::{DownReport, down, find_labs};
 pub(crate) use down::{down_all, down_with};
 pub(crate) use exec::{exec, exec_all};
@@ -132,6 +136,13 @@ pub enum LabError {
         iface: String,
         kind: String,
     },
+    #[error(
+        "the file names lab {file}, but it is meant for lab {running}: put back `name: {running}`, or `nslab down --lab {running}` first"
+    )]
+    NameMismatch { file: String, running: String },
+    /// Changes `apply` cannot make in a running lab, one line each.
+    #[error("nothing was changed:\n  {}", .0.join("\n  "))]
+    NotLive(Vec<String>),
     #[error("teardown of lab {lab} left errors:\n  {}", .errors.join("\n  "))]
     Teardown { lab: String, errors: Vec<String> },
 }

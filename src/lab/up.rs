@@ -186,7 +186,7 @@ impl<K: Kernel> Builder<'_, K> {
         // /run/netns names need nothing from the wiring and the wiring
         // nothing from them: make them on a thread of their own meanwhile
         // (file creation in /run/netns costs real time on some hosts).
-        let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        let pids: Vec<(usize, i32)> = self.nodes.iter().map(|n| n.pid).enumerate().collect();
         let mut journal = self.state.try_clone()?;
         let (kernel, plan, progress) = (self.kernel, self.plan, self.progress);
         let runtime = runtime()?;
@@ -439,20 +439,20 @@ fn raise_open_files(plan: &Plan) -> Result<Option<(u64, u64)>, LabError> {
     Ok(Some((soft, need)))
 }
 
-/// /run/netns/LAB-NODE for each node; returns how long it took. Runs after
-/// every init exists, so no node's mount namespace holds a copy of a
-/// sibling's name.
-fn name_namespaces(
+/// /run/netns/LAB-NODE for each node (id, init pid); returns how long it
+/// took. Runs after every init exists, so no node's mount namespace holds
+/// a copy of a sibling's name.
+pub(super) fn name_namespaces(
     kernel: &impl Kernel,
     plan: &Plan,
-    pids: &[i32],
+    pids: &[(usize, i32)],
     journal: &mut StateDir,
     progress: &Progress,
 ) -> Result<Duration, LabError> {
     let started = Instant::now();
     let placeholder = journal.netns_placeholder()?;
     let named = progress.phase("names", pids.len());
-    for (id, pid) in pids.iter().enumerate() {
+    for &(id, pid) in pids {
         let name = plan.netns_name(id);
         // Recorded before it exists, so a crash right after creation leaves
         // a trace; retracted if the name turns out to be taken.
@@ -463,7 +463,7 @@ fn name_namespaces(
             return Err(e.into());
         }
         fault::step();
-        kernel.bind_netns_name(&name, *pid)?;
+        kernel.bind_netns_name(&name, pid)?;
         fault::step();
         named.tick();
     }

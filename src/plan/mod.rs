@@ -3,7 +3,10 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
+mod diff;
 pub(crate) mod qdisc;
+
+pub use diff::{EndChanges, EndKey, LinkKey, NodeChanges, PlanDiff, Refusal};
 
 use std::path::PathBuf;
 

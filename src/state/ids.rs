@@ -157,16 +157,32 @@ fn parse(text: &str) -> Option<Claim> {
     })
 }
 
+/// Releases the claims of the nodes `nodes` of `lab`; how many.
+pub(crate) fn release_nodes_in(
+    root: &Path,
+    lab: &str,
+    nodes: &[&str],
+) -> Result<usize, StateError> {
+    release_where(root, |claim| {
+        claim.lab == lab && nodes.contains(&claim.node.as_str())
+    })
+}
+
 /// Releases every claim of `lab`; how many. The folder goes with the last
 /// claim of all.
 pub(crate) fn release_in(root: &Path, lab: &str) -> Result<usize, StateError> {
+    release_where(root, |claim| claim.lab == lab)
+}
+
+/// Releases the claims that `released` picks.
+fn release_where(root: &Path, picked: impl Fn(&Claim) -> bool) -> Result<usize, StateError> {
     let Some((dir, lock)) = lock_in(root, false)? else {
         return Ok(0);
     };
     let mut released = 0;
     let mut left = 0;
     for claim in claims_at(&dir)? {
-        if claim.lab != lab {
+        if !picked(&claim) {
             left += 1;
             continue;
         }

@@ -8,7 +8,7 @@
 mod ids;
 mod lock;
 
-pub(crate) use ids::{claim_in, claims_in, release_in};
+pub(crate) use ids::{claim_in, claims_in, release_in, release_nodes_in};
 pub(crate) use lock::LabLock;
 
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +22,11 @@ use crate::plan::Plan;
 
 /// Root of all state.
 pub(crate) const STATE_ROOT: &str = "/run/nslab";
+
+/// The plan a lab runs, in its folder.
+const PLAN: &str = "plan.json";
+/// The plan an `apply` is making, there until it has finished.
+const PENDING_PLAN: &str = "plan.next.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -69,13 +74,35 @@ pub(crate) enum Entry {
     /// A node was stopped on purpose (`node stop`): its init ended, its net
     /// namespace kept. An `Init` of the node recorded later starts it again.
     Stopped { node: String },
+    /// `apply` removed a node (an `Init` of it recorded later is a new
+    /// one).
+    Removed { node: String },
+    /// One change `apply` finished, as `apply --dry-run` words it (`+ node
+    /// r4`), with when (milliseconds since the epoch); `events` shows them.
+    Step { text: String, at_ms: u64 },
 }
 
 /// Everything recorded about a lab.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Recorded {
     pub plan: Option<Plan>,
+    /// The plan of an `apply` that did not finish: the kernel is somewhere
+    /// between `plan` and this one.
+    pub pending: Option<Plan>,
     pub entries: Vec<Entry>,
+}
+
+impl Entry {
+    /// A [`Entry::Step`] done now.
+    pub(crate) fn step(text: impl Into<String>) -> Entry {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Entry::Step {
+            text: text.into(),
+            at_ms,
+        }
+    }
 }
 
 impl Recorded {
@@ -105,7 +132,7 @@ impl Recorded {
         for entry in &self.entries {
             match entry {
                 Entry::Stopped { node } if !stopped.contains(node) => stopped.push(node.clone()),
-                Entry::Init { node, .. } => stopped.retain(|n| n != node),
+                Entry::Init { node, .. } | Entry::Removed { node } => stopped.retain(|n| n != node),
                 _ => {}
             }
         }
@@ -117,9 +144,15 @@ impl Recorded {
     pub(crate) fn init_pids(&self) -> Vec<(String, i32)> {
         let mut pids: indexmap::IndexMap<&str, i32> = indexmap::IndexMap::new();
         for entry in &self.entries {
-            if let Entry::Init { node, pid } = entry {
-                pids.shift_remove(node.as_str());
-                pids.insert(node, *pid);
+            match entry {
+                Entry::Init { node, pid } => {
+                    pids.shift_remove(node.as_str());
+                    pids.insert(node, *pid);
+                }
+                Entry::Removed { node } => {
+                    pids.shift_remove(node.as_str());
+                }
+                _ => {}
             }
         }
         pids.into_iter()
@@ -167,11 +200,7 @@ impl StateDir {
             }
             other => other.map_err(io_error(&dir))?,
         }
-        let json = serde_json::to_vec_pretty(plan).map_err(|e| StateError::Corrupt {
-            path: dir.clone(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("plan.json"), &json)?;
+        write_plan(&dir.join(PLAN), plan)?;
         let path = dir.join("journal");
         let journal = OpenOptions::new()
             .create(true)
@@ -191,6 +220,18 @@ impl StateDir {
             .open(&path)
             .map_err(io_error(&path))?;
         Ok(Self { dir, journal })
+    }
+
+    /// Saves the plan an `apply` is about to make, before its first change.
+    pub(crate) fn save_pending(&self, plan: &Plan) -> Result<(), StateError> {
+        write_plan(&self.dir.join(PENDING_PLAN), plan)
+    }
+
+    /// Makes the pending plan the lab's plan, in one rename: `apply` is
+    /// done.
+    pub(crate) fn commit_pending(&self) -> Result<(), StateError> {
+        let (from, to) = (self.dir.join(PENDING_PLAN), self.dir.join(PLAN));
+        fs::rename(&from, &to).map_err(io_error(&to))
     }
 
     /// An empty file in the lab's state folder, for /run/netns names to be
@@ -235,6 +276,12 @@ impl StateDir {
     }
 }
 
+/// Whether a lab has a state folder (it is running, or was left half
+/// made), without reading it.
+pub(crate) fn exists(lab: &str) -> Result<bool, StateError> {
+    Ok(lab_dir_in(Path::new(STATE_ROOT), lab)?.is_dir())
+}
+
 /// Reads what is recorded of a lab; `None` if it has no state folder.
 pub(crate) fn read(lab: &str) -> Result<Option<Recorded>, StateError> {
     read_in(Path::new(STATE_ROOT), lab)
@@ -246,17 +293,8 @@ pub(crate) fn read_in(root: &Path, lab: &str) -> Result<Option<Recorded>, StateE
     if !dir.is_dir() {
         return Ok(None);
     }
-    let plan_path = dir.join("plan.json");
-    let plan = match fs::read(&plan_path) {
-        Ok(bytes) => Some(
-            serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: plan_path.clone(),
-                reason: e.to_string(),
-            })?,
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_error(&plan_path)(e)),
-    };
+    let plan = read_plan(&dir.join(PLAN))?;
+    let pending = read_plan(&dir.join(PENDING_PLAN))?;
     let journal_path = dir.join("journal");
     let entries = match fs::read_to_string(&journal_path) {
         // A line cut short by a crash is skipped, not fatal.
@@ -267,7 +305,25 @@ pub(crate) fn read_in(root: &Path, lab: &str) -> Result<Option<Recorded>, StateE
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_error(&journal_path)(e)),
     };
-    Ok(Some(Recorded { plan, entries }))
+    Ok(Some(Recorded {
+        plan,
+        pending,
+        entries,
+    }))
+}
+
+/// A saved plan; `None` when there is none.
+fn read_plan(path: &Path) -> Result<Option<Plan>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path)(e)),
+    }
 }
 
 /// Removes a lab's state folder under `root`; a missing one is fine.
@@ -309,6 +365,17 @@ pub(crate) fn remove_root_if_empty_in(root: &Path) {
     let _ = fs::remove_dir(root);
 }
 
+/// Writes a plan as JSON, atomically.
+fn write_plan(path: &Path, plan: &Plan) -> Result<(), StateError> {
+    // Compact: a 1000-node plan is read and written again by every
+    // `apply`, and half its size in white space.
+    let json = serde_json::to_vec(plan).map_err(|e| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &json)
+}
+
 /// Writes a file readable by root only, atomically: temp file, then rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
@@ -331,6 +398,7 @@ mod tests {
     fn last_init_of_a_node_wins() {
         let recorded = Recorded {
             plan: None,
+            pending: None,
             entries: vec![
                 Entry::Init {
                     node: "a".into(),
@@ -359,6 +427,7 @@ mod tests {
         let stopped = |node: &str| Entry::Stopped { node: node.into() };
         let recorded = Recorded {
             plan: None,
+            pending: None,
             entries: vec![
                 init("a", 10),
                 init("b", 11),
@@ -376,6 +445,7 @@ mod tests {
         let ours = Entry::NetnsName { name: "y".into() };
         let recorded = Recorded {
             plan: None,
+            pending: None,
             entries: vec![
                 taken.clone(),
                 ours.clone(),

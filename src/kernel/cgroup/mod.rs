@@ -385,6 +385,25 @@ impl Cgroups {
         labs
     }
 
+    /// Removes one node's cgroups, waiting up to `wait` for its processes
+    /// to leave them; how many went.
+    pub(crate) fn remove_node(
+        &self,
+        lab: &str,
+        node: &str,
+        wait: Duration,
+    ) -> Result<usize, CgroupError> {
+        let deadline = Instant::now() + wait;
+        let mut removed = 0;
+        for dir in self.node_dirs(lab, node) {
+            if dir.exists() {
+                remove_tree(&dir, deadline, wait)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes `nslab/LAB` and everything below it in every hierarchy,
     /// waiting up to `wait` for processes still leaving, then `nslab/` when
     /// nothing else is in it. Returns how many node cgroups went, and what

@@ -97,6 +97,11 @@ pub enum EventKind {
     /// The lab is gone: its nodes have stopped and its state is removed.
     /// A stream of one lab ends after it.
     LabDown,
+    /// One change `nslab apply` (or `Lab::apply`) made, as `apply
+    /// --dry-run` words it (`+ node r4`), or its start and end (`apply: 2
+    /// change(s)`, `apply: done`).
+    #[non_exhaustive]
+    Apply { step: String },
 }
 
 /// What happened to a link.
@@ -168,7 +173,7 @@ impl EventKind {
             EventKind::Route { .. } => "route",
             EventKind::Impairment { .. } => "impairment",
             EventKind::Node { .. } => "node",
-            EventKind::LabDown => "lab",
+            EventKind::LabDown | EventKind::Apply { .. } => "lab",
         }
     }
 
@@ -184,6 +189,7 @@ impl EventKind {
             EventKind::Impairment { .. } => "set",
             EventKind::Node { action, .. } => action.as_str(),
             EventKind::LabDown => "down",
+            EventKind::Apply { .. } => "apply",
         }
     }
 
@@ -194,7 +200,7 @@ impl EventKind {
             | EventKind::Address { interface, .. }
             | EventKind::Impairment { interface, .. } => Some(interface),
             EventKind::Route { interface, .. } => interface.as_deref(),
-            EventKind::Node { .. } | EventKind::LabDown => None,
+            EventKind::Node { .. } | EventKind::LabDown | EventKind::Apply { .. } => None,
         }
     }
 
@@ -228,6 +234,7 @@ impl EventKind {
             }),
             EventKind::Node { pid, .. } => json!({"pid": pid}),
             EventKind::LabDown => json!({}),
+            EventKind::Apply { step } => json!({"step": step}),
         }
     }
 }
@@ -331,6 +338,7 @@ impl fmt::Display for Event {
             },
             EventKind::Node { action, pid } => write!(f, " {} (pid {pid})", action.as_str()),
             EventKind::LabDown => write!(f, " down"),
+            EventKind::Apply { step } => write!(f, " apply {step}"),
         }
     }
 }

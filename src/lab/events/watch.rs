@@ -22,7 +22,7 @@ use crate::kernel::netlink::watch::{self, LinkChange, Subscription};
 use crate::lab::running::is_init_of;
 use crate::lab::{Impairment, LabError, RunningNode};
 use crate::spec::LabName;
-use crate::state;
+use crate::state::{self, Entry};
 
 /// How often the labs' state is read again, for nodes that started and
 /// labs that went away.
@@ -112,6 +112,7 @@ pub(crate) fn watch(
         labs: HashSet::new(),
         watched: HashSet::new(),
         failed: HashSet::new(),
+        steps: HashMap::new(),
         tasks: JoinSet::new(),
         clock: Psched::read(),
     };
@@ -172,6 +173,8 @@ struct Watcher {
     watched: HashSet<Key>,
     /// Inits that could not be watched, reported once.
     failed: HashSet<Key>,
+    /// Per lab, how many `apply` steps its journal had at the last scan.
+    steps: HashMap<String, usize>,
     tasks: JoinSet<Key>,
     clock: Psched,
 }
@@ -242,6 +245,7 @@ impl Watcher {
             };
             present.insert(lab.clone());
             self.labs.insert(lab.clone());
+            self.report_steps(&lab, &recorded, later);
             for (node, pid) in recorded.init_pids() {
                 let key = (lab.clone(), node.clone(), pid);
                 if self.watched.contains(&key)
@@ -295,6 +299,31 @@ impl Watcher {
             }));
         }
         Ok(())
+    }
+
+    /// Sends the `apply` steps journaled since the last scan (none on the
+    /// first: they happened before the stream began), at their own times.
+    fn report_steps(&mut self, lab: &str, recorded: &state::Recorded, later: bool) {
+        let steps: Vec<(&String, u64)> = (recorded.entries.iter())
+            .filter_map(|e| match e {
+                Entry::Step { text, at_ms } => Some((text, *at_ms)),
+                _ => None,
+            })
+            .collect();
+        let seen = self.steps.insert(lab.to_string(), steps.len());
+        let seen = match (seen, later) {
+            (Some(seen), _) => seen,
+            (None, true) => 0,
+            (None, false) => steps.len(),
+        };
+        for (text, at_ms) in steps.into_iter().skip(seen) {
+            self.send(Ok(Event {
+                time: SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms),
+                lab: lab.to_string(),
+                node: None,
+                kind: EventKind::Apply { step: text.clone() },
+            }));
+        }
     }
 
     /// Subscribes in the node's net namespace and reads what it has now.

@@ -74,7 +74,9 @@ fn journaled(recorded: &Recorded) -> Journaled {
                 out.host_links.insert(name.clone());
             }
             Entry::Ready => out.ready = true,
-            Entry::Stopped { .. } => unreachable!("up stops no node"),
+            Entry::Stopped { .. } | Entry::Removed { .. } | Entry::Step { .. } => {
+                unreachable!("up stops, removes and applies nothing")
+            }
             Entry::Retracted(_) => unreachable!("standing() leaves retractions out"),
         }
     }

@@ -1,7 +1,9 @@
 //! Address requests.
 
 mod add;
+mod delete;
 mod dump;
 
 pub(crate) use add::AddAddress;
+pub(crate) use delete::DeleteAddress;
 pub(crate) use dump::dump_addresses;

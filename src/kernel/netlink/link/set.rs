@@ -75,3 +75,25 @@ impl MarkLink {
             )))
     }
 }
+
+/// Sets the MTU of a link.
+#[derive(Debug, Clone)]
+pub(crate) struct SetMtu {
+    pub index: u32,
+    pub mtu: u32,
+    pub label: String,
+}
+
+impl SetMtu {
+    pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(self.index).mtu(self.mtu).build())
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "set the MTU of {} to {}",
+                self.label, self.mtu
+            )))
+    }
+}

@@ -1,6 +1,7 @@
 //! Adding a static route.
 
 use ipnet::IpNet;
+use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::IpAddr;
 
@@ -18,6 +19,18 @@ pub(crate) struct AddRoute {
 
 impl AddRoute {
     pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
+        let message = self.message()?;
+        handle
+            .route()
+            .add(message)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(self.label))
+    }
+
+    /// The RTM_NEWROUTE message (a delete sends the same with
+    /// RTM_DELROUTE).
+    pub(crate) fn message(&self) -> Result<RouteMessage, NetlinkError> {
         let fail = |reason: String| NetlinkError::Request {
             what: self.label.clone(),
             source: rtnetlink::Error::InvalidNla(reason),
@@ -37,11 +50,6 @@ impl AddRoute {
         if let Some(metric) = self.metric {
             builder = builder.priority(metric);
         }
-        handle
-            .route()
-            .add(builder.build())
-            .execute()
-            .await
-            .map_err(NetlinkError::request(self.label))
+        Ok(builder.build())
     }
 }

@@ -1,5 +1,7 @@
 //! Route requests.
 
 mod add;
+mod delete;
 
 pub(crate) use add::AddRoute;
+pub(crate) use delete::DeleteRoute;

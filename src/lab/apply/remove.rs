@@ -1,0 +1,214 @@
+//! The first half of `apply`: what goes. Links of nodes that stay are
+//! deleted from an end whose node stays (so their names are free at once);
+//! removed and rebuilt nodes end with their inits and /run/netns names,
+//! which takes their namespaces and every interface in them; then routes,
+//! addresses and sysctls of nodes that stay. Whatever is already gone
+//! (after an `apply` that was killed) is passed over.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Sockets, found_inits};
+use crate::kernel::cgroup::Cgroups;
+use crate::kernel::namespace::{NamespaceFds, remove_netns_name};
+use crate::kernel::netlink::NetlinkError;
+use crate::kernel::netlink::address::DeleteAddress;
+use crate::kernel::netlink::link::DeleteLink;
+use crate::kernel::netlink::route::{AddRoute, DeleteRoute};
+use crate::kernel::process::{self, PinnedProcess};
+use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
+use crate::lab::{LabError, fault, host_link_alias, runtime};
+use crate::plan::{LinkKey, Plan, netns_name};
+use crate::spec::HOST;
+use crate::state::{self, Entry, Recorded, STATE_ROOT, StateDir};
+
+/// How long a removed node's init gets to exit on SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+/// How long a removed node's processes get to leave its cgroups.
+const CGROUP_WAIT: Duration = Duration::from_secs(5);
+
+pub(super) struct Removal<'a> {
+    /// The plan being applied.
+    pub plan: &'a Plan,
+    pub diff: &'a crate::plan::PlanDiff,
+    pub recorded: &'a Recorded,
+    /// Init pids of the running nodes the change touches.
+    pub pids: &'a HashMap<String, i32>,
+    pub journal: &'a mut StateDir,
+}
+
+impl Removal<'_> {
+    pub(super) fn run(&mut self) -> Result<(), LabError> {
+        let diff = self.diff;
+        let runtime = runtime()?;
+        let host = diff
+            .remove_links
+            .iter()
+            .any(|(a, b)| a.0 == HOST || b.0 == HOST);
+        if !diff.remove_links.is_empty() || !diff.nodes.is_empty() || !diff.ends.is_empty() {
+            let sockets = Sockets::open(runtime.handle(), self.pids, host)?;
+            runtime.block_on(|| self.delete_links(&sockets))?;
+        }
+        for node in &diff.remove_nodes {
+            self.remove_node(node)?;
+        }
+        if !diff.nodes.is_empty() || !diff.ends.is_empty() {
+            let host = diff.ends.keys().any(|(node, _)| node == HOST);
+            let sockets = Sockets::open(runtime.handle(), self.pids, host)?;
+            runtime.block_on(|| self.delete_routes_and_addresses(&sockets))?;
+        }
+        self.reset_sysctls()
+    }
+
+    /// Deletes each link that goes from an end whose node stays. A host
+    /// end is deleted only when it carries the lab's mark.
+    async fn delete_links(&self, sockets: &Sockets) -> Result<(), NetlinkError> {
+        let alias = host_link_alias(&self.plan.lab);
+        for key in &self.diff.remove_links {
+            let Some((place, iface)) = self.staying_end(key) else {
+                continue;
+            };
+            let links = sockets.links(place).await?;
+            let Some(link) = links.get(iface.as_str()) else {
+                continue;
+            };
+            if place == HOST && link.alias.as_deref() != Some(alias.as_str()) {
+                continue;
+            }
+            let delete = DeleteLink {
+                index: link.index,
+                label: format!("{place}:{iface}"),
+            };
+            delete.execute(sockets.get(place)?).await?;
+            fault::step();
+        }
+        Ok(())
+    }
+
+    /// An end of `key` whose node is neither removed nor rebuilt.
+    fn staying_end<'k>(&self, key: &'k LinkKey) -> Option<(&'k str, &'k String)> {
+        [&key.0, &key.1]
+            .into_iter()
+            .find(|(node, _)| node == HOST || self.pids.contains_key(node.as_str()))
+            .map(|(node, iface)| (node.as_str(), iface))
+    }
+
+    /// Ends a node: its init (and with it its pid namespace), its
+    /// /run/netns name (and with it its net namespace), its cgroups and
+    /// its id block.
+    fn remove_node(&mut self, node: &str) -> Result<(), LabError> {
+        let lab = self.plan.lab.as_str();
+        let mut pids: Vec<i32> = (self.recorded.init_pids().into_iter())
+            .filter(|(n, _)| n == node)
+            .map(|(_, pid)| pid)
+            .collect();
+        pids.extend(found_inits(lab, node));
+        pids.sort_unstable();
+        pids.dedup();
+        let mut pinned = Vec::new();
+        for pid in pids {
+            let pin = PinnedProcess::pin_init(pid, lab, node).map_err(|source| LabError::Io {
+                what: format!("pin the init of {lab}/{node}"),
+                source,
+            })?;
+            pinned.extend(pin);
+        }
+        self.journal.record(&[Entry::Removed {
+            node: node.to_string(),
+        }])?;
+        let count = pinned.len();
+        let (ended, errors) = process::terminate(pinned, GRACE);
+        if ended != count {
+            return Err(LabError::Teardown {
+                lab: lab.into(),
+                errors,
+            });
+        }
+        fault::step();
+        remove_netns_name(&netns_name(lab, node))?;
+        fault::step();
+        Cgroups::detect()?.remove_node(lab, node, CGROUP_WAIT)?;
+        state::release_nodes_in(Path::new(STATE_ROOT), lab, &[node])?;
+        Ok(())
+    }
+
+    /// Routes and addresses the new plan no longer has, on nodes that
+    /// stay. One the kernel already removed (with its link) is passed over.
+    async fn delete_routes_and_addresses(&self, sockets: &Sockets) -> Result<(), NetlinkError> {
+        for (node, changes) in &self.diff.nodes {
+            if changes.remove_routes.is_empty() {
+                continue;
+            }
+            let links = sockets.links(node).await?;
+            for route in &changes.remove_routes {
+                let output_index = match &route.device {
+                    Some(device) => match links.get(device) {
+                        Some(link) => Some(link.index),
+                        // Gone with its device.
+                        None => continue,
+                    },
+                    None => None,
+                };
+                let delete = DeleteRoute(AddRoute {
+                    destination: route.destination,
+                    gateway: route.gateway,
+                    output_index,
+                    metric: route.metric,
+                    label: format!("node {node}: route {}", route.text),
+                });
+                delete.execute(sockets.get(node)?).await?;
+                fault::step();
+            }
+        }
+        for ((node, iface), changes) in &self.diff.ends {
+            if changes.remove_addresses.is_empty() {
+                continue;
+            }
+            let links = sockets.links(node).await?;
+            let Some(link) = links.get(iface) else {
+                continue;
+            };
+            for address in &changes.remove_addresses {
+                let delete = DeleteAddress {
+                    index: link.index,
+                    address: *address,
+                    label: format!("{node}:{iface}"),
+                };
+                delete.execute(sockets.get(node)?).await?;
+                fault::step();
+            }
+        }
+        Ok(())
+    }
+
+    /// Sysctls the new plan no longer sets go back to a new node's value.
+    fn reset_sysctls(&self) -> Result<(), LabError> {
+        let mut work = Vec::new();
+        let mut values = Vec::new();
+        for (node, changes) in &self.diff.nodes {
+            if changes.reset_sysctls.is_empty() {
+                continue;
+            }
+            values.push((node, sysctl::fresh_values(node, &changes.reset_sysctls)?));
+        }
+        for (node, fresh) in &values {
+            let pid = self.pids[node.as_str()];
+            let namespaces =
+                NamespaceFds::open(pid, &SYSCTL_NAMESPACES).map_err(|source| LabError::Io {
+                    what: format!("open the namespaces of node {node}"),
+                    source,
+                })?;
+            work.push(NodeSysctls {
+                node,
+                namespaces,
+                sysctls: fresh,
+            });
+        }
+        if !work.is_empty() {
+            sysctl::write_all(work)?;
+            fault::step();
+        }
+        Ok(())
+    }
+}
