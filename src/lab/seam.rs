@@ -34,7 +34,7 @@ use crate::kernel::userns::{IdMap, IdRange};
 use crate::plan::Plan;
 use crate::spec::{Node, Sysctl};
 
-pub(crate) use real::{RealKernel, init_config, run_exec_step, spawn_configs};
+pub(crate) use real::{RealKernel, init_config, run_exec_step, spawn_configs, spawn_inits_on};
 
 /// One netlink request of `up` that changes the kernel.
 #[derive(Debug, Clone)]

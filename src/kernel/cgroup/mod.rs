@@ -30,6 +30,8 @@ use crate::spec::Limits;
 pub(crate) const NSLAB_DIR: &str = "nslab";
 /// The file a process is written into to join a cgroup (both versions).
 pub(crate) const PROCS: &str = "cgroup.procs";
+/// A v1 cgroup's file of threads (a process of one thread moves whole).
+const TASKS: &str = "tasks";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -332,12 +334,27 @@ impl Cgroups {
         Ok(())
     }
 
-    /// The `cgroup.procs` files of a node, one per hierarchy.
+    /// The files a node's init writes itself into: `tasks` of each v1
+    /// hierarchy. The init is one thread, so moving that thread moves it
+    /// whole, and a `tasks` write does not take the kernel's lock over
+    /// every thread group (`cgroup_threadgroup_rwsem`), whose writer waits
+    /// for an RCU grace period: 13 ms for one init alone on this hybrid
+    /// host (`perf trace` of `nslab apply` adding one node). Its v2 cgroup
+    /// is [`node_v2_dir`](Self::node_v2_dir), which it is cloned into.
     pub(crate) fn node_procs(&self, lab: &str, node: &str) -> Vec<PathBuf> {
-        self.lab_dirs(lab)
-            .into_iter()
-            .map(|d| d.join(node).join(PROCS))
+        (self.hierarchies.iter())
+            .zip(self.lab_dirs(lab))
+            .filter(|(h, _)| h.version() == 1)
+            .map(|(_, d)| d.join(node).join(TASKS))
             .collect()
+    }
+
+    /// A node's cgroup in the v2 hierarchy, when nslab uses one.
+    pub(crate) fn node_v2_dir(&self, lab: &str, node: &str) -> Option<PathBuf> {
+        (self.hierarchies.iter())
+            .zip(self.lab_dirs(lab))
+            .find(|(h, _)| h.version() == 2)
+            .map(|(_, d)| d.join(node))
     }
 
     /// The directory of a node in each hierarchy.

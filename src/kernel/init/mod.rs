@@ -36,10 +36,16 @@ pub(crate) struct InitConfig {
     pub binds: Vec<Bind>,
     /// Sysctls that need no interface of the node, written by the init.
     pub sysctls: Vec<Sysctl>,
-    /// The `cgroup.procs` files of the node's cgroups (none for a bridge),
-    /// joined before the init makes its cgroup namespace.
+    /// The files that put the init in the node's cgroups (none for a
+    /// bridge), written before it makes its cgroup namespace: `tasks` of
+    /// v1 hierarchies, and `cgroup.procs` of v2 when it was not cloned
+    /// into its cgroup there.
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// The node's v2 cgroup directory, which the init is cloned into
+    /// (CLONE_INTO_CGROUP) when the kernel can.
+    #[serde(default)]
+    pub into_cgroup: Option<PathBuf>,
     /// The node's id map when it has a user namespace of its own.
     #[serde(default)]
     pub userns: Option<IdMap>,

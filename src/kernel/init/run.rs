@@ -76,7 +76,7 @@ fn setup(config: &InitConfig, handover: Option<OwnedFd>) -> Result<(), String> {
     mounts::setup(
         &config.tmpfs,
         &config.binds,
-        !config.cgroups.is_empty(),
+        !config.cgroups.is_empty() || config.into_cgroup.is_some(),
         trees,
     )?;
     nix::unistd::sethostname(&config.hostname)

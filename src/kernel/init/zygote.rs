@@ -277,10 +277,30 @@ fn clone_init(config: &InitConfig) -> io::Result<(i32, File)> {
         )?),
         false => None,
     };
+    // Born in its v2 cgroup where the kernel can (5.7 and later); else it
+    // writes itself in, as into the v1 ones.
+    let cgroup_dir = match &config.into_cgroup {
+        Some(dir) => Some(File::open(dir)?),
+        None => None,
+    };
     // SAFETY: this process is single-threaded, so the child may run
     // ordinary Rust code: no lock can be held by another thread.
-    let pid = unsafe { fork_into(flags)? };
+    let cloned = unsafe { fork_into(flags, cgroup_dir.as_ref().map(|d| d.as_fd())) };
+    let (pid, cloned_into) = match (cloned, &config.into_cgroup) {
+        (Ok(pid), into) => (pid, into.is_some()),
+        (Err(e), Some(_)) if matches!(e.raw_os_error(), Some(libc::E2BIG | libc::EINVAL)) => {
+            // SAFETY: as above.
+            (unsafe { fork_into(flags, None)? }, false)
+        }
+        (Err(e), _) => return Err(e),
+    };
+    drop(cgroup_dir);
     if pid == 0 {
+        let mut config = config.clone();
+        if let (false, Some(dir)) = (cloned_into, config.into_cgroup.take()) {
+            config.cgroups.push(dir.join(crate::kernel::cgroup::PROCS));
+        }
+        let config = &config;
         let status_fd = write_end.as_raw_fd();
         let handover = handover.map(|(_, child)| child);
         let handover_fd = handover.as_ref().map_or(-1, |fd| fd.as_raw_fd());

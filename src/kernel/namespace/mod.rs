@@ -77,7 +77,8 @@ pub(crate) fn all_clone_flags() -> CloneFlags {
         .fold(CloneFlags::empty(), |acc, kind| acc | kind.clone_flag())
 }
 
-/// `struct clone_args` of clone3(2), version 0 (64 bytes).
+/// `struct clone_args` of clone3(2), version 2 (88 bytes: with `set_tid`
+/// and `cgroup`).
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {
@@ -89,18 +90,32 @@ struct CloneArgs {
     stack: u64,
     stack_size: u64,
     tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
+/// clone3's flag to start the child in the cgroup (v2) of `cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// fork(2) into new namespaces: clone3 with `flags`, without CLONE_VM and
-/// without a stack. Returns 0 in the child and its pid in the parent.
+/// without a stack; with `cgroup` (a v2 cgroup directory), the child
+/// starts in that cgroup instead of its parent's (CLONE_INTO_CGROUP: no
+/// migration afterwards, which takes a lock over every thread group).
+/// Returns 0 in the child and its pid in the parent.
 ///
 /// # Safety
 /// As for fork: in a multi-threaded caller the child may only make
 /// async-signal-safe calls until it execs or exits.
-pub(crate) unsafe fn fork_into(flags: CloneFlags) -> io::Result<i32> {
+pub(crate) unsafe fn fork_into(
+    flags: CloneFlags,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<i32> {
+    let into = cgroup.map_or(0, |_| CLONE_INTO_CGROUP);
     let args = CloneArgs {
-        flags: flags.bits() as u64,
+        flags: flags.bits() as u64 | into,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..Default::default()
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like

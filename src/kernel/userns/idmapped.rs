@@ -55,7 +55,7 @@ impl IdmapProbe {
         let hold_fd = hold.as_raw_fd();
         // SAFETY: the child makes only async-signal-safe calls (close,
         // read, _exit): the caller may have other threads.
-        let pid = unsafe { fork_into(CloneFlags::CLONE_NEWUSER) }
+        let pid = unsafe { fork_into(CloneFlags::CLONE_NEWUSER, None) }
             .map_err(|e| unavailable("create a user namespace", e))?;
         if pid == 0 {
             let mut byte = 0u8;

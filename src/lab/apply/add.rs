@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{ApplyOptions, Sockets, place_name};
 use crate::kernel::cgroup::Cgroups;
+use crate::kernel::init::Zygote;
 use crate::kernel::netlink::NetlinkError;
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
@@ -20,7 +21,7 @@ use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::userns::IdMap;
 use crate::lab::link::{already_there, restore};
-use crate::lab::seam::{Kernel, LateSysctls, RealKernel, run_exec_step};
+use crate::lab::seam::{Kernel, LateSysctls, RealKernel, run_exec_step, spawn_inits_on};
 use crate::lab::up::name_namespaces;
 use crate::lab::{
     LabError, RunningNode, fault, host_link_alias, impair_clear, impair_set, runtime,
@@ -40,6 +41,9 @@ pub(super) struct Addition<'a> {
     pub pids: HashMap<String, i32>,
     pub journal: &'a mut StateDir,
     pub options: &'a ApplyOptions,
+    /// Started as soon as `apply` knew it adds nodes, so that its start-up
+    /// overlapped the removals.
+    pub zygote: Option<Zygote>,
 }
 
 impl Addition<'_> {
@@ -104,20 +108,18 @@ impl Addition<'_> {
         Cgroups::detect()?.create_lab(&plan.lab, &cgrouped)?;
         fault::step();
         let journal = &mut *self.journal;
-        let pids = RealKernel.spawn_inits(
-            plan,
-            self.options.init_exe.as_deref(),
-            ids,
-            &maps,
-            &mut |id, pid| {
-                journal.record(&[Entry::Init {
-                    node: plan.nodes[id].name.clone(),
-                    pid,
-                }])?;
-                fault::step();
-                Ok(())
-            },
-        )?;
+        let zygote = match self.zygote.take() {
+            Some(zygote) => zygote,
+            None => Zygote::start(&plan.lab, self.options.init_exe.as_deref())?,
+        };
+        let pids = spawn_inits_on(zygote, plan, ids, &maps, &mut |id, pid| {
+            journal.record(&[Entry::Init {
+                node: plan.nodes[id].name.clone(),
+                pid,
+            }])?;
+            fault::step();
+            Ok(())
+        })?;
         let named: Vec<(usize, i32)> = ids.iter().copied().zip(pids.iter().copied()).collect();
         name_namespaces(&RealKernel, plan, &named, journal, &self.options.progress)?;
         for (&id, pid) in ids.iter().zip(pids) {

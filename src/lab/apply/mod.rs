@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{LabError, Progress, UpOptions, UpReport, fault, up};
+use crate::kernel::init::Zygote;
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::{find_inits, is_init_of};
@@ -144,6 +145,12 @@ pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, 
         return Ok(report(diff.lines, None));
     }
 
+    // New nodes' zygote starts now: its exec and mount set-up overlap the
+    // work below.
+    let zygote = match diff.add_nodes.is_empty() {
+        true => None,
+        false => Some(Zygote::start(lab, options.init_exe.as_deref())?),
+    };
     let mut journal = StateDir::open_in(Path::new(STATE_ROOT), lab)?;
     journal.save_pending(plan)?;
     journal.record(&[Entry::step(format!(
@@ -169,6 +176,7 @@ pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, 
         pids,
         journal: &mut journal,
         options,
+        zygote,
     };
     work.run()?;
     let added: Vec<Entry> = (diff.lines.iter())

@@ -245,6 +245,18 @@ fn spawn_inits(
     maps: &[Option<IdMap>],
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
+    spawn_inits_on(Zygote::start(&plan.lab, exe)?, plan, ids, maps, started)
+}
+
+/// [`spawn_inits`] through a zygote started earlier (its start-up then
+/// overlaps the caller's other work).
+pub(crate) fn spawn_inits_on(
+    zygote: Zygote,
+    plan: &Plan,
+    ids: &[usize],
+    maps: &[Option<IdMap>],
+    started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
+) -> Result<Vec<i32>, LabError> {
     let interfaces = plan.interfaces_by_node();
     let cgroups = Cgroups::detect()?;
     let configs: Vec<InitConfig> = ids
@@ -259,7 +271,7 @@ fn spawn_inits(
             )
         })
         .collect();
-    spawn_configs(plan, exe, ids, &configs, started)
+    spawn_configs_on(zygote, plan, ids, &configs, started)
 }
 
 /// Starts one init per config (of the nodes `ids`) through a zygote of
@@ -271,7 +283,16 @@ pub(crate) fn spawn_configs(
     configs: &[InitConfig],
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
-    let mut zygote = Zygote::start(&plan.lab, exe)?;
+    spawn_configs_on(Zygote::start(&plan.lab, exe)?, plan, ids, configs, started)
+}
+
+fn spawn_configs_on(
+    mut zygote: Zygote,
+    plan: &Plan,
+    ids: &[usize],
+    configs: &[InitConfig],
+    started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
+) -> Result<Vec<i32>, LabError> {
     let input = zygote.take_input();
     let zygote_error = |message: String| InitError::Setup {
         node: format!("(zygote of {})", plan.lab),
@@ -334,6 +355,10 @@ pub(crate) fn init_config(
         cgroups: match node.kind {
             NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
             NodeKind::Bridge => Vec::new(),
+        },
+        into_cgroup: match node.kind {
+            NodeKind::Node => cgroups.node_v2_dir(&plan.lab, &node.name),
+            NodeKind::Bridge => None,
         },
         userns: map,
         rejoin: None,
