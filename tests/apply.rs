@@ -294,3 +294,35 @@ fn lab_apply_changes_a_lab_and_events_show_its_steps() {
     assert!(refused.is_err());
     lab.down().expect("down");
 }
+
+/// docs/api.md's example, as written there.
+fn hosts(h3: bool) -> Result<nslab::Topology, nslab::TopologyError> {
+    let mut builder = nslab::Topology::builder("grow")
+        .node("h1")
+        .node("h2")
+        .link(["h1:eth0", "h2:eth0"])
+        .ipv4(["10.0.0.1/24", "10.0.0.2/24"]);
+    if h3 {
+        builder = builder
+            .node("h3")
+            .link(["h2:eth1", "h3:eth0"])
+            .ipv4(["10.0.1.2/24", "10.0.1.3/24"]);
+    }
+    builder.build()
+}
+
+#[test]
+fn a_node_joins_a_running_lab() -> Result<(), Box<dyn std::error::Error>> {
+    if !can_build_labs("a_node_joins_a_running_lab") {
+        return Ok(());
+    }
+    let mut lab = nslab::LabOptions::new()
+        .unique()
+        .nslab_exe(env!("CARGO_BIN_EXE_nslab"))
+        .up(&hosts(false)?)?;
+    // Applied to this lab (`grow-<suffix>`), whatever the topology's name.
+    let report = lab.apply(&hosts(true)?, &[])?;
+    assert_eq!(report.changes, ["+ node h3", "+ link h2:eth1 <-> h3:eth0"]);
+    assert!(lab.exec("h3", ["ping", "-c", "1", "10.0.1.2"])?.success());
+    Ok(())
+}

@@ -162,9 +162,17 @@ impl Addition<'_> {
                 mtu: plan.links[link].mtu,
                 label: format!("link {}", plan.link_label(&plan.links[link])),
             };
-            create
+            let made = create
                 .execute(sockets.get(place_name(plan, ends[0].place))?)
-                .await?;
+                .await;
+            if let Err(e) = made {
+                // Not made: a host end of that name is someone else's.
+                let retracted: Vec<Entry> = (host_ends.into_iter())
+                    .map(|e| Entry::Retracted(Box::new(e)))
+                    .collect();
+                self.journal_entries(&retracted)?;
+                return Err(e.into());
+            }
             fault::step();
             for end in ends.iter().filter(|e| e.place == Place::Host) {
                 let mark = MarkLink {

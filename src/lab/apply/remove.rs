@@ -61,10 +61,18 @@ impl Removal<'_> {
         self.reset_sysctls()
     }
 
-    /// Deletes each link that goes from an end whose node stays. A host
-    /// end is deleted only when it carries the lab's mark.
+    /// Deletes each link that goes from an end whose node stays (the pair
+    /// goes at once, so its names are free). A host end is deleted only
+    /// when it is the lab's: it carries the lab's mark, or the journal
+    /// says the lab made it (an `apply` killed before marking it).
     async fn delete_links(&self, sockets: &Sockets) -> Result<(), NetlinkError> {
         let alias = host_link_alias(&self.plan.lab);
+        let journaled: Vec<&String> = (self.recorded.standing().into_iter())
+            .filter_map(|e| match e {
+                Entry::HostLink { name } => Some(name),
+                _ => None,
+            })
+            .collect();
         for key in &self.diff.remove_links {
             let Some((place, iface)) = self.staying_end(key) else {
                 continue;
@@ -73,7 +81,8 @@ impl Removal<'_> {
             let Some(link) = links.get(iface.as_str()) else {
                 continue;
             };
-            if place == HOST && link.alias.as_deref() != Some(alias.as_str()) {
+            let ours = link.alias.as_deref() == Some(alias.as_str()) || journaled.contains(&iface);
+            if place == HOST && !ours {
                 continue;
             }
             let delete = DeleteLink {
@@ -86,11 +95,15 @@ impl Removal<'_> {
         Ok(())
     }
 
-    /// An end of `key` whose node is neither removed nor rebuilt.
+    /// An end of `key` whose node is neither removed nor rebuilt; a
+    /// node's end before the host's (a node's interfaces are all the
+    /// lab's).
     fn staying_end<'k>(&self, key: &'k LinkKey) -> Option<(&'k str, &'k String)> {
-        [&key.0, &key.1]
+        let ends = [&key.0, &key.1];
+        let node = ends
             .into_iter()
-            .find(|(node, _)| node == HOST || self.pids.contains_key(node.as_str()))
+            .find(|(node, _)| self.pids.contains_key(node.as_str()));
+        node.or_else(|| ends.into_iter().find(|(node, _)| node == HOST))
             .map(|(node, iface)| (node.as_str(), iface))
     }
 
