@@ -326,3 +326,50 @@ fn a_node_joins_a_running_lab() -> Result<(), Box<dyn std::error::Error>> {
     assert!(lab.exec("h3", ["ping", "-c", "1", "10.0.1.2"])?.success());
     Ok(())
 }
+
+#[test]
+fn a_host_end_set_down_and_up_by_apply_gets_its_addresses_back() {
+    if !can_build_labs("a_host_end_set_down_and_up_by_apply_gets_its_addresses_back") {
+        return;
+    }
+    let yaml = r#"
+name: LAB
+topology:
+  nodes:
+    r1: {}
+  links:
+    - endpoints: ["r1:eth0", "host:HOSTIF"]
+      ipv6: ["2001:db8:9::1/64", "2001:db8:9::2/64"]
+"#;
+    let lab = TestLab::new("applyhost", yaml);
+    lab.up();
+    let down = write(
+        &lab,
+        "down.yml",
+        &yaml
+            .replace("HOSTIF", &lab.host_if)
+            .replace("::2/64\"]", "::2/64\"]\n      state: [null, down]"),
+    );
+    let host = |what: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["-o", what, "show", "dev", &lab.host_if])
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (code, out, err) = run(&["apply", &down]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("~ host:{}: state up -> down", lab.host_if)),
+        "{out}"
+    );
+    assert!(!host("link").contains(",UP"), "{}", host("link"));
+    let (code, out, err) = run(&["apply", lab.file()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(host("link").contains(",UP"), "{}", host("link"));
+    assert!(
+        host("address").contains("2001:db8:9::2/64"),
+        "{}",
+        host("address")
+    );
+}

@@ -50,8 +50,9 @@ pub(crate) fn link_set(
 }
 
 /// Adds back the planned addresses of `iface` and the node's routes that
-/// may go through it. What is still there is left (EEXIST), and so is a
-/// route whose gateway lies behind another link that is down.
+/// may go through it (`node` is `host` for a link's host end: addresses
+/// only). What is still there is left (EEXIST), and so is a route whose
+/// gateway lies behind another link that is down.
 pub(super) async fn restore(
     socket: &Handle,
     index: u32,
@@ -60,17 +61,21 @@ pub(super) async fn restore(
     node: &str,
     iface: &str,
 ) -> Result<(), NetlinkError> {
-    let Some(id) = plan.nodes.iter().position(|n| n.name == node) else {
-        return Ok(());
+    let id = plan.nodes.iter().position(|n| n.name == node);
+    let place = match id {
+        Some(id) => Place::Node(id),
+        None if node == crate::spec::HOST => Place::Host,
+        None => return Ok(()),
     };
     let end = plan
         .links
         .iter()
         .flat_map(|l| &l.endpoints)
-        .find(|e| e.place == Place::Node(id) && e.ifname == iface);
+        .find(|e| e.place == place && e.ifname == iface);
     if let Some(end) = end {
         put_back_addresses(socket, index, label, &end.addresses).await?;
     }
+    let Some(id) = id else { return Ok(()) };
     for route in &plan.nodes[id].routes {
         let output_index = match &route.device {
             Some(device) if device != iface => continue,
