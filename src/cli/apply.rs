@@ -34,6 +34,11 @@ pub(super) struct ApplyArgs {
 }
 
 pub(super) fn run(args: ApplyArgs) -> Outcome {
+    // The lab's lock and state, and a zygote, while the file is parsed.
+    let early = match args.dry_run {
+        true => lab::EarlyStart::default(),
+        false => lab::EarlyStart::start(&args.file, None),
+    };
     let plan = load(&args.file)?;
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {
@@ -44,7 +49,7 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
         init_exe: None,
         userns_range: args.userns.range,
     };
-    let result = lab::apply(&plan, &options);
+    let result = lab::apply_with(&plan, &options, early);
     clear_progress_line(args.quiet || args.dry_run);
     let report = result.map_err(|e| match e {
         // Refused before anything changed: bad input, as for `up`.

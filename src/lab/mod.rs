@@ -19,7 +19,7 @@ mod up;
 
 pub(crate) use apply::ApplyOptions;
 pub use apply::ApplyReport;
-pub(crate) use apply::apply;
+pub(crate) use apply::{EarlyStart, apply, apply_with};
 pub use down::{DownReport, down, find_labs};
 pub(crate) use down::{down_all, down_with};
 pub(crate) use exec::{exec, exec_all};

@@ -142,6 +142,14 @@ pub fn lab_name_of(path: &Path) -> Option<String> {
     is_valid_name(&name).then_some(name)
 }
 
+/// The lab name a topology file seems to have, from its first top-level
+/// `name:` line, without parsing it: a hint only (for work that may start
+/// before the file is parsed), never a checked name.
+pub fn peek_lab_name(path: &Path) -> Option<String> {
+    let text = read_limited(path).ok()?;
+    scan_name(&text).filter(|name| is_valid_name(name))
+}
+
 /// Finds a top-level `name: VALUE` line without parsing the YAML.
 fn scan_name(text: &str) -> Option<String> {
     text.lines().find_map(|line| {

@@ -25,7 +25,7 @@ pub use error::{Problem, TopologyError};
 #[cfg(test)]
 pub(crate) use impair::MAX_RATE_BITS;
 pub(crate) use impair::{IMPAIR_KEYS, ImpairText, parse_duration_us, parse_impair};
-pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str};
+pub use load::{MAX_FILE_BYTES, MAX_FLOW_DEPTH, lab_name_of, load, parse_str, peek_lab_name};
 
 pub(crate) use model::ImpairFields;
 

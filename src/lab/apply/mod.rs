@@ -16,7 +16,10 @@
 //! made.
 
 mod add;
+mod early;
 mod remove;
+
+pub(crate) use early::EarlyStart;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -67,7 +70,17 @@ pub struct ApplyReport {
 
 /// Applies `plan` to the running lab of its name, or brings it up.
 pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, LabError> {
+    apply_with(plan, options, EarlyStart::default())
+}
+
+/// [`apply`], with what `early` started before the plan was made.
+pub(crate) fn apply_with(
+    plan: &Plan,
+    options: &ApplyOptions,
+    early: EarlyStart,
+) -> Result<ApplyReport, LabError> {
     let started = Instant::now();
+    let (read_early, early_zygote) = early.take(&plan.lab)?;
     if let Some(lab) = &options.lab
         && *lab != plan.lab
     {
@@ -83,7 +96,7 @@ pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, 
         dry_run: options.dry_run,
         total: started.elapsed(),
     };
-    if !state::exists(&plan.lab)? {
+    if read_early.is_none() && !state::exists(&plan.lab)? {
         refuse_a_renamed_lab(plan)?;
         if options.dry_run {
             return Ok(report(
@@ -106,10 +119,16 @@ pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, 
         return Ok(report(Vec::new(), Some(built)));
     }
     let lab = plan.lab.as_str();
-    let _lock = LabLock::acquire(lab, || {
-        eprintln!("nslab: waiting for another nslab working on lab {lab}")
-    })?;
-    let recorded = state::read(lab)?.ok_or_else(|| LabError::NoLab { lab: lab.into() })?;
+    let (_lock, recorded) = match read_early {
+        Some(read) => read,
+        None => (
+            LabLock::acquire(lab, || {
+                eprintln!("nslab: waiting for another nslab working on lab {lab}")
+            })?,
+            state::read(lab)?,
+        ),
+    };
+    let recorded = recorded.ok_or_else(|| LabError::NoLab { lab: lab.into() })?;
     if !recorded.is_ready() {
         return Err(LabError::NotReady { lab: lab.into() });
     }
@@ -147,9 +166,10 @@ pub(crate) fn apply(plan: &Plan, options: &ApplyOptions) -> Result<ApplyReport, 
 
     // New nodes' zygote starts now: its exec and mount set-up overlap the
     // work below.
-    let zygote = match diff.add_nodes.is_empty() {
-        true => None,
-        false => Some(Zygote::start(lab, options.init_exe.as_deref())?),
+    let zygote = match (diff.add_nodes.is_empty(), early_zygote) {
+        (true, _) => None,
+        (false, Some(zygote)) => Some(zygote),
+        (false, None) => Some(Zygote::start(lab, options.init_exe.as_deref())?),
     };
     let mut journal = StateDir::open_in(Path::new(STATE_ROOT), lab)?;
     journal.save_pending(plan)?;
