@@ -15,6 +15,15 @@ use std::path::Path;
 use super::namespace::{NamespaceFds, NsKind};
 use crate::spec::Sysctl;
 
+/// Sysctls every node's init writes before anything else (paths under
+/// /proc/sys): IPv6 duplicate address detection off (see
+/// `init::run::skip_ipv6_dad`). A key set back to a new node's value takes
+/// these, not the kernel's.
+pub(crate) const NODE_DEFAULTS: [(&str, &str); 2] = [
+    ("net/ipv6/conf/all/accept_dad", "0"),
+    ("net/ipv6/conf/default/accept_dad", "0"),
+];
+
 /// The namespaces a sysctl writer enters.
 pub(crate) const SYSCTL_NAMESPACES: [NsKind; 3] = [NsKind::Ipc, NsKind::Uts, NsKind::Net];
 
@@ -215,17 +224,18 @@ pub(crate) fn fresh_values(node: &str, sysctls: &[Sysctl]) -> Result<Vec<Sysctl>
                             fail(sysctl, format!("make new namespaces to read it in: {e}"))
                         })?;
                     }
-                    let path = Path::new("/proc/sys").join(as_default(&sysctl.path));
-                    let value =
-                        std::fs::read_to_string(&path).map_err(|e| fail(sysctl, e.to_string()))?;
-                    // Every node's init turns IPv6 duplicate address
-                    // detection off (see `init::run`): a node starts so.
-                    let value = match sysctl.path.ends_with("accept_dad") {
-                        true => "0",
-                        false => value.trim(),
+                    let key = as_default(&sysctl.path);
+                    let value = match NODE_DEFAULTS.iter().find(|(k, _)| key == Path::new(k)) {
+                        Some((_, value)) => value.to_string(),
+                        None => {
+                            let path = Path::new("/proc/sys").join(&key);
+                            let read = std::fs::read_to_string(&path)
+                                .map_err(|e| fail(sysctl, e.to_string()))?;
+                            read.trim().to_string()
+                        }
                     };
                     fresh.push(Sysctl {
-                        value: value.to_string(),
+                        value,
                         ..sysctl.clone()
                     });
                 }

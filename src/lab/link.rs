@@ -114,13 +114,7 @@ pub(super) async fn put_back_route(
     route: &Route,
     output_index: Option<u32>,
 ) -> Result<(), NetlinkError> {
-    let add = AddRoute {
-        destination: route.destination,
-        gateway: route.gateway,
-        output_index,
-        metric: route.metric,
-        label: format!("node {node}: route {}", route.text),
-    };
+    let add = AddRoute::of(node, route, output_index);
     tolerate(
         add.execute(socket).await,
         &ROUTE_THERE_OR_BEHIND_A_DOWN_LINK,

@@ -748,13 +748,7 @@ impl<K: Kernel> Wiring<'_, K> {
                     ),
                     None => None,
                 };
-                let add = AddRoute {
-                    destination: route.destination,
-                    gateway: route.gateway,
-                    output_index,
-                    metric: route.metric,
-                    label,
-                };
+                let add = AddRoute::of(&node.name, route, output_index);
                 requests.push(
                     self.kernel
                         .request(&self.sockets[id], Request::AddRoute(add)),
@@ -786,17 +780,21 @@ fn veth_indexes(plan: &Plan) -> Vec<[u32; 2]> {
         .map(|link| {
             let mut pick = |end: usize| match link.endpoints[end].place {
                 Place::Host => 0,
-                Place::Node(id) => {
-                    // First end odd, second end even: never equal.
-                    let parity = end as u32 ^ 1;
-                    let index = next[id] + ((next[id] & 1) ^ parity);
-                    next[id] = index + 1;
-                    index
-                }
+                Place::Node(id) => next_end_index(&mut next[id], end),
             };
             [pick(0), pick(1)]
         })
         .collect()
+}
+
+/// The ifindex for end `end` (0 or 1) of a pair in a node whose next
+/// free one is `next`, which moves past it: the first end of a pair gets an
+/// odd one, the second an even one, so the two are never equal.
+pub(super) fn next_end_index(next: &mut u32, end: usize) -> u32 {
+    let parity = end as u32 ^ 1;
+    let index = *next + ((*next & 1) ^ parity);
+    *next = index + 1;
+    index
 }
 
 impl<K: Kernel> Wiring<'_, K> {

@@ -110,7 +110,7 @@ impl PlanDiff {
         let Some(first) = before.first() else {
             return diff;
         };
-        let mut lines = Lines::default();
+        let mut lines: Vec<String> = Vec::new();
 
         // Nodes: settled when every plan before has them alike.
         let by_name: Vec<HashMap<&str, &Node>> = (before.iter())
@@ -210,7 +210,7 @@ impl PlanDiff {
         }
         for (key, new) in &new_links {
             match staying(key) {
-                Some(old) => link_changes(old, new, &mut diff, &mut lines),
+                Some(old) => link_changes(key, old, new, &mut diff, &mut lines),
                 None => {
                     diff.add_links.push(new.index);
                     let known = old_links.iter().any(|l| l.contains_key(key));
@@ -229,17 +229,8 @@ impl PlanDiff {
             diff.checks_changed = true;
             lines.push("~ expect/scenario (saved; nothing to build)".into());
         }
-        diff.lines = lines.0;
+        diff.lines = lines;
         diff
-    }
-}
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl Lines {
-    fn push(&mut self, line: String) {
-        self.0.push(line);
     }
 }
 
@@ -265,7 +256,7 @@ fn frozen_changes(old: &Node, new: &Node) -> Vec<&'static str> {
 }
 
 /// Routes, sysctls and the environment of a node that stays.
-fn node_changes(old: &Node, new: &Node, lines: &mut Lines) -> NodeChanges {
+fn node_changes(old: &Node, new: &Node, lines: &mut Vec<String>) -> NodeChanges {
     let mut changes = NodeChanges::default();
     let name = &new.name;
     for route in &old.routes {
@@ -336,7 +327,6 @@ struct LinkView {
     index: usize,
     /// The ends in key order.
     ends: [EndpointPlan; 2],
-    names: [EndKey; 2],
     mtu: Option<u32>,
 }
 
@@ -379,28 +369,33 @@ fn link_view(plan: &Plan, index: usize, link: &LinkPlan) -> (LinkKey, LinkView) 
     for end in &mut ends {
         end.place = Place::Host;
     }
-    let key = (names[0].clone(), names[1].clone());
+    let [a, b] = names;
     let view = LinkView {
         index,
         ends,
-        names,
         mtu: link.mtu,
     };
-    (key, view)
+    ((a, b), view)
 }
 
 /// Addresses, impairment, state and MTU of a link that stays.
-fn link_changes(old: &LinkView, new: &LinkView, diff: &mut PlanDiff, lines: &mut Lines) {
+fn link_changes(
+    key: &LinkKey,
+    old: &LinkView,
+    new: &LinkView,
+    diff: &mut PlanDiff,
+    lines: &mut Vec<String>,
+) {
     if old.mtu != new.mtu {
         let mtu = new.mtu.unwrap_or(super::DEFAULT_MTU);
         lines.push(format!(
             "~ link {}: mtu {} -> {mtu}",
-            label(&(new.names[0].clone(), new.names[1].clone())),
+            label(key),
             old.mtu.unwrap_or(super::DEFAULT_MTU)
         ));
         diff.mtus.push((new.index, mtu));
     }
-    for ((was, now), key) in old.ends.iter().zip(&new.ends).zip(&new.names) {
+    for ((was, now), key) in old.ends.iter().zip(&new.ends).zip([&key.0, &key.1]) {
         let end = format!("{}:{}", key.0, key.1);
         let mut changes = EndChanges::default();
         for address in &was.addresses {

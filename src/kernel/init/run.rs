@@ -122,9 +122,9 @@ fn receive_trees(socket: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
 /// interface made later in this namespace inherits `default`. (A kernel
 /// without IPv6 has no such files: nothing to do.)
 fn skip_ipv6_dad() -> Result<(), String> {
-    for scope in ["all", "default"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{scope}/accept_dad");
-        match std::fs::write(&path, "0") {
+    for (key, value) in crate::kernel::sysctl::NODE_DEFAULTS {
+        let path = format!("/proc/sys/{key}");
+        match std::fs::write(&path, value) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("write {path}: {e}")),

@@ -15,14 +15,14 @@ use crate::kernel::init::Zygote;
 use crate::kernel::netlink::NetlinkError;
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, MarkLink, SetLinkState, SetMtu, SetUp, VethEnd,
+    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetLinkState, SetMtu, SetUp, VethEnd,
 };
 use crate::kernel::netlink::qdisc::{Previous, Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::userns::IdMap;
 use crate::lab::link::{already_there, restore};
 use crate::lab::seam::{Kernel, LateSysctls, RealKernel, run_exec_step, spawn_inits_on};
-use crate::lab::up::name_namespaces;
+use crate::lab::up::{name_namespaces, next_end_index};
 use crate::lab::{
     LabError, RunningNode, fault, host_link_alias, impair_clear, impair_set, runtime,
 };
@@ -183,9 +183,15 @@ impl Addition<'_> {
                 fault::step();
             }
         }
-        self.configure_new_ends(sockets).await?;
-        self.change_ends(sockets).await?;
-        self.add_routes(sockets).await?;
+        // One dump per namespace now that every link is there.
+        let mut links: Links = HashMap::new();
+        for place in sockets.places() {
+            let dumped = sockets.links(&place).await?;
+            links.insert(place, dumped);
+        }
+        self.configure_new_ends(sockets, &links).await?;
+        self.change_ends(sockets, &links).await?;
+        self.add_routes(sockets, &links).await?;
         self.wait_until_running(sockets).await?;
         Ok(())
     }
@@ -236,11 +242,7 @@ impl Addition<'_> {
                         return 0;
                     }
                     let counter = next.get_mut(place_name(plan, end.place)).expect("dumped");
-                    // First end odd, second end even.
-                    let parity = i as u32 ^ 1;
-                    let index = *counter + ((*counter & 1) ^ parity);
-                    *counter = index + 1;
-                    index
+                    next_end_index(counter, i)
                 };
                 [pick(0), pick(1)]
             })
@@ -249,19 +251,19 @@ impl Addition<'_> {
 
     /// Ports join their bridge; other new ends get their addresses and come
     /// up, or stay down (`state: down`); impairments of new ends are set.
-    async fn configure_new_ends(&self, sockets: &Sockets) -> Result<(), LabError> {
+    async fn configure_new_ends(&self, sockets: &Sockets, links: &Links) -> Result<(), LabError> {
         let plan = self.plan;
         let clock = Psched::read();
         for &link in &self.diff.add_links {
             for end in &plan.links[link].endpoints {
                 let place = place_name(plan, end.place);
                 let socket = sockets.get(place)?;
-                let links = sockets.links(place).await?;
+                let links = &links[place];
                 let label = plan.endpoint_label(end);
-                let index = index_of(&links, &end.ifname, &label)?;
+                let index = index_of(links, &end.ifname, &label)?;
                 let bridge = match end.place {
                     Place::Node(id) if plan.nodes[id].kind == NodeKind::Bridge => {
-                        Some(index_of(&links, &plan.nodes[id].name, &label)?)
+                        Some(index_of(links, &plan.nodes[id].name, &label)?)
                     }
                     _ => None,
                 };
@@ -317,13 +319,13 @@ impl Addition<'_> {
     }
 
     /// Addresses, MTUs and states of ends that stay.
-    async fn change_ends(&self, sockets: &Sockets) -> Result<(), LabError> {
+    async fn change_ends(&self, sockets: &Sockets, links: &Links) -> Result<(), LabError> {
         let plan = self.plan;
         for ((node, iface), changes) in &self.diff.ends {
             let socket = sockets.get(node)?;
-            let links = sockets.links(node).await?;
+            let links = &links[node.as_str()];
             let label = format!("{node}:{iface}");
-            let index = index_of(&links, iface, &label)?;
+            let index = index_of(links, iface, &label)?;
             for address in &changes.add_addresses {
                 let add = AddAddress {
                     index,
@@ -349,10 +351,9 @@ impl Addition<'_> {
         for &(link, mtu) in &self.diff.mtus {
             for end in &plan.links[link].endpoints {
                 let place = place_name(plan, end.place);
-                let links = sockets.links(place).await?;
                 let label = plan.endpoint_label(end);
                 let set = SetMtu {
-                    index: index_of(&links, &end.ifname, &label)?,
+                    index: index_of(&links[place], &end.ifname, &label)?,
                     mtu,
                     label,
                 };
@@ -365,7 +366,7 @@ impl Addition<'_> {
 
     /// Every route of a new node; the added routes of a node that stays
     /// (one already there, after an `apply` that was killed, counts).
-    async fn add_routes(&self, sockets: &Sockets) -> Result<(), LabError> {
+    async fn add_routes(&self, sockets: &Sockets, links: &Links) -> Result<(), LabError> {
         let plan = self.plan;
         let new =
             (self.diff.add_nodes.iter()).map(|&id| (&plan.nodes[id].name, &plan.nodes[id].routes));
@@ -374,20 +375,14 @@ impl Addition<'_> {
             if routes.is_empty() {
                 continue;
             }
-            let links = sockets.links(node).await?;
+            let links = &links[node.as_str()];
             for route in routes {
                 let label = format!("node {node}: route {}", route.text);
                 let output_index = match &route.device {
-                    Some(device) => Some(index_of(&links, device, &label)?),
+                    Some(device) => Some(index_of(links, device, &label)?),
                     None => None,
                 };
-                let add = AddRoute {
-                    destination: route.destination,
-                    gateway: route.gateway,
-                    output_index,
-                    metric: route.metric,
-                    label,
-                };
+                let add = AddRoute::of(node, route, output_index);
                 already_there(add.execute(sockets.get(node)?).await)?;
                 fault::step();
             }
@@ -473,8 +468,11 @@ impl Addition<'_> {
     }
 }
 
+/// The links of each namespace by name, per place (as [`Sockets`]).
+type Links = HashMap<String, HashMap<String, LinkInfo>>;
+
 fn index_of(
-    links: &HashMap<String, crate::kernel::netlink::link::LinkInfo>,
+    links: &HashMap<String, LinkInfo>,
     name: &str,
     label: &str,
 ) -> Result<u32, NetlinkError> {

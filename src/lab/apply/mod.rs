@@ -31,7 +31,7 @@ use super::{LabError, Progress, UpOptions, UpReport, fault, up};
 use crate::kernel::init::Zygote;
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
-use crate::kernel::process::{find_inits, is_init_of};
+use crate::kernel::process::is_init_of;
 use crate::plan::{Place, Plan, PlanDiff};
 use crate::spec::HOST;
 use crate::state::{self, Entry, LabLock, Recorded, STATE_ROOT, StateDir};
@@ -283,16 +283,6 @@ fn touched_nodes_running(
     Ok(pids)
 }
 
-/// Inits of `lab/node` that /proc shows, for nodes the journal lost.
-fn found_inits(lab: &str, node: &str) -> Vec<i32> {
-    find_inits(Some(lab))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.node == node && is_init_of(i.pid, lab, node))
-        .map(|i| i.pid)
-        .collect()
-}
-
 /// One netlink socket per namespace `apply` works in, by node name
 /// ([`HOST`] for the host's).
 struct Sockets {
@@ -318,6 +308,11 @@ impl Sockets {
         Ok(Sockets {
             by_place: places.into_iter().map(|(p, _)| p).zip(sockets).collect(),
         })
+    }
+
+    /// Every place with a socket.
+    fn places(&self) -> Vec<String> {
+        self.by_place.keys().cloned().collect()
     }
 
     fn get(&self, place: &str) -> Result<&rtnetlink::Handle, NetlinkError> {

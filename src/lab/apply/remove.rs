@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Sockets, found_inits};
+use super::Sockets;
 use crate::kernel::cgroup::Cgroups;
 use crate::kernel::namespace::{NamespaceFds, remove_netns_name};
 use crate::kernel::netlink::NetlinkError;
 use crate::kernel::netlink::address::DeleteAddress;
 use crate::kernel::netlink::link::DeleteLink;
 use crate::kernel::netlink::route::{AddRoute, DeleteRoute};
-use crate::kernel::process::{self, PinnedProcess};
+use crate::kernel::process::{self, PinnedProcess, find_inits};
 use crate::kernel::sysctl::{self, NodeSysctls, SYSCTL_NAMESPACES};
 use crate::lab::{LabError, fault, host_link_alias, runtime};
 use crate::plan::{LinkKey, Plan, netns_name};
@@ -42,21 +42,33 @@ impl Removal<'_> {
     pub(super) fn run(&mut self) -> Result<(), LabError> {
         let diff = self.diff;
         let runtime = runtime()?;
-        let host = diff
-            .remove_links
-            .iter()
-            .any(|(a, b)| a.0 == HOST || b.0 == HOST);
-        if !diff.remove_links.is_empty() || !diff.nodes.is_empty() || !diff.ends.is_empty() {
-            let sockets = Sockets::open(runtime.handle(), self.pids, host)?;
-            runtime.block_on(|| self.delete_links(&sockets))?;
+        let host = (diff.remove_links.iter()).any(|(a, b)| a.0 == HOST || b.0 == HOST)
+            || diff.ends.keys().any(|(node, _)| node == HOST);
+        // One socket per namespace that stays, used before and after the
+        // removed nodes end.
+        let sockets = match !diff.remove_links.is_empty()
+            || !diff.ends.is_empty()
+            || !diff.nodes.is_empty()
+        {
+            true => Some(Sockets::open(runtime.handle(), self.pids, host)?),
+            false => None,
+        };
+        if let Some(sockets) = &sockets {
+            runtime.block_on(|| self.delete_links(sockets))?;
         }
-        for node in &diff.remove_nodes {
-            self.remove_node(node)?;
+        if !diff.remove_nodes.is_empty() {
+            // One scan of /proc for every node to end.
+            let found = find_inits(Some(&self.plan.lab)).map_err(|source| LabError::Io {
+                what: "scan /proc".into(),
+                source,
+            })?;
+            for node in &diff.remove_nodes {
+                let pids = found.iter().filter(|i| &i.node == node).map(|i| i.pid);
+                self.remove_node(node, pids.collect())?;
+            }
         }
-        if !diff.nodes.is_empty() || !diff.ends.is_empty() {
-            let host = diff.ends.keys().any(|(node, _)| node == HOST);
-            let sockets = Sockets::open(runtime.handle(), self.pids, host)?;
-            runtime.block_on(|| self.delete_routes_and_addresses(&sockets))?;
+        if let Some(sockets) = &sockets {
+            runtime.block_on(|| self.delete_routes_and_addresses(sockets))?;
         }
         self.reset_sysctls()
     }
@@ -110,13 +122,14 @@ impl Removal<'_> {
     /// Ends a node: its init (and with it its pid namespace), its
     /// /run/netns name (and with it its net namespace), its cgroups and
     /// its id block.
-    fn remove_node(&mut self, node: &str) -> Result<(), LabError> {
+    /// `found`: its inits that /proc shows (for those the journal lost).
+    fn remove_node(&mut self, node: &str, found: Vec<i32>) -> Result<(), LabError> {
         let lab = self.plan.lab.as_str();
         let mut pids: Vec<i32> = (self.recorded.init_pids().into_iter())
             .filter(|(n, _)| n == node)
             .map(|(_, pid)| pid)
             .collect();
-        pids.extend(found_inits(lab, node));
+        pids.extend(found);
         pids.sort_unstable();
         pids.dedup();
         let mut pinned = Vec::new();
@@ -163,13 +176,7 @@ impl Removal<'_> {
                     },
                     None => None,
                 };
-                let delete = DeleteRoute(AddRoute {
-                    destination: route.destination,
-                    gateway: route.gateway,
-                    output_index,
-                    metric: route.metric,
-                    label: format!("node {node}: route {}", route.text),
-                });
+                let delete = DeleteRoute(AddRoute::of(node, route, output_index));
                 delete.execute(sockets.get(node)?).await?;
                 fault::step();
             }

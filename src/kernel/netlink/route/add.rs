@@ -6,6 +6,7 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::IpAddr;
 
 use crate::kernel::netlink::NetlinkError;
+use crate::spec::Route;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AddRoute {
@@ -18,6 +19,18 @@ pub(crate) struct AddRoute {
 }
 
 impl AddRoute {
+    /// A node's planned route (through `output_index` when it names a
+    /// device), labelled `node NODE: route TEXT`.
+    pub(crate) fn of(node: &str, route: &Route, output_index: Option<u32>) -> AddRoute {
+        AddRoute {
+            destination: route.destination,
+            gateway: route.gateway,
+            output_index,
+            metric: route.metric,
+            label: format!("node {node}: route {}", route.text),
+        }
+    }
+
     pub(crate) async fn execute(self, handle: &Handle) -> Result<(), NetlinkError> {
         let message = self.message()?;
         handle
