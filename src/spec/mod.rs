@@ -12,6 +12,7 @@ mod expect;
 mod impair;
 mod names;
 mod node;
+mod route;
 mod scenario;
 mod target;
 
@@ -26,7 +27,8 @@ pub use impair::Impair;
 pub(crate) use impair::{format_duration_us, format_rate_bits};
 pub use names::{MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name};
 pub(crate) use names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
-pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Route, Sysctl};
+pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Sysctl};
+pub use route::Route;
 pub use scenario::{NodeAction, Scenario, Step, StepAction};
 pub use target::{InterfaceRef, LabName, NodeRef, TargetError};
 

@@ -1,9 +1,8 @@
 //! A node: what its namespaces hold, with `defaults` already merged in.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use ipnet::IpNet;
+use super::Route;
 use serde::{Deserialize, Serialize};
 
 /// What a node is made of.
@@ -92,17 +91,4 @@ pub struct Sysctl {
     /// The path below `/proc/sys`, e.g. `net/ipv4/ip_forward`.
     pub path: PathBuf,
     pub value: String,
-}
-
-/// A static route in a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Route {
-    /// The route as written, for messages.
-    pub text: String,
-    /// `default` is `0.0.0.0/0` or `::/0`, by the family of the gateway.
-    pub destination: IpNet,
-    pub gateway: Option<IpAddr>,
-    /// Output interface name on the same node.
-    pub device: Option<String>,
-    pub metric: Option<u32>,
 }

@@ -13,7 +13,6 @@ mod expect;
 mod impair;
 mod load;
 mod model;
-mod route;
 mod scenario;
 mod validate;
 

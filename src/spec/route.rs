@@ -1,11 +1,86 @@
-//! Route grammar: `DEST [via ADDR] [dev IFACE] [metric N]`.
+//! A node's static route, and its grammar: `DEST [via ADDR] [dev IFACE]
+//! [metric N]`.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::spec::Route;
-use crate::spec::ifname_problem;
+use super::ifname_problem;
+
+/// A static route in a node. It is saved as the text it was written as
+/// (a thousand-node lab's plan is written by every `apply`, and its routes
+/// were most of it as fields); the fields are parsed again when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The route as written, for messages.
+    pub text: String,
+    /// `default` is `0.0.0.0/0` or `::/0`, by the family of the gateway.
+    pub destination: IpNet,
+    pub gateway: Option<IpAddr>,
+    /// Output interface name on the same node.
+    pub device: Option<String>,
+    pub metric: Option<u32>,
+}
+
+impl std::str::FromStr for Route {
+    /// Says what is wrong, without repeating the route's text.
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Route, String> {
+        parse_route(text)
+    }
+}
+
+impl Serialize for Route {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Route, D::Error> {
+        deserializer.deserialize_any(RouteVisitor)
+    }
+}
+
+/// A route's text, or (in plans saved by earlier versions) its fields.
+struct RouteVisitor;
+
+/// The fields form of earlier versions.
+#[derive(Deserialize)]
+struct RouteFields {
+    text: String,
+    destination: IpNet,
+    gateway: Option<IpAddr>,
+    device: Option<String>,
+    metric: Option<u32>,
+}
+
+impl<'de> Visitor<'de> for RouteVisitor {
+    type Value = Route;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a route such as \"default via 10.0.0.1\"")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Route, E> {
+        parse_route(text).map_err(|why| E::custom(format!("route {text:?}: {why}")))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Route, A::Error> {
+        let f = RouteFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Route {
+            text: f.text,
+            destination: f.destination,
+            gateway: f.gateway,
+            device: f.device,
+            metric: f.metric,
+        })
+    }
+}
 
 /// Parses one route. `DEST` is `default` or an address with or without
 /// `/len` (a bare address is a host route); the keywords may come in any
@@ -13,7 +88,7 @@ use crate::spec::ifname_problem;
 /// `default` takes its family from `via` (`default dev X` is IPv4). The
 /// destination is normalised to its network. The error does not repeat the
 /// route text.
-pub(crate) fn parse_route(text: &str) -> Result<Route, String> {
+fn parse_route(text: &str) -> Result<Route, String> {
     let mut tokens = text.split_whitespace();
     let Some(dest) = tokens.next() else {
         return Err("route is empty".to_owned());
@@ -114,6 +189,23 @@ fn family(a: IpAddr) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_as_its_text_and_read_in_both_forms() {
+        let route: Route = "10.1.0.0/16 via 10.0.0.1 metric 5".parse().expect("route");
+        let json = serde_json::to_string(&route).expect("encode");
+        assert_eq!(json, r#""10.1.0.0/16 via 10.0.0.1 metric 5""#);
+        assert_eq!(serde_json::from_str::<Route>(&json).expect("decode"), route);
+        // A plan saved by an earlier version, with the fields spelled out.
+        let fields = r#"{"text": "10.1.0.0/16 via 10.0.0.1 metric 5", "destination": "10.1.0.0/16",
+            "gateway": "10.0.0.1", "device": null, "metric": 5}"#;
+        assert_eq!(
+            serde_json::from_str::<Route>(fields).expect("decode"),
+            route
+        );
+        let bad = serde_json::from_str::<Route>(r#""10.1.0.0/16""#).expect_err("no via");
+        assert!(bad.to_string().contains("needs"), "{bad}");
+    }
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("test net")
