@@ -12,7 +12,6 @@ use super::impair::parse_impair;
 use super::model::{
     FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq, Text, UMap,
 };
-use super::route::parse_route;
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
 use crate::spec::{Endpoint, HOST, Link, LinkState, Node};
@@ -39,8 +38,9 @@ struct Fields {
     kind: Option<NodeKind>,
     hostname: Option<String>,
     sysctls: Option<Vec<Sysctl>>,
-    /// Each route with the key path it was written at.
-    routes: Option<Vec<(String, Route)>>,
+    /// Each route with its index in the file's list (a problem found
+    /// later names `routes[i]`).
+    routes: Option<Vec<(usize, Route)>>,
     binds: Option<Vec<Bind>>,
     tmpfs: Option<Vec<PathBuf>>,
     env: Option<Vec<(String, String)>>,
@@ -63,8 +63,8 @@ impl Fields {
         for s in self.sysctls.iter().flatten() {
             w += text(&s.key) + path(&s.path) + text(&s.value);
         }
-        for (p, r) in self.routes.iter().flatten() {
-            w += text(p) + text(&r.text) + r.device.as_deref().map_or(0, text) + ENTRY_WEIGHT;
+        for (_, r) in self.routes.iter().flatten() {
+            w += text(&r.text) + r.device.as_deref().map_or(0, text) + ENTRY_WEIGHT;
         }
         for b in self.binds.iter().flatten() {
             w += path(&b.source) + path(&b.target);
@@ -145,7 +145,9 @@ pub(crate) fn validate(
 
     // Nodes, merged with defaults; routes are checked after the links are known.
     let mut nodes: IndexMap<String, Node> = IndexMap::new();
-    let mut own_routes: HashMap<String, Vec<(String, Route)>> = HashMap::new();
+    // Per node, in the order of `nodes`: its routes, and the path of the
+    // node or `defaults` that gave them.
+    let mut node_routes: Vec<(String, Vec<(usize, Route)>)> = Vec::new();
     for (node_name, model) in &node_models.entries {
         let path = node_path(node_name);
         if node_name == HOST {
@@ -201,7 +203,11 @@ pub(crate) fn validate(
             (None, NodeKind::Node) => defaults.routes.clone().unwrap_or_default(),
             (None, NodeKind::Bridge) => Vec::new(),
         };
-        own_routes.insert(node_name.clone(), routes);
+        let given_at = match own.routes {
+            Some(_) => path,
+            None => DEFAULTS.to_string(),
+        };
+        node_routes.push((given_at, routes));
         let node = Node {
             name: node_name.clone(),
             kind,
@@ -250,7 +256,8 @@ pub(crate) fn validate(
 
     // Links.
     let mut links = Vec::new();
-    let mut used: HashMap<(String, String), String> = HashMap::new();
+    // Each interface, with the link and end that used it first.
+    let mut used: HashMap<(String, String), (usize, usize)> = HashMap::new();
     let mut bridge_ports: IndexMap<String, usize> = IndexMap::new();
     let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
     let link_models = topo.links.unwrap_or_default().0;
@@ -284,15 +291,14 @@ pub(crate) fn validate(
 
     // Routes: `dev` must be an interface of the node.
     let empty = HashSet::new();
-    for (node_name, node) in nodes.iter_mut() {
-        let routes = own_routes.remove(node_name).unwrap_or_default();
+    for ((node_name, node), (given_at, routes)) in nodes.iter_mut().zip(node_routes) {
         let mine = ifaces.get(node_name).unwrap_or(&empty);
-        for (path, route) in routes {
+        for (i, route) in routes {
             if let Some(dev) = &route.device
                 && !mine.contains(dev)
             {
                 c.push(
-                    path,
+                    format!("{given_at}.routes[{i}]"),
                     format!(
                         "route {:?}: dev {dev:?} is not an interface of node {node_name:?}",
                         route.text
@@ -330,6 +336,11 @@ pub(crate) fn validate(
     } else {
         Err(c.problems)
     }
+}
+
+/// The key path of a link's end.
+fn endpoint_path(link: usize, end: usize) -> String {
+    format!("{TOP}.links[{link}].endpoints[{end}]")
 }
 
 /// A map key as a key path component: as is when it holds only
@@ -735,10 +746,11 @@ impl Checker {
         if let Some(Seq(routes)) = &m.routes {
             let mut out = Vec::new();
             for (i, Text(r)) in routes.iter().enumerate() {
-                let p = format!("{path}.routes[{i}]");
-                match parse_route(r) {
-                    Ok(route) => out.push((p, route)),
-                    Err(msg) => self.push(p, format!("route {r:?}: {msg}")),
+                match r.parse::<Route>() {
+                    Ok(route) => out.push((i, route)),
+                    Err(msg) => {
+                        self.push(format!("{path}.routes[{i}]"), format!("route {r:?}: {msg}"))
+                    }
                 }
             }
             f.routes = Some(out);
@@ -900,7 +912,7 @@ impl Checker {
         i: usize,
         m: &LinkModel,
         nodes: &IndexMap<String, Node>,
-        used: &mut HashMap<(String, String), String>,
+        used: &mut HashMap<(String, String), (usize, usize)>,
     ) -> Option<Link> {
         let path = format!("{TOP}.links[{i}]");
         let before = self.problems.len();
@@ -914,9 +926,10 @@ impl Checker {
         // (node, iface, is a bridge port) of each well-formed endpoint.
         let mut ends: Vec<Option<(String, String, bool)>> = Vec::new();
         for (j, Text(e)) in m.endpoints.0.iter().enumerate() {
-            let p = format!("{path}.endpoints[{j}]");
+            // Formatted only for a problem: most links have none.
+            let p = || endpoint_path(i, j);
             let Some((node, iface)) = e.split_once(':').filter(|(_, i)| !i.contains(':')) else {
-                self.push(p, format!("endpoint {e:?} must be NODE:IFACE"));
+                self.push(p(), format!("endpoint {e:?} must be NODE:IFACE"));
                 ends.push(None);
                 continue;
             };
@@ -925,7 +938,7 @@ impl Checker {
             if node != HOST {
                 match nodes.get(node) {
                     None => {
-                        self.push(&p, format!("endpoint {e:?}: no node named {node:?}"));
+                        self.push(p(), format!("endpoint {e:?}: no node named {node:?}"));
                         ok = false;
                     }
                     Some(n) => bridge = n.kind == NodeKind::Bridge,
@@ -933,13 +946,13 @@ impl Checker {
             }
             if let Some(why) = ifname_problem(iface) {
                 self.push(
-                    &p,
+                    p(),
                     format!("endpoint {e:?}: interface name {iface:?} {why}"),
                 );
                 ok = false;
             } else if bridge && iface == node {
                 self.push(
-                    &p,
+                    p(),
                     format!(
                         "endpoint {e:?}: a port of bridge {node:?} may not be named like the bridge"
                     ),
@@ -948,11 +961,12 @@ impl Checker {
             }
             if ok {
                 let k = (node.to_owned(), iface.to_owned());
-                if let Some(first) = used.get(&k) {
-                    self.push(&p, format!("interface {e:?} is already used at {first}"));
+                if let Some(&(link, end)) = used.get(&k) {
+                    let first = endpoint_path(link, end);
+                    self.push(p(), format!("interface {e:?} is already used at {first}"));
                     ok = false;
                 } else {
-                    used.insert(k, p);
+                    used.insert(k, (i, j));
                 }
             }
             ends.push(ok.then(|| (node.to_owned(), iface.to_owned(), bridge)));
@@ -988,12 +1002,12 @@ impl Checker {
             }
             for (j, entry) in list.iter().enumerate() {
                 let Some(Text(s)) = entry else { continue };
-                let pj = format!("{p}[{j}]");
+                let pj = || format!("{p}[{j}]");
                 match parse_address(s, fam == 0) {
                     Ok(net) => {
                         if let Some(Some((node, iface, true))) = ends.get(j) {
                             self.push(
-                                pj,
+                                pj(),
                                 format!(
                                     "address {s:?} on \"{node}:{iface}\": a port of bridge {node:?} cannot have an address"
                                 ),
@@ -1002,7 +1016,7 @@ impl Checker {
                             addrs[fam][j] = Some(net);
                         }
                     }
-                    Err(msg) => self.push(pj, msg),
+                    Err(msg) => self.push(pj(), msg),
                 }
             }
         }
