@@ -105,7 +105,7 @@ impl PlanDiff {
     /// The difference between `before` (the running plan, and the plan of
     /// an unfinished apply if there is one) and `after`, with the nodes of
     /// `recreate` rebuilt whatever changed.
-    pub fn between(before: &[&Plan], after: &Plan, recreate: &[String]) -> PlanDiff {
+    pub fn between<'p>(before: &[&'p Plan], after: &'p Plan, recreate: &[String]) -> PlanDiff {
         let mut diff = PlanDiff::default();
         let Some(first) = before.first() else {
             return diff;
@@ -175,34 +175,33 @@ impl PlanDiff {
         // new plan has it with the same MACs, and neither end's node is
         // rebuilt; any other link there before is deleted (from an end
         // whose node stays: a rebuilt node's namespace takes the rest).
-        let rebuilt_end = |key: &LinkKey| {
-            rebuilt.contains(key.0.0.as_str()) || rebuilt.contains(key.1.0.as_str())
-        };
-        let old_links: Vec<BTreeMap<LinkKey, LinkView>> =
+        let rebuilt_end =
+            |key: &NameKey<'p>| rebuilt.contains(key.0.0) || rebuilt.contains(key.1.0);
+        let old_links: Vec<BTreeMap<NameKey<'p>, LinkView<'p>>> =
             before.iter().map(|p| link_views(p)).collect();
         let new_links = link_views(after);
-        let settled_link = |key: &LinkKey| -> Option<&LinkView> {
+        let settled_link = |key: &NameKey<'p>| {
             let link = old_links[0].get(key)?;
             old_links[1..]
                 .iter()
                 .all(|l| l.get(key).is_some_and(|other| other.same_as(link)))
                 .then_some(link)
         };
-        let staying = |key: &LinkKey| -> Option<&LinkView> {
+        let staying = |key: &NameKey<'p>| {
             let old = settled_link(key)?;
             let new = new_links.get(key)?;
             (!rebuilt_end(key) && !old.must_replace(new)).then_some(old)
         };
-        let old_keys: BTreeSet<&LinkKey> = old_links.iter().flat_map(|l| l.keys()).collect();
+        let old_keys: BTreeSet<&NameKey<'p>> = old_links.iter().flat_map(|l| l.keys()).collect();
         for key in old_keys {
             if staying(key).is_some() {
                 continue;
             }
-            let surviving_end = [&key.0, &key.1]
+            let surviving_end = [key.0, key.1]
                 .iter()
-                .any(|(node, _)| node == HOST || !rebuilt.contains(node.as_str()));
+                .any(|(node, _)| *node == HOST || !rebuilt.contains(node));
             if surviving_end {
-                diff.remove_links.push(key.clone());
+                diff.remove_links.push(owned(key));
             }
             if !new_links.contains_key(key) {
                 lines.push(format!("- link {}", label(key)));
@@ -320,30 +319,57 @@ fn node_changes(old: &Node, new: &Node, lines: &mut Vec<String>) -> NodeChanges 
     changes
 }
 
+/// A link by its two ends' names, the lesser first; borrowed from its plan.
+type NameKey<'a> = ((&'a str, &'a str), (&'a str, &'a str));
+
+fn owned(key: &NameKey<'_>) -> LinkKey {
+    let ((a, x), (b, y)) = *key;
+    ((a.into(), x.into()), (b.into(), y.into()))
+}
+
 /// A link as names, independent of node ids and of the order of its ends.
 #[derive(Debug, Clone)]
-struct LinkView {
+struct LinkView<'a> {
     /// Its index in its plan.
     index: usize,
     /// The ends in key order.
-    ends: [EndpointPlan; 2],
+    ends: [&'a EndpointPlan; 2],
     mtu: Option<u32>,
 }
 
-impl LinkView {
+impl LinkView<'_> {
     /// Alike in everything but its index in its plan.
-    fn same_as(&self, other: &LinkView) -> bool {
-        self.ends == other.ends && self.mtu == other.mtu
+    fn same_as(&self, other: &LinkView<'_>) -> bool {
+        self.mtu == other.mtu && (self.ends.iter().zip(&other.ends)).all(|(a, b)| same_end(a, b))
     }
 
     /// Whether the change from `self` to `new` needs the pair made again:
     /// a MAC is given at creation.
-    fn must_replace(&self, new: &LinkView) -> bool {
+    fn must_replace(&self, new: &LinkView<'_>) -> bool {
         self.ends[0].mac != new.ends[0].mac || self.ends[1].mac != new.ends[1].mac
     }
 }
 
-fn link_views(plan: &Plan) -> BTreeMap<LinkKey, LinkView> {
+/// Two ends alike in everything but their place: places are node ids of
+/// one plan, and links of two plans compare by name.
+fn same_end(a: &EndpointPlan, b: &EndpointPlan) -> bool {
+    // Every field named, so that a new one is not forgotten here.
+    let EndpointPlan {
+        place: _,
+        ifname,
+        addresses,
+        mac,
+        impair,
+        state,
+    } = a;
+    *ifname == b.ifname
+        && *addresses == b.addresses
+        && *mac == b.mac
+        && *impair == b.impair
+        && *state == b.state
+}
+
+fn link_views(plan: &Plan) -> BTreeMap<NameKey<'_>, LinkView<'_>> {
     plan.links
         .iter()
         .enumerate()
@@ -351,38 +377,33 @@ fn link_views(plan: &Plan) -> BTreeMap<LinkKey, LinkView> {
         .collect()
 }
 
-fn link_view(plan: &Plan, index: usize, link: &LinkPlan) -> (LinkKey, LinkView) {
-    let name = |e: &EndpointPlan| -> EndKey {
+fn link_view<'a>(plan: &'a Plan, index: usize, link: &'a LinkPlan) -> (NameKey<'a>, LinkView<'a>) {
+    let name = |e: &'a EndpointPlan| -> (&'a str, &'a str) {
         let node = match e.place {
-            Place::Host => HOST.to_string(),
-            Place::Node(id) => plan.nodes[id].name.clone(),
+            Place::Host => HOST,
+            Place::Node(id) => plan.nodes[id].name.as_str(),
         };
-        (node, e.ifname.clone())
+        (node, e.ifname.as_str())
     };
-    let mut ends = link.endpoints.clone();
-    let mut names = [name(&ends[0]), name(&ends[1])];
+    let [a, b] = &link.endpoints;
+    let (mut ends, mut names) = ([a, b], [name(a), name(b)]);
     if names[0] > names[1] {
         ends.swap(0, 1);
         names.swap(0, 1);
     }
-    // Places are ids of one plan: links of two plans compare by name.
-    for end in &mut ends {
-        end.place = Place::Host;
-    }
-    let [a, b] = names;
     let view = LinkView {
         index,
         ends,
         mtu: link.mtu,
     };
-    ((a, b), view)
+    ((names[0], names[1]), view)
 }
 
 /// Addresses, impairment, state and MTU of a link that stays.
 fn link_changes(
-    key: &LinkKey,
-    old: &LinkView,
-    new: &LinkView,
+    key: &NameKey<'_>,
+    old: &LinkView<'_>,
+    new: &LinkView<'_>,
     diff: &mut PlanDiff,
     lines: &mut Vec<String>,
 ) {
@@ -395,8 +416,11 @@ fn link_changes(
         ));
         diff.mtus.push((new.index, mtu));
     }
-    for ((was, now), key) in old.ends.iter().zip(&new.ends).zip([&key.0, &key.1]) {
-        let end = format!("{}:{}", key.0, key.1);
+    for ((was, now), (node, iface)) in old.ends.iter().zip(&new.ends).zip([key.0, key.1]) {
+        if same_end(was, now) {
+            continue;
+        }
+        let end = format!("{node}:{iface}");
         let mut changes = EndChanges::default();
         for address in &was.addresses {
             if !now.addresses.contains(address) {
@@ -424,14 +448,15 @@ fn link_changes(
             changes.state = Some(now.state);
         }
         if changes != EndChanges::default() {
-            diff.ends.insert(key.clone(), changes);
+            diff.ends.insert((node.into(), iface.into()), changes);
         }
     }
 }
 
 /// `a:x <-> b:y`.
-fn label(key: &LinkKey) -> String {
-    format!("{}:{} <-> {}:{}", key.0.0, key.0.1, key.1.0, key.1.1)
+fn label(key: &NameKey<'_>) -> String {
+    let ((a, x), (b, y)) = key;
+    format!("{a}:{x} <-> {b}:{y}")
 }
 
 #[cfg(test)]
