@@ -72,24 +72,20 @@ impl Zygote {
             node: format!("(zygote of {lab})"),
             source,
         };
-        let mut command = Command::new(executable(exe));
-        command
+        // No `pre_exec`: without one the standard library spawns with
+        // posix_spawn (a vfork), not a fork that copies this process's
+        // page tables and makes every page it then writes (a topology
+        // being parsed on another thread) a copy-on-write fault until the
+        // exec. The zygote sets its parent-death signal itself.
+        let parent = std::process::id().to_string();
+        let mut child = Command::new(executable(exe))
             .arg0(INIT_ARGV0)
-            .args([ZYGOTE_MARKER, lab, &" ".repeat(TITLE_ROOM)])
+            .args([ZYGOTE_MARKER, lab, &parent, &" ".repeat(TITLE_ROOM)])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
-        // nothing of the parent's.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().map_err(fail)?;
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(fail)?;
         let stdin = child.stdin.take();
         let stdout = child
             .stdout
@@ -145,6 +141,9 @@ impl Zygote {
 /// Runs as a zygote (`nslab-init __zygote LAB ROOM`); never returns.
 pub(crate) fn zygote_main() -> ! {
     let mut out = BufWriter::new(io::stdout().lock());
+    if let Err(e) = die_with_parent() {
+        fail(out, format_args!("{e}"));
+    }
     // Every init's mount namespace is a copy of ours: clean it once here.
     if let Err(e) = mounts::isolate() {
         fail(out, format_args!("prepare the zygote's mounts: {e}"));
@@ -193,6 +192,25 @@ pub(crate) fn zygote_main() -> ! {
 }
 
 /// Answers `fail MESSAGE` (flushed: exit skips destructors) and exits.
+/// Dies (SIGKILL) when the thread of nslab that started this zygote
+/// exits; if nslab is gone already (its pid, `argv[3]`, is no longer the
+/// parent), exits at once.
+fn die_with_parent() -> Result<(), String> {
+    let parent: Option<u32> = std::env::args().nth(3).and_then(|p| p.parse().ok());
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's own
+    // parent-death signal.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(format!(
+            "set the parent-death signal: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    match parent {
+        Some(pid) if pid == std::os::unix::process::parent_id() => Ok(()),
+        _ => Err("nslab, which started this zygote, is gone".into()),
+    }
+}
+
 fn fail(mut out: impl Write, message: std::fmt::Arguments<'_>) -> ! {
     let _ = writeln!(out, "fail {message}");
     let _ = out.flush();
