@@ -34,12 +34,18 @@ pub(super) struct ApplyArgs {
 }
 
 pub(super) fn run(args: ApplyArgs) -> Outcome {
-    // The lab's lock and state, and a zygote, while the file is parsed.
+    // The file is parsed on a thread of its own while this one starts the
+    // work that needs only the lab's name (its lock and state, a zygote:
+    // see `EarlyStart`), so the two overlap.
+    let file = args.file.clone();
+    let parsing = std::thread::spawn(move || load(&file));
     let early = match args.dry_run {
         true => lab::EarlyStart::default(),
         false => lab::EarlyStart::start(&args.file, None),
     };
-    let plan = load(&args.file)?;
+    let plan = parsing
+        .join()
+        .map_err(|_| failed("the thread parsing the file panicked"))??;
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {
         dry_run: args.dry_run,

@@ -223,8 +223,8 @@ impl StateDir {
     }
 
     /// Saves the plan an `apply` is about to make, before its first change.
-    pub(crate) fn save_pending(&self, plan: &Plan) -> Result<(), StateError> {
-        write_plan(&self.dir.join(PENDING_PLAN), plan)
+    pub(crate) fn save_pending(&self, plan: &PlanBytes) -> Result<(), StateError> {
+        write_atomic(&self.dir.join(PENDING_PLAN), &plan.0)
     }
 
     /// Makes the pending plan the lab's plan, in one rename: `apply` is
@@ -367,13 +367,25 @@ pub(crate) fn remove_root_if_empty_in(root: &Path) {
 
 /// Writes a plan as JSON, atomically.
 fn write_plan(path: &Path, plan: &Plan) -> Result<(), StateError> {
-    // Compact: a 1000-node plan is read and written again by every
-    // `apply`, and half its size in white space.
-    let json = serde_json::to_vec(plan).map_err(|e| StateError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    write_atomic(path, &json)
+    write_atomic(path, &PlanBytes::of(plan)?.0)
+}
+
+/// A plan as its state file holds it: encoded apart from being written,
+/// so that `apply` encodes it while it computes the difference.
+#[derive(Debug)]
+pub(crate) struct PlanBytes(Vec<u8>);
+
+impl PlanBytes {
+    pub(crate) fn of(plan: &Plan) -> Result<Self, StateError> {
+        // Compact: a 1000-node plan is read and written again by every
+        // `apply`, and half its size in white space.
+        serde_json::to_vec(plan)
+            .map(PlanBytes)
+            .map_err(|e| StateError::Corrupt {
+                path: PathBuf::from(PLAN),
+                reason: e.to_string(),
+            })
+    }
 }
 
 /// Writes a file readable by root only, atomically: temp file, then rename.

@@ -44,6 +44,8 @@ pub(super) struct Addition<'a> {
     /// Started as soon as `apply` knew it adds nodes, so that its start-up
     /// overlapped the removals.
     pub zygote: Option<Zygote>,
+    /// The host's cgroup hierarchies, when found already.
+    pub cgroups: Option<Cgroups>,
 }
 
 impl Addition<'_> {
@@ -105,14 +107,18 @@ impl Addition<'_> {
             .filter(|n| n.kind == NodeKind::Node)
             .map(|n| (n.name.as_str(), &n.limits))
             .collect();
-        Cgroups::detect()?.create_lab(&plan.lab, &cgrouped)?;
+        let cgroups = match self.cgroups.take() {
+            Some(cgroups) => cgroups,
+            None => Cgroups::detect()?,
+        };
+        cgroups.create_lab(&plan.lab, &cgrouped)?;
         fault::step();
         let journal = &mut *self.journal;
         let zygote = match self.zygote.take() {
             Some(zygote) => zygote,
             None => Zygote::start(&plan.lab, self.options.init_exe.as_deref())?,
         };
-        let pids = spawn_inits_on(zygote, plan, ids, &maps, &mut |id, pid| {
+        let pids = spawn_inits_on(zygote, plan, ids, &maps, &cgroups, &mut |id, pid| {
             journal.record(&[Entry::Init {
                 node: plan.nodes[id].name.clone(),
                 pid,
@@ -410,7 +416,7 @@ impl Addition<'_> {
             }
             pending = still;
             if !pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
         Ok(())

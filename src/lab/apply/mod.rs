@@ -34,7 +34,7 @@ use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::is_init_of;
 use crate::plan::{Place, Plan, PlanDiff};
 use crate::spec::HOST;
-use crate::state::{self, Entry, LabLock, Recorded, STATE_ROOT, StateDir};
+use crate::state::{self, Entry, LabLock, PlanBytes, Recorded, STATE_ROOT, StateDir};
 
 /// How `apply` runs.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +80,7 @@ pub(crate) fn apply_with(
     early: EarlyStart,
 ) -> Result<ApplyReport, LabError> {
     let started = Instant::now();
-    let (read_early, early_zygote) = early.take(&plan.lab)?;
+    let (read_early, cgroups, early_zygote) = early.take(&plan.lab)?;
     if let Some(lab) = &options.lab
         && *lab != plan.lab
     {
@@ -146,7 +146,14 @@ pub(crate) fn apply_with(
     }
     let mut before = vec![old];
     before.extend(recorded.pending.as_ref());
-    let diff = PlanDiff::between(&before, plan, &options.recreate);
+    // The new plan is encoded for the state folder on a thread of its own
+    // while the difference is made.
+    let (diff, encoded) = std::thread::scope(|scope| {
+        let encoding = (!options.dry_run).then(|| scope.spawn(|| PlanBytes::of(plan)));
+        let diff = PlanDiff::between(&before, plan, &options.recreate);
+        let encoded = encoding.map(|thread| thread.join());
+        (diff, encoded)
+    });
     if !diff.refused.is_empty() {
         return Err(LabError::NotLive(
             diff.refused.iter().map(ToString::to_string).collect(),
@@ -172,7 +179,11 @@ pub(crate) fn apply_with(
         (false, None) => Some(Zygote::start(lab, options.init_exe.as_deref())?),
     };
     let mut journal = StateDir::open_in(Path::new(STATE_ROOT), lab)?;
-    journal.save_pending(plan)?;
+    let encoded = match encoded {
+        Some(done) => done.map_err(|_| LabError::Panicked("the thread encoding the plan"))??,
+        None => PlanBytes::of(plan)?,
+    };
+    journal.save_pending(&encoded)?;
     journal.record(&[Entry::step(format!(
         "apply: {} change(s)",
         diff.lines.len()
@@ -197,6 +208,7 @@ pub(crate) fn apply_with(
         journal: &mut journal,
         options,
         zygote,
+        cgroups,
     };
     work.run()?;
     let added: Vec<Entry> = (diff.lines.iter())

@@ -245,7 +245,9 @@ fn spawn_inits(
     maps: &[Option<IdMap>],
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
-    spawn_inits_on(Zygote::start(&plan.lab, exe)?, plan, ids, maps, started)
+    let zygote = Zygote::start(&plan.lab, exe)?;
+    let cgroups = Cgroups::detect()?;
+    spawn_inits_on(zygote, plan, ids, maps, &cgroups, started)
 }
 
 /// [`spawn_inits`] through a zygote started earlier (its start-up then
@@ -255,10 +257,10 @@ pub(crate) fn spawn_inits_on(
     plan: &Plan,
     ids: &[usize],
     maps: &[Option<IdMap>],
+    cgroups: &Cgroups,
     started: &mut dyn FnMut(usize, i32) -> Result<(), LabError>,
 ) -> Result<Vec<i32>, LabError> {
     let interfaces = plan.interfaces_by_node();
-    let cgroups = Cgroups::detect()?;
     let configs: Vec<InitConfig> = ids
         .iter()
         .map(|&id| {
@@ -266,7 +268,7 @@ pub(crate) fn spawn_inits_on(
                 plan,
                 id,
                 &interfaces[id],
-                &cgroups,
+                cgroups,
                 maps.get(id).copied().flatten(),
             )
         })
