@@ -29,6 +29,9 @@ pub(super) struct ApplyArgs {
     /// No progress line (when the lab is brought up) and no summary
     #[arg(long, short)]
     quiet: bool,
+    /// Refuse a containerlab file whose `image`s nslab would not use
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     userns: UsernsRange,
 }
@@ -46,6 +49,7 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
     let plan = parsing
         .join()
         .map_err(|_| failed("the thread parsing the file panicked"))??;
+    super::refuse_notes(&plan, args.strict)?;
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {
         dry_run: args.dry_run,

@@ -214,7 +214,22 @@ fn load(file: &Path) -> Result<Plan, (i32, String)> {
     for warning in plan.impairment_warnings() {
         eprintln!("nslab: warning: {warning}");
     }
+    for note in &plan.notes {
+        eprintln!("nslab: note: {note}");
+    }
     Ok(plan)
+}
+
+/// With `--strict`, what [`load`] only notes (a containerlab file's images
+/// that nslab does not use) is bad input.
+fn refuse_notes(plan: &Plan, strict: bool) -> Result<(), (i32, String)> {
+    match plan.notes.first() {
+        Some(note) if strict => Err(invalid(format_args!(
+            "{}: {note} (--strict)",
+            plan.source.as_deref().unwrap_or(Path::new("?")).display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A duration in seconds (fractions allowed), above zero.

@@ -22,6 +22,9 @@ pub(super) struct UpArgs {
     /// Build nothing: print the script `explain` prints
     #[arg(long)]
     dry_run: bool,
+    /// Refuse a containerlab file whose `image`s nslab would not use
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     userns: UsernsRange,
 }
@@ -31,6 +34,7 @@ pub(super) fn run(args: UpArgs) -> Outcome {
         return super::explain::print_script(&args.file, args.userns.range);
     }
     let plan = load(&args.file)?;
+    super::refuse_notes(&plan, args.strict)?;
     super::need_privileges(EXIT_FAILED)?;
     let options = UpOptions {
         reconfigure: args.reconfigure,

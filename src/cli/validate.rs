@@ -4,15 +4,19 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Outcome, load};
+use super::{Outcome, load, refuse_notes};
 
 #[derive(Debug, Args)]
 pub(super) struct ValidateArgs {
     file: PathBuf,
+    /// Refuse a containerlab file whose `image`s nslab would not use
+    #[arg(long)]
+    strict: bool,
 }
 
 pub(super) fn run(args: ValidateArgs) -> Outcome {
     let plan = load(&args.file)?;
+    refuse_notes(&plan, args.strict)?;
     println!(
         "{}: lab {} is valid: {} node(s), {} link(s)",
         args.file.display(),

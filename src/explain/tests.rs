@@ -318,6 +318,8 @@ fn a_value_cannot_end_a_here_document_early() {
     let plan = Plan {
         lab: "doc".into(),
         source: None,
+        lab_dir: None,
+        notes: Vec::new(),
         nodes: vec![Node {
             name: "a".into(),
             kind: NodeKind::Node,

@@ -8,6 +8,7 @@ pub(crate) mod exec;
 mod fault;
 mod impair;
 mod inspect;
+mod lab_dir;
 mod link;
 mod marks;
 mod node;

@@ -111,6 +111,8 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
+    let all: Vec<usize> = (0..plan.nodes.len()).collect();
+    super::lab_dir::make(plan, &all)?;
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
     fault::step();

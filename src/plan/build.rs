@@ -26,6 +26,8 @@ impl Plan {
             links: links_of(t),
             expect: t.expect.clone(),
             scenario: t.scenario.clone(),
+            lab_dir: t.lab_dir.clone(),
+            notes: t.notes.clone(),
         }
     }
 
@@ -40,6 +42,8 @@ impl Plan {
             links,
             expect: t.expect,
             scenario: t.scenario,
+            lab_dir: t.lab_dir,
+            notes: t.notes,
         }
     }
 }

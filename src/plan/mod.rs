@@ -47,6 +47,13 @@ pub struct Plan {
     /// none, and in plans saved before they existed).
     #[serde(default, skip_serializing_if = "Scenario::is_empty")]
     pub scenario: Scenario,
+    /// A containerlab file's lab directory, made by `up` (see
+    /// [`Topology::lab_dir`](crate::spec::Topology::lab_dir)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_dir: Option<PathBuf>,
+    /// See [`Topology::notes`](crate::spec::Topology::notes); not saved.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// A veth pair.
@@ -188,6 +195,8 @@ mod unit_tests {
         let plan = Plan {
             lab: "l".into(),
             source: None,
+            lab_dir: None,
+            notes: Vec::new(),
             nodes: vec![Node {
                 name: "r1".into(),
                 kind: NodeKind::Node,

@@ -145,6 +145,8 @@ fn example_plans_exactly() {
     let want = Plan {
         lab: "chain3".into(),
         source: Some(PathBuf::from("chain3.yml")),
+        lab_dir: None,
+        notes: Vec::new(),
         nodes: vec![
             Node {
                 routes: vec![

@@ -50,6 +50,12 @@ pub struct Topology {
     pub expect: Vec<Expect>,
     /// `scenario:`, the timed steps of `nslab run-scenario` (empty: none).
     pub scenario: Scenario,
+    /// A containerlab file's lab directory (`clab-<name>` next to it, its
+    /// `__clabDir__`): `up` makes it and a folder per node in it.
+    pub lab_dir: Option<PathBuf>,
+    /// What is worth telling about the file that is not a problem (the
+    /// images of a containerlab file, which nslab does not use).
+    pub notes: Vec<String>,
 }
 
 /// One link (a veth pair).

@@ -7,8 +7,8 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq,
-    StepModel, Text, TopologyModel, UMap,
+    EndpointModel, ExpectModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure,
+    NodeModel, Scalar, Seq, StepModel, Text, TopologyModel, UMap,
 };
 use super::{Problem, Topology, TopologyError, validate};
 use crate::spec::StepAction;
@@ -180,7 +180,22 @@ impl TopologyBuilder {
     /// Adds a link between two `node:iface` endpoints.
     pub fn link<S: Into<String>>(mut self, endpoints: [S; 2]) -> Self {
         self.links.push(LinkModel {
-            endpoints: Seq(endpoints.into_iter().map(text).collect()),
+            endpoints: Seq(endpoints
+                .into_iter()
+                .map(|e| EndpointModel::Text(text(e)))
+                .collect()),
+            kind: None,
+            endpoint: None,
+            host_interface: None,
+            vars: None,
+            labels: None,
+            remote: None,
+            vni: None,
+            dst_port: None,
+            udp_port: None,
+            src_port: None,
+            parent_interface: None,
+            mode: None,
             ipv4: None,
             ipv6: None,
             mtu: None,
@@ -329,8 +344,12 @@ impl TopologyBuilder {
         let origin = PathBuf::from(format!("{} (built in code)", self.name));
         let model = FileModel {
             name: text(self.name),
+            prefix: None,
+            mgmt: None,
             topology: Some(TopologyModel {
                 defaults: None,
+                kinds: None,
+                groups: None,
                 nodes: Some(self.nodes),
                 links: Some(Seq(self.links)),
             }),

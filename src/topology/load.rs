@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::model::{BudgetGuard, FileModel, NameOnly};
-use super::{Topology, TopologyError, validate};
+use super::{Topology, TopologyError, clab, validate};
 use crate::spec::is_valid_name;
 
 /// Largest topology file accepted: 4 MiB.
@@ -113,18 +113,49 @@ pub fn parse_str(text: &str, origin: &Path, base_dir: &Path) -> Result<Topology,
             ),
         });
     }
-    let budget = (text.len() as u64)
-        .saturating_mul(EXPANSION_FACTOR)
-        .saturating_add(EXPANSION_FLOOR);
-    let model: FileModel = {
-        let _guard = BudgetGuard::new(budget);
-        serde_yaml::from_str(text)
-            .map_err(|e| TopologyError::from_yaml(origin.to_path_buf(), &e))?
+    // A containerlab file's `${VAR}`s are expanded before it is read, as
+    // containerlab does; known by its name, or else by its keys once read.
+    let expanded = match clab::has_clab_name(origin) && text.contains("${") {
+        true => Some(expand(text, origin)?),
+        false => None,
     };
+    let mut model = parse_model(expanded.as_deref().unwrap_or(text), origin)?;
+    if expanded.is_none() && text.contains("${") && clab::is_containerlab(&model, origin) {
+        model = parse_model(&expand(text, origin)?, origin)?;
+    }
     validate::validate(model, origin, base_dir).map_err(|problems| TopologyError::Invalid {
         file: origin.to_path_buf(),
         problems,
     })
+}
+
+/// The raw model of topology text, its aliases' expansion bounded.
+fn parse_model(text: &str, origin: &Path) -> Result<FileModel, TopologyError> {
+    let budget = (text.len() as u64)
+        .saturating_mul(EXPANSION_FACTOR)
+        .saturating_add(EXPANSION_FLOOR);
+    let _guard = BudgetGuard::new(budget);
+    serde_yaml::from_str(text).map_err(|e| TopologyError::from_yaml(origin.to_path_buf(), &e))
+}
+
+/// containerlab's `${VAR}` expansion from this process's environment.
+fn expand(text: &str, origin: &Path) -> Result<String, TopologyError> {
+    let expanded = clab::expand_env(text, |name| std::env::var(name).ok()).map_err(|message| {
+        TopologyError::Parse {
+            file: origin.to_path_buf(),
+            line: None,
+            column: None,
+            message,
+        }
+    })?;
+    if expanded.len() as u64 > MAX_FILE_BYTES {
+        return Err(TopologyError::TooLarge {
+            file: origin.to_path_buf(),
+            size: expanded.len() as u64,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(expanded)
 }
 
 /// Best effort: the `name:` of a topology file, even when the rest of the

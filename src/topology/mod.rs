@@ -8,6 +8,7 @@
 //! imports only `spec`.
 
 mod builder;
+mod clab;
 mod error;
 mod expect;
 mod impair;

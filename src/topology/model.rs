@@ -242,11 +242,17 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UMap<V> {
     }
 }
 
-/// The whole file.
+/// The whole file: nslab's own keys, and containerlab's (see `clab`).
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileModel {
     pub name: Text,
+    /// containerlab's prefix of node and lab directory names.
+    #[serde(default)]
+    pub prefix: Option<Text>,
+    /// containerlab's management network.
+    #[serde(default)]
+    pub mgmt: Option<de::IgnoredAny>,
     #[serde(default)]
     pub topology: Option<TopologyModel>,
     #[serde(default)]
@@ -261,6 +267,12 @@ pub(crate) struct FileModel {
 pub(crate) struct TopologyModel {
     #[serde(default)]
     pub defaults: Option<NodeModel>,
+    /// containerlab's settings per kind.
+    #[serde(default)]
+    pub kinds: Option<UMap<Option<NodeModel>>>,
+    /// containerlab's settings per group.
+    #[serde(default)]
+    pub groups: Option<UMap<Option<NodeModel>>>,
     #[serde(default)]
     pub nodes: Option<UMap<Option<NodeModel>>>,
     #[serde(default)]
@@ -297,13 +309,191 @@ pub(crate) struct NodeModel {
     pub pids: Option<Scalar>,
     #[serde(default)]
     pub userns: Option<Scalar>,
+    // containerlab's keys (see `clab`): mapped onto the ones above, or
+    // accepted and not used (`image`, `labels`), or refused by name.
+    #[serde(default)]
+    pub group: Option<Text>,
+    #[serde(default)]
+    pub image: Option<Text>,
+    #[serde(default)]
+    pub labels: Option<UMap<Scalar>>,
+    #[serde(default, rename = "env-files")]
+    pub env_files: Option<Seq<Text>>,
+    #[serde(default)]
+    pub cpu: Option<Measure>,
+    #[serde(default, rename = "cpu-set")]
+    pub cpu_set: Option<Scalar>,
+    #[serde(default, rename = "network-mode")]
+    pub network_mode: Option<Text>,
+    // containerlab's node keys that nslab has no equivalent for yet:
+    // each refused by name (see `NodeModel::unsupported`).
+    #[serde(default, rename = "cmd")]
+    pub cmd: Option<de::IgnoredAny>,
+    #[serde(default, rename = "user")]
+    pub user: Option<de::IgnoredAny>,
+    #[serde(default, rename = "mgmt-ipv4")]
+    pub mgmt_ipv4: Option<de::IgnoredAny>,
+    #[serde(default, rename = "mgmt-ipv6")]
+    pub mgmt_ipv6: Option<de::IgnoredAny>,
+    #[serde(default, rename = "ports")]
+    pub ports: Option<de::IgnoredAny>,
+    #[serde(default, rename = "dns")]
+    pub dns: Option<de::IgnoredAny>,
+    #[serde(default, rename = "startup-config")]
+    pub startup_config: Option<de::IgnoredAny>,
+    #[serde(default, rename = "startup-delay")]
+    pub startup_delay: Option<de::IgnoredAny>,
+    #[serde(default, rename = "wait-for")]
+    pub wait_for: Option<de::IgnoredAny>,
+    #[serde(default, rename = "stages")]
+    pub stages: Option<de::IgnoredAny>,
+    #[serde(default, rename = "extras")]
+    pub extras: Option<de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    pub node_type: Option<de::IgnoredAny>,
+    #[serde(default, rename = "entrypoint")]
+    pub entrypoint: Option<de::IgnoredAny>,
+    #[serde(default, rename = "license")]
+    pub license: Option<de::IgnoredAny>,
+    #[serde(default, rename = "publish")]
+    pub publish: Option<de::IgnoredAny>,
+    #[serde(default, rename = "runtime")]
+    pub runtime: Option<de::IgnoredAny>,
+    #[serde(default, rename = "cap-add")]
+    pub cap_add: Option<de::IgnoredAny>,
+    #[serde(default, rename = "devices")]
+    pub devices: Option<de::IgnoredAny>,
+    #[serde(default, rename = "shm-size")]
+    pub shm_size: Option<de::IgnoredAny>,
+    #[serde(default, rename = "aliases")]
+    pub aliases: Option<de::IgnoredAny>,
+    #[serde(default, rename = "healthcheck")]
+    pub healthcheck: Option<de::IgnoredAny>,
+    #[serde(default, rename = "certificate")]
+    pub certificate: Option<de::IgnoredAny>,
+    #[serde(default, rename = "restart-policy")]
+    pub restart_policy: Option<de::IgnoredAny>,
+    #[serde(default, rename = "auto-remove")]
+    pub auto_remove: Option<de::IgnoredAny>,
+    #[serde(default, rename = "image-pull-policy")]
+    pub image_pull_policy: Option<de::IgnoredAny>,
+    #[serde(default, rename = "enforce-startup-config")]
+    pub enforce_startup_config: Option<de::IgnoredAny>,
+    #[serde(default, rename = "suppress-startup-config")]
+    pub suppress_startup_config: Option<de::IgnoredAny>,
+    #[serde(default, rename = "components")]
+    pub components: Option<de::IgnoredAny>,
+    #[serde(default, rename = "config")]
+    pub config: Option<de::IgnoredAny>,
+    #[serde(default, rename = "volumes")]
+    pub volumes: Option<de::IgnoredAny>,
+    #[serde(default, rename = "credentials")]
+    pub credentials: Option<de::IgnoredAny>,
+    #[serde(default, rename = "privileged")]
+    pub privileged: Option<de::IgnoredAny>,
+    #[serde(default, rename = "cgroupns-mode")]
+    pub cgroupns_mode: Option<de::IgnoredAny>,
+    #[serde(default, rename = "cgroup-parent")]
+    pub cgroup_parent: Option<de::IgnoredAny>,
+    #[serde(default, rename = "pid-mode")]
+    pub pid_mode: Option<de::IgnoredAny>,
+    #[serde(default, rename = "security-opts")]
+    pub security_opts: Option<de::IgnoredAny>,
+    #[serde(default, rename = "link-apply-mode")]
+    pub link_apply_mode: Option<de::IgnoredAny>,
+    #[serde(default, rename = "position")]
+    pub position: Option<de::IgnoredAny>,
 }
 
-/// One link.
+impl NodeModel {
+    /// The containerlab keys given here that nslab cannot honour.
+    pub(crate) fn unsupported(&self) -> Vec<&'static str> {
+        [
+            ("cmd", self.cmd.is_some()),
+            ("user", self.user.is_some()),
+            ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
+            ("mgmt-ipv6", self.mgmt_ipv6.is_some()),
+            ("ports", self.ports.is_some()),
+            ("dns", self.dns.is_some()),
+            ("startup-config", self.startup_config.is_some()),
+            ("startup-delay", self.startup_delay.is_some()),
+            ("wait-for", self.wait_for.is_some()),
+            ("stages", self.stages.is_some()),
+            ("extras", self.extras.is_some()),
+            ("type", self.node_type.is_some()),
+            ("entrypoint", self.entrypoint.is_some()),
+            ("license", self.license.is_some()),
+            ("publish", self.publish.is_some()),
+            ("runtime", self.runtime.is_some()),
+            ("cap-add", self.cap_add.is_some()),
+            ("devices", self.devices.is_some()),
+            ("shm-size", self.shm_size.is_some()),
+            ("aliases", self.aliases.is_some()),
+            ("healthcheck", self.healthcheck.is_some()),
+            ("certificate", self.certificate.is_some()),
+            ("restart-policy", self.restart_policy.is_some()),
+            ("auto-remove", self.auto_remove.is_some()),
+            ("image-pull-policy", self.image_pull_policy.is_some()),
+            (
+                "enforce-startup-config",
+                self.enforce_startup_config.is_some(),
+            ),
+            (
+                "suppress-startup-config",
+                self.suppress_startup_config.is_some(),
+            ),
+            ("components", self.components.is_some()),
+            ("config", self.config.is_some()),
+            ("volumes", self.volumes.is_some()),
+            ("credentials", self.credentials.is_some()),
+            ("privileged", self.privileged.is_some()),
+            ("cgroupns-mode", self.cgroupns_mode.is_some()),
+            ("cgroup-parent", self.cgroup_parent.is_some()),
+            ("pid-mode", self.pid_mode.is_some()),
+            ("security-opts", self.security_opts.is_some()),
+            ("link-apply-mode", self.link_apply_mode.is_some()),
+            ("position", self.position.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
+    }
+}
+
+/// One link, in nslab's form or either of containerlab's.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LinkModel {
-    pub endpoints: Seq<Text>,
+    #[serde(default)]
+    pub endpoints: Seq<EndpointModel>,
+    /// containerlab's extended form: `veth`, `host`, `mgmt-net`, ...
+    #[serde(default, rename = "type")]
+    pub kind: Option<Text>,
+    /// containerlab's single end of a `host`, `mgmt-net` or `macvlan` link.
+    #[serde(default)]
+    pub endpoint: Option<EndpointModel>,
+    #[serde(default, rename = "host-interface")]
+    pub host_interface: Option<Text>,
+    #[serde(default)]
+    pub vars: Option<de::IgnoredAny>,
+    #[serde(default)]
+    pub labels: Option<de::IgnoredAny>,
+    /// The keys of containerlab's other link types (macvlan, vxlan):
+    /// accepted here so that the type is what is refused.
+    #[serde(default)]
+    pub remote: Option<de::IgnoredAny>,
+    #[serde(default)]
+    pub vni: Option<de::IgnoredAny>,
+    #[serde(default, rename = "dst-port")]
+    pub dst_port: Option<de::IgnoredAny>,
+    #[serde(default, rename = "udp-port")]
+    pub udp_port: Option<de::IgnoredAny>,
+    #[serde(default, rename = "src-port")]
+    pub src_port: Option<de::IgnoredAny>,
+    #[serde(default, rename = "parent-interface")]
+    pub parent_interface: Option<de::IgnoredAny>,
+    #[serde(default)]
+    pub mode: Option<de::IgnoredAny>,
     #[serde(default)]
     pub ipv4: Option<Seq<Option<Text>>>,
     #[serde(default)]
@@ -316,6 +506,53 @@ pub(crate) struct LinkModel {
     pub impair: Option<ImpairModel>,
     #[serde(default)]
     pub state: Option<Seq<Option<Text>>>,
+}
+
+/// One end of a link: `node:iface`, or containerlab's
+/// `{node, interface, mac}`.
+#[derive(Debug, Clone)]
+pub(crate) enum EndpointModel {
+    Text(Text),
+    Fields(EndpointFields),
+}
+
+/// containerlab's extended endpoint.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EndpointFields {
+    pub node: Text,
+    #[serde(default)]
+    pub interface: Option<Text>,
+    #[serde(default)]
+    pub mac: Option<Text>,
+    #[serde(default)]
+    pub ipv4: Option<Text>,
+    #[serde(default)]
+    pub ipv6: Option<Text>,
+    /// Accepted, not used.
+    #[serde(default, rename = "vars")]
+    pub _vars: Option<de::IgnoredAny>,
+}
+
+impl<'de> Deserialize<'de> for EndpointModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EndpointModel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"NODE:IFACE\" or a mapping {node, interface, mac}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EndpointModel, E> {
+                charge(v.len() as u64 + 1)?;
+                Ok(EndpointModel::Text(Text(v.to_owned())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndpointModel, A::Error> {
+                EndpointFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(EndpointModel::Fields)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `impair:` of a link: one map for both ends, or one entry per endpoint.

@@ -197,11 +197,11 @@ fn no_nodes() {
 fn unknown_keys_are_errors() {
     assert_parse_error(
         "name: t\ntopolgy: {}\n",
-        "lab.yml:2:1: unknown field `topolgy`, expected one of `name`, `topology`, `expect`",
+        "lab.yml:2:1: unknown field `topolgy`, expected one of `name`, `prefix`, `mgmt`, `topology`, `expect`",
     );
     assert_parse_error(
-        "name: t\ntopology:\n  nodes:\n    a:\n      image: alpine\n",
-        "lab.yml:5:7: topology.nodes.a: unknown field `image`",
+        "name: t\ntopology:\n  nodes:\n    a:\n      colour: red\n",
+        "lab.yml:5:7: topology.nodes.a: unknown field `colour`",
     );
     assert_parse_error(
         "name: t\ntopology:\n  defaults: {knd: bridge}\n  nodes: {a: {}}\n",
@@ -212,8 +212,8 @@ fn unknown_keys_are_errors() {
         "topology.links[0]: unknown field `vlan`",
     );
     assert_parse_error(
-        "name: t\ntopology:\n  nodes: {a: {}}\n  kinds: {}\n",
-        "topology: unknown field `kinds`",
+        "name: t\ntopology:\n  nodes: {a: {}}\n  routers: {}\n",
+        "topology: unknown field `routers`",
     );
 }
 
@@ -351,9 +351,10 @@ fn endpoint_rules() {
         "topology.links[0].endpoints[1]",
         "endpoint \"zz:eth0\": no node named \"zz\"",
     );
-    assert_parse_error(
+    assert_problem(
         "name: t\ntopology:\n  nodes: {a: {}}\n  links:\n    - ipv4: [null, null]\n",
-        "missing field `endpoints`",
+        "topology.links[0].endpoints",
+        "a link has exactly two endpoints, found 0",
     );
 }
 

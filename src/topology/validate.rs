@@ -10,7 +10,8 @@ use ipnet::IpNet;
 
 use super::impair::parse_impair;
 use super::model::{
-    FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar, Seq, Text, UMap,
+    EndpointModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar,
+    Seq, Text, UMap,
 };
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
@@ -81,6 +82,9 @@ impl Fields {
 struct Checker {
     problems: Vec<Problem>,
     base_dir: PathBuf,
+    /// A folder `up` makes (a containerlab file's lab directory): bind
+    /// sources in it need not exist yet.
+    made_by_up: Option<PathBuf>,
 }
 
 pub(crate) fn validate(
@@ -94,9 +98,15 @@ pub(crate) fn validate(
         base_dir
     };
     let base_dir = normalize(&std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.into()));
+    let mut problems = Vec::new();
+    let (model, clab) = match super::clab::is_containerlab(&model, origin) {
+        true => super::clab::resolve(model, &base_dir, &mut problems),
+        false => (model, super::clab::Extras::default()),
+    };
     let mut c = Checker {
-        problems: Vec::new(),
+        problems,
         base_dir,
+        made_by_up: clab.lab_dir.clone(),
     };
 
     let name = model.name.0;
@@ -332,6 +342,8 @@ pub(crate) fn validate(
             links,
             expect,
             scenario,
+            lab_dir: clab.lab_dir,
+            notes: clab.notes,
         })
     } else {
         Err(c.problems)
@@ -760,6 +772,14 @@ impl Checker {
             for (i, Text(b)) in binds.iter().enumerate() {
                 let p = format!("{path}.binds[{i}]");
                 match parse_bind(b, &self.base_dir) {
+                    Ok(bind)
+                        if self
+                            .made_by_up
+                            .as_ref()
+                            .is_some_and(|d| bind.source.starts_with(d)) =>
+                    {
+                        out.push(bind)
+                    }
                     Ok(bind) => match std::fs::metadata(&bind.source) {
                         Ok(_) => out.push(bind),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.push(
@@ -925,7 +945,22 @@ impl Checker {
         }
         // (node, iface, is a bridge port) of each well-formed endpoint.
         let mut ends: Vec<Option<(String, String, bool)>> = Vec::new();
-        for (j, Text(e)) in m.endpoints.0.iter().enumerate() {
+        for (j, e) in m.endpoints.0.iter().enumerate() {
+            let e = match e {
+                EndpointModel::Text(Text(e)) => e,
+                // Only a containerlab file has these, and `clab` made them text.
+                EndpointModel::Fields(f) => {
+                    self.push(
+                        endpoint_path(i, j),
+                        format!(
+                            "endpoint of node {:?}: write it as \"NODE:IFACE\"",
+                            f.node.0
+                        ),
+                    );
+                    ends.push(None);
+                    continue;
+                }
+            };
             // Formatted only for a problem: most links have none.
             let p = || endpoint_path(i, j);
             let Some((node, iface)) = e.split_once(':').filter(|(_, i)| !i.contains(':')) else {

@@ -83,6 +83,7 @@ impl Addition<'_> {
         if ids.is_empty() {
             return Ok(());
         }
+        crate::lab::lab_dir::make(plan, ids)?;
         let root = Path::new(STATE_ROOT);
         let mut maps: Vec<Option<IdMap>> = vec![None; plan.nodes.len()];
         let userns: Vec<usize> = ids

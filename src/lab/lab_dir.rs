@@ -1,0 +1,35 @@
+//! A containerlab file's lab directory (`clab-<name>` next to the file):
+//! made by `up` (and by `apply` for the nodes it adds) with a folder per
+//! node, as containerlab makes it, and the bind sources in it that do not
+//! exist yet made as folders (as Docker makes a missing bind source). Like
+//! containerlab's, it stays after `down`: it holds the user's files.
+
+use std::path::Path;
+
+use super::LabError;
+use crate::plan::Plan;
+
+/// Makes the lab directory of `plan` (if it has one) and what is in it
+/// for the nodes `ids`.
+pub(crate) fn make(plan: &Plan, ids: &[usize]) -> Result<(), LabError> {
+    let Some(dir) = &plan.lab_dir else {
+        return Ok(());
+    };
+    let make_dir = |path: &Path| {
+        std::fs::create_dir_all(path).map_err(|source| LabError::Io {
+            what: format!("make {}", path.display()),
+            source,
+        })
+    };
+    make_dir(dir)?;
+    for &id in ids {
+        let node = &plan.nodes[id];
+        make_dir(&dir.join(&node.name))?;
+        for bind in &node.binds {
+            if bind.source.starts_with(dir) && !bind.source.exists() {
+                make_dir(&bind.source)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! containerlab's nodes: each level merged in (node, then its group, then
+//! its kind, then `defaults`), magic variables replaced, containerlab's
+//! keys mapped onto nslab's or refused by name.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::super::Problem;
+use super::super::model::{Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
+use super::super::validate::MAX_MERGED_DEFAULTS;
+use super::kinds::{Kind, kind};
+
+/// Where a containerlab file's paths point.
+pub(super) struct Context<'a> {
+    /// `__clabDir__`.
+    pub lab_dir: &'a Path,
+    /// The file's folder: relative paths start there.
+    pub base_dir: &'a Path,
+}
+
+/// The nodes in nslab's shape, and the names of `kind: host` nodes (whose
+/// link ends are the host's).
+pub(super) fn resolve(
+    topo: &mut TopologyModel,
+    context: &Context<'_>,
+    problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
+) -> (Option<UMap<Option<NodeModel>>>, HashSet<String>) {
+    let defaults = topo.defaults.take().unwrap_or_default();
+    let kinds = topo.kinds.take().unwrap_or_default();
+    let groups = topo.groups.take().unwrap_or_default();
+    for (path, map) in [("topology.kinds", &kinds), ("topology.groups", &groups)] {
+        for dup in &map.duplicates {
+            problems.push(Problem::new(
+                path,
+                format!("key {dup:?} is given more than once"),
+            ));
+        }
+    }
+    for name in kinds.entries.keys() {
+        if let Err(why) = kind(name) {
+            problems.push(Problem::new(format!("topology.kinds.{name}"), why));
+        }
+    }
+    let Some(mut nodes) = topo.nodes.take() else {
+        return (None, HashSet::new());
+    };
+    // Every node gets a copy of its group's, kind's and the defaults'
+    // settings: bounded as nslab bounds `defaults`.
+    let inherited: u64 = [weight(&defaults)]
+        .into_iter()
+        .chain(kinds.entries.values().flatten().map(weight))
+        .chain(groups.entries.values().flatten().map(weight))
+        .sum();
+    if inherited.saturating_mul(nodes.entries.len() as u64) > MAX_MERGED_DEFAULTS {
+        problems.push(Problem::new(
+            "topology",
+            format!(
+                "defaults, kinds and groups (about {inherited} bytes) copied into each of {} nodes would be more than the {} MiB allowed",
+                nodes.entries.len(),
+                MAX_MERGED_DEFAULTS >> 20
+            ),
+        ));
+        return (Some(nodes), HashSet::new());
+    }
+    let empty = NodeModel::default();
+    let mut hosts = HashSet::new();
+    let mut images = Vec::new();
+    for (name, own) in nodes.entries.iter_mut() {
+        let path = format!("topology.nodes.{name}");
+        let mine = own.take().unwrap_or_default();
+        let group = match mine.group.as_ref().or(defaults.group.as_ref()) {
+            None => &empty,
+            Some(Text(g)) => match groups.entries.get(g) {
+                Some(model) => model.as_ref().unwrap_or(&empty),
+                None => {
+                    problems.push(Problem::new(
+                        format!("{path}.group"),
+                        format!("group {g:?} is not defined under topology.groups"),
+                    ));
+                    &empty
+                }
+            },
+        };
+        let kind_name = (mine.kind.as_ref())
+            .or(group.kind.as_ref())
+            .or(defaults.kind.as_ref())
+            .map_or("linux", |k| k.0.as_str());
+        let of_kind = (kinds.entries.get(kind_name)).and_then(Option::as_ref);
+        let mut merged = merge(&mine, group);
+        merged = merge(&merged, of_kind.unwrap_or(&empty));
+        merged = merge(&merged, &defaults);
+        merged.kind = match kind(kind_name) {
+            Ok(Kind::Node) => Some(Text("node".into())),
+            Ok(Kind::Bridge) => Some(Text("bridge".into())),
+            Ok(Kind::Host) => {
+                hosts.insert(name.clone());
+                None
+            }
+            Err(why) => {
+                problems.push(Problem::new(format!("{path}.kind"), why));
+                None
+            }
+        };
+        map_keys(&mut merged, name, &path, context, problems, &mut images);
+        *own = Some(merged);
+    }
+    if !images.is_empty() {
+        notes.push(format!(
+            "images not used (nslab runs the host's own software): {}",
+            images_by_name(&images)
+        ));
+    }
+    // A `kind: host` node is the host: not a node of the lab.
+    nodes.entries.retain(|name, _| !hosts.contains(name));
+    (Some(nodes), hosts)
+}
+
+/// `IMAGE (node, node), IMAGE (node)`, in file order.
+fn images_by_name(images: &[(String, String)]) -> String {
+    let mut by_image: indexmap::IndexMap<&str, Vec<&str>> = indexmap::IndexMap::new();
+    for (image, node) in images {
+        by_image.entry(image).or_default().push(node);
+    }
+    let parts: Vec<String> = (by_image.iter())
+        .map(|(image, nodes)| format!("{image} ({})", nodes.join(", ")))
+        .collect();
+    parts.join(", ")
+}
+
+/// `high` over `low`, as containerlab merges a node's levels: maps key by
+/// key, `exec` and `env-files` one after the other (`low`'s first, each
+/// line once), binds by target, any other key the first given.
+fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
+    macro_rules! first {
+        ($($field:ident),* $(,)?) => {
+            NodeModel {
+                $($field: high.$field.clone().or_else(|| low.$field.clone()),)*
+                sysctls: merge_maps(&high.sysctls, &low.sysctls),
+                env: merge_maps(&high.env, &low.env),
+                labels: merge_maps(&high.labels, &low.labels),
+                binds: merge_binds(&high.binds, &low.binds),
+                exec: merge_lists(&high.exec, &low.exec),
+                env_files: merge_lists(&high.env_files, &low.env_files),
+            }
+        };
+    }
+    first!(
+        kind,
+        hostname,
+        routes,
+        tmpfs,
+        cpus,
+        cpuset,
+        memory,
+        pids,
+        userns,
+        group,
+        image,
+        cpu,
+        cpu_set,
+        network_mode,
+        cmd,
+        user,
+        mgmt_ipv4,
+        mgmt_ipv6,
+        ports,
+        dns,
+        startup_config,
+        startup_delay,
+        wait_for,
+        stages,
+        extras,
+        node_type,
+        entrypoint,
+        license,
+        publish,
+        runtime,
+        cap_add,
+        devices,
+        shm_size,
+        aliases,
+        healthcheck,
+        certificate,
+        restart_policy,
+        auto_remove,
+        image_pull_policy,
+        enforce_startup_config,
+        suppress_startup_config,
+        components,
+        config,
+        volumes,
+        credentials,
+        privileged,
+        cgroupns_mode,
+        cgroup_parent,
+        pid_mode,
+        security_opts,
+        link_apply_mode,
+        position,
+    )
+}
+
+fn merge_maps<V: Clone>(high: &Option<UMap<V>>, low: &Option<UMap<V>>) -> Option<UMap<V>> {
+    match (high, low) {
+        (Some(h), Some(l)) => {
+            let mut out = l.clone();
+            for (k, v) in &h.entries {
+                out.entries.insert(k.clone(), v.clone());
+            }
+            out.duplicates.extend(h.duplicates.iter().cloned());
+            Some(out)
+        }
+        (h, l) => h.clone().or_else(|| l.clone()),
+    }
+}
+
+/// `low`'s lines, then `high`'s, each once.
+fn merge_lists(high: &Option<Seq<Text>>, low: &Option<Seq<Text>>) -> Option<Seq<Text>> {
+    let (Some(h), Some(l)) = (high, low) else {
+        return high.clone().or_else(|| low.clone());
+    };
+    let mut seen = HashSet::new();
+    let all = l.0.iter().chain(&h.0);
+    Some(Seq(all.filter(|t| seen.insert(&t.0)).cloned().collect()))
+}
+
+/// The binds of both, one per target (`high`'s wins), sorted as
+/// containerlab sorts them.
+fn merge_binds(high: &Option<Seq<Text>>, low: &Option<Seq<Text>>) -> Option<Seq<Text>> {
+    let (Some(h), Some(l)) = (high, low) else {
+        return high.clone().or_else(|| low.clone());
+    };
+    let target = |b: &Text| b.0.split(':').nth(1).map(str::to_owned);
+    let taken: HashSet<Option<String>> = h.0.iter().map(target).collect();
+    let mut out: Vec<Text> = (l.0.iter())
+        .filter(|b| !taken.contains(&target(b)))
+        .cloned()
+        .collect();
+    out.extend(h.0.iter().cloned());
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(Seq(out))
+}
+
+/// About how many bytes a copy of a model's lists and maps takes.
+fn weight(m: &NodeModel) -> u64 {
+    let texts = |s: &Option<Seq<Text>>| -> u64 {
+        s.iter()
+            .flat_map(|s| &s.0)
+            .map(|t| t.0.len() as u64 + 32)
+            .sum()
+    };
+    let maps = |m: &Option<UMap<Scalar>>| -> u64 {
+        m.iter()
+            .flat_map(|m| &m.entries)
+            .map(|(k, v)| {
+                k.len() as u64
+                    + 64
+                    + match v {
+                        Scalar::Str(s) => s.len() as u64,
+                        _ => 0,
+                    }
+            })
+            .sum()
+    };
+    texts(&m.binds)
+        + texts(&m.exec)
+        + texts(&m.routes)
+        + texts(&m.tmpfs)
+        + texts(&m.env_files)
+        + maps(&m.env)
+        + maps(&m.sysctls)
+        + maps(&m.labels)
+}
+
+/// Maps containerlab's keys of one merged node onto nslab's, or refuses
+/// them by name.
+fn map_keys(
+    m: &mut NodeModel,
+    name: &str,
+    path: &str,
+    context: &Context<'_>,
+    problems: &mut Vec<Problem>,
+    images: &mut Vec<(String, String)>,
+) {
+    let node_dir = context.lab_dir.join(name);
+    let magic = |text: &str| {
+        text.replace("__clabNodeName__", name)
+            .replace("__clabNodeDir__", &node_dir.to_string_lossy())
+            .replace("__clabDir__", &context.lab_dir.to_string_lossy())
+    };
+    for list in [&mut m.binds, &mut m.exec].into_iter().flatten() {
+        for line in &mut list.0 {
+            line.0 = magic(&line.0);
+        }
+    }
+    if let Some(files) = m.env_files.take() {
+        let mut from_files = UMap::default();
+        for (i, Text(file)) in files.0.iter().enumerate() {
+            let file = context.base_dir.join(magic(file));
+            match read_env_file(&file) {
+                Ok(pairs) => {
+                    for (k, v) in pairs {
+                        from_files.entries.insert(k, Scalar::Str(v));
+                    }
+                }
+                Err(why) => problems.push(Problem::new(format!("{path}.env-files[{i}]"), why)),
+            }
+        }
+        // `env` wins over `env-files`.
+        m.env = merge_maps(&m.env, &Some(from_files));
+    }
+    if let Some(Text(image)) = m.image.take() {
+        images.push((image, name.to_owned()));
+    }
+    m.group = None;
+    m.labels = None;
+    match (m.cpu.take(), &m.cpus) {
+        (Some(cpu), None) => m.cpus = Some(Measure(cpu.0)),
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            format!("{path}.cpu"),
+            "give the CPU limit once: `cpu` (containerlab's) or `cpus` (nslab's)",
+        )),
+        (None, _) => {}
+    }
+    match (m.cpu_set.take(), &m.cpuset) {
+        (Some(set), None) => m.cpuset = Some(set),
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            format!("{path}.cpu-set"),
+            "give the CPU set once: `cpu-set` (containerlab's) or `cpuset` (nslab's)",
+        )),
+        (None, _) => {}
+    }
+    match m.network_mode.take() {
+        // No management network to leave out of: nothing to do.
+        None => {}
+        Some(Text(mode)) if mode == "none" => {}
+        Some(Text(mode)) => problems.push(Problem::new(
+            format!("{path}.network-mode"),
+            format!(
+                "network-mode {mode:?}: a node of nslab has a network namespace of its own, always; only \"none\" is taken"
+            ),
+        )),
+    }
+    for key in m.unsupported() {
+        problems.push(Problem::new(format!("{path}.{key}"), unsupported(key)));
+    }
+}
+
+/// Why nslab refuses a containerlab node key.
+fn unsupported(key: &str) -> String {
+    let why = match key {
+        "cmd" | "entrypoint" | "user" => {
+            "a node of nslab runs its `exec` steps, not a main process of an image"
+        }
+        "mgmt-ipv4" | "mgmt-ipv6" | "ports" => {
+            "it needs containerlab's management network, which nslab does not build yet"
+        }
+        "dns" => "nslab does not write a node's own resolv.conf yet",
+        "startup-delay" | "wait-for" | "stages" => {
+            "nslab starts every node at once and has no start order yet"
+        }
+        "startup-config"
+        | "enforce-startup-config"
+        | "suppress-startup-config"
+        | "type"
+        | "license"
+        | "components"
+        | "extras"
+        | "credentials" => "it configures a kind nslab does not have",
+        "volumes" => "write a bind (`binds`) instead of a container volume",
+        "position" => "it places a node in containerlab's graph",
+        _ => "it configures the container runtime, and nslab runs no containers",
+    };
+    format!("containerlab's `{key}` is not supported: {why}")
+}
+
+/// `KEY=VALUE` lines; blank lines and `#` comments are skipped, and one
+/// pair of quotes around a value is taken off.
+fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("env file {}: {e}", path.display()))?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "env file {} line {}: {line:?} is not KEY=VALUE",
+                path.display(),
+                n + 1
+            ));
+        };
+        let value = value.trim();
+        let unquoted = ['"', '\'']
+            .iter()
+            .find_map(|&q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
+            .unwrap_or(value);
+        pairs.push((key.trim().to_owned(), unquoted.to_owned()));
+    }
+    Ok(pairs)
+}

@@ -1,0 +1,246 @@
+//! containerlab's files, through the loader as `nslab` reads them.
+
+use std::path::Path;
+
+use super::super::{Problem, Topology, TopologyError, parse_str};
+use super::expand_env;
+use crate::spec::NodeKind;
+
+/// Parses `yaml` as a containerlab file (by its name) in `/srv/labs`.
+fn clab(yaml: &str) -> Result<Topology, TopologyError> {
+    parse_str(
+        yaml,
+        Path::new("/srv/labs/t.clab.yml"),
+        Path::new("/srv/labs"),
+    )
+}
+
+fn problems(yaml: &str) -> Vec<Problem> {
+    match clab(yaml) {
+        Err(TopologyError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_problem(yaml: &str, path: &str, msg: &str) {
+    let ps = problems(yaml);
+    assert!(
+        ps.iter().any(|p| p.path == path && p.message.contains(msg)),
+        "no problem at {path:?} containing {msg:?}; got {ps:#?}"
+    );
+}
+
+#[test]
+fn variables_expand_as_containerlab_expands_them() {
+    let env = |name: &str| match name {
+        "SET" => Some("v".to_owned()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
+    let table = [
+        ("a ${SET} $SET b", "a v v b"),
+        ("${UNSET} $UNSET ${EMPTY}", "$UNSET $UNSET $EMPTY"),
+        ("${UNSET:=d} ${EMPTY:=d} ${SET:=d} ${UNSET:-d}", "d d v d"),
+        ("${UNSET=d} ${EMPTY=d} ${SET-d}", "d $EMPTY v"),
+        ("${UNSET+a}|${EMPTY+a}|${SET:+a}", "|a|a"),
+        ("$$SET $$ $1 ${1} $ x $(date)", "$SET $ $1 ${1} $ x $(date)"),
+    ];
+    for (text, want) in table {
+        assert_eq!(expand_env(text, env).expect(text), want, "{text}");
+    }
+    let err = expand_env("a\nb ${SET\n}", env).expect_err("unclosed");
+    assert!(err.starts_with("line 2:"), "{err}");
+}
+
+const LEVELS: &str = r#"
+name: lv
+topology:
+  defaults:
+    env: {A: defaults, B: defaults}
+    exec: ["echo defaults"]
+    binds: ["/etc/hostname:/run/a", "/etc/hosts:/run/d"]
+  kinds:
+    linux:
+      env: {B: kind, C: kind}
+      exec: ["echo kind"]
+      binds: ["/etc/hostname:/run/k"]
+  groups:
+    g:
+      env: {C: group}
+      exec: ["echo group", "echo defaults"]
+      binds: ["/etc/passwd:/run/d"]
+  nodes:
+    n1:
+      group: g
+      image: alpine
+      exec: ["echo __clabNodeName__ in __clabNodeDir__"]
+      binds: ["__clabNodeDir__/conf:/run/conf:ro"]
+    n2: {kind: linux, cpu: 0.5, cpu-set: "0", memory: 64mb}
+    sw: {kind: bridge}
+    h: {kind: host}
+  links:
+    - endpoints: ["n1:eth1", "n2:eth1"]
+      ipv4: ["10.0.0.1/24", ""]
+    - type: veth
+      endpoints:
+        - {node: n1, interface: eth2, mac: "02:00:00:00:00:0a", ipv6: "2001:db8::1/64"}
+        - {node: sw, interface: p1}
+    - type: host
+      endpoint: {node: n2, interface: eth2}
+      host-interface: n2-host
+    - endpoints: ["h:lv-h", "n2:eth3"]
+"#;
+
+#[test]
+fn a_node_has_its_own_then_its_groups_then_its_kinds_then_the_defaults() {
+    let t = clab(LEVELS).expect("valid");
+    let n1 = &t.nodes["n1"];
+    let env: Vec<(&str, &str)> = n1
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(env, [("A", "defaults"), ("B", "kind"), ("C", "group")]);
+    // exec one after the other, each line once; the magic variables replaced.
+    assert_eq!(
+        n1.exec,
+        [
+            "echo defaults",
+            "echo kind",
+            "echo group",
+            "echo n1 in /srv/labs/clab-lv/n1"
+        ]
+    );
+    // binds by target, the group's over the defaults', sorted.
+    let binds: Vec<String> = (n1.binds.iter())
+        .map(|b| format!("{}:{}", b.source.display(), b.target.display()))
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            "/etc/hostname:/run/a",
+            "/etc/hostname:/run/k",
+            "/etc/passwd:/run/d",
+            "/srv/labs/clab-lv/n1/conf:/run/conf"
+        ]
+    );
+    assert_eq!(t.lab_dir.as_deref(), Some(Path::new("/srv/labs/clab-lv")));
+    assert_eq!(t.notes.len(), 1);
+    assert!(t.notes[0].ends_with(": alpine (n1)"), "{:?}", t.notes);
+    let n2 = &t.nodes["n2"];
+    assert_eq!(
+        (n2.limits.cpus, n2.limits.memory),
+        (Some(0.5), Some(64 << 20))
+    );
+    assert_eq!(n2.limits.cpuset.as_deref(), Some("0"));
+    assert_eq!(t.nodes["sw"].kind, NodeKind::Bridge);
+    // A `kind: host` node is the host.
+    assert!(!t.nodes.contains_key("h"));
+}
+
+#[test]
+fn links_in_every_form_become_veth_pairs_of_mtu_9500() {
+    let t = clab(LEVELS).expect("valid");
+    let ends: Vec<String> = (t.links.iter())
+        .map(|l| {
+            format!(
+                "{}:{} {}:{}",
+                l.endpoints[0].node,
+                l.endpoints[0].iface,
+                l.endpoints[1].node,
+                l.endpoints[1].iface
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "n1:eth1 n2:eth1",
+            "n1:eth2 sw:p1",
+            "n2:eth2 host:n2-host",
+            "host:lv-h n2:eth3"
+        ]
+    );
+    assert!(t.links.iter().all(|l| l.mtu == Some(9500)));
+    let [a, b] = &t.links[0].endpoints;
+    assert_eq!((a.ipv4.is_some(), b.ipv4.is_some()), (true, false));
+    let e = &t.links[1].endpoints[0];
+    assert_eq!(e.mac, Some([2, 0, 0, 0, 0, 0x0a]));
+    assert!(e.ipv6.is_some());
+}
+
+#[test]
+fn what_nslab_cannot_honour_is_named() {
+    let node =
+        |extra: &str| format!("name: x\ntopology:\n  nodes:\n    n1: {{{extra}}}\n    n2: {{}}\n");
+    assert_problem(
+        &node("kind: nokia_srlinux"),
+        "topology.nodes.n1.kind",
+        "vendor's network OS",
+    );
+    assert_problem(&node("kind: frr"), "topology.nodes.n1.kind", "kind \"frr\"");
+    assert_problem(
+        &node("network-mode: \"container:n2\""),
+        "topology.nodes.n1.network-mode",
+        "only \"none\"",
+    );
+    assert_problem(
+        &node("cmd: sleep 1"),
+        "topology.nodes.n1.cmd",
+        "containerlab's `cmd` is not supported",
+    );
+    assert_problem(
+        &node("mgmt-ipv4: 172.20.20.9"),
+        "topology.nodes.n1.mgmt-ipv4",
+        "management network",
+    );
+    assert_problem(
+        &node("group: nope"),
+        "topology.nodes.n1.group",
+        "not defined",
+    );
+    assert_problem(
+        "name: x\nmgmt: {network: m}\ntopology:\n  nodes: {n1: {}}\n",
+        "mgmt",
+        "management network",
+    );
+    let link = |l: &str| {
+        format!("name: x\ntopology:\n  nodes: {{n1: {{}}, n2: {{}}}}\n  links:\n    - {l}\n")
+    };
+    assert_problem(
+        &link("endpoints: [\"n1:eth1\", \"mgmt-net:n1-m\"]"),
+        "topology.links[0].endpoints[1]",
+        "management network",
+    );
+    assert_problem(
+        &link("endpoints: [\"n1:eth1\", \"macvlan:eth0\"]"),
+        "topology.links[0].endpoints[1]",
+        "macvlan",
+    );
+    assert_problem(
+        &link("{type: vxlan, endpoint: {node: n1, interface: vx}}"),
+        "topology.links[0].type",
+        "vxlan",
+    );
+    assert_problem(
+        &link("{type: host, endpoint: {node: n1, interface: e}}"),
+        "topology.links[0]",
+        "host-interface",
+    );
+}
+
+#[test]
+fn a_file_is_containerlabs_by_its_name_or_its_keys() {
+    let plain = "name: x\ntopology:\n  nodes:\n    n1: {kind: linux}\n";
+    // By its keys: `kind: linux` is containerlab's.
+    let t = parse_str(plain, Path::new("/srv/x.yml"), Path::new("/srv")).expect("valid");
+    assert_eq!(t.lab_dir.as_deref(), Some(Path::new("/srv/clab-x")));
+    // An nslab file stays nslab's: no lab directory, no 9500 MTU.
+    let own = "name: x\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:e0\", \"b:e0\"]\n";
+    let t = parse_str(own, Path::new("/srv/x.yml"), Path::new("/srv")).expect("valid");
+    assert_eq!((t.lab_dir, t.links[0].mtu), (None, None));
+    // By its name, even with nslab's keys alone.
+    let t = parse_str(own, Path::new("/srv/x.clab.yaml"), Path::new("/srv")).expect("valid");
+    assert_eq!(t.links[0].mtu, Some(9500));
+}

@@ -1,0 +1,114 @@
+//! containerlab's topology files, run by nslab: the example in
+//! `topologies/clab/` comes up and routes, every level of its settings
+//! reaches its nodes, its lab directory is made, `--strict` refuses its
+//! images, what nslab cannot honour is refused before anything is built,
+//! and `down` leaves nothing.
+
+mod common;
+
+use common::{TestLab, can_build_labs, run};
+
+fn example(name: &str) -> String {
+    let path = format!("{}/topologies/clab/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).expect("example")
+}
+
+/// The example with its name made this run's; `TestLab` writes it as
+/// `lab.yml`, so it is known as containerlab's by its keys alone.
+fn linux_lab() -> TestLab {
+    TestLab::new(
+        "clab",
+        &example("linux.clab.yml").replace("name: clab-linux", "name: LAB"),
+    )
+}
+
+#[test]
+fn the_linux_example_comes_up_routes_and_goes() {
+    if !can_build_labs("the_linux_example_comes_up_routes_and_goes") {
+        return;
+    }
+    let lab = linux_lab();
+    let (code, out, err) = run(&["up", lab.file()]);
+    assert_eq!(code, 0, "up failed:\n{out}\n{err}");
+    assert!(
+        err.contains("nslab: note: images not used (nslab runs the host's own software): ghcr.io/hellt/network-multitool (r1, c1, c2, c3)"),
+        "{err}"
+    );
+    // Across the router, to the bridge's LAN.
+    lab.assert_ping("c1", "192.168.2.30");
+    lab.assert_ping("c2", "192.168.1.10");
+    // The group's env over the defaults', the group's sysctl, the kind's bind.
+    let (code, out, _) = lab.exec(
+        "c2",
+        &[
+            "sh",
+            "-c",
+            "echo $ROLE $SITE; cat /proc/sys/net/ipv4/ip_forward; ls -d /run/node",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "client north\n0\n/run/node\n"));
+    let (_, out, _) = lab.exec("r1", &["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    assert_eq!(out, "1\n");
+    // containerlab's MTU unless the link gives one; the MAC of the extended form.
+    let (_, out, _) = lab.exec("c1", &["cat", "/sys/class/net/eth1/mtu"]);
+    assert_eq!(out, "9500\n");
+    let (_, out, _) = lab.exec(
+        "r1",
+        &[
+            "cat",
+            "/sys/class/net/eth2/mtu",
+            "/sys/class/net/eth2/address",
+        ],
+    );
+    assert_eq!(out, "1500\n02:00:00:00:02:01\n");
+    // The lab directory, a folder per node, bound where the file says.
+    let dir = lab.dir.join(format!("clab-{}", lab.name));
+    for node in ["r1", "c1", "c2", "c3", "sw"] {
+        assert!(dir.join(node).is_dir(), "{}/{node}", dir.display());
+    }
+    let (code, _, err) = lab.exec("c3", &["touch", "/run/node/from-c3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("c3/from-c3").exists());
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    // Like containerlab's, the lab directory holds the user's files: kept.
+    assert!(dir.join("c3/from-c3").exists());
+}
+
+#[test]
+fn strict_refuses_images_and_nothing_is_built() {
+    let lab = linux_lab();
+    for verb in [&["validate", "--strict"][..], &["up", "--strict"]] {
+        let mut args = verb.to_vec();
+        args.push(lab.file());
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{verb:?}: {err}");
+        assert!(
+            err.contains("images not used") && err.contains("(--strict)"),
+            "{err}"
+        );
+    }
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    assert!(!lab.dir.join(format!("clab-{}", lab.name)).exists());
+}
+
+#[test]
+fn what_nslab_cannot_honour_is_refused_by_node_and_key() {
+    let lab = TestLab::new(
+        "clabno",
+        "name: LAB\ntopology:\n  nodes:\n    srl: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}\n    c1: {kind: linux, ports: [\"8080:80\"]}\n  links:\n    - endpoints: [\"srl:e1-1\", \"c1:eth1\"]\n",
+    );
+    let (code, _, err) = run(&["up", lab.file()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("topology.nodes.srl.kind: kind \"nokia_srlinux\" is a vendor's network OS"),
+        "{err}"
+    );
+    assert!(
+        err.contains("topology.nodes.c1.ports: containerlab's `ports` is not supported"),
+        "{err}"
+    );
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    assert!(!lab.dir.join(format!("clab-{}", lab.name)).exists());
+}
