@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::kernel::namespace::{is_own_user_namespace, is_root_made_child};
-use crate::spec::is_valid_name;
+use crate::spec::{is_valid_name, is_valid_node_name};
 
 /// `argv[0]` of every node init; `ps` and `down --all` find nodes by it.
 pub(crate) const INIT_ARGV0: &str = "nslab-init";
@@ -61,7 +61,7 @@ pub(crate) fn parse_init_cmdline(args: &[String]) -> Option<(String, String)> {
 /// `LAB/NODE` with both names valid.
 fn parse_tag(tag: &str) -> Option<(String, String)> {
     let (lab, node) = tag.split_once('/')?;
-    (is_valid_name(lab) && is_valid_name(node)).then(|| (lab.to_string(), node.to_string()))
+    (is_valid_name(lab) && is_valid_node_name(node)).then(|| (lab.to_string(), node.to_string()))
 }
 
 /// Is `pid` a node init of `lab/node` that nslab could have started: the

@@ -25,8 +25,12 @@ pub(crate) use expect::parse_port;
 pub use expect::{Expect, ExpectTarget, Port, Protocol};
 pub use impair::Impair;
 pub(crate) use impair::{format_duration_us, format_rate_bits};
-pub use names::{MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name};
-pub(crate) use names::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
+pub use names::{
+    MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name, is_valid_node_name,
+};
+pub(crate) use names::{
+    ifname_problem, is_valid_env_key, is_valid_hostname, name_problem, node_name_problem,
+};
 pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Sysctl};
 pub use route::Route;
 pub use scenario::{NodeAction, Scenario, Step, StepAction};

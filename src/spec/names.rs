@@ -7,8 +7,8 @@ pub const MAX_IFNAME_BYTES: usize = 15;
 /// Longest hostname (HOST_NAME_MAX).
 pub const MAX_HOSTNAME_BYTES: usize = 64;
 
-/// Lab and node names: `[a-z0-9][a-z0-9_-]*`, at most 40 bytes. Such a name
-/// cannot hold `/` or `.`, so it can never escape a folder under /run.
+/// Lab names: `[a-z0-9][a-z0-9_-]*`, at most 40 bytes. Such a name cannot
+/// hold `/` or `.`, so it can never escape a folder under /run.
 pub fn is_valid_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -18,7 +18,35 @@ pub fn is_valid_name(s: &str) -> bool {
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
 
-/// Why `s` is not a valid lab or node name (`None` when it is).
+/// Node names: containerlab's rule, `[A-Za-z0-9][A-Za-z0-9._-]*`, at most
+/// 40 bytes (so `PC1` of containerlab's examples is one). Such a name
+/// cannot hold `/`, nor be `.` or `..`, so it can never escape a folder
+/// under /run or /sys/fs/cgroup.
+pub fn is_valid_node_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_BYTES
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
+/// Why `s` is not a valid node name (`None` when it is).
+pub(crate) fn node_name_problem(s: &str) -> Option<&'static str> {
+    if is_valid_node_name(s) {
+        None
+    } else if s.is_empty() {
+        Some("is empty")
+    } else if s.len() > MAX_NAME_BYTES {
+        Some("is longer than 40 bytes")
+    } else {
+        Some(
+            "may hold only letters, digits, '_', '-' and '.', and must start with a letter or digit",
+        )
+    }
+}
+
+/// Why `s` is not a valid lab name (`None` when it is).
 pub(crate) fn name_problem(s: &str) -> Option<&'static str> {
     if is_valid_name(s) {
         None

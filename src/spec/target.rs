@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::names::{MAX_IFNAME_BYTES, is_valid_name};
+use super::names::{MAX_IFNAME_BYTES, is_valid_name, is_valid_node_name};
 
 /// Why a reference does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +70,7 @@ impl NodeRef {
     /// A node of a known lab.
     pub fn new(lab: LabName, node: impl Into<String>) -> Result<NodeRef, TargetError> {
         let node = node.into();
-        if !is_valid_name(&node) {
+        if !is_valid_node_name(&node) {
             return Err(TargetError::Name(node));
         }
         Ok(NodeRef {
@@ -97,7 +97,7 @@ impl FromStr for NodeRef {
             Some((lab, node)) => (Some(LabName::new(lab)?), node),
             None => (None, s),
         };
-        if !is_valid_name(node) {
+        if !is_valid_node_name(node) {
             return Err(TargetError::Name(node.to_string()));
         }
         Ok(NodeRef {

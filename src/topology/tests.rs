@@ -103,15 +103,13 @@ fn name_is_required() {
 
 #[test]
 fn node_name_rules() {
+    // containerlab's rule: capitals and dots too (its examples have `PC1`).
+    let t = parse("name: t\ntopology: {nodes: {PC1: {}, a.b: {}}}\n").expect("valid");
+    assert_eq!(t.nodes["PC1"].hostname, "PC1");
     assert_problem(
-        "name: t\ntopology: {nodes: {R1: {}}}\n",
-        "topology.nodes.\"R1\"",
-        "node name \"R1\" may hold only lowercase letters",
-    );
-    assert_problem(
-        "name: t\ntopology: {nodes: {a.b: {}}}\n",
-        "topology.nodes.\"a.b\"",
-        "node name \"a.b\"",
+        "name: t\ntopology: {nodes: {\"r 1\": {}}}\n",
+        "topology.nodes.\"r 1\"",
+        "node name \"r 1\" may hold only letters, digits, '_', '-' and '.'",
     );
     assert_problem(
         &format!(
@@ -1184,10 +1182,10 @@ fn defaults_copied_into_many_nodes_are_bounded() {
         ps[0].message
     );
     // The nodes are still checked, without the copies.
-    let bad = yaml.replace("    n7: {}\n", "    N7: {}\n");
+    let bad = yaml.replace("    n7: {}\n", "    n@7: {}\n");
     let ps = problems(&bad);
     assert!(
-        ps.iter().any(|p| p.message.contains("node name \"N7\"")),
+        ps.iter().any(|p| p.message.contains("node name \"n@7\"")),
         "{ps:#?}"
     );
     // Big defaults for a few nodes, or small defaults for many, are fine.

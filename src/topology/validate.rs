@@ -16,7 +16,9 @@ use super::model::{
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
 use crate::spec::{Endpoint, HOST, Link, LinkState, Node};
-use crate::spec::{ifname_problem, is_valid_env_key, is_valid_hostname, name_problem};
+use crate::spec::{
+    ifname_problem, is_valid_env_key, is_valid_hostname, name_problem, node_name_problem,
+};
 
 /// Most ports a Linux bridge takes (BR_MAX_PORTS - 1).
 pub(super) const MAX_BRIDGE_PORTS: usize = 1023;
@@ -165,7 +167,7 @@ pub(crate) fn validate(
                 &path,
                 format!("node name {HOST:?} is reserved for the host's own network namespace"),
             );
-        } else if let Some(why) = name_problem(node_name) {
+        } else if let Some(why) = node_name_problem(node_name) {
             c.push(&path, format!("node name {node_name:?} {why}"));
         }
         let own = model
@@ -370,7 +372,7 @@ fn key(k: &str) -> String {
 
 /// The key path of a node.
 fn node_path(name: &str) -> String {
-    if crate::spec::is_valid_name(name) {
+    if crate::spec::is_valid_node_name(name) {
         format!("{TOP}.nodes.{name}")
     } else {
         format!("{TOP}.nodes.{name:?}")
