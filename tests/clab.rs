@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{TestLab, can_build_labs, run};
+use std::time::{Duration, Instant};
+
+use common::{TestLab, can_build_labs, run, skipped};
 
 fn example(name: &str) -> String {
     let path = format!("{}/topologies/clab/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -111,4 +113,59 @@ fn what_nslab_cannot_honour_is_refused_by_node_and_key() {
     );
     assert_eq!(lab.leftovers(), Vec::<String>::new());
     assert!(!lab.dir.join(format!("clab-{}", lab.name)).exists());
+}
+
+/// The FRR example, as containerlab's FRR labs are written (`kind: linux`
+/// nodes of FRR's image, daemons and frr.conf bound into /etc/frr), runs
+/// the host's FRR: OSPF converges and the PCs reach each other across it.
+#[test]
+fn the_frr_example_runs_the_hosts_frr_and_converges() {
+    if !can_build_labs("the_frr_example_runs_the_hosts_frr_and_converges") {
+        return;
+    }
+    if !std::path::Path::new("/usr/lib/frr/frrinit.sh").exists() {
+        skipped(format_args!(
+            "the_frr_example_runs_the_hosts_frr_and_converges: FRR is not installed (Debian package frr)"
+        ));
+        return;
+    }
+    let yaml = example("frr-ospf/frr-ospf.clab.yml").replace("name: frr-ospf", "name: LAB");
+    let lab = TestLab::new("clabfrr", &yaml);
+    for router in ["router1", "router2", "router3"] {
+        for file in ["daemons", "frr.conf"] {
+            lab.write(
+                &format!("{router}/{file}"),
+                &example(&format!("frr-ospf/{router}/{file}")),
+            );
+        }
+    }
+    lab.up();
+    // OSPF converges: every PC reaches every other one across the routers.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for (from, to) in [
+        ("PC1", "192.168.13.2"),
+        ("PC2", "192.168.11.2"),
+        ("PC3", "192.168.12.2"),
+    ] {
+        loop {
+            let (code, _, _) = lab.exec(from, &["ping", "-c", "1", "-W", "1", to]);
+            if code == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{from} never reached {to}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let (code, out, err) = lab.exec("router1", &["vtysh", "-c", "show ip ospf neighbor"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("Full").count(), 2, "{out}");
+    // FRR's files are the node's own: its /run and /var/tmp.
+    let (_, out, _) = lab.exec("router2", &["ls", "/run/frr"]);
+    assert!(
+        out.contains("zebra.pid") && out.contains("ospfd.pid"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
 }

@@ -15,6 +15,7 @@
 //! naming the node, the key and why.
 
 mod expand;
+mod images;
 mod kinds;
 mod links;
 mod nodes;

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::super::Problem;
 use super::super::model::{Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
 use super::super::validate::MAX_MERGED_DEFAULTS;
+use super::images;
 use super::kinds::{Kind, kind};
 
 /// Where a containerlab file's paths point.
@@ -310,8 +311,16 @@ fn map_keys(
         // `env` wins over `env-files`.
         m.env = merge_maps(&m.env, &Some(from_files));
     }
-    if let Some(Text(image)) = m.image.take() {
-        images.push((image, name.to_owned()));
+    match m.image.take() {
+        None => {}
+        // An image whose software the host has: that runs instead.
+        Some(Text(image))
+            if let Some(software) = images::host_software(&image)
+                && m.kind.as_ref().is_some_and(|k| k.0 == "node") =>
+        {
+            use_host_software(m, &software, &image, path, problems);
+        }
+        Some(Text(image)) => images.push((image, name.to_owned())),
     }
     m.group = None;
     m.labels = None;
@@ -345,6 +354,42 @@ fn map_keys(
     for key in m.unsupported() {
         problems.push(Problem::new(format!("{path}.{key}"), unsupported(key)));
     }
+}
+
+/// Runs `software` in a node of an image that has it: its start before
+/// the node's `exec` steps, the folders it writes the node's own.
+fn use_host_software(
+    m: &mut NodeModel,
+    software: &images::HostSoftware,
+    image: &str,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
+    if !images::installed(software) {
+        problems.push(Problem::new(
+            format!("{path}.image"),
+            format!(
+                "image {image:?} runs {}, which nslab takes from the host: {} is missing (install the Debian package {})",
+                software.name, software.needs, software.package
+            ),
+        ));
+        return;
+    }
+    let mut exec = vec![Text(software.start.to_owned())];
+    exec.extend(m.exec.take().map(|e| e.0).unwrap_or_default());
+    m.exec = Some(Seq(exec));
+    let mut tmpfs: Vec<Text> = match m.tmpfs.take() {
+        Some(given) => given.0,
+        None => (super::super::validate::DEFAULT_TMPFS.iter())
+            .map(|p| Text((*p).to_owned()))
+            .collect(),
+    };
+    for folder in software.own_folders {
+        if !tmpfs.iter().any(|t| t.0 == *folder) {
+            tmpfs.push(Text((*folder).to_owned()));
+        }
+    }
+    m.tmpfs = Some(Seq(tmpfs));
 }
 
 /// Why nslab refuses a containerlab node key.

@@ -244,3 +244,23 @@ fn a_file_is_containerlabs_by_its_name_or_its_keys() {
     let t = parse_str(own, Path::new("/srv/x.clab.yaml"), Path::new("/srv")).expect("valid");
     assert_eq!(t.links[0].mtu, Some(9500));
 }
+
+#[test]
+fn frr_images_are_known_by_their_repository() {
+    use super::images::host_software;
+    for image in [
+        "quay.io/frrouting/frr:10.5.1",
+        "frrouting/frr",
+        "docker.io/frrouting/frr:v8.4.1",
+        "quay.io/frrouting/frr@sha256:0123",
+    ] {
+        assert_eq!(host_software(image).map(|s| s.name), Some("FRR"), "{image}");
+    }
+    for image in [
+        "alpine:3",
+        "ghcr.io/example/frr",
+        "frrouting/frr-exporter:1",
+    ] {
+        assert_eq!(host_software(image), None, "{image}");
+    }
+}
