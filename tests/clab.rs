@@ -39,7 +39,8 @@ fn the_linux_example_comes_up_routes_and_goes() {
     // Across the router, to the bridge's LAN.
     lab.assert_ping("c1", "192.168.2.30");
     lab.assert_ping("c2", "192.168.1.10");
-    // The group's env over the defaults', the group's sysctl, the kind's bind.
+    // The group's env over the defaults', the group's sysctl over the
+    // forwarding a Docker host gives, the kind's bind.
     let (code, out, _) = lab.exec(
         "c2",
         &[

@@ -92,7 +92,10 @@ pub(super) fn resolve(
         merged = merge(&merged, of_kind.unwrap_or(&empty));
         merged = merge(&merged, &defaults);
         merged.kind = match kind(kind_name) {
-            Ok(Kind::Node) => Some(Text("node".into())),
+            Ok(Kind::Node) => {
+                merged.sysctls = merge_maps(&merged.sysctls, &Some(docker_sysctls()));
+                Some(Text("node".into()))
+            }
             Ok(Kind::Bridge) => Some(Text("bridge".into())),
             Ok(Kind::Host) => {
                 hosts.insert(name.clone());
@@ -127,6 +130,20 @@ fn images_by_name(images: &[(String, String)]) -> String {
         .map(|(image, nodes)| format!("{image} ({})", nodes.join(", ")))
         .collect();
     parts.join(", ")
+}
+
+/// What a containerlab node has unless its file says otherwise: on a
+/// Docker host IPv4 forwarding is on (Docker turns it on, and a new net
+/// namespace takes the host's IPv4 settings), so containerlab's routers
+/// route without asking (its `frr01` example relies on it); and
+/// containerlab turns IPv6 on in `linux` nodes.
+fn docker_sysctls() -> UMap<Scalar> {
+    let mut map = UMap::default();
+    map.entries
+        .insert("net.ipv4.ip_forward".into(), Scalar::Int(1));
+    map.entries
+        .insert("net.ipv6.conf.all.disable_ipv6".into(), Scalar::Int(0));
+    map
 }
 
 /// `high` over `low`, as containerlab merges a node's levels: maps key by
