@@ -20,6 +20,7 @@ mod link;
 mod man;
 mod node;
 mod run_scenario;
+mod schema;
 mod signals;
 mod stats;
 mod up;
@@ -85,6 +86,9 @@ enum Command {
     Link(link::LinkArgs),
     /// Check a topology file without touching anything
     Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of topology files (nslab's and containerlab's
+    /// form), for editors
+    Schema(schema::SchemaArgs),
     /// Draw a topology: nodes, bridges, the host, and links labelled with
     /// interface names and addresses
     Graph(graph::GraphArgs),
@@ -147,6 +151,7 @@ fn run(command: Command) -> Outcome {
         Command::Impair(args) => impair::run(args),
         Command::Link(args) => link::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),

@@ -264,3 +264,63 @@ fn frr_images_are_known_by_their_repository() {
         assert_eq!(host_software(image), None, "{image}");
     }
 }
+
+/// docs/schema.json (what `nslab schema` prints) names exactly the node
+/// and link keys the loader takes, less those it refuses by name.
+#[test]
+fn the_schema_keys_are_the_loaders() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/schema.json")).expect("schema");
+    let keys = |definition: &str| -> Vec<String> {
+        let mut keys: Vec<String> = (schema["definitions"][definition]["properties"].as_object())
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    // The loader's keys, from its message for an unknown one.
+    let taken = |yaml: &str| -> Vec<String> {
+        let err = clab(yaml).expect_err("an unknown key").to_string();
+        let list = err
+            .split("expected one of ")
+            .nth(1)
+            .expect("a list of keys");
+        let mut keys: Vec<String> = list
+            .split(", ")
+            .map(|k| k.trim_matches('`').to_owned())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let mut node = taken("name: x\ntopology:\n  nodes:\n    a: {zzz: 1}\n");
+    node.retain(|k| !refused_key(k));
+    assert_eq!(keys("node"), node);
+    let mut link = taken("name: x\ntopology:\n  nodes: {a: {}}\n  links:\n    - {zzz: 1}\n");
+    // Keys of the link types nslab refuses.
+    link.retain(|k| {
+        ![
+            "remote",
+            "vni",
+            "dst-port",
+            "udp-port",
+            "src-port",
+            "parent-interface",
+            "mode",
+        ]
+        .contains(&k.as_str())
+    });
+    assert_eq!(keys("link"), link);
+}
+
+/// Whether `key` is one the loader takes only to refuse it by name.
+fn refused_key(key: &str) -> bool {
+    let yaml = format!("name: x\ntopology:\n  nodes:\n    a: {{{key}: 1}}\n");
+    match clab(&yaml) {
+        Err(TopologyError::Invalid { problems, .. }) => problems.iter().any(|p| {
+            p.path == format!("topology.nodes.a.{key}") && p.message.contains("is not supported")
+        }),
+        _ => false,
+    }
+}
