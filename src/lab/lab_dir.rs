@@ -21,6 +21,17 @@ pub(crate) fn make(plan: &Plan, ids: &[usize]) -> Result<(), LabError> {
             source,
         })
     };
+    // Made as root: a symbolic link planted in its place (in a folder
+    // others may write) must not lead the folders elsewhere.
+    if dir
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(LabError::Io {
+            what: format!("use {} as the lab directory", dir.display()),
+            source: std::io::Error::other("it is a symbolic link"),
+        });
+    }
     make_dir(dir)?;
     for &id in ids {
         let node = &plan.nodes[id];

@@ -79,6 +79,10 @@ pub(super) fn up_on<K: Kernel>(
     options: &UpOptions,
 ) -> Result<UpReport, LabError> {
     let started = Instant::now();
+    // A containerlab file's lab directory first: bind sources in it must
+    // exist before they are checked.
+    let all: Vec<usize> = (0..plan.nodes.len()).collect();
+    super::lab_dir::make(plan, &all)?;
     // Checked before anything is built, the lab's lock file included: an
     // unusable range, or a bind that cannot be idmapped, fails here.
     let id_range = match plan.nodes.iter().any(|n| n.userns) {
@@ -111,8 +115,6 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
-    let all: Vec<usize> = (0..plan.nodes.len()).collect();
-    super::lab_dir::make(plan, &all)?;
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
     fault::step();

@@ -115,12 +115,12 @@ pub fn parse_str(text: &str, origin: &Path, base_dir: &Path) -> Result<Topology,
     }
     // A containerlab file's `${VAR}`s are expanded before it is read, as
     // containerlab does; known by its name, or else by its keys once read.
-    let expanded = match clab::has_clab_name(origin) && text.contains("${") {
+    let expanded = match clab::has_clab_name(origin) && text.contains('$') {
         true => Some(expand(text, origin)?),
         false => None,
     };
     let mut model = parse_model(expanded.as_deref().unwrap_or(text), origin)?;
-    if expanded.is_none() && text.contains("${") && clab::is_containerlab(&model, origin) {
+    if expanded.is_none() && text.contains('$') && clab::is_containerlab(&model, origin) {
         model = parse_model(&expand(text, origin)?, origin)?;
     }
     validate::validate(model, origin, base_dir).map_err(|problems| TopologyError::Invalid {
@@ -140,19 +140,24 @@ fn parse_model(text: &str, origin: &Path) -> Result<FileModel, TopologyError> {
 
 /// containerlab's `${VAR}` expansion from this process's environment.
 fn expand(text: &str, origin: &Path) -> Result<String, TopologyError> {
-    let expanded = clab::expand_env(text, |name| std::env::var(name).ok()).map_err(|message| {
-        TopologyError::Parse {
+    let limit = usize::try_from(MAX_FILE_BYTES).unwrap_or(usize::MAX);
+    let expanded =
+        clab::expand_env(text, limit, |name| std::env::var(name).ok()).map_err(|message| {
+            TopologyError::Parse {
+                file: origin.to_path_buf(),
+                line: None,
+                column: None,
+                message,
+            }
+        })?;
+    if let Err((line, column)) = check_flow_depth(&expanded) {
+        return Err(TopologyError::Parse {
             file: origin.to_path_buf(),
-            line: None,
-            column: None,
-            message,
-        }
-    })?;
-    if expanded.len() as u64 > MAX_FILE_BYTES {
-        return Err(TopologyError::TooLarge {
-            file: origin.to_path_buf(),
-            size: expanded.len() as u64,
-            limit: MAX_FILE_BYTES,
+            line: Some(line),
+            column: Some(column),
+            message: format!(
+                "once its variables are expanded, flow collections ([...] and {{...}}) are nested more than {MAX_FLOW_DEPTH} deep"
+            ),
         });
     }
     Ok(expanded)

@@ -327,8 +327,9 @@ pub(crate) struct NodeModel {
     pub network_mode: Option<Text>,
     // containerlab's node keys that nslab has no equivalent for yet:
     // each refused by name (see `NodeModel::unsupported`).
-    #[serde(default, rename = "cmd")]
-    pub cmd: Option<de::IgnoredAny>,
+    /// containerlab's main process of the node: started before `exec`.
+    #[serde(default)]
+    pub cmd: Option<Text>,
     #[serde(default, rename = "user")]
     pub user: Option<de::IgnoredAny>,
     #[serde(default, rename = "mgmt-ipv4")]
@@ -409,7 +410,6 @@ impl NodeModel {
     /// The containerlab keys given here that nslab cannot honour.
     pub(crate) fn unsupported(&self) -> Vec<&'static str> {
         [
-            ("cmd", self.cmd.is_some()),
             ("user", self.user.is_some()),
             ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
             ("mgmt-ipv6", self.mgmt_ipv6.is_some()),

@@ -9,14 +9,21 @@
 //! - `$$`: one `$` (the way to write a shell's `$` in an `exec` step);
 //! - `$1`, a `$` before anything else: left as it is.
 
-/// The text with its variables replaced from `env`, or why it cannot be.
+/// The text with its variables replaced from `env`, or why it cannot be
+/// (a `${` not closed on its line, or a result longer than `limit` bytes).
 pub(crate) fn expand_env(
     text: &str,
+    limit: usize,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
+        if out.len() > limit {
+            return Err(format!(
+                "its variables expand it past {limit} bytes, the most a topology file may hold"
+            ));
+        }
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         if let Some(more) = after.strip_prefix('$') {
@@ -27,7 +34,7 @@ pub(crate) fn expand_env(
                 .find(['}', '\n'])
                 .filter(|&e| inner[e..].starts_with('}'))
             else {
-                let line = text[..text.len() - rest.len() + at].lines().count().max(1);
+                let line = text[..text.len() - rest.len() + at].matches('\n').count() + 1;
                 return Err(format!(
                     "line {line}: \"${{\" is not closed by \"}}\" on its line"
                 ));
@@ -57,6 +64,11 @@ pub(crate) fn expand_env(
         }
     }
     out.push_str(rest);
+    if out.len() > limit {
+        return Err(format!(
+            "its variables expand it past {limit} bytes, the most a topology file may hold"
+        ));
+    }
     Ok(out)
 }
 
@@ -90,6 +102,17 @@ fn braced(expr: &str, env: &impl Fn(&str) -> Option<String>) -> Option<String> {
         ("+", 3),
     ] {
         if let Some(word) = rule.strip_prefix(op) {
+            // An empty default is none; a default of one `$NAME` is expanded.
+            let word = match word.strip_prefix('$') {
+                Some(other) if name_len(other) == other.len() && !other.is_empty() => {
+                    env(other).unwrap_or_else(|| word.to_owned())
+                }
+                _ => word.to_owned(),
+            };
+            let word = word.as_str();
+            if word.is_empty() && pick != 2 && pick != 3 {
+                return full.or_else(left);
+            }
             return match pick {
                 0 => full.or_else(|| Some(word.to_owned())),
                 1 if set => full.or_else(left),

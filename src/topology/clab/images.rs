@@ -23,13 +23,17 @@ pub(super) struct HostSoftware {
 /// FRR's images (`quay.io/frrouting/frr`, `frrouting/frr`, any tag): their
 /// entrypoint, `docker-start`, runs `frrinit.sh start`, which starts
 /// `watchfrr` with the daemons `/etc/frr/daemons` names and applies
-/// `/etc/frr/frr.conf`. FRR keeps crash logs under `/var/tmp/frr`.
+/// `/etc/frr/frr.conf`. The node runs as the host's root: its `/etc/frr`
+/// (where FRR may write a missing config or `write memory`), `/run`
+/// (sockets, pid files) and `/var/tmp` (crash logs) must be its own, so
+/// that FRR never touches the host's; the binds into `/etc/frr` land on
+/// the node's tmpfs there.
 const FRR: HostSoftware = HostSoftware {
     name: "FRR",
     needs: "/usr/lib/frr/frrinit.sh",
     package: "frr",
     start: "/usr/lib/frr/frrinit.sh start",
-    own_folders: &["/var/tmp"],
+    own_folders: &["/run", "/var/tmp", "/etc/frr"],
 };
 
 /// The host software that stands in for `image`, if any.

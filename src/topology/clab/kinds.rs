@@ -62,21 +62,27 @@ const IMAGE_ONLY: &[&str] = &[
     "xrd",
     "crpd",
     "srl",
-    "ext-container",
-    "k8s-kind",
-    "ovs-bridge",
     "rare",
     "openbsd",
     "freebsd",
     "generic_vm",
     "cumulus_cvx",
-    "border0",
+    "nvidia_cumulusvx",
+    "cisco_asav",
+    "fdio_vpp",
+    "openwrt",
+    "juniper_csrx",
+    "6wind_vsr",
+    "arrcus_arcos",
 ];
 
 /// Whether `name` is a kind only containerlab has (a file naming one is
 /// containerlab's).
 pub(super) fn is_clab_only(name: &str) -> bool {
-    matches!(name, "linux" | "host" | "frr" | "ovs-bridge") || IMAGE_ONLY.contains(&name)
+    matches!(
+        name,
+        "linux" | "host" | "frr" | "ovs-bridge" | "ext-container" | "k8s-kind" | "border0"
+    ) || IMAGE_ONLY.contains(&name)
 }
 
 /// The kind a containerlab `kind` value names, or why nslab has none.
@@ -93,6 +99,9 @@ pub(super) fn kind(name: &str) -> Result<Kind, String> {
             "kind \"ovs-bridge\" needs Open vSwitch; nslab makes Linux bridges: use `kind: bridge`"
                 .into(),
         ),
+        "ext-container" | "k8s-kind" | "border0" => Err(format!(
+            "kind {name:?} joins containerlab to other tooling (containers it did not make, Kubernetes, Border0); nslab has no equivalent"
+        )),
         other if IMAGE_ONLY.contains(&other) => Err(format!(
             "kind {other:?} is a vendor's network OS that runs only from its image; nslab runs the host's own software and has no equivalent"
         )),

@@ -95,7 +95,7 @@ pub(super) fn resolve(
             // containerlab writes "no address" as "", and may list one.
             if let Some(list) = slot {
                 for entry in &mut list.0 {
-                    if entry.as_ref().is_some_and(|t| t.0.is_empty()) {
+                    if entry.as_ref().is_some_and(|t| t.0.trim().is_empty()) {
                         *entry = None;
                     }
                 }
@@ -149,7 +149,16 @@ fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndF
             ipv6,
             _vars: _,
         }) => match interface {
-            Some(Text(iface)) => (node.0, iface, EndFields { mac, ipv4, ipv6 }),
+            Some(Text(iface)) => {
+                // containerlab writes "none" as "" (or blanks).
+                let given = |t: Option<Text>| t.filter(|t| !t.0.trim().is_empty());
+                let fields = EndFields {
+                    mac: given(mac),
+                    ipv4: given(ipv4),
+                    ipv6: given(ipv6),
+                };
+                (node.0, iface, fields)
+            }
             None => {
                 return Err(format!(
                     "endpoint of node {:?} needs an `interface`",

@@ -2,17 +2,19 @@
 //! as nslab's own: this module turns one into nslab's shape before the
 //! usual validation, or names every key it cannot honour.
 //!
-//! What it does, in containerlab's order: `${VAR}` and `${VAR:=default}`
-//! are expanded in the file's text (see `expand`); each node's settings are
-//! its own, then its group's, then its kind's, then `defaults`' (maps
-//! merged key by key, binds merged by target, everything else the first
-//! given); `__clabNodeName__`, `__clabNodeDir__` and `__clabDir__` are
-//! replaced in binds and `env-files`; `kind: linux` is a node, `kind:
-//! bridge` a bridge of the lab's own, `kind: host` the host; links in the
-//! brief form and in the extended `veth` and `host` forms become nslab
-//! links. `image` and `labels` are accepted and not used (the images are
-//! listed as notes). A key or kind with no host equivalent is a problem
-//! naming the node, the key and why.
+//! What it does, in containerlab's order: variables (`$VAR`, `${VAR}`,
+//! `${VAR:=default}`, ...) are expanded in the file's text (see `expand`);
+//! each node's settings are its own, then its group's, then its kind's,
+//! then `defaults`' (maps merged key by key, `exec` and `env-files` joined
+//! in order, binds merged by target, everything else the first given);
+//! `__clabNodeName__`, `__clabNodeDir__` and `__clabDir__` are replaced in
+//! binds, `exec` and `env-files`; `kind: linux` is a node, `kind: bridge` a
+//! bridge of the lab's own, `kind: host` the host; links in the brief form
+//! and in the extended `veth` and `host` forms become nslab links. FRR's
+//! image runs the host's FRR (see `images`); other images and `labels`
+//! are accepted and not used (the images are listed as a note). A key or
+//! kind with no host equivalent is a problem naming the node, the key and
+//! why.
 
 mod expand;
 mod images;
@@ -67,6 +69,7 @@ fn uses_clab_keys(model: &FileModel) -> bool {
             || m.cpu.is_some()
             || m.cpu_set.is_some()
             || m.network_mode.is_some()
+            || m.cmd.is_some()
             || !m.unsupported().is_empty()
     };
     let nodes = topo.nodes.iter().flat_map(|n| n.entries.values().flatten());
@@ -105,9 +108,12 @@ pub(super) fn resolve(
     base_dir: &Path,
     problems: &mut Vec<Problem>,
 ) -> (FileModel, Extras) {
-    // As containerlab: `clab-<name>` in `$CLAB_LABDIR_BASE`, or next to the file.
-    let base =
-        std::env::var_os("CLAB_LABDIR_BASE").map_or_else(|| base_dir.to_path_buf(), PathBuf::from);
+    // As containerlab: `clab-<name>` in `$CLAB_LABDIR_BASE` (relative to
+    // the file's folder), or next to the file.
+    let base = match std::env::var_os("CLAB_LABDIR_BASE") {
+        Some(base) if !base.is_empty() => super::validate::normalize(&base_dir.join(base)),
+        _ => base_dir.to_path_buf(),
+    };
     let lab_dir = base.join(format!("clab-{}", model.name.0));
     let mut extras = Extras {
         lab_dir: Some(lab_dir.clone()),

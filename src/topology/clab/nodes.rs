@@ -70,7 +70,19 @@ pub(super) fn resolve(
     for (name, own) in nodes.entries.iter_mut() {
         let path = format!("topology.nodes.{name}");
         let mine = own.take().unwrap_or_default();
-        let group = match mine.group.as_ref().or(defaults.group.as_ref()) {
+        // containerlab's order: the group is the node's, else its kind's,
+        // else the defaults'; the kind the node's, else its group's, else
+        // the defaults' group's, else the defaults'.
+        let first_kind = (mine.kind.as_ref()).or(defaults.kind.as_ref());
+        let kind_group = (first_kind.and_then(|k| kinds.entries.get(&k.0.to_ascii_lowercase())))
+            .and_then(|m| m.as_ref())
+            .and_then(|m| m.group.as_ref());
+        let group_name = mine
+            .group
+            .as_ref()
+            .or(kind_group)
+            .or(defaults.group.as_ref());
+        let group = match group_name {
             None => &empty,
             Some(Text(g)) => match groups.entries.get(g) {
                 Some(model) => model.as_ref().unwrap_or(&empty),
@@ -83,15 +95,45 @@ pub(super) fn resolve(
                 }
             },
         };
+        let defaults_group = (defaults.group.as_ref())
+            .and_then(|g| groups.entries.get(&g.0))
+            .and_then(Option::as_ref)
+            .and_then(|m| m.kind.as_ref());
         let kind_name = (mine.kind.as_ref())
             .or(group.kind.as_ref())
+            .or(defaults_group)
             .or(defaults.kind.as_ref())
-            .map_or("linux", |k| k.0.as_str());
-        let of_kind = (kinds.entries.get(kind_name)).and_then(Option::as_ref);
+            .map_or("linux".to_owned(), |k| k.0.to_ascii_lowercase());
+        let of_kind = (kinds.entries.get(&kind_name)).and_then(Option::as_ref);
         let mut merged = merge(&mine, group);
         merged = merge(&merged, of_kind.unwrap_or(&empty));
         merged = merge(&merged, &defaults);
-        merged.kind = match kind(kind_name) {
+        let resolved = kind(&kind_name);
+        if resolved.as_ref().is_ok_and(|k| *k != Kind::Node) {
+            // A bridge or the host has no cgroup, user namespace, routes
+            // or processes: what it would inherit is left out, and what it
+            // gives itself is refused (by nslab's rules, or below).
+            merged = NodeModel {
+                image: merged.image.take(),
+                labels: merged.labels.take(),
+                ..mine.clone()
+            };
+        }
+        if resolved == Ok(Kind::Host) {
+            let given = [
+                ("exec", mine.exec.is_some()),
+                ("binds", mine.binds.is_some()),
+                ("env", mine.env.is_some()),
+                ("sysctls", mine.sysctls.is_some()),
+            ];
+            for (key, _) in given.iter().filter(|(_, given)| *given) {
+                problems.push(Problem::new(
+                    format!("{path}.{key}"),
+                    format!("a `kind: host` node is the host itself: nslab changes nothing of the host's, so it takes no `{key}`"),
+                ));
+            }
+        }
+        merged.kind = match resolved {
             Ok(Kind::Node) => {
                 merged.sysctls = merge_maps(&merged.sysctls, &Some(docker_sysctls()));
                 Some(Text("node".into()))
@@ -243,8 +285,9 @@ fn merge_lists(high: &Option<Seq<Text>>, low: &Option<Seq<Text>>) -> Option<Seq<
     Some(Seq(all.filter(|t| seen.insert(&t.0)).cloned().collect()))
 }
 
-/// The binds of both, one per target (`high`'s wins), sorted as
-/// containerlab sorts them.
+/// The binds of both, one per target (`high`'s wins), sorted by target,
+/// so that a folder is mounted before the files in it (as Docker orders
+/// them).
 fn merge_binds(high: &Option<Seq<Text>>, low: &Option<Seq<Text>>) -> Option<Seq<Text>> {
     let (Some(h), Some(l)) = (high, low) else {
         return high.clone().or_else(|| low.clone());
@@ -256,7 +299,7 @@ fn merge_binds(high: &Option<Seq<Text>>, low: &Option<Seq<Text>>) -> Option<Seq<
         .cloned()
         .collect();
     out.extend(h.0.iter().cloned());
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(target);
     Some(Seq(out))
 }
 
@@ -327,6 +370,15 @@ fn map_keys(
         }
         // `env` wins over `env-files`.
         m.env = merge_maps(&m.env, &Some(from_files));
+    }
+    if let Some(Text(cmd)) = m.cmd.take() {
+        // The main process of containerlab's node: started in the
+        // background before the `exec` steps, its output in the node's
+        // folder of the lab directory.
+        let log = shell_quote(&node_dir.join("cmd.log").to_string_lossy());
+        let mut exec = vec![Text(format!("exec >>{log} 2>&1 </dev/null; {cmd} &"))];
+        exec.extend(m.exec.take().map(|e| e.0).unwrap_or_default());
+        m.exec = Some(Seq(exec));
     }
     match m.image.take() {
         None => {}
@@ -409,11 +461,16 @@ fn use_host_software(
     m.tmpfs = Some(Seq(tmpfs));
 }
 
+/// `text` as one word of `sh`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// Why nslab refuses a containerlab node key.
 fn unsupported(key: &str) -> String {
     let why = match key {
-        "cmd" | "entrypoint" | "user" => {
-            "a node of nslab runs its `exec` steps, not a main process of an image"
+        "entrypoint" | "user" => {
+            "a node of nslab runs the host's programs as root, not an image's entrypoint or user"
         }
         "mgmt-ipv4" | "mgmt-ipv6" | "ports" => {
             "it needs containerlab's management network, which nslab does not build yet"
@@ -438,10 +495,25 @@ fn unsupported(key: &str) -> String {
 }
 
 /// `KEY=VALUE` lines; blank lines and `#` comments are skipped, and one
-/// pair of quotes around a value is taken off.
+/// pair of quotes around a value is taken off. A regular file of at most
+/// 1 MiB; a line that is not KEY=VALUE is named by its number alone (the
+/// file may be anyone's).
 fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("env file {}: {e}", path.display()))?;
+    use std::io::Read;
+    const MAX_ENV_FILE: u64 = 1 << 20;
+    let bad = |why: String| format!("env file {}: {why}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let mut text = String::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(e.to_string()))?;
+    if text.len() as u64 > MAX_ENV_FILE {
+        return Err(bad("larger than 1 MiB".into()));
+    }
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -450,11 +522,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!(
-                "env file {} line {}: {line:?} is not KEY=VALUE",
-                path.display(),
-                n + 1
-            ));
+            return Err(bad(format!("line {} is not KEY=VALUE", n + 1)));
         };
         let value = value.trim();
         let unquoted = ['"', '\'']

@@ -47,9 +47,9 @@ fn variables_expand_as_containerlab_expands_them() {
         ("$$SET $$ $1 ${1} $ x $(date)", "$SET $ $1 ${1} $ x $(date)"),
     ];
     for (text, want) in table {
-        assert_eq!(expand_env(text, env).expect(text), want, "{text}");
+        assert_eq!(expand_env(text, 1 << 20, env).expect(text), want, "{text}");
     }
-    let err = expand_env("a\nb ${SET\n}", env).expect_err("unclosed");
+    let err = expand_env("a\nb ${SET\n}", 1 << 20, env).expect_err("unclosed");
     assert!(err.starts_with("line 2:"), "{err}");
 }
 
@@ -112,7 +112,7 @@ fn a_node_has_its_own_then_its_groups_then_its_kinds_then_the_defaults() {
             "echo n1 in /srv/labs/clab-lv/n1"
         ]
     );
-    // binds by target, the group's over the defaults', sorted.
+    // binds by target, the group's over the defaults', sorted by target.
     let binds: Vec<String> = (n1.binds.iter())
         .map(|b| format!("{}:{}", b.source.display(), b.target.display()))
         .collect();
@@ -120,9 +120,9 @@ fn a_node_has_its_own_then_its_groups_then_its_kinds_then_the_defaults() {
         binds,
         [
             "/etc/hostname:/run/a",
-            "/etc/hostname:/run/k",
+            "/srv/labs/clab-lv/n1/conf:/run/conf",
             "/etc/passwd:/run/d",
-            "/srv/labs/clab-lv/n1/conf:/run/conf"
+            "/etc/hostname:/run/k"
         ]
     );
     assert_eq!(t.lab_dir.as_deref(), Some(Path::new("/srv/labs/clab-lv")));
@@ -186,9 +186,9 @@ fn what_nslab_cannot_honour_is_named() {
         "only \"none\"",
     );
     assert_problem(
-        &node("cmd: sleep 1"),
-        "topology.nodes.n1.cmd",
-        "containerlab's `cmd` is not supported",
+        &node("user: alice"),
+        "topology.nodes.n1.user",
+        "containerlab's `user` is not supported",
     );
     assert_problem(
         &node("mgmt-ipv4: 172.20.20.9"),
@@ -323,4 +323,64 @@ fn refused_key(key: &str) -> bool {
         }),
         _ => false,
     }
+}
+
+#[test]
+fn cmd_starts_before_the_exec_steps_in_the_background() {
+    let yaml = "name: c\ntopology:\n  nodes:\n    web:\n      cmd: python3 -m http.server 80\n      exec: [\"echo after\"]\n";
+    let t = clab(yaml).expect("valid");
+    assert_eq!(
+        t.nodes["web"].exec,
+        [
+            "exec >>'/srv/labs/clab-c/web/cmd.log' 2>&1 </dev/null; python3 -m http.server 80 &",
+            "echo after"
+        ]
+    );
+}
+
+#[test]
+fn a_kinds_group_and_endpoint_blanks_count_as_containerlab_counts_them() {
+    let yaml = r#"
+name: g
+topology:
+  kinds:
+    linux: {group: g1}
+  groups:
+    g1: {env: {FROM: g1}}
+  nodes:
+    a: {kind: linux}
+    b: {kind: linux}
+    sw: {kind: bridge}
+  defaults:
+    memory: 64M
+  links:
+    - type: veth
+      endpoints:
+        - {node: a, interface: e1, ipv4: "10.0.0.1/24", mac: ""}
+        - {node: b, interface: e1, ipv4: ""}
+    - endpoints: ["a:e2", "sw:p1"]
+"#;
+    let t = clab(yaml).expect("valid");
+    // The kind's group gives `a` its env.
+    assert_eq!(t.nodes["a"].env, [("FROM".to_owned(), "g1".to_owned())]);
+    // A bridge takes nothing node-only from `defaults`.
+    assert_eq!(t.nodes["sw"].limits.memory, None);
+    assert_eq!(t.nodes["a"].limits.memory, Some(64 << 20));
+    let [a, b] = &t.links[0].endpoints;
+    assert!(a.ipv4.is_some() && a.mac.is_none() && b.ipv4.is_none());
+}
+
+#[test]
+fn dollars_expand_without_braces_too() {
+    let env = |name: &str| (name == "HOME").then(|| "/root".to_owned());
+    assert_eq!(
+        expand_env("cd $HOME; echo $$", 1 << 20, env).expect("ok"),
+        "cd /root; echo $"
+    );
+    assert!(expand_env("$HOME$HOME", 8, env).is_err(), "past the limit");
+    assert_eq!(expand_env("${NOPE:-}", 1 << 20, env).expect("ok"), "$NOPE");
+    assert_eq!(
+        expand_env("${NOPE:-$HOME}", 1 << 20, env).expect("ok"),
+        "/root"
+    );
 }
