@@ -3,36 +3,11 @@
 
 mod common;
 
-use common::{TestLab, run};
-
-/// Every topology file under topologies/, its folders (containerlab's
-/// examples in topologies/clab/ among them) included.
-fn topologies() -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/topologies"
-    ))];
-    while let Some(folder) = folders.pop() {
-        for path in std::fs::read_dir(&folder)
-            .expect("topologies/")
-            .flatten()
-            .map(|e| e.path())
-        {
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use common::{TestLab, run, topology_files};
 
 #[test]
 fn every_shipped_topology_validates() {
-    let files = topologies();
+    let files = topology_files();
     assert!(
         files.len() >= 4,
         "topologies/ should hold at least four examples"

@@ -66,25 +66,7 @@ fn scratch(tag: &str) -> Scratch {
 /// Every topology the checks run over: topologies/ (with its folders), a few
 /// generated shapes and the awkward lab, written to `dir`.
 fn topologies(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/topologies"
-    ))];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder)
-            .expect("read topologies")
-            .flatten()
-        {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
+    let mut files = common::topology_files();
     assert!(files.len() >= 4, "topologies/ should hold examples");
     for shape in [
         &["linear", "4"][..],

@@ -7,37 +7,9 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{run, skipped};
-
-/// Every topology file under topologies/, its folders included.
-fn topologies() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/topologies"
-    ))];
-    while let Some(folder) = folders.pop() {
-        for path in std::fs::read_dir(&folder)
-            .expect("topologies/")
-            .flatten()
-            .map(|e| e.path())
-        {
-            let lab_dir = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("clab-"));
-            if path.is_dir() && !lab_dir {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use common::{run, skipped, topology_files};
 
 /// Reads `schema` and then one YAML document per `---`-separated file
 /// path on stdin; prints `ok` or the first error of each.
@@ -109,7 +81,7 @@ fn the_schema_is_the_checked_in_one() {
 
 #[test]
 fn every_topology_passes_the_schema_and_bad_ones_fail_it() {
-    let files = topologies();
+    let files = topology_files();
     assert!(
         files.iter().any(|f| f.to_string_lossy().contains("/clab/")),
         "{files:?}"

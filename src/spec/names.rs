@@ -33,31 +33,32 @@ pub fn is_valid_node_name(s: &str) -> bool {
 
 /// Why `s` is not a valid node name (`None` when it is).
 pub(crate) fn node_name_problem(s: &str) -> Option<&'static str> {
-    if is_valid_node_name(s) {
-        None
-    } else if s.is_empty() {
-        Some("is empty")
-    } else if s.len() > MAX_NAME_BYTES {
-        Some("is longer than 40 bytes")
-    } else {
-        Some(
-            "may hold only letters, digits, '_', '-' and '.', and must start with a letter or digit",
-        )
-    }
+    problem(
+        s,
+        is_valid_node_name,
+        "may hold only letters, digits, '_', '-' and '.', and must start with a letter or digit",
+    )
 }
 
 /// Why `s` is not a valid lab name (`None` when it is).
 pub(crate) fn name_problem(s: &str) -> Option<&'static str> {
-    if is_valid_name(s) {
+    problem(
+        s,
+        is_valid_name,
+        "may hold only lowercase letters, digits, '_' and '-', and must start with a letter or digit",
+    )
+}
+
+/// Why `s` fails `valid`, whose character rule `rule` says.
+fn problem(s: &str, valid: fn(&str) -> bool, rule: &'static str) -> Option<&'static str> {
+    if valid(s) {
         None
     } else if s.is_empty() {
         Some("is empty")
     } else if s.len() > MAX_NAME_BYTES {
         Some("is longer than 40 bytes")
     } else {
-        Some(
-            "may hold only lowercase letters, digits, '_' and '-', and must start with a letter or digit",
-        )
+        Some(rule)
     }
 }
 

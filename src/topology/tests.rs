@@ -15,9 +15,15 @@ pub(crate) fn parse(yaml: &str) -> Result<Topology, TopologyError> {
 }
 
 fn problems(yaml: &str) -> Vec<Problem> {
-    match parse(yaml) {
+    problems_of(parse(yaml), Path::new(ORIGIN))
+}
+
+/// The validation problems of a parse of `origin`, which must have some.
+#[track_caller]
+pub(crate) fn problems_of(parsed: Result<Topology, TopologyError>, origin: &Path) -> Vec<Problem> {
+    match parsed {
         Err(TopologyError::Invalid { file, problems }) => {
-            assert_eq!(file, PathBuf::from(ORIGIN));
+            assert_eq!(file, origin);
             problems
         }
         other => panic!("expected validation problems, got {other:?}"),
@@ -27,7 +33,13 @@ fn problems(yaml: &str) -> Vec<Problem> {
 /// Asserts that one problem has exactly this key path and a message holding `msg`.
 #[track_caller]
 fn assert_problem(yaml: &str, path: &str, msg: &str) {
-    let ps = problems(yaml);
+    assert_problem_in(&problems(yaml), path, msg);
+}
+
+/// Asserts that one of `ps` has exactly this key path and a message
+/// holding `msg`.
+#[track_caller]
+pub(crate) fn assert_problem_in(ps: &[Problem], path: &str, msg: &str) {
     assert!(
         ps.iter().any(|p| p.path == path && p.message.contains(msg)),
         "no problem at {path:?} containing {msg:?}; got {ps:#?}"

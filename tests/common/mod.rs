@@ -314,3 +314,31 @@ pub(crate) fn host_snapshot(ignore_prefix: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// Every topology file under topologies/, its folders included, sorted
+/// (not the lab directories `up` makes for containerlab's files there).
+pub(crate) fn topology_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/topologies"
+    ))];
+    while let Some(folder) = folders.pop() {
+        for path in std::fs::read_dir(&folder)
+            .expect("topologies/")
+            .flatten()
+            .map(|e| e.path())
+        {
+            let lab_dir = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("clab-"));
+            if path.is_dir() && !lab_dir {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use super::super::{Problem, Topology, TopologyError, parse_str};
+use super::super::tests::{assert_problem_in, problems_of};
+use super::super::{Topology, TopologyError, parse_str};
 use super::expand_env;
 use crate::spec::NodeKind;
 
@@ -15,20 +16,10 @@ fn clab(yaml: &str) -> Result<Topology, TopologyError> {
     )
 }
 
-fn problems(yaml: &str) -> Vec<Problem> {
-    match clab(yaml) {
-        Err(TopologyError::Invalid { problems, .. }) => problems,
-        other => panic!("expected problems, got {other:?}"),
-    }
-}
-
 #[track_caller]
 fn assert_problem(yaml: &str, path: &str, msg: &str) {
-    let ps = problems(yaml);
-    assert!(
-        ps.iter().any(|p| p.path == path && p.message.contains(msg)),
-        "no problem at {path:?} containing {msg:?}; got {ps:#?}"
-    );
+    let ps = problems_of(clab(yaml), Path::new("/srv/labs/t.clab.yml"));
+    assert_problem_in(&ps, path, msg);
 }
 
 #[test]
