@@ -64,6 +64,17 @@ fn the_linux_example_comes_up_routes_and_goes() {
         ],
     );
     assert_eq!(out, "1500\n02:00:00:00:02:01\n");
+    // c1's own resolver, the others the host's.
+    let (_, out, _) = lab.exec("c1", &["cat", "/etc/resolv.conf"]);
+    assert!(
+        out.contains("nameserver 192.0.2.53\nsearch lab.example\n"),
+        "{out}"
+    );
+    let (_, out, _) = lab.exec("c2", &["cat", "/etc/resolv.conf"]);
+    assert_eq!(
+        out,
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    );
     // The lab directory, a folder per node, bound where the file says.
     let dir = lab.dir.join(format!("clab-{}", lab.name));
     for node in ["r1", "c1", "c2", "c3", "sw"] {

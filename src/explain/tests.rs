@@ -319,6 +319,7 @@ fn a_value_cannot_end_a_here_document_early() {
         lab: "doc".into(),
         source: None,
         lab_dir: None,
+        lab_files: Vec::new(),
         notes: Vec::new(),
         nodes: vec![Node {
             name: "a".into(),

@@ -1,6 +1,7 @@
 //! A containerlab file's lab directory (`clab-<name>` next to the file):
 //! made by `up` (and by `apply` for the nodes it adds) with a folder per
-//! node, as containerlab makes it, and the bind sources in it that do not
+//! node, as containerlab makes it, the files nslab writes there (nodes'
+//! `resolv.conf`), and the bind sources in it that do not
 //! exist yet made as folders (as Docker makes a missing bind source). Like
 //! containerlab's, it stays after `down`: it holds the user's files.
 
@@ -34,9 +35,20 @@ pub(crate) fn make(plan: &Plan, ids: &[usize]) -> Result<(), LabError> {
     }
     make_dir(dir)?;
     for &id in ids {
-        let node = &plan.nodes[id];
-        make_dir(&dir.join(&node.name))?;
-        for bind in &node.binds {
+        make_dir(&dir.join(&plan.nodes[id].name))?;
+    }
+    // Written each time, so that they say what the file says now.
+    for (path, contents) in &plan.lab_files {
+        if let Some(folder) = path.parent() {
+            make_dir(folder)?;
+        }
+        std::fs::write(path, contents).map_err(|source| LabError::Io {
+            what: format!("write {}", path.display()),
+            source,
+        })?;
+    }
+    for &id in ids {
+        for bind in &plan.nodes[id].binds {
             if bind.source.starts_with(dir) && !bind.source.exists() {
                 make_dir(&bind.source)?;
             }

@@ -27,6 +27,7 @@ impl Plan {
             expect: t.expect.clone(),
             scenario: t.scenario.clone(),
             lab_dir: t.lab_dir.clone(),
+            lab_files: t.lab_files.clone(),
             notes: t.notes.clone(),
         }
     }
@@ -43,6 +44,7 @@ impl Plan {
             expect: t.expect,
             scenario: t.scenario,
             lab_dir: t.lab_dir,
+            lab_files: t.lab_files,
             notes: t.notes,
         }
     }

@@ -51,6 +51,9 @@ pub struct Plan {
     /// [`Topology::lab_dir`](crate::spec::Topology::lab_dir)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab_dir: Option<PathBuf>,
+    /// See [`Topology::lab_files`](crate::spec::Topology::lab_files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lab_files: Vec<(PathBuf, String)>,
     /// See [`Topology::notes`](crate::spec::Topology::notes); not saved.
     #[serde(skip)]
     pub notes: Vec<String>,
@@ -196,6 +199,7 @@ mod unit_tests {
             lab: "l".into(),
             source: None,
             lab_dir: None,
+            lab_files: Vec::new(),
             notes: Vec::new(),
             nodes: vec![Node {
                 name: "r1".into(),

@@ -146,6 +146,7 @@ fn example_plans_exactly() {
         lab: "chain3".into(),
         source: Some(PathBuf::from("chain3.yml")),
         lab_dir: None,
+        lab_files: Vec::new(),
         notes: Vec::new(),
         nodes: vec![
             Node {

@@ -57,6 +57,9 @@ pub struct Topology {
     /// A containerlab file's lab directory (`clab-<name>` next to it, its
     /// `__clabDir__`): `up` makes it and a folder per node in it.
     pub lab_dir: Option<PathBuf>,
+    /// Files `up` writes in the lab directory before the nodes start
+    /// (a containerlab node's `resolv.conf`), with their contents.
+    pub lab_files: Vec<(PathBuf, String)>,
     /// What is worth telling about the file that is not a problem (the
     /// images of a containerlab file, which nslab does not use).
     pub notes: Vec<String>,

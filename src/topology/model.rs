@@ -338,8 +338,9 @@ pub(crate) struct NodeModel {
     pub mgmt_ipv6: Option<de::IgnoredAny>,
     #[serde(default, rename = "ports")]
     pub ports: Option<de::IgnoredAny>,
-    #[serde(default, rename = "dns")]
-    pub dns: Option<de::IgnoredAny>,
+    /// containerlab's resolver settings of the node.
+    #[serde(default)]
+    pub dns: Option<DnsModel>,
     #[serde(default, rename = "startup-config")]
     pub startup_config: Option<de::IgnoredAny>,
     #[serde(default, rename = "startup-delay")]
@@ -414,7 +415,6 @@ impl NodeModel {
             ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
             ("mgmt-ipv6", self.mgmt_ipv6.is_some()),
             ("ports", self.ports.is_some()),
-            ("dns", self.dns.is_some()),
             ("startup-config", self.startup_config.is_some()),
             ("startup-delay", self.startup_delay.is_some()),
             ("wait-for", self.wait_for.is_some()),
@@ -458,6 +458,18 @@ impl NodeModel {
         .filter_map(|(key, given)| given.then_some(key))
         .collect()
     }
+}
+
+/// containerlab's `dns:` of a node: its resolv.conf.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsModel {
+    #[serde(default)]
+    pub servers: Option<Seq<Text>>,
+    #[serde(default)]
+    pub search: Option<Seq<Text>>,
+    #[serde(default)]
+    pub options: Option<Seq<Text>>,
 }
 
 /// One link, in nslab's form or either of containerlab's.

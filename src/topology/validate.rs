@@ -345,6 +345,7 @@ pub(crate) fn validate(
             expect,
             scenario,
             lab_dir: clab.lab_dir,
+            lab_files: clab.lab_files,
             notes: clab.notes,
         })
     } else {

@@ -39,6 +39,8 @@ pub(super) struct Extras {
     pub lab_dir: Option<PathBuf>,
     /// Things worth saying that are not problems (the images not used).
     pub notes: Vec<String>,
+    /// Files `up` writes in the lab directory (nodes' `resolv.conf`).
+    pub lab_files: Vec<(PathBuf, String)>,
 }
 
 /// Whether a file is containerlab's: by its name (`*.clab.yml` or
@@ -118,6 +120,7 @@ pub(super) fn resolve(
     let mut extras = Extras {
         lab_dir: Some(lab_dir.clone()),
         notes: Vec::new(),
+        lab_files: Vec::new(),
     };
     if model.mgmt.is_some() {
         problems.push(Problem::new(
@@ -135,7 +138,7 @@ pub(super) fn resolve(
         lab_dir: &lab_dir,
         base_dir,
     };
-    let (nodes, hosts) = nodes::resolve(&mut topo, &context, problems, &mut extras.notes);
+    let (nodes, hosts) = nodes::resolve(&mut topo, &context, problems, &mut extras);
     topo.nodes = nodes;
     if let Some(links) = topo.links.take() {
         topo.links = Some(links::resolve(links, &hosts, problems));

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::super::Problem;
-use super::super::model::{Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
+use super::super::model::{DnsModel, Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
 use super::super::validate::MAX_MERGED_DEFAULTS;
 use super::images;
 use super::kinds::{Kind, kind};
@@ -25,7 +25,7 @@ pub(super) fn resolve(
     topo: &mut TopologyModel,
     context: &Context<'_>,
     problems: &mut Vec<Problem>,
-    notes: &mut Vec<String>,
+    extras: &mut super::Extras,
 ) -> (Option<UMap<Option<NodeModel>>>, HashSet<String>) {
     let defaults = topo.defaults.take().unwrap_or_default();
     let kinds = topo.kinds.take().unwrap_or_default();
@@ -149,10 +149,18 @@ pub(super) fn resolve(
             }
         };
         map_keys(&mut merged, name, &path, context, problems, &mut images);
+        if let Some(dns) = merged.dns.take() {
+            let file = context.lab_dir.join(name).join("resolv.conf");
+            let bind = format!("{}:/etc/resolv.conf", file.display());
+            let mut binds = merged.binds.take().map(|b| b.0).unwrap_or_default();
+            binds.push(Text(bind));
+            merged.binds = Some(Seq(binds));
+            extras.lab_files.push((file, resolv_conf(&dns)));
+        }
         *own = Some(merged);
     }
     if !images.is_empty() {
-        notes.push(format!(
+        extras.notes.push(format!(
             "images not used (nslab runs the host's own software): {}",
             images_by_name(&images)
         ));
@@ -160,6 +168,41 @@ pub(super) fn resolve(
     // A `kind: host` node is the host: not a node of the lab.
     nodes.entries.retain(|name, _| !hosts.contains(name));
     (Some(nodes), hosts)
+}
+
+/// A node's resolv.conf from containerlab's `dns:`. Without `servers`,
+/// the host's own name servers, as containerlab takes them (those of
+/// `/etc/resolv.conf` that are not on a loopback address).
+fn resolv_conf(dns: &DnsModel) -> String {
+    let servers: Vec<String> = match &dns.servers {
+        Some(servers) => servers.0.iter().map(|s| s.0.clone()).collect(),
+        None => host_name_servers(),
+    };
+    let mut out = String::from("# written by nslab from the topology's `dns:`\n");
+    for server in servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    for (key, list) in [("search", &dns.search), ("options", &dns.options)] {
+        if let Some(list) = list.as_ref().filter(|l| !l.0.is_empty()) {
+            let words: Vec<&str> = list.0.iter().map(|t| t.0.as_str()).collect();
+            out.push_str(&format!("{key} {}\n", words.join(" ")));
+        }
+    }
+    out
+}
+
+/// The host's name servers that are not on a loopback address.
+fn host_name_servers() -> Vec<String> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .filter(|s| {
+            s.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !a.is_loopback())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `IMAGE (node, node), IMAGE (node)`, in file order.
@@ -475,7 +518,6 @@ fn unsupported(key: &str) -> String {
         "mgmt-ipv4" | "mgmt-ipv6" | "ports" => {
             "it needs containerlab's management network, which nslab does not build yet"
         }
-        "dns" => "nslab does not write a node's own resolv.conf yet",
         "startup-delay" | "wait-for" | "stages" => {
             "nslab starts every node at once and has no start order yet"
         }

@@ -375,3 +375,25 @@ fn dollars_expand_without_braces_too() {
         "/root"
     );
 }
+
+#[test]
+fn dns_is_the_nodes_own_resolv_conf() {
+    let yaml = "name: d\ntopology:\n  nodes:\n    a:\n      dns: {servers: [192.0.2.53], search: [lab.example], options: [\"ndots:2\"]}\n";
+    let t = clab(yaml).expect("valid");
+    let file = Path::new("/srv/labs/clab-d/a/resolv.conf");
+    assert!(
+        t.nodes["a"]
+            .binds
+            .iter()
+            .any(|b| b.source == file && b.target == Path::new("/etc/resolv.conf"))
+    );
+    assert_eq!(t.lab_files.len(), 1);
+    assert_eq!(t.lab_files[0].0, file);
+    assert!(
+        t.lab_files[0]
+            .1
+            .ends_with("nameserver 192.0.2.53\nsearch lab.example\noptions ndots:2\n"),
+        "{}",
+        t.lab_files[0].1
+    );
+}
