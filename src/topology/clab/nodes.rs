@@ -388,10 +388,14 @@ fn map_keys(
     images: &mut Vec<(String, String)>,
 ) {
     let node_dir = context.lab_dir.join(name);
+    // containerlab's `__clabLabName__` is its lab directory's name.
+    let lab_dir_name =
+        (context.lab_dir.file_name()).map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let magic = |text: &str| {
         text.replace("__clabNodeName__", name)
             .replace("__clabNodeDir__", &node_dir.to_string_lossy())
             .replace("__clabDir__", &context.lab_dir.to_string_lossy())
+            .replace("__clabLabName__", &lab_dir_name)
     };
     for list in [&mut m.binds, &mut m.exec].into_iter().flatten() {
         for line in &mut list.0 {

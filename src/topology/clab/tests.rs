@@ -65,7 +65,7 @@ topology:
     n1:
       group: g
       image: alpine
-      exec: ["echo __clabNodeName__ in __clabNodeDir__"]
+      exec: ["echo __clabNodeName__ in __clabNodeDir__ of __clabLabName__"]
       binds: ["__clabNodeDir__/conf:/run/conf:ro"]
     n2: {kind: linux, cpu: 0.5, cpu-set: "0", memory: 64mb}
     sw: {kind: bridge}
@@ -100,7 +100,7 @@ fn a_node_has_its_own_then_its_groups_then_its_kinds_then_the_defaults() {
             "echo defaults",
             "echo kind",
             "echo group",
-            "echo n1 in /srv/labs/clab-lv/n1"
+            "echo n1 in /srv/labs/clab-lv/n1 of clab-lv"
         ]
     );
     // binds by target, the group's over the defaults', sorted by target.
