@@ -181,3 +181,32 @@ fn the_frr_example_runs_the_hosts_frr_and_converges() {
     assert_eq!(code, 0, "down failed:\n{out}\n{err}");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// containerlab's `user` runs the node's `exec` steps and `cmd` as that
+/// user, and `cmd` runs in the background with its output in the node's
+/// /run/cmd.log.
+#[test]
+fn user_and_cmd_run_as_containerlab_runs_them() {
+    if !can_build_labs("user_and_cmd_run_as_containerlab_runs_them") {
+        return;
+    }
+    let lab = TestLab::new(
+        "clabuser",
+        "name: LAB\ntopology:\n  nodes:\n    a:\n      kind: linux\n      user: nobody\n      cmd: echo main process of $$(hostname)\n      exec: [\"id -u > /tmp/who\"]\n",
+    );
+    lab.up();
+    let (code, out, err) = lab.exec("a", &["cat", "/tmp/who"]);
+    assert_eq!((code, out.as_str()), (0, "65534\n"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, out, _) = lab.exec("a", &["cat", "/run/cmd.log"]);
+        if out == "main process of a\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/run/cmd.log: {out:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -330,8 +330,9 @@ pub(crate) struct NodeModel {
     /// containerlab's main process of the node: started before `exec`.
     #[serde(default)]
     pub cmd: Option<Text>,
-    #[serde(default, rename = "user")]
-    pub user: Option<de::IgnoredAny>,
+    /// containerlab's user of the node's processes (`cmd`, `exec`).
+    #[serde(default)]
+    pub user: Option<Scalar>,
     #[serde(default, rename = "mgmt-ipv4")]
     pub mgmt_ipv4: Option<de::IgnoredAny>,
     #[serde(default, rename = "mgmt-ipv6")]
@@ -411,7 +412,6 @@ impl NodeModel {
     /// The containerlab keys given here that nslab cannot honour.
     pub(crate) fn unsupported(&self) -> Vec<&'static str> {
         [
-            ("user", self.user.is_some()),
             ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
             ("mgmt-ipv6", self.mgmt_ipv6.is_some()),
             ("ports", self.ports.is_some()),

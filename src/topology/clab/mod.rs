@@ -72,6 +72,8 @@ fn uses_clab_keys(model: &FileModel) -> bool {
             || m.cpu_set.is_some()
             || m.network_mode.is_some()
             || m.cmd.is_some()
+            || m.user.is_some()
+            || m.dns.is_some()
             || !m.unsupported().is_empty()
     };
     let nodes = topo.nodes.iter().flat_map(|n| n.entries.values().flatten());

@@ -418,14 +418,52 @@ fn map_keys(
         // `env` wins over `env-files`.
         m.env = merge_maps(&m.env, &Some(from_files));
     }
+    // containerlab's `user` runs the node's processes: here its `exec`
+    // steps and `cmd` (taken in, below), each through setpriv as that
+    // user (a name of the host's, or a number) with its groups.
+    let user = match m.user.take() {
+        None => None,
+        Some(Scalar::Str(u)) if is_user_name(&u) => Some(u),
+        Some(Scalar::Int(n)) if (0..=i128::from(u32::MAX)).contains(&n) => Some(n.to_string()),
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}.user"),
+                format!("user {other:?} is not a user name or number (`user:group` is not taken)"),
+            ));
+            None
+        }
+    };
+    let as_user = |command: &str| match &user {
+        Some(user) => format!(
+            "setpriv --reuid={user} --regid=\"$(id -g {user})\" --init-groups -- /bin/sh -c {}",
+            shell_quote(command)
+        ),
+        None => command.to_owned(),
+    };
+    let mut steps: Vec<Text> = Vec::new();
     if let Some(Text(cmd)) = m.cmd.take() {
         // The main process of containerlab's node: started in the
         // background before the `exec` steps, its output in the node's
-        // folder of the lab directory.
-        let log = shell_quote(&node_dir.join("cmd.log").to_string_lossy());
-        let mut exec = vec![Text(format!("exec >>{log} 2>&1 </dev/null; {cmd} &"))];
-        exec.extend(m.exec.take().map(|e| e.0).unwrap_or_default());
-        m.exec = Some(Seq(exec));
+        // own /run (the lab directory may be hidden in the node by its
+        // tmpfs), which therefore is the node's own.
+        steps.push(Text(format!(
+            "exec >>{CMD_LOG} 2>&1 </dev/null; {} &",
+            as_user(&cmd)
+        )));
+        let mut tmpfs = m.tmpfs.take().map_or_else(default_tmpfs, |t| t.0);
+        if !tmpfs.iter().any(|t| t.0 == "/run") {
+            tmpfs.push(Text("/run".into()));
+        }
+        m.tmpfs = Some(Seq(tmpfs));
+    }
+    for Text(step) in m.exec.take().map(|e| e.0).unwrap_or_default() {
+        steps.push(Text(match user {
+            Some(_) => format!("exec {}", as_user(&step)),
+            None => step,
+        }));
+    }
+    if !steps.is_empty() {
+        m.exec = Some(Seq(steps));
     }
     match m.image.take() {
         None => {}
@@ -494,18 +532,33 @@ fn use_host_software(
     let mut exec = vec![Text(software.start.to_owned())];
     exec.extend(m.exec.take().map(|e| e.0).unwrap_or_default());
     m.exec = Some(Seq(exec));
-    let mut tmpfs: Vec<Text> = match m.tmpfs.take() {
-        Some(given) => given.0,
-        None => (super::super::validate::DEFAULT_TMPFS.iter())
-            .map(|p| Text((*p).to_owned()))
-            .collect(),
-    };
+    let mut tmpfs = m.tmpfs.take().map_or_else(default_tmpfs, |t| t.0);
     for folder in software.own_folders {
         if !tmpfs.iter().any(|t| t.0 == *folder) {
             tmpfs.push(Text((*folder).to_owned()));
         }
     }
     m.tmpfs = Some(Seq(tmpfs));
+}
+
+/// Where a node's `cmd` writes its output, in the node.
+const CMD_LOG: &str = "/run/cmd.log";
+
+/// nslab's tmpfs of a node that names none.
+fn default_tmpfs() -> Vec<Text> {
+    (super::super::validate::DEFAULT_TMPFS.iter())
+        .map(|p| Text((*p).to_owned()))
+        .collect()
+}
+
+/// A user name as `useradd` takes one (so safe in a shell word unquoted).
+fn is_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 /// `text` as one word of `sh`.
@@ -516,9 +569,7 @@ fn shell_quote(text: &str) -> String {
 /// Why nslab refuses a containerlab node key.
 fn unsupported(key: &str) -> String {
     let why = match key {
-        "entrypoint" | "user" => {
-            "a node of nslab runs the host's programs as root, not an image's entrypoint or user"
-        }
+        "entrypoint" => "a node of nslab runs the host's programs, not an image's entrypoint",
         "mgmt-ipv4" | "mgmt-ipv6" | "ports" => {
             "it needs containerlab's management network, which nslab does not build yet"
         }

@@ -177,9 +177,14 @@ fn what_nslab_cannot_honour_is_named() {
         "only \"none\"",
     );
     assert_problem(
-        &node("user: alice"),
+        &node("entrypoint: /init"),
+        "topology.nodes.n1.entrypoint",
+        "containerlab's `entrypoint` is not supported",
+    );
+    assert_problem(
+        &node("user: \"a:b\""),
         "topology.nodes.n1.user",
-        "containerlab's `user` is not supported",
+        "is not a user name or number",
     );
     assert_problem(
         &node("mgmt-ipv4: 172.20.20.9"),
@@ -323,7 +328,7 @@ fn cmd_starts_before_the_exec_steps_in_the_background() {
     assert_eq!(
         t.nodes["web"].exec,
         [
-            "exec >>'/srv/labs/clab-c/web/cmd.log' 2>&1 </dev/null; python3 -m http.server 80 &",
+            "exec >>/run/cmd.log 2>&1 </dev/null; python3 -m http.server 80 &",
             "echo after"
         ]
     );
@@ -395,5 +400,26 @@ fn dns_is_the_nodes_own_resolv_conf() {
             .ends_with("nameserver 192.0.2.53\nsearch lab.example\noptions ndots:2\n"),
         "{}",
         t.lab_files[0].1
+    );
+}
+
+#[test]
+fn user_runs_cmd_and_the_exec_steps() {
+    let yaml = "name: u\ntopology:\n  nodes:\n    a: {user: nobody, cmd: sleep 9, exec: [\"id -u > /tmp/who\"]}\n";
+    let t = clab(yaml).expect("valid");
+    let run_as = |step: &str| {
+        format!(
+            "setpriv --reuid=nobody --regid=\"$(id -g nobody)\" --init-groups -- /bin/sh -c '{step}'"
+        )
+    };
+    assert_eq!(
+        t.nodes["a"].exec,
+        [
+            format!(
+                "exec >>/run/cmd.log 2>&1 </dev/null; {} &",
+                run_as("sleep 9")
+            ),
+            format!("exec {}", run_as("id -u > /tmp/who"))
+        ]
     );
 }
