@@ -127,21 +127,39 @@ fn what_nslab_cannot_honour_is_refused_by_node_and_key() {
     assert!(!lab.dir.join(format!("clab-{}", lab.name)).exists());
 }
 
-/// The FRR example, as containerlab's FRR labs are written (`kind: linux`
-/// nodes of FRR's image, daemons and frr.conf bound into /etc/frr), runs
-/// the host's FRR: OSPF converges and the PCs reach each other across it.
+/// The FRR examples run the host's FRR: OSPF converges and the PCs reach
+/// each other across it. `frr-ospf.clab.yml` is written as containerlab's
+/// FRR labs are (`kind: linux` nodes of FRR's image, daemons and frr.conf
+/// bound into /etc/frr); `frr-kind.clab.yml` is the same lab in nslab's
+/// `kind: frr` form.
 #[test]
 fn the_frr_example_runs_the_hosts_frr_and_converges() {
-    if !can_build_labs("the_frr_example_runs_the_hosts_frr_and_converges") {
+    frr_example_converges(
+        "the_frr_example_runs_the_hosts_frr_and_converges",
+        "frr-ospf",
+    );
+}
+
+#[test]
+fn the_kind_frr_example_runs_the_hosts_frr_and_converges() {
+    frr_example_converges(
+        "the_kind_frr_example_runs_the_hosts_frr_and_converges",
+        "frr-kind",
+    );
+}
+
+fn frr_example_converges(test: &str, name: &str) {
+    if !can_build_labs(test) {
         return;
     }
     if !std::path::Path::new("/usr/lib/frr/frrinit.sh").exists() {
         skipped(format_args!(
-            "the_frr_example_runs_the_hosts_frr_and_converges: FRR is not installed (Debian package frr)"
+            "{test}: FRR is not installed (Debian package frr)"
         ));
         return;
     }
-    let yaml = example("frr-ospf/frr-ospf.clab.yml").replace("name: frr-ospf", "name: LAB");
+    let yaml = example(&format!("frr-ospf/{name}.clab.yml"))
+        .replace(&format!("name: {name}"), "name: LAB");
     let lab = TestLab::new("clabfrr", &yaml);
     for router in ["router1", "router2", "router3"] {
         for file in ["daemons", "frr.conf"] {

@@ -342,16 +342,18 @@ pub(crate) struct NodeModel {
     /// containerlab's resolver settings of the node.
     #[serde(default)]
     pub dns: Option<DnsModel>,
+    /// `kind: frr`'s frr.conf.
     #[serde(default, rename = "startup-config")]
-    pub startup_config: Option<de::IgnoredAny>,
+    pub startup_config: Option<Text>,
     #[serde(default, rename = "startup-delay")]
     pub startup_delay: Option<de::IgnoredAny>,
     #[serde(default, rename = "wait-for")]
     pub wait_for: Option<de::IgnoredAny>,
     #[serde(default, rename = "stages")]
     pub stages: Option<de::IgnoredAny>,
-    #[serde(default, rename = "extras")]
-    pub extras: Option<de::IgnoredAny>,
+    /// `kind: frr`'s `extras.frr.daemons`.
+    #[serde(default)]
+    pub extras: Option<ExtrasModel>,
     #[serde(default, rename = "type")]
     pub node_type: Option<de::IgnoredAny>,
     #[serde(default, rename = "entrypoint")]
@@ -458,6 +460,24 @@ impl NodeModel {
         .filter_map(|(key, given)| given.then_some(key))
         .collect()
     }
+}
+
+/// containerlab's `extras:` of a node: `frr.daemons` for `kind: frr`;
+/// any other key is kept by name, to be refused.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub(crate) struct ExtrasModel {
+    #[serde(default)]
+    pub frr: Option<FrrExtras>,
+    #[serde(flatten)]
+    pub other: IndexMap<String, de::IgnoredAny>,
+}
+
+/// `extras.frr`: the FRR daemons a `kind: frr` node starts.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FrrExtras {
+    #[serde(default)]
+    pub daemons: Option<Seq<Text>>,
 }
 
 /// containerlab's `dns:` of a node: its resolv.conf.

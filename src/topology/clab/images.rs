@@ -28,7 +28,7 @@ pub(super) struct HostSoftware {
 /// (sockets, pid files) and `/var/tmp` (crash logs) must be its own, so
 /// that FRR never touches the host's; the binds into `/etc/frr` land on
 /// the node's tmpfs there.
-const FRR: HostSoftware = HostSoftware {
+pub(super) const FRR: HostSoftware = HostSoftware {
     name: "FRR",
     needs: "/usr/lib/frr/frrinit.sh",
     package: "frr",

@@ -9,6 +9,9 @@ pub(super) enum Kind {
     Bridge,
     /// The host itself: its links' ends are the host's (`host`).
     Host,
+    /// A node running the host's FRR (`frr`, nslab's own: containerlab
+    /// has no such kind).
+    Frr,
 }
 
 /// containerlab's kinds that run a vendor's network OS from an image: no
@@ -91,10 +94,7 @@ pub(super) fn kind(name: &str) -> Result<Kind, String> {
         "linux" | "node" => Ok(Kind::Node),
         "bridge" => Ok(Kind::Bridge),
         "host" => Ok(Kind::Host),
-        "frr" => Err(
-            "kind \"frr\" is not built by nslab yet: write it as `kind: linux` running the host's FRR (see topologies/clab/)"
-                .into(),
-        ),
+        "frr" => Ok(Kind::Frr),
         "ovs-bridge" => Err(
             "kind \"ovs-bridge\" needs Open vSwitch; nslab makes Linux bridges: use `kind: bridge`"
                 .into(),

@@ -3,10 +3,12 @@
 //! keys mapped onto nslab's or refused by name.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::super::Problem;
-use super::super::model::{DnsModel, Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap};
+use super::super::model::{
+    DnsModel, ExtrasModel, Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap,
+};
 use super::super::validate::MAX_MERGED_DEFAULTS;
 use super::images;
 use super::kinds::{Kind, kind};
@@ -109,7 +111,11 @@ pub(super) fn resolve(
         merged = merge(&merged, of_kind.unwrap_or(&empty));
         merged = merge(&merged, &defaults);
         let resolved = kind(&kind_name);
-        if resolved.as_ref().is_ok_and(|k| *k != Kind::Node) {
+        let is_frr = resolved == Ok(Kind::Frr);
+        if resolved
+            .as_ref()
+            .is_ok_and(|k| matches!(k, Kind::Bridge | Kind::Host))
+        {
             // A bridge or the host has no cgroup, user namespace, routes
             // or processes: what it would inherit is left out, and what it
             // gives itself is refused (by nslab's rules, or below).
@@ -134,7 +140,7 @@ pub(super) fn resolve(
             }
         }
         merged.kind = match resolved {
-            Ok(Kind::Node) => {
+            Ok(Kind::Node | Kind::Frr) => {
                 merged.sysctls = merge_maps(&merged.sysctls, &Some(docker_sysctls()));
                 Some(Text("node".into()))
             }
@@ -148,7 +154,17 @@ pub(super) fn resolve(
                 None
             }
         };
+        // `kind: frr` takes these two; any other kind refuses them by name.
+        let frr = is_frr.then(|| (merged.startup_config.take(), merged.extras.take()));
         map_keys(&mut merged, name, &path, context, problems, &mut images);
+        if let Some((config, frr_extras)) = frr {
+            let files = &mut extras.lab_files;
+            let given = FrrGiven {
+                config,
+                extras: frr_extras,
+            };
+            run_frr(&mut merged, name, &path, context, given, problems, files);
+        }
         if let Some(dns) = merged.dns.take() {
             let file = context.lab_dir.join(name).join("resolv.conf");
             let bind = format!("{}:/etc/resolv.conf", file.display());
@@ -472,7 +488,7 @@ fn map_keys(
             if let Some(software) = images::host_software(&image)
                 && m.kind.as_ref().is_some_and(|k| k.0 == "node") =>
         {
-            use_host_software(m, &software, &image, path, problems);
+            use_host_software(m, &software, &format!("image {image:?}"), path, problems);
         }
         Some(Text(image)) => images.push((image, name.to_owned())),
     }
@@ -510,20 +526,87 @@ fn map_keys(
     }
 }
 
+/// What a `kind: frr` node gives of its FRR.
+struct FrrGiven {
+    /// `startup-config`: its frr.conf.
+    config: Option<Text>,
+    /// `extras.frr.daemons`: the daemons it starts.
+    extras: Option<ExtrasModel>,
+}
+
+/// FRR's daemons that `extras.frr.daemons` may name (zebra and staticd
+/// always run).
+const FRR_DAEMONS: &[&str] = &[
+    "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "pim6d", "ldpd", "nhrpd",
+    "eigrpd", "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd",
+];
+
+/// nslab's `kind: frr`: the host's FRR, as for FRR's image, with
+/// `startup-config` as its `/etc/frr/frr.conf` and a `daemons` file (in
+/// the node's folder of the lab directory) starting zebra, staticd and
+/// `extras.frr.daemons`.
+fn run_frr(
+    m: &mut NodeModel,
+    name: &str,
+    path: &str,
+    context: &Context<'_>,
+    given: FrrGiven,
+    problems: &mut Vec<Problem>,
+    lab_files: &mut Vec<(PathBuf, String)>,
+) {
+    use_host_software(m, &images::FRR, "kind \"frr\"", path, problems);
+    let mut binds = m.binds.take().map(|b| b.0).unwrap_or_default();
+    if let Some(Text(config)) = given.config {
+        let config = config.replace("__clabNodeName__", name);
+        binds.push(Text(format!("{config}:/etc/frr/frr.conf")));
+    }
+    let mut daemons = vec!["zebra", "staticd"];
+    if let Some(extras) = &given.extras {
+        for key in extras.other.keys() {
+            problems.push(Problem::new(
+                format!("{path}.extras.{key}"),
+                "a `kind: frr` node takes `extras.frr` alone",
+            ));
+        }
+        let listed = (extras.frr.iter()).flat_map(|f| f.daemons.iter().flat_map(|d| &d.0));
+        for Text(daemon) in listed {
+            match FRR_DAEMONS.iter().find(|d| **d == daemon.as_str()) {
+                Some(known) => daemons.push(known),
+                None => problems.push(Problem::new(
+                    format!("{path}.extras.frr.daemons"),
+                    format!(
+                        "{daemon:?} is not one of FRR's daemons: {}",
+                        FRR_DAEMONS.join(", ")
+                    ),
+                )),
+            }
+        }
+    }
+    let mut file = String::from("# written by nslab for kind: frr\n");
+    for daemon in &daemons {
+        file.push_str(&format!("{daemon}=yes\n"));
+    }
+    file.push_str("vtysh_enable=yes\n");
+    let at = context.lab_dir.join(name).join("daemons");
+    binds.push(Text(format!("{}:/etc/frr/daemons", at.display())));
+    lab_files.push((at, file));
+    m.binds = Some(Seq(binds));
+}
+
 /// Runs `software` in a node of an image that has it: its start before
 /// the node's `exec` steps, the folders it writes the node's own.
 fn use_host_software(
     m: &mut NodeModel,
     software: &images::HostSoftware,
-    image: &str,
+    what: &str,
     path: &str,
     problems: &mut Vec<Problem>,
 ) {
     if !images::installed(software) {
         problems.push(Problem::new(
-            format!("{path}.image"),
+            path,
             format!(
-                "image {image:?} runs {}, which nslab takes from the host: {} is missing (install the Debian package {})",
+                "{what} runs {}, which nslab takes from the host: {} is missing (install the Debian package {})",
                 software.name, software.needs, software.package
             ),
         ));

@@ -170,7 +170,16 @@ fn what_nslab_cannot_honour_is_named() {
         "topology.nodes.n1.kind",
         "vendor's network OS",
     );
-    assert_problem(&node("kind: frr"), "topology.nodes.n1.kind", "kind \"frr\"");
+    assert_problem(
+        &node("kind: frr, extras: {frr: {daemons: [ospfd, quaggad]}}"),
+        "topology.nodes.n1.extras.frr.daemons",
+        "\"quaggad\" is not one of FRR's daemons",
+    );
+    assert_problem(
+        &node("kind: linux, startup-config: r1.conf"),
+        "topology.nodes.n1.startup-config",
+        "not supported",
+    );
     assert_problem(
         &node("network-mode: \"container:n2\""),
         "topology.nodes.n1.network-mode",
@@ -291,7 +300,8 @@ fn the_schema_keys_are_the_loaders() {
         keys
     };
     let mut node = taken("name: x\ntopology:\n  nodes:\n    a: {zzz: 1}\n");
-    node.retain(|k| !refused_key(k));
+    // `startup-config` and `extras` are `kind: frr`'s, refused elsewhere.
+    node.retain(|k| !refused_key(k) || k == "startup-config" || k == "extras");
     assert_eq!(keys("node"), node);
     let mut link = taken("name: x\ntopology:\n  nodes: {a: {}}\n  links:\n    - {zzz: 1}\n");
     // Keys of the link types nslab refuses.
@@ -421,5 +431,33 @@ fn user_runs_cmd_and_the_exec_steps() {
             ),
             format!("exec {}", run_as("id -u > /tmp/who"))
         ]
+    );
+}
+
+#[test]
+fn kind_frr_runs_the_hosts_frr_with_its_config_and_daemons() {
+    if !Path::new("/usr/lib/frr/frrinit.sh").exists() {
+        return; // validation refuses kind frr without FRR, as it should
+    }
+    let yaml = "name: f\ntopology:\n  nodes:\n    r1: {kind: frr, startup-config: /etc/hostname, extras: {frr: {daemons: [ospfd, bgpd]}}}\n";
+    let t = clab(yaml).expect("valid");
+    let r1 = &t.nodes["r1"];
+    assert_eq!(r1.exec, ["/usr/lib/frr/frrinit.sh start"]);
+    let binds: Vec<String> = (r1.binds.iter())
+        .map(|b| format!("{}:{}", b.source.display(), b.target.display()))
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            "/etc/hostname:/etc/frr/frr.conf",
+            "/srv/labs/clab-f/r1/daemons:/etc/frr/daemons"
+        ]
+    );
+    assert!(r1.tmpfs.iter().any(|p| p == Path::new("/etc/frr")));
+    let (file, daemons) = &t.lab_files[0];
+    assert_eq!(file, Path::new("/srv/labs/clab-f/r1/daemons"));
+    assert!(
+        daemons.contains("zebra=yes\nstaticd=yes\nospfd=yes\nbgpd=yes\nvtysh_enable=yes\n"),
+        "{daemons}"
     );
 }
