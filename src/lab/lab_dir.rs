@@ -1,7 +1,8 @@
 //! A containerlab file's lab directory (`clab-<name>` next to the file):
 //! made by `up` (and by `apply` for the nodes it adds) with a folder per
-//! node, as containerlab makes it, the files nslab writes there (nodes'
-//! `resolv.conf`), and the bind sources in it that do not
+//! node, as containerlab makes it, the files nslab writes there (a node's
+//! `resolv.conf`, a `kind: frr` node's `daemons`), and the bind sources in
+//! it that do not
 //! exist yet made as folders (as Docker makes a missing bind source). Like
 //! containerlab's, it stays after `down`: it holds the user's files.
 
@@ -37,15 +38,15 @@ pub(crate) fn make(plan: &Plan, ids: &[usize]) -> Result<(), LabError> {
     for &id in ids {
         make_dir(&dir.join(&plan.nodes[id].name))?;
     }
-    // Written each time, so that they say what the file says now.
+    // Missing ones only: a running lab of this name may have them bound
+    // (see `rewrite_files`).
     for (path, contents) in &plan.lab_files {
         if let Some(folder) = path.parent() {
             make_dir(folder)?;
         }
-        std::fs::write(path, contents).map_err(|source| LabError::Io {
-            what: format!("write {}", path.display()),
-            source,
-        })?;
+        if !path.exists() {
+            write_file(path, contents)?;
+        }
     }
     for &id in ids {
         for bind in &plan.nodes[id].binds {
@@ -55,4 +56,20 @@ pub(crate) fn make(plan: &Plan, ids: &[usize]) -> Result<(), LabError> {
         }
     }
     Ok(())
+}
+
+/// Writes the lab's files again, so that they say what its file says now:
+/// under the lab's lock, once it is known whose they are.
+pub(crate) fn rewrite_files(plan: &Plan) -> Result<(), LabError> {
+    for (path, contents) in &plan.lab_files {
+        write_file(path, contents)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), LabError> {
+    std::fs::write(path, contents).map_err(|source| LabError::Io {
+        what: format!("write {}", path.display()),
+        source,
+    })
 }

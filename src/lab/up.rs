@@ -115,6 +115,7 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
+    super::lab_dir::rewrite_files(plan)?;
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
     fault::step();

@@ -103,7 +103,7 @@ pub(crate) fn validate(
     let mut problems = Vec::new();
     let (model, clab) = match super::clab::is_containerlab(&model, origin) {
         true => super::clab::resolve(model, &base_dir, &mut problems),
-        false => (model, super::clab::Extras::default()),
+        false => (model, super::clab::Derived::default()),
     };
     let mut c = Checker {
         problems,

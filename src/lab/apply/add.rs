@@ -84,6 +84,7 @@ impl Addition<'_> {
             return Ok(());
         }
         crate::lab::lab_dir::make(plan, ids)?;
+        crate::lab::lab_dir::rewrite_files(plan)?;
         let root = Path::new(STATE_ROOT);
         let mut maps: Vec<Option<IdMap>> = vec![None; plan.nodes.len()];
         let userns: Vec<usize> = ids

@@ -34,7 +34,7 @@ use super::model::{EndpointModel, FileModel, NodeModel};
 
 /// What reading a containerlab file gives besides the nslab model.
 #[derive(Debug, Default)]
-pub(super) struct Extras {
+pub(super) struct Derived {
     /// `clab-<name>` next to the file: `__clabDir__`, made by `up`.
     pub lab_dir: Option<PathBuf>,
     /// Things worth saying that are not problems (the images not used).
@@ -111,7 +111,7 @@ pub(super) fn resolve(
     mut model: FileModel,
     base_dir: &Path,
     problems: &mut Vec<Problem>,
-) -> (FileModel, Extras) {
+) -> (FileModel, Derived) {
     // As containerlab: `clab-<name>` in `$CLAB_LABDIR_BASE` (relative to
     // the file's folder), or next to the file.
     let base = match std::env::var_os("CLAB_LABDIR_BASE") {
@@ -119,7 +119,7 @@ pub(super) fn resolve(
         _ => base_dir.to_path_buf(),
     };
     let lab_dir = base.join(format!("clab-{}", model.name.0));
-    let mut extras = Extras {
+    let mut extras = Derived {
         lab_dir: Some(lab_dir.clone()),
         notes: Vec::new(),
         lab_files: Vec::new(),

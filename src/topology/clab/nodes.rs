@@ -9,7 +9,7 @@ use super::super::Problem;
 use super::super::model::{
     DnsModel, ExtrasModel, Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap,
 };
-use super::super::validate::MAX_MERGED_DEFAULTS;
+use super::super::validate::{MAX_MERGED_DEFAULTS, sysctl_path};
 use super::images;
 use super::kinds::{Kind, kind};
 
@@ -21,13 +21,34 @@ pub(super) struct Context<'a> {
     pub base_dir: &'a Path,
 }
 
+impl Context<'_> {
+    /// `text` with containerlab's magic variables of node `name`
+    /// replaced: `__clabNodeName__`, `__clabNodeDir__`, `__clabDir__`,
+    /// and `__clabLabName__` (the lab directory's name).
+    fn magic(&self, text: &str, name: &str) -> String {
+        let lab_dir = self.lab_dir.to_string_lossy();
+        let lab_dir_name = self
+            .lab_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        text.replace("__clabNodeName__", name)
+            .replace(
+                "__clabNodeDir__",
+                &self.lab_dir.join(name).to_string_lossy(),
+            )
+            .replace("__clabDir__", &lab_dir)
+            .replace("__clabLabName__", &lab_dir_name)
+    }
+}
+
 /// The nodes in nslab's shape, and the names of `kind: host` nodes (whose
 /// link ends are the host's).
 pub(super) fn resolve(
     topo: &mut TopologyModel,
     context: &Context<'_>,
     problems: &mut Vec<Problem>,
-    extras: &mut super::Extras,
+    extras: &mut super::Derived,
 ) -> (Option<UMap<Option<NodeModel>>>, HashSet<String>) {
     let defaults = topo.defaults.take().unwrap_or_default();
     let kinds = topo.kinds.take().unwrap_or_default();
@@ -141,7 +162,7 @@ pub(super) fn resolve(
         }
         merged.kind = match resolved {
             Ok(Kind::Node | Kind::Frr) => {
-                merged.sysctls = merge_maps(&merged.sysctls, &Some(docker_sysctls()));
+                add_docker_sysctls(&mut merged);
                 Some(Text("node".into()))
             }
             Ok(Kind::Bridge) => Some(Text("bridge".into())),
@@ -154,8 +175,12 @@ pub(super) fn resolve(
                 None
             }
         };
-        // `kind: frr` takes these two; any other kind refuses them by name.
-        let frr = is_frr.then(|| (merged.startup_config.take(), merged.extras.take()));
+        // `kind: frr` takes these two (any other kind refuses them by
+        // name), and runs the host's FRR whatever its image.
+        let frr = is_frr.then(|| {
+            merged.image = None;
+            (merged.startup_config.take(), merged.extras.take())
+        });
         map_keys(&mut merged, name, &path, context, problems, &mut images);
         if let Some((config, frr_extras)) = frr {
             let files = &mut extras.lab_files;
@@ -167,11 +192,14 @@ pub(super) fn resolve(
         }
         if let Some(dns) = merged.dns.take() {
             let file = context.lab_dir.join(name).join("resolv.conf");
-            let bind = format!("{}:/etc/resolv.conf", file.display());
-            let mut binds = merged.binds.take().map(|b| b.0).unwrap_or_default();
-            binds.push(Text(bind));
-            merged.binds = Some(Seq(binds));
-            extras.lab_files.push((file, resolv_conf(&dns)));
+            let files = &mut extras.lab_files;
+            bind_lab_file(
+                &mut merged,
+                files,
+                file,
+                resolv_conf(&dns),
+                "/etc/resolv.conf",
+            );
         }
         *own = Some(merged);
     }
@@ -238,13 +266,21 @@ fn images_by_name(images: &[(String, String)]) -> String {
 /// namespace takes the host's IPv4 settings), so containerlab's routers
 /// route without asking (its `frr01` example relies on it); and
 /// containerlab turns IPv6 on in `linux` nodes.
-fn docker_sysctls() -> UMap<Scalar> {
-    let mut map = UMap::default();
-    map.entries
-        .insert("net.ipv4.ip_forward".into(), Scalar::Int(1));
-    map.entries
-        .insert("net.ipv6.conf.all.disable_ipv6".into(), Scalar::Int(0));
-    map
+/// A sysctl the file gives in either spelling (`net/ipv4/ip_forward`)
+/// is the file's.
+fn add_docker_sysctls(m: &mut NodeModel) {
+    let sysctls = m.sysctls.get_or_insert_with(UMap::default);
+    let given: HashSet<_> = (sysctls.entries.keys())
+        .filter_map(|k| sysctl_path(k).ok())
+        .collect();
+    for (key, value) in [
+        ("net.ipv4.ip_forward", 1),
+        ("net.ipv6.conf.all.disable_ipv6", 0),
+    ] {
+        if !sysctl_path(key).is_ok_and(|p| given.contains(&p)) {
+            sysctls.entries.insert(key.into(), Scalar::Int(value));
+        }
+    }
 }
 
 /// `high` over `low`, as containerlab merges a node's levels: maps key by
@@ -403,16 +439,7 @@ fn map_keys(
     problems: &mut Vec<Problem>,
     images: &mut Vec<(String, String)>,
 ) {
-    let node_dir = context.lab_dir.join(name);
-    // containerlab's `__clabLabName__` is its lab directory's name.
-    let lab_dir_name =
-        (context.lab_dir.file_name()).map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let magic = |text: &str| {
-        text.replace("__clabNodeName__", name)
-            .replace("__clabNodeDir__", &node_dir.to_string_lossy())
-            .replace("__clabDir__", &context.lab_dir.to_string_lossy())
-            .replace("__clabLabName__", &lab_dir_name)
-    };
+    let magic = |text: &str| context.magic(text, name);
     for list in [&mut m.binds, &mut m.exec].into_iter().flatten() {
         for line in &mut list.0 {
             line.0 = magic(&line.0);
@@ -466,11 +493,7 @@ fn map_keys(
             "exec >>{CMD_LOG} 2>&1 </dev/null; {} &",
             as_user(&cmd)
         )));
-        let mut tmpfs = m.tmpfs.take().map_or_else(default_tmpfs, |t| t.0);
-        if !tmpfs.iter().any(|t| t.0 == "/run") {
-            tmpfs.push(Text("/run".into()));
-        }
-        m.tmpfs = Some(Seq(tmpfs));
+        own_folders(m, &["/run"]);
     }
     for Text(step) in m.exec.take().map(|e| e.0).unwrap_or_default() {
         steps.push(Text(match user {
@@ -555,10 +578,9 @@ fn run_frr(
     lab_files: &mut Vec<(PathBuf, String)>,
 ) {
     use_host_software(m, &images::FRR, "kind \"frr\"", path, problems);
-    let mut binds = m.binds.take().map(|b| b.0).unwrap_or_default();
     if let Some(Text(config)) = given.config {
-        let config = config.replace("__clabNodeName__", name);
-        binds.push(Text(format!("{config}:/etc/frr/frr.conf")));
+        let bind = format!("{}:/etc/frr/frr.conf", context.magic(&config, name));
+        m.binds.get_or_insert_with(Seq::default).0.push(Text(bind));
     }
     let mut daemons = vec!["zebra", "staticd"];
     if let Some(extras) = &given.extras {
@@ -588,9 +610,7 @@ fn run_frr(
     }
     file.push_str("vtysh_enable=yes\n");
     let at = context.lab_dir.join(name).join("daemons");
-    binds.push(Text(format!("{}:/etc/frr/daemons", at.display())));
-    lab_files.push((at, file));
-    m.binds = Some(Seq(binds));
+    bind_lab_file(m, lab_files, at, file, "/etc/frr/daemons");
 }
 
 /// Runs `software` in a node of an image that has it: its start before
@@ -615,13 +635,34 @@ fn use_host_software(
     let mut exec = vec![Text(software.start.to_owned())];
     exec.extend(m.exec.take().map(|e| e.0).unwrap_or_default());
     m.exec = Some(Seq(exec));
+    own_folders(m, software.own_folders);
+}
+
+/// Makes each of `folders` a tmpfs of the node's own, on top of its
+/// tmpfs list (nslab's default one when it gives none).
+fn own_folders(m: &mut NodeModel, folders: &[&str]) {
     let mut tmpfs = m.tmpfs.take().map_or_else(default_tmpfs, |t| t.0);
-    for folder in software.own_folders {
+    for folder in folders {
         if !tmpfs.iter().any(|t| t.0 == *folder) {
             tmpfs.push(Text((*folder).to_owned()));
         }
     }
     m.tmpfs = Some(Seq(tmpfs));
+}
+
+/// A file nslab writes in the node's folder of the lab directory, bound
+/// over `target` in the node.
+fn bind_lab_file(
+    m: &mut NodeModel,
+    lab_files: &mut Vec<(PathBuf, String)>,
+    file: PathBuf,
+    contents: String,
+    target: &str,
+) {
+    let mut binds = m.binds.take().map(|b| b.0).unwrap_or_default();
+    binds.push(Text(format!("{}:{target}", file.display())));
+    m.binds = Some(Seq(binds));
+    lab_files.push((file, contents));
 }
 
 /// Where a node's `cmd` writes its output, in the node.
