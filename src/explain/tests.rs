@@ -321,6 +321,8 @@ fn a_value_cannot_end_a_here_document_early() {
         lab_dir: None,
         lab_files: Vec::new(),
         notes: Vec::new(),
+        mgmt: None,
+        container_prefix: None,
         nodes: vec![Node {
             name: "a".into(),
             kind: NodeKind::Node,

@@ -29,6 +29,8 @@ impl Plan {
             lab_dir: t.lab_dir.clone(),
             lab_files: t.lab_files.clone(),
             notes: t.notes.clone(),
+            mgmt: t.mgmt.clone(),
+            container_prefix: t.container_prefix.clone(),
         }
     }
 
@@ -46,6 +48,8 @@ impl Plan {
             lab_dir: t.lab_dir,
             lab_files: t.lab_files,
             notes: t.notes,
+            mgmt: t.mgmt,
+            container_prefix: t.container_prefix,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Expect, Impair, LinkState, Node, NodeKind, Scenario, Sysctl};
+use crate::spec::{Expect, Impair, LinkState, Mgmt, Node, NodeKind, Scenario, Sysctl};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -57,6 +57,12 @@ pub struct Plan {
     /// See [`Topology::notes`](crate::spec::Topology::notes); not saved.
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// The management network (see [`Topology::mgmt`](crate::spec::Topology::mgmt)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mgmt: Option<Mgmt>,
+    /// See [`Topology::container_prefix`](crate::spec::Topology::container_prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_prefix: Option<String>,
 }
 
 /// A veth pair.
@@ -201,6 +207,8 @@ mod unit_tests {
             lab_dir: None,
             lab_files: Vec::new(),
             notes: Vec::new(),
+            mgmt: None,
+            container_prefix: None,
             nodes: vec![Node {
                 name: "r1".into(),
                 kind: NodeKind::Node,

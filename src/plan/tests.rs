@@ -148,6 +148,8 @@ fn example_plans_exactly() {
         lab_dir: None,
         lab_files: Vec::new(),
         notes: Vec::new(),
+        mgmt: None,
+        container_prefix: None,
         nodes: vec![
             Node {
                 routes: vec![

@@ -10,6 +10,7 @@
 
 mod expect;
 mod impair;
+mod mgmt;
 mod names;
 mod node;
 mod route;
@@ -25,6 +26,7 @@ pub(crate) use expect::parse_port;
 pub use expect::{Expect, ExpectTarget, Port, Protocol};
 pub use impair::Impair;
 pub(crate) use impair::{format_duration_us, format_rate_bits};
+pub use mgmt::{MGMT_BRIDGE, MGMT_IFACE, Mgmt, PortForward, parse_port_forward};
 pub use names::{
     MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES, MAX_NAME_BYTES, is_valid_name, is_valid_node_name,
 };
@@ -63,6 +65,14 @@ pub struct Topology {
     /// What is worth telling about the file that is not a problem (the
     /// images of a containerlab file, which nslab does not use).
     pub notes: Vec<String>,
+    /// The management network (`mgmt:`; always for a containerlab file):
+    /// its bridge node [`MGMT_BRIDGE`] and links are among `nodes` and
+    /// `links`.
+    pub mgmt: Option<Mgmt>,
+    /// containerlab's names of a containerlab file's nodes are this
+    /// followed by the node name (`clab-LAB-`): listed beside the node
+    /// names in each node's `/etc/hosts`.
+    pub container_prefix: Option<String>,
 }
 
 /// One link (a veth pair).

@@ -13,6 +13,7 @@ mod error;
 mod expect;
 mod impair;
 mod load;
+mod mgmt;
 mod model;
 mod scenario;
 mod validate;

@@ -250,9 +250,10 @@ pub(crate) struct FileModel {
     /// containerlab's prefix of node and lab directory names.
     #[serde(default)]
     pub prefix: Option<Text>,
-    /// containerlab's management network.
+    /// The management network: containerlab's, which nslab's own files
+    /// opt in to.
     #[serde(default)]
-    pub mgmt: Option<de::IgnoredAny>,
+    pub mgmt: Option<MgmtModel>,
     #[serde(default)]
     pub topology: Option<TopologyModel>,
     #[serde(default)]
@@ -333,12 +334,14 @@ pub(crate) struct NodeModel {
     /// containerlab's user of the node's processes (`cmd`, `exec`).
     #[serde(default)]
     pub user: Option<Scalar>,
+    /// The node's address on the management network.
     #[serde(default, rename = "mgmt-ipv4")]
-    pub mgmt_ipv4: Option<de::IgnoredAny>,
+    pub mgmt_ipv4: Option<Text>,
     #[serde(default, rename = "mgmt-ipv6")]
-    pub mgmt_ipv6: Option<de::IgnoredAny>,
-    #[serde(default, rename = "ports")]
-    pub ports: Option<de::IgnoredAny>,
+    pub mgmt_ipv6: Option<Text>,
+    /// Ports of the host forwarded to the node (`[IP:]HOST_PORT:PORT[/PROTO]`).
+    #[serde(default)]
+    pub ports: Option<Seq<Text>>,
     /// containerlab's resolver settings of the node.
     #[serde(default)]
     pub dns: Option<DnsModel>,
@@ -414,9 +417,6 @@ impl NodeModel {
     /// The containerlab keys given here that nslab cannot honour.
     pub(crate) fn unsupported(&self) -> Vec<&'static str> {
         [
-            ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
-            ("mgmt-ipv6", self.mgmt_ipv6.is_some()),
-            ("ports", self.ports.is_some()),
             ("startup-config", self.startup_config.is_some()),
             ("startup-delay", self.startup_delay.is_some()),
             ("wait-for", self.wait_for.is_some()),
@@ -460,6 +460,37 @@ impl NodeModel {
         .filter_map(|(key, given)| given.then_some(key))
         .collect()
     }
+}
+
+/// `mgmt:`, containerlab's management network settings.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MgmtModel {
+    /// containerlab's Docker network name: accepted, not used.
+    #[serde(default, rename = "network")]
+    pub _network: Option<de::IgnoredAny>,
+    /// The name of the host's interface on the management network.
+    #[serde(default)]
+    pub bridge: Option<Text>,
+    #[serde(default, rename = "ipv4-subnet", alias = "ipv4_subnet")]
+    pub ipv4_subnet: Option<Text>,
+    #[serde(default, rename = "ipv4-gw")]
+    pub ipv4_gw: Option<Text>,
+    #[serde(default, rename = "ipv4-range")]
+    pub ipv4_range: Option<Text>,
+    #[serde(default, rename = "ipv6-subnet", alias = "ipv6_subnet")]
+    pub ipv6_subnet: Option<Text>,
+    #[serde(default, rename = "ipv6-gw")]
+    pub ipv6_gw: Option<Text>,
+    #[serde(default, rename = "ipv6-range")]
+    pub ipv6_range: Option<Text>,
+    #[serde(default)]
+    pub mtu: Option<i64>,
+    /// containerlab's firewall rules for the network: nslab makes none.
+    #[serde(default, rename = "external-access")]
+    pub _external_access: Option<bool>,
+    #[serde(default, rename = "driver-opts")]
+    pub driver_opts: Option<de::IgnoredAny>,
 }
 
 /// containerlab's `extras:` of a node: `frr.daemons` for `kind: frr`;

@@ -15,7 +15,7 @@ use super::model::{
 };
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
-use crate::spec::{Endpoint, HOST, Link, LinkState, Node};
+use crate::spec::{Endpoint, HOST, Link, LinkState, MGMT_BRIDGE, MGMT_IFACE, Node};
 use crate::spec::{
     ifname_problem, is_valid_env_key, is_valid_hostname, name_problem, node_name_problem,
 };
@@ -117,6 +117,18 @@ pub(crate) fn validate(
     }
 
     let topo = model.topology.unwrap_or_default();
+    if let Some(d) = &topo.defaults {
+        for (key, given) in [
+            ("mgmt-ipv4", d.mgmt_ipv4.is_some()),
+            ("mgmt-ipv6", d.mgmt_ipv6.is_some()),
+            ("ports", d.ports.is_some()),
+            ("network-mode", d.network_mode.is_some()),
+        ] {
+            if given {
+                c.push(format!("{DEFAULTS}.{key}"), format!("`{key}` is a node's own"));
+            }
+        }
+    }
     let mut defaults = topo
         .defaults
         .map(|d| c.fields(&d, DEFAULTS))
@@ -266,6 +278,38 @@ pub(crate) fn validate(
         nodes.insert(node_name.clone(), node);
     }
 
+    // The management network: its bridge is a node that links may name.
+    let network = model
+        .mgmt
+        .and_then(|m| super::mgmt::plan(&m, &name, &nodes, &node_models.entries, &mut c.problems));
+    if let Some(network) = &network {
+        if nodes.contains_key(MGMT_BRIDGE) {
+            c.push(
+                node_path(MGMT_BRIDGE),
+                format!("node name {MGMT_BRIDGE:?} is the management network's (mgmt:)"),
+            );
+        }
+        nodes.insert(MGMT_BRIDGE.to_owned(), network.bridge());
+    }
+    for (node_name, m) in &node_models.entries {
+        let m = m.as_ref();
+        if network.is_none() && m.is_some_and(|m| m.mgmt_ipv4.is_some() || m.mgmt_ipv6.is_some() || m.ports.is_some()) {
+            c.push(
+                node_path(node_name),
+                "`mgmt-ipv4`, `mgmt-ipv6` and `ports` need the management network: add `mgmt: {}` at the top",
+            );
+        }
+        match m.and_then(|m| m.network_mode.as_ref()) {
+            Some(Text(mode)) if mode != "none" => c.push(
+                format!("{}.network-mode", node_path(node_name)),
+                format!(
+                    "network-mode {mode:?}: a node of nslab has a network namespace of its own, always; only \"none\" (no management interface) is taken"
+                ),
+            ),
+            _ => {}
+        }
+    }
+
     // Links.
     let mut links = Vec::new();
     // Each interface, with the link and end that used it first.
@@ -287,6 +331,35 @@ pub(crate) fn validate(
                     *bridge_ports.entry(e.node.clone()).or_default() += 1;
                 }
             }
+            links.push(l);
+        }
+    }
+    if let Some(network) = &network {
+        let taken: HashSet<&str> = (used.keys())
+            .filter(|(node, _)| node == MGMT_BRIDGE)
+            .map(|(_, iface)| iface.as_str())
+            .collect();
+        for l in network.links(&taken) {
+            let mut clash = false;
+            for e in &l.endpoints {
+                let key = (e.node.clone(), e.iface.clone());
+                if let Some((link, end)) = used.get(&key) {
+                    clash = true;
+                    let why = match e.node.as_str() {
+                        HOST => format!("host:{} is the management network's interface of the host (mgmt:); give it another name, or name the host's with mgmt.bridge", e.iface),
+                        _ => format!("{}:{MGMT_IFACE} is node {:?}'s management interface; name this end otherwise, or leave the node off the management network (network-mode: none)", e.node, e.node),
+                    };
+                    c.push(endpoint_path(*link, *end), why);
+                }
+            }
+            if clash {
+                continue;
+            }
+            for e in &l.endpoints {
+                ifaces.entry(e.node.clone()).or_default().insert(e.iface.clone());
+                used.insert((e.node.clone(), e.iface.clone()), (usize::MAX, 0));
+            }
+            *bridge_ports.entry(MGMT_BRIDGE.to_owned()).or_default() += 1;
             links.push(l);
         }
     }
@@ -347,6 +420,8 @@ pub(crate) fn validate(
             lab_dir: clab.lab_dir,
             lab_files: clab.lab_files,
             notes: clab.notes,
+            mgmt: network.map(|n| n.mgmt),
+            container_prefix: clab.container_prefix,
         })
     } else {
         Err(c.problems)

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use super::super::Problem;
 use super::super::model::{EndpointFields, EndpointModel, LinkModel, Seq, Text};
+use crate::spec::{HOST, MGMT_BRIDGE};
 
 /// The MTU containerlab gives a veth link when the file gives none.
 pub(super) const DEFAULT_MTU: i64 = 9500;
@@ -31,17 +32,23 @@ pub(super) fn resolve(
                 }
                 std::mem::take(&mut link.endpoints.0)
             }
-            "host" => {
-                let (Some(end), Some(Text(host_iface))) =
+            "host" | "mgmt-net" => {
+                let (Some(end), Some(Text(other_iface))) =
                     (link.endpoint.take(), link.host_interface.take())
                 else {
                     problems.push(Problem::new(
                         &path,
-                        "a link of type host needs `endpoint` ({node, interface}) and `host-interface`",
+                        format!("a link of type {kind} needs `endpoint` ({{node, interface}}) and `host-interface`"),
                     ));
                     continue;
                 };
-                vec![end, EndpointModel::Text(Text(format!("host:{host_iface}")))]
+                // A mgmt-net link's other end is a port of the management
+                // network's bridge, named `host-interface`.
+                let other = match kind.as_str() {
+                    "host" => HOST,
+                    _ => MGMT_BRIDGE,
+                };
+                vec![end, EndpointModel::Text(Text(format!("{other}:{other_iface}")))]
             }
             other => {
                 problems.push(Problem::new(
@@ -168,9 +175,6 @@ fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndF
         },
     };
     match node.as_str() {
-        "mgmt-net" => Err(format!(
-            "endpoint \"mgmt-net:{iface}\": containerlab's management network is not built by nslab yet"
-        )),
         "macvlan" => Err(format!(
             "endpoint \"macvlan:{iface}\": macvlan links are not built by nslab yet"
         )),
@@ -182,7 +186,6 @@ fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndF
 
 fn link_type_problem(kind: &str) -> String {
     match kind {
-        "mgmt-net" => "a link of type mgmt-net needs containerlab's management network, which nslab does not build yet".into(),
         "macvlan" => "links of type macvlan are not built by nslab yet".into(),
         "vxlan" | "vxlan-stitch" | "veth-stitch" => {
             format!("links of type {kind} are not built by nslab yet")

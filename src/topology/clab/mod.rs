@@ -41,6 +41,8 @@ pub(super) struct Derived {
     pub notes: Vec<String>,
     /// Files `up` writes in the lab directory (nodes' `resolv.conf`).
     pub lab_files: Vec<(PathBuf, String)>,
+    /// containerlab's names of the nodes begin with this (`clab-LAB-`).
+    pub container_prefix: Option<String>,
 }
 
 /// Whether a file is containerlab's: by its name (`*.clab.yml` or
@@ -60,7 +62,7 @@ pub(super) fn has_clab_name(origin: &Path) -> bool {
 
 fn uses_clab_keys(model: &FileModel) -> bool {
     let Some(topo) = &model.topology else {
-        return model.prefix.is_some() || model.mgmt.is_some();
+        return model.prefix.is_some();
     };
     let node_is_clab = |m: &NodeModel| {
         m.kind.as_ref().is_some_and(|k| kinds::is_clab_only(&k.0))
@@ -70,7 +72,6 @@ fn uses_clab_keys(model: &FileModel) -> bool {
             || m.env_files.is_some()
             || m.cpu.is_some()
             || m.cpu_set.is_some()
-            || m.network_mode.is_some()
             || m.cmd.is_some()
             || m.user.is_some()
             || m.dns.is_some()
@@ -96,7 +97,6 @@ fn uses_clab_keys(model: &FileModel) -> bool {
                 .any(|e| matches!(e, EndpointModel::Fields(_)))
     };
     model.prefix.is_some()
-        || model.mgmt.is_some()
         || topo.kinds.is_some()
         || topo.groups.is_some()
         || topo.defaults.as_ref().is_some_and(node_is_clab)
@@ -119,20 +119,22 @@ pub(super) fn resolve(
         _ => base_dir.to_path_buf(),
     };
     let lab_dir = base.join(format!("clab-{}", model.name.0));
+    // containerlab's container names: `clab-LAB-NODE` by default, `NODE`
+    // with an empty prefix, `LAB-NODE` with the prefix `__lab-name`.
+    let container_prefix = match model.prefix.take().map(|p| p.0) {
+        None => Some(format!("clab-{}-", model.name.0)),
+        Some(p) if p.is_empty() => None,
+        Some(p) if p == "__lab-name" => Some(format!("{}-", model.name.0)),
+        Some(p) => Some(format!("{p}-{}-", model.name.0)),
+    };
     let mut extras = Derived {
         lab_dir: Some(lab_dir.clone()),
         notes: Vec::new(),
         lab_files: Vec::new(),
+        container_prefix,
     };
-    if model.mgmt.is_some() {
-        problems.push(Problem::new(
-            "mgmt",
-            "containerlab's management network is not built by nslab yet: remove `mgmt` (nodes are reached by their own links, and `nslab exec`)",
-        ));
-    }
-    // `prefix` names containers in containerlab; nslab's node names are
-    // already its namespaces' (`LAB-NODE` under /run/netns).
-    model.prefix = None;
+    // Every containerlab lab has its management network.
+    model.mgmt.get_or_insert_default();
     let Some(mut topo) = model.topology.take() else {
         return (model, extras);
     };

@@ -533,17 +533,6 @@ fn map_keys(
         )),
         (None, _) => {}
     }
-    match m.network_mode.take() {
-        // No management network to leave out of: nothing to do.
-        None => {}
-        Some(Text(mode)) if mode == "none" => {}
-        Some(Text(mode)) => problems.push(Problem::new(
-            format!("{path}.network-mode"),
-            format!(
-                "network-mode {mode:?}: a node of nslab has a network namespace of its own, always; only \"none\" is taken"
-            ),
-        )),
-    }
     for key in m.unsupported() {
         problems.push(Problem::new(format!("{path}.{key}"), unsupported(key)));
     }
@@ -694,9 +683,6 @@ fn shell_quote(text: &str) -> String {
 fn unsupported(key: &str) -> String {
     let why = match key {
         "entrypoint" => "a node of nslab runs the host's programs, not an image's entrypoint",
-        "mgmt-ipv4" | "mgmt-ipv6" | "ports" => {
-            "it needs containerlab's management network, which nslab does not build yet"
-        }
         "startup-delay" | "wait-for" | "stages" => {
             "nslab starts every node at once and has no start order yet"
         }
