@@ -119,7 +119,14 @@ pub mod test_support;
 pub fn main() -> i32 {
     use kernel::{init, process};
     let mut args = std::env::args_os();
-    if args.next().is_some_and(|a| a == process::INIT_ARGV0) {
+    let argv0 = args.next();
+    if argv0
+        .as_ref()
+        .is_some_and(|a| a == kernel::forward::FORWARD_ARGV0)
+    {
+        return kernel::forward::relay_main();
+    }
+    if argv0.is_some_and(|a| a == process::INIT_ARGV0) {
         match args.next() {
             Some(a) if a == init::ZYGOTE_MARKER => init::zygote_main(),
             _ => {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestLab, can_build_labs, run, skipped};
@@ -15,13 +16,46 @@ fn example(name: &str) -> String {
     std::fs::read_to_string(&path).expect("example")
 }
 
-/// The example with its name made this run's; `TestLab` writes it as
-/// `lab.yml`, so it is known as containerlab's by its keys alone.
-fn linux_lab() -> TestLab {
-    TestLab::new(
-        "clab",
-        &example("linux.clab.yml").replace("name: clab-linux", "name: LAB"),
-    )
+/// A containerlab file with a management network of its own, so that
+/// tests run side by side: `mgmt:` (or its subnets, when given) set to
+/// the next of 172.31.240-255.0/24 and 3fff:ffff:N::/64.
+fn own_subnets(yaml: &str) -> String {
+    static NEXT: AtomicU8 = AtomicU8::new(240);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (v4, v6) = (format!("172.31.{n}.0/24"), format!("3fff:ffff:{n}::/64"));
+    match yaml.contains("\nmgmt:") {
+        true => yaml
+            .replace("172.20.30.0/24", &v4)
+            .replace("3fff:172:20:30::/64", &v6)
+            .replace("172.20.30.", &format!("172.31.{n}.")),
+        false => yaml.replacen(
+            "name: LAB\n",
+            &format!("name: LAB\nmgmt: {{ipv4-subnet: {v4}, ipv6-subnet: \"{v6}\"}}\n"),
+            1,
+        ),
+    }
+}
+
+/// The example with its name made this run's, its management network on
+/// subnets of its own and its port forwarded from a free one; `TestLab`
+/// writes it as `lab.yml`, so it is known as containerlab's by its keys
+/// alone. Returns the lab, the host's port and c2's management address.
+fn linux_lab() -> (TestLab, u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let yaml = own_subnets(
+        &example("linux.clab.yml")
+            .replace("name: clab-linux", "name: LAB")
+            .replace("127.0.0.1:8080:80", &format!("127.0.0.1:{port}:80")),
+    );
+    let c2 = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mgmt-ipv4: "))
+        .expect("c2's address")
+        .to_owned();
+    (TestLab::new("clab", &yaml), port, c2)
 }
 
 #[test]
@@ -29,7 +63,7 @@ fn the_linux_example_comes_up_routes_and_goes() {
     if !can_build_labs("the_linux_example_comes_up_routes_and_goes") {
         return;
     }
-    let lab = linux_lab();
+    let (lab, port, c2) = linux_lab();
     let (code, out, err) = run(&["up", lab.file()]);
     assert_eq!(code, 0, "up failed:\n{out}\n{err}");
     assert!(
@@ -83,16 +117,64 @@ fn the_linux_example_comes_up_routes_and_goes() {
     let (code, _, err) = lab.exec("c3", &["touch", "/run/node/from-c3"]);
     assert_eq!(code, 0, "{err}");
     assert!(dir.join("c3/from-c3").exists());
+    // The management network: every node by name in every node's
+    // /etc/hosts, the host reaching c2, and c2's web server (its `cmd`)
+    // answering on the forwarded port of the host.
+    let (code, out, err) = lab.exec("c1", &["getent", "ahostsv4", "c2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("{c2} ")), "{out}");
+    let long_name = format!("clab-{}-c2", lab.name);
+    let (code, _, err) = lab.exec("c3", &["getent", "hosts", &long_name]);
+    assert_eq!(code, 0, "containerlab's name {long_name}: {err}");
+    let (_, hosts, _) = lab.exec("r1", &["cat", "/etc/hosts"]);
+    for node in ["r1", "c1", "c2", "c3"] {
+        assert!(hosts.contains(&format!("\t{node} clab-")), "{hosts}");
+    }
+    assert!(!hosts.contains("\tsw"), "a bridge has no address: {hosts}");
+    let (code, _, err) = lab.exec("c1", &["ping", "-c", "1", "-W", "2", "c3"]);
+    assert_eq!(code, 0, "c1 reaches c3 by name over eth0: {err}");
+    let ping = std::process::Command::new("ping")
+        .args(["-c", "1", "-W", "2", &c2])
+        .output()
+        .expect("ping");
+    assert!(ping.status.success(), "the host reaches c2 at {c2}");
+    let page = http_get(port, Duration::from_secs(10));
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
     let (code, out, err) = run(&["down", "--lab", &lab.name]);
     assert_eq!(code, 0, "down failed:\n{out}\n{err}");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still answers after down"
+    );
     // Like containerlab's, the lab directory holds the user's files: kept.
     assert!(dir.join("c3/from-c3").exists());
 }
 
+/// `GET /` on the host's `port`, retried until the server answers or
+/// `within` passes; the answer's text.
+fn http_get(port: u16, within: Duration) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match answer {
+            Ok(text) if !text.is_empty() => return text,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("port {port} never answered: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn strict_refuses_images_and_nothing_is_built() {
-    let lab = linux_lab();
+    let (lab, _, _) = linux_lab();
     for verb in [&["validate", "--strict"][..], &["up", "--strict"]] {
         let mut args = verb.to_vec();
         args.push(lab.file());
@@ -111,7 +193,7 @@ fn strict_refuses_images_and_nothing_is_built() {
 fn what_nslab_cannot_honour_is_refused_by_node_and_key() {
     let lab = TestLab::new(
         "clabno",
-        "name: LAB\ntopology:\n  nodes:\n    srl: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}\n    c1: {kind: linux, ports: [\"8080:80\"]}\n  links:\n    - endpoints: [\"srl:e1-1\", \"c1:eth1\"]\n",
+        "name: LAB\ntopology:\n  nodes:\n    srl: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}\n    c1: {kind: linux, ports: [\"8080-8081:80-81\"]}\n  links:\n    - endpoints: [\"srl:e1-1\", \"c1:eth1\"]\n",
     );
     let (code, _, err) = run(&["up", lab.file()]);
     assert_eq!(code, 2, "{err}");
@@ -120,7 +202,9 @@ fn what_nslab_cannot_honour_is_refused_by_node_and_key() {
         "{err}"
     );
     assert!(
-        err.contains("topology.nodes.c1.ports: containerlab's `ports` is not supported"),
+        err.contains(
+            "topology.nodes.c1.ports[0]: port \"8080-8081:80-81\": ranges of ports are not taken"
+        ),
         "{err}"
     );
     assert_eq!(lab.leftovers(), Vec::<String>::new());
@@ -158,8 +242,10 @@ fn frr_example_converges(test: &str, name: &str) {
         ));
         return;
     }
-    let yaml = example(&format!("frr-ospf/{name}.clab.yml"))
-        .replace(&format!("name: {name}"), "name: LAB");
+    let yaml = own_subnets(
+        &example(&format!("frr-ospf/{name}.clab.yml"))
+            .replace(&format!("name: {name}"), "name: LAB"),
+    );
     let lab = TestLab::new("clabfrr", &yaml);
     for router in ["router1", "router2", "router3"] {
         for file in ["daemons", "frr.conf"] {
@@ -210,7 +296,9 @@ fn user_and_cmd_run_as_containerlab_runs_them() {
     }
     let lab = TestLab::new(
         "clabuser",
-        "name: LAB\ntopology:\n  nodes:\n    a:\n      kind: linux\n      user: nobody\n      cmd: echo main process of $$(hostname)\n      exec: [\"id -u > /tmp/who\"]\n",
+        &own_subnets(
+            "name: LAB\ntopology:\n  nodes:\n    a:\n      kind: linux\n      user: nobody\n      cmd: echo main process of $$(hostname)\n      exec: [\"id -u > /tmp/who\"]\n",
+        ),
     );
     lab.up();
     let (code, out, err) = lab.exec("a", &["cat", "/tmp/who"]);

@@ -4,6 +4,7 @@
 pub(crate) mod cgroup;
 pub(crate) mod enter;
 mod fds;
+pub(crate) mod forward;
 pub(crate) mod init;
 mod mount_api;
 pub(crate) mod namespace;

@@ -6,6 +6,7 @@ mod down;
 pub mod events;
 pub(crate) mod exec;
 mod fault;
+mod host_side;
 mod impair;
 mod inspect;
 mod lab_dir;
@@ -80,6 +81,8 @@ pub enum LabError {
         what: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    HostConflict(String),
     #[error("start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(

@@ -16,6 +16,7 @@ mod real;
 mod tests;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -175,4 +176,19 @@ pub(crate) trait Kernel: Sync {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<String>, LabError>;
+
+    // `up`: the host's side of the management network.
+    /// Checks the addresses the lab gives host interfaces against the
+    /// host's own and binds the sockets of its forwarded ports, which are
+    /// held until [`start_relays`](Self::start_relays).
+    fn prepare_host(&self, plan: &Plan) -> Result<Vec<OwnedFd>, LabError>;
+    /// Starts the relays of the forwarded ports in the pid namespace of
+    /// `holder`, so that they end with it.
+    fn start_relays(
+        &self,
+        plan: &Plan,
+        exe: Option<&Path>,
+        holder: i32,
+        sockets: Vec<OwnedFd>,
+    ) -> Result<(), LabError>;
 }

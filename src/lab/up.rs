@@ -115,9 +115,11 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
+    let port_sockets = kernel.prepare_host(plan)?;
     super::lab_dir::rewrite_files(plan)?;
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
+    state.write_hosts(&plan.hosts_file())?;
     fault::step();
     let mut builder = Builder {
         kernel,
@@ -130,6 +132,7 @@ pub(super) fn up_on<K: Kernel>(
         phases: Vec::new(),
         clock: Instant::now(),
         not_running: Vec::new(),
+        port_sockets,
     };
     let built = builder.build();
     if let Some(steps) = fault::report() {
@@ -182,6 +185,8 @@ struct Builder<'a, K: Kernel> {
     phases: Vec<(String, Duration)>,
     clock: Instant,
     not_running: Vec<String>,
+    /// The forwarded ports' sockets, until their relays start.
+    port_sockets: Vec<std::os::fd::OwnedFd>,
 }
 
 impl<K: Kernel> Builder<'_, K> {
@@ -210,6 +215,7 @@ impl<K: Kernel> Builder<'_, K> {
         self.lap("sysctls");
         self.run_exec_steps()?;
         self.lap("exec");
+        self.start_relays()?;
         Ok(())
     }
 
@@ -395,6 +401,24 @@ impl<K: Kernel> Builder<'_, K> {
             })
             .collect();
         self.kernel.write_sysctls(work)
+    }
+
+    /// The forwarded ports' relays, in the management bridge's pid
+    /// namespace: they end with it.
+    fn start_relays(&mut self) -> Result<(), LabError> {
+        let sockets = std::mem::take(&mut self.port_sockets);
+        let Some(bridge) = self.plan.node_id(crate::spec::MGMT_BRIDGE) else {
+            return Ok(());
+        };
+        if sockets.is_empty() {
+            return Ok(());
+        }
+        let holder = self.nodes[bridge].pid;
+        self.kernel
+            .start_relays(self.plan, self.init_exe, holder, sockets)?;
+        fault::step();
+        self.lap("ports");
+        Ok(())
     }
 
     fn run_exec_steps(&self) -> Result<(), LabError> {

@@ -4,6 +4,7 @@
 
 mod build;
 mod diff;
+mod hosts;
 pub(crate) mod qdisc;
 
 pub use diff::{EndChanges, EndKey, LinkKey, NodeChanges, PlanDiff, Refusal};

@@ -81,7 +81,10 @@ pub fn parse_port_forward(text: &str) -> Result<(SocketAddr, u16, Protocol), Str
     })?;
     let (ip, host_port) = match host.rsplit_once(':') {
         Some((ip, port)) => {
-            let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
+            let ip = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .unwrap_or(ip);
             let ip: IpAddr = ip
                 .parse()
                 .map_err(|_| format!("port {text:?}: {ip:?} is not an IP address"))?;
@@ -124,7 +127,14 @@ mod tests {
             parse_port_forward("[::1]:2222:22/tcp"),
             Ok(("[::1]:2222".parse().unwrap(), 22, Protocol::Tcp))
         );
-        for bad in ["80", "8080:80/sctp", "x:80", "0:80", "8000-8001:80-81", "1.2.3:80:80"] {
+        for bad in [
+            "80",
+            "8080:80/sctp",
+            "x:80",
+            "0:80",
+            "8000-8001:80-81",
+            "1.2.3:80:80",
+        ] {
             assert!(parse_port_forward(bad).is_err(), "{bad}");
         }
     }

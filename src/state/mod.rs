@@ -23,6 +23,15 @@ use crate::plan::Plan;
 /// Root of all state.
 pub(crate) const STATE_ROOT: &str = "/run/nslab";
 
+/// The lab's `/etc/hosts`, in its state folder.
+const HOSTS: &str = "hosts";
+
+/// Where the nodes of `lab` find their `/etc/hosts` (under the real state
+/// root; `lab` is a validated name).
+pub(crate) fn hosts_path(lab: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(lab).join(HOSTS)
+}
+
 /// The plan a lab runs, in its folder.
 const PLAN: &str = "plan.json";
 /// The plan an `apply` is making, there until it has finished.
@@ -232,6 +241,20 @@ impl StateDir {
     pub(crate) fn commit_pending(&self) -> Result<(), StateError> {
         let (from, to) = (self.dir.join(PENDING_PLAN), self.dir.join(PLAN));
         fs::rename(&from, &to).map_err(io_error(&to))
+    }
+
+    /// Writes the lab's `/etc/hosts` (see [`Plan::hosts_file`]) in place:
+    /// running nodes have this very file bound, so it stays one inode.
+    pub(crate) fn write_hosts(&self, text: &str) -> Result<(), StateError> {
+        let path = self.dir.join(HOSTS);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        file.write_all(text.as_bytes()).map_err(io_error(&path))
     }
 
     /// An empty file in the lab's state folder, for /run/netns names to be

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use super::Problem;
 use super::model::{MgmtModel, NodeModel, Text};
 use crate::spec::{
-    Endpoint, HOST, Link, LinkState, MGMT_BRIDGE, MGMT_IFACE, MAX_IFNAME_BYTES, Mgmt, Node,
+    Endpoint, HOST, Link, LinkState, MAX_IFNAME_BYTES, MGMT_BRIDGE, MGMT_IFACE, Mgmt, Node,
     NodeKind, PortForward, ifname_problem, parse_port_forward,
 };
 
@@ -114,7 +114,10 @@ impl Pool {
             return None;
         };
         let why = if !usable(self.subnet, ip) {
-            format!("{ip} is not a host address of the management subnet {}", self.subnet)
+            format!(
+                "{ip} is not a host address of the management subnet {}",
+                self.subnet
+            )
         } else if ip == self.gateway {
             format!("{ip} is the management network's gateway (the host's address)")
         } else if !self.taken.insert(ip) {
@@ -217,7 +220,10 @@ pub(super) fn plan(
     };
     let (v4_subnet, v6_subnet) = match (&model.ipv4_subnet, &model.ipv6_subnet) {
         (None, None) => (Some(DEFAULT_IPV4_SUBNET), Some(DEFAULT_IPV6_SUBNET)),
-        (v4, v6) => (v4.as_ref().map(|t| t.0.as_str()), v6.as_ref().map(|t| t.0.as_str())),
+        (v4, v6) => (
+            v4.as_ref().map(|t| t.0.as_str()),
+            v6.as_ref().map(|t| t.0.as_str()),
+        ),
     };
     let mut v4 = v4_subnet.and_then(|s| {
         let (gw, range) = (model.ipv4_gw.as_ref(), model.ipv4_range.as_ref());
@@ -403,7 +409,12 @@ impl Network {
         };
         let mut links = vec![Link {
             endpoints: [
-                end(HOST, self.mgmt.host_iface.clone(), self.mgmt.ipv4, self.mgmt.ipv6),
+                end(
+                    HOST,
+                    self.mgmt.host_iface.clone(),
+                    self.mgmt.ipv4,
+                    self.mgmt.ipv6,
+                ),
                 end(MGMT_BRIDGE, port("host"), None, None),
             ],
             mtu: self.mtu,

@@ -472,13 +472,13 @@ pub(crate) struct MgmtModel {
     /// The name of the host's interface on the management network.
     #[serde(default)]
     pub bridge: Option<Text>,
-    #[serde(default, rename = "ipv4-subnet", alias = "ipv4_subnet")]
+    #[serde(default, rename = "ipv4-subnet")]
     pub ipv4_subnet: Option<Text>,
     #[serde(default, rename = "ipv4-gw")]
     pub ipv4_gw: Option<Text>,
     #[serde(default, rename = "ipv4-range")]
     pub ipv4_range: Option<Text>,
-    #[serde(default, rename = "ipv6-subnet", alias = "ipv6_subnet")]
+    #[serde(default, rename = "ipv6-subnet")]
     pub ipv6_subnet: Option<Text>,
     #[serde(default, rename = "ipv6-gw")]
     pub ipv6_gw: Option<Text>,

@@ -125,7 +125,10 @@ pub(crate) fn validate(
             ("network-mode", d.network_mode.is_some()),
         ] {
             if given {
-                c.push(format!("{DEFAULTS}.{key}"), format!("`{key}` is a node's own"));
+                c.push(
+                    format!("{DEFAULTS}.{key}"),
+                    format!("`{key}` is a node's own"),
+                );
             }
         }
     }
@@ -293,7 +296,11 @@ pub(crate) fn validate(
     }
     for (node_name, m) in &node_models.entries {
         let m = m.as_ref();
-        if network.is_none() && m.is_some_and(|m| m.mgmt_ipv4.is_some() || m.mgmt_ipv6.is_some() || m.ports.is_some()) {
+        if network.is_none()
+            && m.is_some_and(|m| {
+                m.mgmt_ipv4.is_some() || m.mgmt_ipv6.is_some() || m.ports.is_some()
+            })
+        {
             c.push(
                 node_path(node_name),
                 "`mgmt-ipv4`, `mgmt-ipv6` and `ports` need the management network: add `mgmt: {}` at the top",
@@ -346,8 +353,14 @@ pub(crate) fn validate(
                 if let Some((link, end)) = used.get(&key) {
                     clash = true;
                     let why = match e.node.as_str() {
-                        HOST => format!("host:{} is the management network's interface of the host (mgmt:); give it another name, or name the host's with mgmt.bridge", e.iface),
-                        _ => format!("{}:{MGMT_IFACE} is node {:?}'s management interface; name this end otherwise, or leave the node off the management network (network-mode: none)", e.node, e.node),
+                        HOST => format!(
+                            "host:{} is the management network's interface of the host (mgmt:); give it another name, or name the host's with mgmt.bridge",
+                            e.iface
+                        ),
+                        _ => format!(
+                            "{}:{MGMT_IFACE} is node {:?}'s management interface; name this end otherwise, or leave the node off the management network (network-mode: none)",
+                            e.node, e.node
+                        ),
                     };
                     c.push(endpoint_path(*link, *end), why);
                 }
@@ -356,7 +369,10 @@ pub(crate) fn validate(
                 continue;
             }
             for e in &l.endpoints {
-                ifaces.entry(e.node.clone()).or_default().insert(e.iface.clone());
+                ifaces
+                    .entry(e.node.clone())
+                    .or_default()
+                    .insert(e.iface.clone());
                 used.insert((e.node.clone(), e.iface.clone()), (usize::MAX, 0));
             }
             *bridge_ports.entry(MGMT_BRIDGE.to_owned()).or_default() += 1;

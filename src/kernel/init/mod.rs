@@ -12,7 +12,7 @@ mod run;
 pub(crate) mod zygote;
 
 pub use zygote::EXE_ENV;
-pub(crate) use zygote::{ZYGOTE_MARKER, Zygote, zygote_main};
+pub(crate) use zygote::{ZYGOTE_MARKER, Zygote, executable, zygote_main};
 
 use std::path::PathBuf;
 

@@ -49,7 +49,7 @@ pub const EXE_ENV: &str = "NSLAB_EXE";
 /// The program that runs as the zygote: the nslab binary. That is `exe`
 /// when given, else this very process's executable, unless `NSLAB_EXE`
 /// names another.
-fn executable(exe: Option<&Path>) -> PathBuf {
+pub(crate) fn executable(exe: Option<&Path>) -> PathBuf {
     exe.map(Path::to_path_buf)
         .or_else(|| std::env::var_os(EXE_ENV).map(PathBuf::from))
         .unwrap_or_else(|| "/proc/self/exe".into())

@@ -184,6 +184,8 @@ pub(crate) fn apply_with(
         None => PlanBytes::of(plan)?,
     };
     journal.save_pending(&encoded)?;
+    // Before any new node starts and binds it.
+    journal.write_hosts(&plan.hosts_file())?;
     journal.record(&[Entry::step(format!(
         "apply: {} change(s)",
         diff.lines.len()

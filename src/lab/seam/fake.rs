@@ -648,4 +648,18 @@ impl Kernel for FakeKernel {
         names.retain(|n| world.link_named(Self::host(), n).is_some());
         Ok(names)
     }
+
+    fn prepare_host(&self, _plan: &Plan) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
+        Ok(Vec::new())
+    }
+
+    fn start_relays(
+        &self,
+        _plan: &Plan,
+        _exe: Option<&std::path::Path>,
+        _holder: i32,
+        _sockets: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(), LabError> {
+        Ok(())
+    }
 }

@@ -233,6 +233,21 @@ impl Kernel for RealKernel {
     ) -> Result<Vec<String>, LabError> {
         host.wait_gone(names, timeout)
     }
+
+    fn prepare_host(&self, plan: &Plan) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
+        crate::lab::host_side::check_host_addresses(plan)?;
+        crate::lab::host_side::bind_ports(plan)
+    }
+
+    fn start_relays(
+        &self,
+        plan: &Plan,
+        exe: Option<&Path>,
+        holder: i32,
+        sockets: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(), LabError> {
+        crate::lab::host_side::start_relays(plan, exe, holder, sockets)
+    }
 }
 
 /// Starts the inits of some nodes through a zygote of their own, telling
@@ -352,7 +367,7 @@ pub(crate) fn init_config(
         node: node.name.clone(),
         hostname: node.hostname.clone(),
         tmpfs: node.tmpfs.clone(),
-        binds: node.binds.clone(),
+        binds: with_hosts_file(plan, node),
         sysctls: plan.sysctl_stages(id, interfaces).0,
         cgroups: match node.kind {
             NodeKind::Node => cgroups.node_procs(&plan.lab, &node.name),
@@ -365,6 +380,22 @@ pub(crate) fn init_config(
         userns: map,
         rejoin: None,
     }
+}
+
+/// A node's binds, and the lab's `/etc/hosts` over the host's unless the
+/// node binds its own (or has a user namespace, whose binds are idmapped
+/// trees and this file under the state folder would need one too).
+fn with_hosts_file(plan: &Plan, node: &Node) -> Vec<crate::spec::Bind> {
+    let mut binds = node.binds.clone();
+    let hosts = Path::new("/etc/hosts");
+    if node.kind == NodeKind::Node && !node.userns && !binds.iter().any(|b| b.target == hosts) {
+        binds.push(crate::spec::Bind {
+            source: crate::state::hosts_path(&plan.lab),
+            target: hosts.to_path_buf(),
+            read_only: true,
+        });
+    }
+    binds
 }
 
 /// Runs one `exec:` command of a node; its output goes to memory files, so

@@ -48,7 +48,10 @@ pub(super) fn resolve(
                     "host" => HOST,
                     _ => MGMT_BRIDGE,
                 };
-                vec![end, EndpointModel::Text(Text(format!("{other}:{other_iface}")))]
+                vec![
+                    end,
+                    EndpointModel::Text(Text(format!("{other}:{other_iface}"))),
+                ]
             }
             other => {
                 problems.push(Problem::new(

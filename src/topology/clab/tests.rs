@@ -133,7 +133,9 @@ fn a_node_has_its_own_then_its_groups_then_its_kinds_then_the_defaults() {
 #[test]
 fn links_in_every_form_become_veth_pairs_of_mtu_9500() {
     let t = clab(LEVELS).expect("valid");
-    let ends: Vec<String> = (t.links.iter())
+    // The file's links, before those of the management network.
+    let links = &t.links[..4];
+    let ends: Vec<String> = (links.iter())
         .map(|l| {
             format!(
                 "{}:{} {}:{}",
@@ -153,7 +155,7 @@ fn links_in_every_form_become_veth_pairs_of_mtu_9500() {
             "host:lv-h n2:eth3"
         ]
     );
-    assert!(t.links.iter().all(|l| l.mtu == Some(9500)));
+    assert!(links.iter().all(|l| l.mtu == Some(9500)));
     let [a, b] = &t.links[0].endpoints;
     assert_eq!((a.ipv4.is_some(), b.ipv4.is_some()), (true, false));
     let e = &t.links[1].endpoints[0];
@@ -196,9 +198,19 @@ fn what_nslab_cannot_honour_is_named() {
         "is not a user name or number",
     );
     assert_problem(
-        &node("mgmt-ipv4: 172.20.20.9"),
+        &node("mgmt-ipv4: 172.20.21.9"),
         "topology.nodes.n1.mgmt-ipv4",
-        "management network",
+        "not a host address of the management subnet 172.20.20.0/24",
+    );
+    assert_problem(
+        &node("mgmt-ipv4: 172.20.20.1"),
+        "topology.nodes.n1.mgmt-ipv4",
+        "the management network's gateway",
+    );
+    assert_problem(
+        &node("ports: [\"80\"]"),
+        "topology.nodes.n1.ports[0]",
+        "needs the host's port too",
     );
     assert_problem(
         &node("group: nope"),
@@ -206,18 +218,23 @@ fn what_nslab_cannot_honour_is_named() {
         "not defined",
     );
     assert_problem(
-        "name: x\nmgmt: {network: m}\ntopology:\n  nodes: {n1: {}}\n",
-        "mgmt",
-        "management network",
+        "name: x\nmgmt: {ipv4-subnet: 10.0.0.0/30}\ntopology:\n  nodes: {n1: {}, n2: {}}\n",
+        "topology.nodes.n2",
+        "has no address left for node \"n2\"",
+    );
+    assert_problem(
+        "name: x\ntopology:\n  nodes: {n1: {}, mgmt-net: {}}\n",
+        "topology.nodes.mgmt-net",
+        "the management network's",
+    );
+    assert_problem(
+        "name: x\ntopology:\n  nodes: {n1: {}, n2: {}}\n  links:\n    - endpoints: [n1:eth0, n2:eth1]\n",
+        "topology.links[0].endpoints[0]",
+        "n1:eth0 is node \"n1\"'s management interface",
     );
     let link = |l: &str| {
         format!("name: x\ntopology:\n  nodes: {{n1: {{}}, n2: {{}}}}\n  links:\n    - {l}\n")
     };
-    assert_problem(
-        &link("endpoints: [\"n1:eth1\", \"mgmt-net:n1-m\"]"),
-        "topology.links[0].endpoints[1]",
-        "management network",
-    );
     assert_problem(
         &link("endpoints: [\"n1:eth1\", \"macvlan:eth0\"]"),
         "topology.links[0].endpoints[1]",
@@ -233,6 +250,69 @@ fn what_nslab_cannot_honour_is_named() {
         "topology.links[0]",
         "host-interface",
     );
+}
+
+#[test]
+fn the_management_network_numbers_nodes_around_pinned_addresses() {
+    let yaml = "name: m\nmgmt: {ipv4-subnet: 10.9.0.0/24, ipv4-range: 10.9.0.0/28, mtu: 1400}\ntopology:\n  nodes:\n    a: {}\n    b: {mgmt-ipv4: 10.9.0.2, ports: [\"127.0.0.1:8022:22\", \"5353:53/udp\"]}\n    c: {network-mode: none}\n    sw: {kind: bridge}\n  links:\n    - endpoints: [\"a:eth1\", \"mgmt-net:a-eth1\"]\n    - type: mgmt-net\n      endpoint: {node: c, interface: eth1}\n      host-interface: c-eth1\n";
+    let t = clab(yaml).expect("valid");
+    let mgmt = t.mgmt.as_ref().expect("a management network");
+    assert_eq!(mgmt.host_iface, "mgmt-m");
+    assert_eq!(
+        mgmt.ipv4.map(|a| a.to_string()).as_deref(),
+        Some("10.9.0.1/24")
+    );
+    assert_eq!(mgmt.ipv6, None);
+    let ports: Vec<String> = mgmt.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        ports,
+        [
+            "127.0.0.1:8022 -> 10.9.0.2:22 (b:22/tcp)",
+            "[::]:5353 -> 10.9.0.2:53 (b:53/udp)"
+        ]
+    );
+    let ends = |l: &crate::spec::Link| {
+        let [x, y] = &l.endpoints;
+        let addr = x.ipv4.map(|a| format!(" {a}")).unwrap_or_default();
+        format!(
+            "{}:{}{addr} {}:{} mtu {:?}",
+            x.node, x.iface, y.node, y.iface, l.mtu
+        )
+    };
+    let links: Vec<String> = t.links.iter().map(ends).collect();
+    assert_eq!(
+        links,
+        [
+            "a:eth1 mgmt-net:a-eth1 mtu Some(9500)",
+            "c:eth1 mgmt-net:c-eth1 mtu Some(9500)",
+            "host:mgmt-m 10.9.0.1/24 mgmt-net:host mtu Some(1400)",
+            "a:eth0 10.9.0.3/24 mgmt-net:a mtu Some(1400)",
+            "b:eth0 10.9.0.2/24 mgmt-net:b mtu Some(1400)",
+        ]
+    );
+    assert_eq!(t.nodes["mgmt-net"].kind, NodeKind::Bridge);
+    assert_eq!(t.container_prefix.as_deref(), Some("clab-m-"));
+}
+
+#[test]
+fn nslab_files_opt_in_to_the_management_network() {
+    let own = "name: o\ntopology:\n  nodes: {a: {}}\n";
+    let t = parse_str(own, Path::new("/srv/o.yml"), Path::new("/srv")).expect("valid");
+    assert!(t.mgmt.is_none() && t.links.is_empty() && t.container_prefix.is_none());
+    let with = format!("mgmt: {{}}\n{own}");
+    let t = parse_str(&with, Path::new("/srv/o.yml"), Path::new("/srv")).expect("valid");
+    assert_eq!(t.lab_dir, None, "still nslab's own file");
+    let mgmt = t.mgmt.expect("a management network");
+    assert_eq!(
+        (
+            mgmt.ipv4.unwrap().to_string(),
+            mgmt.ipv6.unwrap().to_string()
+        ),
+        ("172.20.20.1/24".into(), "3fff:172:20:20::1/64".into())
+    );
+    let without = "name: o\ntopology:\n  nodes: {a: {mgmt-ipv4: 172.20.20.5}}\n";
+    let err = parse_str(without, Path::new("/srv/o.yml"), Path::new("/srv")).unwrap_err();
+    assert!(err.to_string().contains("add `mgmt: {}`"), "{err}");
 }
 
 #[test]
@@ -303,6 +383,10 @@ fn the_schema_keys_are_the_loaders() {
     // `startup-config` and `extras` are `kind: frr`'s, refused elsewhere.
     node.retain(|k| !refused_key(k) || k == "startup-config" || k == "extras");
     assert_eq!(keys("node"), node);
+    let mut mgmt = taken("name: x\nmgmt: {zzz: 1}\ntopology:\n  nodes: {a: {}}\n");
+    // The Docker options nslab refuses.
+    mgmt.retain(|k| k != "driver-opts");
+    assert_eq!(keys("mgmt"), mgmt);
     let mut link = taken("name: x\ntopology:\n  nodes: {a: {}}\n  links:\n    - {zzz: 1}\n");
     // Keys of the link types nslab refuses.
     link.retain(|k| {

@@ -1,0 +1,244 @@
+//! Forwarded ports (`ports:`): a small relay process per port, as
+//! Docker's userland proxy is, between a socket of the host's and a node's
+//! management address. `up` binds the socket first (a port in use fails
+//! before anything is built), then starts the relay with the socket as its
+//! standard input, in the pid namespace of the management bridge's init:
+//! the kernel ends the relay with that init, at `down` or after a crash,
+//! with no record to keep. The relay stays in the host's other namespaces,
+//! so its connections to the node cross the management network.
+
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::spec::Protocol;
+
+/// The relay's name in `ps`, and how `nslab` knows it is started as one.
+pub(crate) const FORWARD_ARGV0: &str = "nslab-forward";
+
+/// How long a relay waits for the node to accept a connection.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// How long a UDP client's mapping lives without traffic (Docker's too).
+const UDP_IDLE: Duration = Duration::from_secs(60);
+
+/// Binds the host's socket of one forwarded port. The unspecified IPv6
+/// address takes IPv4 too (as Docker listens on both); on a host without
+/// IPv6 the IPv4 one stands in for it.
+pub(crate) fn bind_socket(listen_on: SocketAddr, protocol: Protocol) -> io::Result<OwnedFd> {
+    match open_bound(listen_on, protocol) {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+                && listen_on.ip() == IpAddr::from([0u16; 8]) =>
+        {
+            open_bound(SocketAddr::new([0u8; 4].into(), listen_on.port()), protocol)
+        }
+        other => other,
+    }
+}
+
+fn open_bound(at: SocketAddr, protocol: Protocol) -> io::Result<OwnedFd> {
+    let kind = match protocol {
+        Protocol::Tcp => Type::STREAM,
+        Protocol::Udp => Type::DGRAM,
+    };
+    let socket = Socket::new(Domain::for_address(at), kind.cloexec(), None)?;
+    socket.set_reuse_address(true)?;
+    if at.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&at.into())?;
+    if protocol == Protocol::Tcp {
+        socket.listen(128)?;
+    }
+    Ok(socket.into())
+}
+
+/// Starts the relay of `socket` to `to`, in the pid namespace of the init
+/// `holder` (it ends with it), as `exe` (see the zygote's). Returns once
+/// the relay is started; it is the holder's child from then on.
+pub(crate) fn start(
+    exe: &Path,
+    holder: i32,
+    label: &str,
+    socket: OwnedFd,
+    to: SocketAddr,
+    protocol: Protocol,
+) -> io::Result<()> {
+    let pid_ns = std::fs::File::open(format!("/proc/{holder}/ns/pid"))?;
+    let text =
+        |s: String| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let program = text(exe.display().to_string())?;
+    let args = [
+        text(FORWARD_ARGV0.to_owned())?,
+        text(label.to_owned())?,
+        text(protocol.to_string())?,
+        text(to.to_string())?,
+    ];
+    let argv: Vec<*const libc::c_char> = (args.iter().map(|a| a.as_ptr()))
+        .chain([std::ptr::null()])
+        .collect();
+    let envp = [std::ptr::null::<libc::c_char>()];
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let (ns_fd, socket_fd, null_fd) = (pid_ns.as_raw_fd(), socket.as_raw_fd(), null.as_raw_fd());
+    // SAFETY: fork(2); the child makes only async-signal-safe calls
+    // (setns, fork, setsid, dup2, close_range, execve, _exit) on data
+    // prepared above, and never returns.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: see above.
+        unsafe {
+            if libc::setns(ns_fd, libc::CLONE_NEWPID) != 0 {
+                libc::_exit(1);
+            }
+            // Entering a pid namespace places only children in it.
+            let relay = libc::fork();
+            if relay == 0 {
+                libc::setsid();
+                libc::dup2(socket_fd, 0);
+                libc::dup2(null_fd, 1);
+                libc::dup2(null_fd, 2);
+                super::fds::close_all_except([-1; 4]);
+                libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(127);
+            }
+            libc::_exit(if relay > 0 { 0 } else { 1 });
+        }
+    }
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    match libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        true => Ok(()),
+        false => Err(io::Error::other(format!(
+            "could not start the relay of {label} in the pid namespace of pid {holder}"
+        ))),
+    }
+}
+
+/// The relay: `nslab-forward LABEL tcp|udp ADDR:PORT`, its socket on
+/// standard input. Runs until its pid namespace ends.
+pub(crate) fn relay_main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(protocol), Some(Ok(to))) = (args.get(2), args.get(3).map(|a| a.parse())) else {
+        eprintln!("{FORWARD_ARGV0}: not started by nslab");
+        return 2;
+    };
+    // What `ps` and `top` show (started as /proc/self/exe, it would be "exe").
+    let _ = nix::sys::prctl::set_name(c"nslab-forward");
+    // SAFETY: fd 0 is the socket `start` made our standard input; we own it
+    // from here on.
+    let socket = unsafe { OwnedFd::from_raw_fd(0) };
+    match protocol.as_str() {
+        "tcp" => relay_tcp(TcpListener::from(socket), to),
+        "udp" => relay_udp(UdpSocket::from(socket), to),
+        _ => 2,
+    }
+}
+
+fn relay_tcp(listener: TcpListener, to: SocketAddr) -> i32 {
+    loop {
+        let Ok((client, _)) = listener.accept() else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            if let Ok(node) = TcpStream::connect_timeout(&to, CONNECT_WITHIN) {
+                splice_both(client, node);
+            }
+        });
+    }
+}
+
+/// Copies each way until both ends have finished sending.
+fn splice_both(client: TcpStream, node: TcpStream) {
+    let (Ok(client_in), Ok(node_out)) = (client.try_clone(), node.try_clone()) else {
+        return;
+    };
+    let upstream = std::thread::spawn(move || copy_then_close(client_in, node_out));
+    copy_then_close(node, client);
+    let _ = upstream.join();
+}
+
+fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Each UDP client with its own socket towards the node.
+type Clients = Arc<Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>>;
+
+fn relay_udp(socket: UdpSocket, to: SocketAddr) -> i32 {
+    let socket = Arc::new(socket);
+    let clients: Clients = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let known = clients
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().find(|(a, _)| *a == client).map(|(_, s)| s.clone()));
+        let upstream = match known {
+            Some(upstream) => upstream,
+            None => {
+                let Ok(upstream) = open_upstream(to) else {
+                    continue;
+                };
+                let upstream = Arc::new(upstream);
+                if let Ok(mut c) = clients.lock() {
+                    c.push((client, upstream.clone()));
+                }
+                let (socket, clients, replies) =
+                    (socket.clone(), clients.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = replies.recv(&mut buf) {
+                        let _ = socket.send_to(&buf[..n], client);
+                    }
+                    if let Ok(mut c) = clients.lock() {
+                        c.retain(|(a, _)| *a != client);
+                    }
+                });
+                upstream
+            }
+        };
+        let _ = upstream.send(&buf[..n]);
+    }
+}
+
+/// A socket of the client's own towards the node, so that replies come
+/// back to it; it ends after [`UDP_IDLE`] without a reply.
+fn open_upstream(to: SocketAddr) -> io::Result<UdpSocket> {
+    let any: SocketAddr = match to {
+        SocketAddr::V4(_) => ([0u8; 4], 0).into(),
+        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
+    };
+    let socket = UdpSocket::bind(any)?;
+    socket.connect(to)?;
+    socket.set_read_timeout(Some(UDP_IDLE))?;
+    Ok(socket)
+}
