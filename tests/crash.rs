@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use common::{TestLab, can_build_labs, nslab, run};
 
 /// Every feature: nodes, a bridge, a host link, binds, tmpfs, routes,
-/// sysctls, exec, impairments (a rate: netem may be missing).
+/// sysctls, exec, impairments (a rate: netem may be missing), the
+/// management network with a forwarded port (subnet and port set by
+/// [`with_own_mgmt`]).
 const EVERYTHING: &str = r#"
 name: LAB
+mgmt: {ipv4-subnet: MGMT_SUBNET}
 topology:
   defaults:
     sysctls: {net.ipv4.ip_forward: 1}
@@ -22,27 +25,45 @@ topology:
       binds: ["./files/motd:/etc/motd:ro"]
       tmpfs: [/tmp, /run, /var/tmp]
       exec: ["echo up > /tmp/state"]
+      ports: ["127.0.0.1:MGMT_PORT:80"]
     r1:
       routes: ["10.9.0.0/24 via 10.0.2.2"]
     h2:
       routes: ["default via 10.0.2.1"]
     sw: {kind: bridge}
   links:
-    - endpoints: ["h1:eth0", "r1:eth0"]
+    - endpoints: ["h1:eth1", "r1:eth1"]
       ipv4: [10.0.1.2/24, 10.0.1.1/24]
       ipv6: ["2001:db8:1::2/64", "2001:db8:1::1/64"]
       impair: [{rate: 10mbit}, null]
-    - endpoints: ["r1:eth1", "sw:p1"]
+    - endpoints: ["r1:eth2", "sw:p1"]
       ipv4: [10.0.2.1/24, null]
-    - endpoints: ["h2:eth0", "sw:p2"]
+    - endpoints: ["h2:eth1", "sw:p2"]
       ipv4: [10.0.2.2/24, null]
     - endpoints: ["host:HOSTIF", "sw:p3"]
       ipv4: [10.0.3.1/30, null]
       impair: [null, {rate: 100mbit}]
 "#;
 
+/// `yaml` with a management subnet and a forwarded port of its own, so
+/// that labs of it run beside each other.
+fn with_own_mgmt(yaml: &str, subnet: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    yaml.replace("MGMT_SUBNET", subnet)
+        .replace("MGMT_PORT", &port.to_string())
+}
+
 fn everything() -> TestLab {
-    let lab = TestLab::new("all", EVERYTHING);
+    // Subnets 172.31.230-234: tests build these labs side by side.
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(230);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let lab = TestLab::new(
+        "all",
+        &with_own_mgmt(EVERYTHING, &format!("172.31.{n}.0/24")),
+    );
     lab.write("files/motd", "motd\n");
     lab
 }
@@ -71,6 +92,7 @@ fn up_killed_after_every_step_is_cleaned_by_down() {
 fn up_of_user_namespaced_nodes_killed_after_every_step_is_cleaned_by_down() {
     let yaml = EVERYTHING.replace("  defaults:\n", "  defaults:\n    userns: true\n");
     assert_ne!(yaml, EVERYTHING);
+    let yaml = with_own_mgmt(&yaml, "172.31.235.0/24");
     let lab = TestLab::new("allns", &yaml);
     lab.write("files/motd", "motd\n");
     kill_after_every_step(
@@ -262,7 +284,7 @@ fn down_cleans_a_lab_whose_state_was_lost() {
     let (code, out, err) = run(&["down", "--lab", &lab.name]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("removed 4 node(s), 4 netns name(s), 1 host link(s)"),
+        out.contains("removed 5 node(s), 5 netns name(s), 2 host link(s)"),
         "{out}"
     );
     assert!(lab.leftovers().is_empty(), "{:#?}", lab.leftovers());
@@ -290,7 +312,7 @@ fn a_lab_is_found_by_its_marks_alone() {
     assert!(out.lines().any(|l| l == lab.name), "{out}");
     let (code, out, err) = run(&["down", "--lab", &lab.name]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("4 netns name(s), 1 host link(s)"), "{out}");
+    assert!(out.contains("5 netns name(s), 2 host link(s)"), "{out}");
     assert!(lab.leftovers().is_empty(), "{:#?}", lab.leftovers());
 }
 
@@ -464,7 +486,10 @@ fn state_is_for_root_only() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["journal", "netns-placeholder", "plan.json"]);
+    assert_eq!(
+        names,
+        ["hosts", "journal", "netns-placeholder", "plan.json"]
+    );
 }
 
 /// r1 -- r2, r1 -- h1.

@@ -1,7 +1,7 @@
-//! What a lab adds to the host besides its marked link ends, checked and
-//! made by `up`: the host's addresses on its links must not overlap the
-//! host's own (a second lab on containerlab's default management subnet
-//! would otherwise take over its routes), and the sockets of the
+//! The host's side of a lab's management network, checked and made by
+//! `up`: the host's addresses on it must not be in a subnet the host has
+//! (a second lab on containerlab's default management subnet would
+//! otherwise take over the first one's route), and the sockets of the
 //! forwarded ports (`ports:`) are bound before anything is built, their
 //! relays started once the lab is wired.
 
@@ -14,18 +14,18 @@ use ipnet::IpNet;
 use super::LabError;
 use crate::kernel::forward;
 use crate::kernel::netlink::address::dump_addresses;
-use crate::plan::{Place, Plan};
+use crate::plan::Plan;
 
-/// Fails, naming both, when an address the lab gives a host interface is
-/// in a subnet the host already has (or the other way round).
+/// Fails, naming both, when an address of the management network's host
+/// interface is in a subnet the host already has (or the other way round).
+/// (The file's own `host:` link ends are the user's to address as they
+/// like, and may share a subnet across labs.)
 pub(crate) fn check_host_addresses(plan: &Plan) -> Result<(), LabError> {
-    let ours: Vec<(&str, IpNet)> = (plan.links.iter().flat_map(|l| &l.endpoints))
-        .filter(|e| e.place == Place::Host)
-        .flat_map(|e| e.addresses.iter().map(|a| (e.ifname.as_str(), *a)))
-        .collect();
-    if ours.is_empty() {
+    let Some(mgmt) = &plan.mgmt else {
         return Ok(());
-    }
+    };
+    let iface = mgmt.host_iface.as_str();
+    let ours: Vec<IpNet> = mgmt.ipv4.into_iter().chain(mgmt.ipv6).collect();
     let io = |what: &str| {
         let what = what.to_owned();
         move |source| LabError::Io { what, source }
@@ -58,7 +58,7 @@ pub(crate) fn check_host_addresses(plan: &Plan) -> Result<(), LabError> {
         Ok::<_, LabError>((addresses, names))
     })?;
     let (addresses, names) = theirs;
-    for (iface, mine) in &ours {
+    for mine in &ours {
         for theirs in &addresses {
             let other = theirs.address;
             let link_local = |n: &IpNet| match n {
@@ -73,12 +73,7 @@ pub(crate) fn check_host_addresses(plan: &Plan) -> Result<(), LabError> {
                     .find(|(i, _)| *i == theirs.index)
                     .map_or_else(|| format!("interface {}", theirs.index), |(_, n)| n.clone());
                 return Err(LabError::HostConflict(format!(
-                    "host:{iface} would get {mine}, but the host's {name} has {other} in the same subnet{}",
-                    match plan.mgmt.as_ref().is_some_and(|m| m.host_iface == *iface) {
-                        true =>
-                            " (another lab's management network? give this one its own: mgmt: {ipv4-subnet: ..., ipv6-subnet: ...})",
-                        false => "",
-                    }
+                    "the management network's host:{iface} would get {mine}, but the host's {name} has {other} in the same subnet (another lab's management network? give this one its own: mgmt: {{ipv4-subnet: ..., ipv6-subnet: ...}})"
                 )));
             }
         }

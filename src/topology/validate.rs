@@ -282,6 +282,7 @@ pub(crate) fn validate(
     }
 
     // The management network: its bridge is a node that links may name.
+    let has_mgmt = model.mgmt.is_some();
     let network = model
         .mgmt
         .and_then(|m| super::mgmt::plan(&m, &name, &nodes, &node_models.entries, &mut c.problems));
@@ -296,7 +297,7 @@ pub(crate) fn validate(
     }
     for (node_name, m) in &node_models.entries {
         let m = m.as_ref();
-        if network.is_none()
+        if !has_mgmt
             && m.is_some_and(|m| {
                 m.mgmt_ipv4.is_some() || m.mgmt_ipv6.is_some() || m.ports.is_some()
             })

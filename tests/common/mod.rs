@@ -267,6 +267,18 @@ pub(crate) fn leftovers_of(lab: &str) -> Vec<String> {
     for (node, uid) in id_claims_of(lab) {
         found.push(format!("id block {uid} of node {node}"));
     }
+    // The relays of forwarded ports (a zombie has no command line left).
+    let relay = format!("nslab-forward\0{lab}/");
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.starts_with(relay.as_bytes()) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            found.push(format!(
+                "relay pid {pid}: {}",
+                String::from_utf8_lossy(&cmdline)
+            ));
+        }
+    }
     for init in nslab::test_support::find_inits(Some(lab)).unwrap_or_default() {
         found.push(format!("init pid {} of node {}", init.pid, init.node));
     }
