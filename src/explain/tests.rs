@@ -337,6 +337,8 @@ fn a_value_cannot_end_a_here_document_early() {
             exec: vec![],
             limits: Default::default(),
             userns: false,
+            startup_delay: None,
+            wait_for: vec![],
         }],
         links: vec![LinkPlan {
             endpoints: [

@@ -15,6 +15,7 @@ mod impair;
 mod load;
 mod model;
 mod scenario;
+mod start_order;
 mod validate;
 
 #[cfg(test)]
