@@ -326,7 +326,7 @@ pub(super) fn exec(s: &mut Script, plan: &Plan, vars: &[String]) {
         if !at.is_zero() {
             let secs = at.as_secs();
             s.step(
-                &format!("{}: not before {secs} s after the first step", node.name),
+                &format!("{}: not before {secs} s into this phase (startup-delay)", node.name),
                 &[format!(
                     "left=$((exec_start + {secs} - $(date +%s))); if [ \"$left\" -gt 0 ]; then sleep \"$left\"; fi"
                 )],
