@@ -373,3 +373,37 @@ topology:
         host("address")
     );
 }
+
+/// Nodes `apply` adds run their `exec` steps in start order: a wait on a
+/// node that runs already is met, one on another new node is kept.
+#[test]
+fn apply_runs_new_nodes_steps_in_start_order() {
+    if !can_build_labs("apply_runs_new_nodes_steps_in_start_order") {
+        return;
+    }
+    let lab = TestLab::new(
+        "applyord",
+        "name: LAB\ntopology:\n  nodes:\n    a: {binds: [\"stamps:/run/stamps\"]}\n",
+    );
+    lab.write("stamps/.keep", "");
+    lab.up();
+    let next = write(
+        &lab,
+        "next.yml",
+        r#"name: LAB
+topology:
+  defaults:
+    binds: ["stamps:/run/stamps"]
+  nodes:
+    a: {}
+    late: {wait-for: [a, first], exec: ["test -e /run/stamps/first && touch /run/stamps/late"]}
+    first: {exec: ["sleep 0.2", "touch /run/stamps/first"]}
+"#,
+    );
+    let (code, out, err) = run(&["apply", &next]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(lab.dir.join("stamps/late").exists(), "{out}{err}");
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -316,3 +316,77 @@ fn user_and_cmd_run_as_containerlab_runs_them() {
     assert_eq!(code, 0, "down failed:\n{out}\n{err}");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// containerlab's start order: `wait-for` (and a stage's) runs a node's
+/// `cmd` and `exec` steps after all of those of the nodes it waits for,
+/// whatever the file's order, and `startup-delay` holds back that node
+/// alone, counted from the first step. Each step writes the time into a
+/// folder bound in every node.
+#[test]
+fn wait_for_and_startup_delay_order_the_nodes_steps() {
+    if !can_build_labs("wait_for_and_startup_delay_order_the_nodes_steps") {
+        return;
+    }
+    let lab = TestLab::new(
+        "clabord",
+        r#"name: LAB
+topology:
+  kinds:
+    linux:
+      binds: ["stamps:/run/stamps"]
+  nodes:
+    b:
+      kind: linux
+      wait-for: [a]
+      cmd: sh -c 'date +%s.%N > /run/stamps/b-cmd'
+      exec: ["test -s /run/stamps/a && date +%s.%N > /run/stamps/b"]
+    c:
+      kind: linux
+      stages: {create: {wait-for: [{node: b, stage: create}]}}
+      exec: ["test -s /run/stamps/b && date +%s.%N > /run/stamps/c"]
+    late:
+      kind: linux
+      startup-delay: 1
+      exec: ["date +%s.%N > /run/stamps/late"]
+    a:
+      kind: linux
+      exec: ["date +%s.%N > /run/stamps/a0", "sleep 0.3", "date +%s.%N > /run/stamps/a"]
+    free:
+      kind: linux
+      exec: ["date +%s.%N > /run/stamps/free"]
+"#,
+    );
+    lab.write("stamps/.keep", "");
+    lab.up();
+    let stamp = |name: &str| -> f64 {
+        let path = lab.dir.join("stamps").join(name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            // `cmd` runs in the background: its stamp may come late.
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && let Ok(t) = text.trim().parse()
+            {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "no stamp {}", path.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (a0, a, b, c) = (stamp("a0"), stamp("a"), stamp("b"), stamp("c"));
+    let (late, free, b_cmd) = (stamp("late"), stamp("free"), stamp("b-cmd"));
+    // b after all of a's steps (its own step checks a's file too), its
+    // `cmd` (started in the background as its first step) as well; c
+    // after b.
+    assert!(
+        a0 < a && a < b_cmd && a < b && b < c,
+        "a0 {a0} a {a} b-cmd {b_cmd} b {b} c {c}"
+    );
+    // The delay: a second after the first step at least; a node without one
+    // went first.
+    assert!(late - a0 >= 0.95, "late {late} a0 {a0}");
+    assert!(late - a0 < 10.0, "late {late} a0 {a0}");
+    assert!(free < late, "free {free} late {late}");
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -108,6 +108,10 @@ fn every_topology_passes_the_schema_and_bad_ones_fail_it() {
             "name: x\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a\", \"b:e\"]\n",
         ),
         ("", "name: x\nmgmt: {network: m}\n"),
+        (
+            "topology/nodes/b/stages/create/wait-for/0/stage",
+            "name: x\ntopology:\n  nodes:\n    a: {}\n    b: {stages: {create: {wait-for: [{node: a, stage: healthy}]}}}\n",
+        ),
     ];
     docs.extend(bad.iter().map(|(_, doc)| doc.to_string()));
     let Some(verdicts) = verdicts(&docs) else {

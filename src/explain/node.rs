@@ -312,8 +312,26 @@ pub(super) fn exec(s: &mut Script, plan: &Plan, vars: &[String]) {
     if plan.nodes.iter().all(|n| n.exec.is_empty()) {
         return;
     }
-    s.section("exec: each node's commands in all of its namespaces, nodes in file order");
-    for (node, var) in plan.nodes.iter().zip(vars) {
+    s.section("exec: each node's commands in all of its namespaces, nodes in start order (wait-for, startup-delay)");
+    let all: Vec<usize> = (0..plan.nodes.len()).collect();
+    let order = crate::plan::exec_order(plan, &all);
+    if order.iter().any(|(_, at)| !at.is_zero()) {
+        s.step(
+            "startup-delay counts from here",
+            &["exec_start=$(date +%s)".to_owned()],
+        );
+    }
+    for (id, at) in order {
+        let (node, var) = (&plan.nodes[id], &vars[id]);
+        if !at.is_zero() {
+            let secs = at.as_secs();
+            s.step(
+                &format!("{}: not before {secs} s into this phase (startup-delay)", node.name),
+                &[format!(
+                    "left=$((exec_start + {secs} - $(date +%s))); if [ \"$left\" -gt 0 ]; then sleep \"$left\"; fi"
+                )],
+            );
+        }
         let env: String = node
             .env
             .iter()

@@ -339,6 +339,8 @@ fn a_value_cannot_end_a_here_document_early() {
             exec: vec![],
             limits: Default::default(),
             userns: false,
+            startup_delay: None,
+            wait_for: vec![],
         }],
         links: vec![LinkPlan {
             endpoints: [
@@ -447,4 +449,31 @@ fn ends_with_state_down_are_set_down_after_the_routes() {
         !text.contains("\"$LAB-a\" link set dev eth0 down"),
         "{text}"
     );
+}
+
+#[test]
+fn exec_steps_come_in_start_order_with_their_delays() {
+    let text = script_of(
+        r#"
+name: order
+topology:
+  nodes:
+    a: {exec: ["echo a"], wait-for: [b]}
+    b: {exec: ["echo b"], startup-delay: 2}
+    c: {exec: ["echo c"]}
+"#,
+    );
+    let (b, a, c) = (
+        line_at(&text, "# b: echo b"),
+        line_at(&text, "# a: echo a"),
+        line_at(&text, "# c: echo c"),
+    );
+    assert!(c < b && b < a, "{text}");
+    let start = line_at(&text, "exec_start=$(date +%s)");
+    let wait = line_at(&text, "left=$((exec_start + 2 - $(date +%s)))");
+    assert!(start < c && c < wait && wait < b, "{text}");
+    // a waits for b, so b's delay holds it too, counted from the start.
+    let second = text[b..].find("left=$((exec_start + 2 ").map(|i| i + b);
+    assert!(second.is_some_and(|w| w < a), "{text}");
+    assert_parses(&text);
 }

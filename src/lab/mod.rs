@@ -17,6 +17,7 @@ mod progress;
 mod running;
 mod seam;
 mod stats;
+mod steps;
 mod up;
 
 pub(crate) use apply::ApplyOptions;

@@ -422,13 +422,11 @@ impl<K: Kernel> Builder<'_, K> {
     }
 
     fn run_exec_steps(&self) -> Result<(), LabError> {
-        for (node, handle) in self.plan.nodes.iter().zip(&self.nodes) {
-            for command in &node.exec {
-                self.kernel.run_exec_step(node, handle.pid, command)?;
-                fault::step();
-            }
-        }
-        Ok(())
+        let all: Vec<usize> = (0..self.plan.nodes.len()).collect();
+        super::steps::run_in_start_order(self.plan, &all, |id, command| {
+            let (node, pid) = (&self.plan.nodes[id], self.nodes[id].pid);
+            self.kernel.run_exec_step(node, pid, command)
+        })
     }
 }
 

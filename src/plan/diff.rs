@@ -316,6 +316,12 @@ fn node_changes(old: &Node, new: &Node, lines: &mut Vec<String>) -> NodeChanges 
         lines.push(format!("~ {name}: env (for later `nslab exec`)"));
         changes.env = true;
     }
+    // Its steps ran already: the new order counts once the node is rebuilt.
+    if old.wait_for != new.wait_for || old.startup_delay != new.startup_delay {
+        lines.push(format!(
+            "~ {name}: start order (saved; its exec steps ran already)"
+        ));
+    }
     changes
 }
 

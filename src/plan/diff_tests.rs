@@ -186,3 +186,14 @@ fn what_an_unfinished_apply_touched_is_built_again() {
 fn net(text: &str) -> IpNet {
     text.parse().expect("a network")
 }
+
+#[test]
+fn a_running_nodes_start_order_is_saved_not_refused() {
+    let after = BASE.replace("r2: {}", "r2: {wait-for: [r1], startup-delay: 2}");
+    let d = diff(BASE, &after);
+    assert_eq!(
+        d.lines,
+        ["~ r2: start order (saved; its exec steps ran already)"]
+    );
+    assert!(d.refused.is_empty() && d.add_nodes.is_empty() && d.nodes.is_empty());
+}

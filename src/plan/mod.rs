@@ -5,9 +5,11 @@
 mod build;
 mod diff;
 mod hosts;
+mod order;
 pub(crate) mod qdisc;
 
 pub use diff::{EndChanges, EndKey, LinkKey, NodeChanges, PlanDiff, Refusal};
+pub use order::exec_order;
 
 use std::path::PathBuf;
 
@@ -227,6 +229,8 @@ mod unit_tests {
                 exec: vec![],
                 limits: Default::default(),
                 userns: false,
+                startup_delay: None,
+                wait_for: vec![],
             }],
             links: vec![LinkPlan {
                 endpoints: [end(0, "eth0"), end(0, "eth1")],

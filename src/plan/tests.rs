@@ -133,6 +133,8 @@ fn example_plans_exactly() {
         exec: vec![],
         limits: Default::default(),
         userns: false,
+        startup_delay: None,
+        wait_for: vec![],
     };
     let ep = |place: Place, ifname: &str, addrs: &[&str]| EndpointPlan {
         place,

@@ -38,6 +38,15 @@ pub struct Node {
     /// node's root is an unprivileged host id (never for a bridge).
     #[serde(default)]
     pub userns: bool,
+    /// Seconds after the start of the `exec` phase before the node's steps
+    /// may run (containerlab's `startup-delay`); counted from the phase's
+    /// start, not from the end of the steps it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_delay: Option<u32>,
+    /// The nodes whose `exec` steps have all run before this node's first
+    /// one (containerlab's `wait-for`, of any stage nslab has), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_for: Vec<String>,
 }
 
 /// The cgroup limits of one node; `None` leaves that resource unlimited.

@@ -159,6 +159,25 @@ impl TopologyBuilder {
         self.with_node(node, "userns", |m| m.userns = Some(Scalar::Bool(userns)))
     }
 
+    /// One node whose `exec` steps all run before this node's (the
+    /// `wait-for` key).
+    pub fn wait_for(self, node: &str, other: impl Into<String>) -> Self {
+        self.with_node(node, "wait-for", |m| {
+            m.wait_for
+                .get_or_insert_with(Seq::default)
+                .0
+                .push(text(other))
+        })
+    }
+
+    /// Seconds after the first `exec` step of the lab before this node's
+    /// may start (the `startup-delay` key).
+    pub fn startup_delay(self, node: &str, seconds: u32) -> Self {
+        self.with_node(node, "startup-delay", |m| {
+            m.startup_delay = Some(Scalar::Int(seconds.into()))
+        })
+    }
+
     /// One environment variable of the node's commands.
     pub fn env(self, node: &str, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.with_node(node, "env", |m| {
@@ -495,6 +514,21 @@ topology:
       ipv4: [10.0.2.1/30, 10.0.2.2/30]
       mtu: 1400
 "#,
+        );
+    }
+
+    #[test]
+    fn start_order_equals_the_same_file() {
+        let built = Topology::builder("order")
+            .node("a")
+            .node("b")
+            .wait_for("b", "a")
+            .startup_delay("b", 2)
+            .build()
+            .expect("valid");
+        assert_same_lab(
+            &built,
+            "name: order\ntopology:\n  nodes:\n    a: {}\n    b: {wait-for: [a], startup-delay: 2}\n",
         );
     }
 

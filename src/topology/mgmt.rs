@@ -380,6 +380,8 @@ impl Network {
             exec: Vec::new(),
             limits: Default::default(),
             userns: false,
+            startup_delay: None,
+            wait_for: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ mod load;
 mod mgmt;
 mod model;
 mod scenario;
+mod start_order;
 mod validate;
 
 #[cfg(test)]

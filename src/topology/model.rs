@@ -348,12 +348,15 @@ pub(crate) struct NodeModel {
     /// `kind: frr`'s frr.conf.
     #[serde(default, rename = "startup-config")]
     pub startup_config: Option<Text>,
+    /// Seconds before the node's `exec` steps (see `start_order`).
     #[serde(default, rename = "startup-delay")]
-    pub startup_delay: Option<de::IgnoredAny>,
+    pub startup_delay: Option<Scalar>,
+    /// Nodes whose `exec` steps run before this node's.
     #[serde(default, rename = "wait-for")]
-    pub wait_for: Option<de::IgnoredAny>,
+    pub wait_for: Option<Seq<Text>>,
+    /// containerlab's stages: their `wait-for`.
     #[serde(default, rename = "stages")]
-    pub stages: Option<de::IgnoredAny>,
+    pub stages: Option<super::start_order::StagesModel>,
     /// `kind: frr`'s `extras.frr.daemons`.
     #[serde(default)]
     pub extras: Option<ExtrasModel>,
@@ -418,9 +421,6 @@ impl NodeModel {
     pub(crate) fn unsupported(&self) -> Vec<&'static str> {
         [
             ("startup-config", self.startup_config.is_some()),
-            ("startup-delay", self.startup_delay.is_some()),
-            ("wait-for", self.wait_for.is_some()),
-            ("stages", self.stages.is_some()),
             ("extras", self.extras.is_some()),
             ("type", self.node_type.is_some()),
             ("entrypoint", self.entrypoint.is_some()),

@@ -13,6 +13,7 @@ use super::model::{
     EndpointModel, FileModel, ImpairFields, ImpairModel, LinkModel, Measure, NodeModel, Scalar,
     Seq, Text, UMap,
 };
+use super::start_order::{self, StartOrder};
 use super::{Problem, Topology};
 use crate::spec::{Bind, Impair, Limits, NodeKind, Route, Sysctl};
 use crate::spec::{Endpoint, HOST, Link, LinkState, MGMT_BRIDGE, MGMT_IFACE, Node};
@@ -51,6 +52,7 @@ struct Fields {
     /// Each limit as given (validated); `None` inside when absent.
     limits: Limits,
     userns: Option<bool>,
+    start: StartOrder,
 }
 
 impl Fields {
@@ -77,7 +79,7 @@ impl Fields {
             w += text(k) + text(v);
         }
         w += self.exec.iter().flatten().map(|e| text(e)).sum::<u64>();
-        w
+        w + self.start.weight()
     }
 }
 
@@ -175,6 +177,8 @@ pub(crate) fn validate(
     // Per node, in the order of `nodes`: its routes, and the path of the
     // node or `defaults` that gave them.
     let mut node_routes: Vec<(String, Vec<(usize, Route)>)> = Vec::new();
+    // Per node, in the order of `nodes`: the nodes it waits for.
+    let mut node_waits = Vec::new();
     for (node_name, model) in &node_models.entries {
         let path = node_path(node_name);
         if node_name == HOST {
@@ -225,6 +229,14 @@ pub(crate) fn validate(
                 format!("node {node_name:?} is a bridge; a bridge node cannot have routes"),
             );
         }
+        let start = start_order::of_node(
+            &own.start,
+            &defaults.start,
+            kind,
+            node_name,
+            &path,
+            &mut c.problems,
+        );
         let routes = match (&own.routes, kind) {
             (Some(r), _) => r.clone(),
             (None, NodeKind::Node) => defaults.routes.clone().unwrap_or_default(),
@@ -277,9 +289,14 @@ pub(crate) fn validate(
                 NodeKind::Bridge => Limits::default(),
             },
             userns: kind == NodeKind::Node && own.userns.or(defaults.userns).unwrap_or(false),
+            startup_delay: start.delay,
+            wait_for: start.names(),
         };
         nodes.insert(node_name.clone(), node);
+        node_waits.push((node_name.clone(), start.waits));
     }
+
+    start_order::check(&nodes, &node_waits, &mut c.problems);
 
     // The management network: its bridge is a node that links may name.
     let has_mgmt = model.mgmt.is_some();
@@ -958,6 +975,7 @@ impl Checker {
                 ),
             ),
         }
+        f.start = start_order::parse(m, path, &mut self.problems);
         f
     }
 

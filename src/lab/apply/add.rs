@@ -22,6 +22,7 @@ use crate::kernel::netlink::route::AddRoute;
 use crate::kernel::userns::IdMap;
 use crate::lab::link::{already_there, restore};
 use crate::lab::seam::{Kernel, LateSysctls, RealKernel, run_exec_step, spawn_inits_on};
+use crate::lab::steps::run_in_start_order;
 use crate::lab::up::{name_namespaces, next_end_index};
 use crate::lab::{
     LabError, RunningNode, fault, host_link_alias, impair_clear, impair_set, runtime,
@@ -60,14 +61,12 @@ impl Addition<'_> {
         drop(runtime);
         self.change_impairments()?;
         self.write_sysctls()?;
-        for &id in &self.diff.add_nodes {
-            let node = &self.plan.nodes[id];
-            for command in &node.exec {
-                run_exec_step(node, self.pids[&node.name], command)?;
-                fault::step();
-            }
-        }
-        Ok(())
+        // In start order; a wait on a node that stays is met already.
+        let (plan, pids) = (self.plan, &self.pids);
+        run_in_start_order(plan, &self.diff.add_nodes, |id, command| {
+            let node = &plan.nodes[id];
+            run_exec_step(node, pids[&node.name], command)
+        })
     }
 
     fn involves_host(&self) -> bool {

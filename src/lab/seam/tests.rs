@@ -282,3 +282,30 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
         assert!(kernel.id_blocks_left().is_empty(), "k={k}: id blocks left");
     }
 }
+
+/// `up` runs the nodes' `exec` steps in start order: a node's after all of
+/// those of the nodes it waits for, the others in file order.
+#[test]
+fn up_runs_exec_steps_in_start_order() {
+    let yaml = r#"
+name: order
+topology:
+  nodes:
+    c: {exec: ["c1", "c2"], wait-for: [b]}
+    a: {exec: ["a1"], stages: {create: {wait-for: [{node: b, stage: configure}]}}}
+    b: {exec: ["b1", "b2"]}
+    d: {exec: ["d1"]}
+"#;
+    let topology = topology::parse_str(yaml, "order.yml".as_ref(), ".".as_ref()).expect("valid");
+    let plan = Plan::from_topology(&topology);
+    let kernel = FakeKernel::new("order", None);
+    up_on(&kernel, &plan, &UpOptions::default()).expect("up on the fake");
+    let ran: Vec<String> = (kernel.log().iter())
+        .filter_map(|c| match c {
+            Change::Exec { command, .. } => Some(command.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran, ["b1", "b2", "c1", "c2", "a1", "d1"]);
+    teardown_locked(&kernel, &plan.lab, &Progress::default()).expect("down");
+}

@@ -9,6 +9,7 @@ use super::super::Problem;
 use super::super::model::{
     DnsModel, ExtrasModel, Measure, NodeModel, Scalar, Seq, Text, TopologyModel, UMap,
 };
+use super::super::start_order::StagesModel;
 use super::super::validate::{MAX_MERGED_DEFAULTS, sysctl_path};
 use super::images;
 use super::kinds::{Kind, kind};
@@ -152,6 +153,9 @@ pub(super) fn resolve(
                 ("binds", mine.binds.is_some()),
                 ("env", mine.env.is_some()),
                 ("sysctls", mine.sysctls.is_some()),
+                ("startup-delay", mine.startup_delay.is_some()),
+                ("wait-for", mine.wait_for.is_some()),
+                ("stages", mine.stages.is_some()),
             ];
             for (key, _) in given.iter().filter(|(_, given)| *given) {
                 problems.push(Problem::new(
@@ -284,8 +288,9 @@ fn add_docker_sysctls(m: &mut NodeModel) {
 }
 
 /// `high` over `low`, as containerlab merges a node's levels: maps key by
-/// key, `exec` and `env-files` one after the other (`low`'s first, each
-/// line once), binds by target, any other key the first given.
+/// key, `exec`, `env-files` and the waits of `wait-for` and `stages` one
+/// after the other (`low`'s first, each once), binds by target, any other
+/// key the first given.
 fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
     macro_rules! first {
         ($($field:ident),* $(,)?) => {
@@ -297,6 +302,8 @@ fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
                 binds: merge_binds(&high.binds, &low.binds),
                 exec: merge_lists(&high.exec, &low.exec),
                 env_files: merge_lists(&high.env_files, &low.env_files),
+                wait_for: merge_lists(&high.wait_for, &low.wait_for),
+                stages: StagesModel::merge(&high.stages, &low.stages),
             }
         };
     }
@@ -323,8 +330,6 @@ fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
         dns,
         startup_config,
         startup_delay,
-        wait_for,
-        stages,
         extras,
         node_type,
         entrypoint,
@@ -424,6 +429,8 @@ fn weight(m: &NodeModel) -> u64 {
         + texts(&m.routes)
         + texts(&m.tmpfs)
         + texts(&m.env_files)
+        + texts(&m.wait_for)
+        + m.stages.as_ref().map_or(0, StagesModel::weight)
         + maps(&m.env)
         + maps(&m.sysctls)
         + maps(&m.labels)
@@ -683,9 +690,6 @@ fn shell_quote(text: &str) -> String {
 fn unsupported(key: &str) -> String {
     let why = match key {
         "entrypoint" => "a node of nslab runs the host's programs, not an image's entrypoint",
-        "startup-delay" | "wait-for" | "stages" => {
-            "nslab starts every node at once and has no start order yet"
-        }
         "startup-config"
         | "enforce-startup-config"
         | "suppress-startup-config"
