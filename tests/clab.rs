@@ -390,3 +390,106 @@ topology:
     assert_eq!(code, 0, "down failed:\n{out}\n{err}");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// `up --hosts` lists the nodes in the host's /etc/hosts under their
+/// containerlab names; `down` takes them out and leaves the file as it
+/// was, byte for byte.
+#[test]
+fn hosts_names_the_nodes_on_the_host_until_down() {
+    if !can_build_labs("hosts_names_the_nodes_on_the_host_until_down") {
+        return;
+    }
+    let before = std::fs::read("/etc/hosts").expect("/etc/hosts");
+    let lab = TestLab::new(
+        "clabhosts",
+        &own_subnets(
+            "name: LAB\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n",
+        ),
+    );
+    let (code, out, err) = run(&["up", "--hosts", lab.file()]);
+    assert_eq!(code, 0, "up failed:\n{out}\n{err}");
+    let hosts = std::fs::read_to_string("/etc/hosts").expect("/etc/hosts");
+    let name = format!("clab-{}-b", lab.name);
+    assert!(
+        hosts.contains(&format!("###### NSLAB-{}-START ######\n", lab.name)),
+        "{hosts}"
+    );
+    let found = std::process::Command::new("getent")
+        .args(["ahostsv4", &name])
+        .output()
+        .expect("getent");
+    let address = String::from_utf8_lossy(&found.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(found.status.success(), "the host does not know {name}");
+    let ping = std::process::Command::new("ping")
+        .args(["-c", "1", "-W", "2", &name])
+        .output()
+        .expect("ping");
+    assert!(
+        ping.status.success(),
+        "the host reaches {name} at {address}"
+    );
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert!(out.contains("its names in /etc/hosts"), "{out}");
+    assert_eq!(std::fs::read("/etc/hosts").expect("/etc/hosts"), before);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+/// `apply` adds a node to the management network (its eth0, its address,
+/// its name in every node's /etc/hosts) and refuses to change the
+/// forwarded ports of a running lab.
+#[test]
+fn apply_adds_a_node_to_the_management_network_and_its_names() {
+    if !can_build_labs("apply_adds_a_node_to_the_management_network_and_its_names") {
+        return;
+    }
+    let yaml = own_subnets(
+        "name: LAB\ntopology:\n  nodes:\n    a: {kind: linux, ports: [\"127.0.0.1:PORT:80\"]}\n    b: {kind: linux}\n",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let yaml = yaml.replace("PORT", &port.to_string());
+    let lab = TestLab::new("clabapply", &yaml);
+    lab.up();
+    let grown = yaml.replace(
+        "    b: {kind: linux}\n",
+        "    b: {kind: linux}\n    c: {kind: linux}\n",
+    );
+    let file = lab.write(
+        "grown.clab.yml",
+        &grown.replace("name: LAB", &format!("name: {}", lab.name)),
+    );
+    let (code, out, err) = run(&["apply", file.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "apply failed:\n{out}\n{err}");
+    let (code, out, err) = lab.exec("a", &["ping", "-c", "1", "-W", "2", "c"]);
+    let (_, hosts, _) = lab.exec("a", &["cat", "/etc/hosts"]);
+    assert_eq!(
+        code, 0,
+        "a reaches c by name over eth0:\n{out}\n{err}\n{hosts}"
+    );
+    let (_, hosts, _) = lab.exec("c", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("\ta clab-") && hosts.contains("\tc clab-"),
+        "{hosts}"
+    );
+    let moved = grown.replace(
+        &format!("127.0.0.1:{port}:80"),
+        &format!("127.0.0.1:{port}:81"),
+    );
+    let file = lab.write(
+        "moved.clab.yml",
+        &moved.replace("name: LAB", &format!("name: {}", lab.name)),
+    );
+    let (code, _, err) = run(&["apply", file.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("forwarded ports"), "{err}");
+    let (code, out, err) = run(&["down", "--lab", &lab.name]);
+    assert_eq!(code, 0, "down failed:\n{out}\n{err}");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -25,6 +25,10 @@ pub(super) struct UpArgs {
     /// Refuse a containerlab file whose `image`s nslab would not use
     #[arg(long)]
     strict: bool,
+    /// Also list the nodes in the host's /etc/hosts (a block of the lab's,
+    /// taken out by `down`)
+    #[arg(long)]
+    hosts: bool,
     #[command(flatten)]
     userns: UsernsRange,
 }
@@ -41,6 +45,7 @@ pub(super) fn run(args: UpArgs) -> Outcome {
         progress: progress_line(args.quiet),
         init_exe: None,
         userns_range: args.userns.range,
+        host_names: args.hosts,
     };
     let result = lab::up(&plan, &options);
     clear_progress_line(args.quiet);

@@ -36,6 +36,8 @@ pub struct DownReport {
     pub cgroups: usize,
     /// Host id blocks of user-namespaced nodes given back.
     pub id_blocks: usize,
+    /// The lab's block of the host's `/etc/hosts` (`up --hosts`) taken out.
+    pub host_names: bool,
     pub state: bool,
     pub errors: Vec<String>,
 }
@@ -43,7 +45,7 @@ pub struct DownReport {
 impl DownReport {
     pub fn summary(&self) -> String {
         format!(
-            "removed {} node(s), {} netns name(s), {} host link(s), {} cgroup(s){}{}",
+            "removed {} node(s), {} netns name(s), {} host link(s), {} cgroup(s){}{}{}",
             self.nodes,
             self.netns_names,
             self.host_links,
@@ -51,6 +53,10 @@ impl DownReport {
             match self.id_blocks {
                 0 => String::new(),
                 n => format!(", {n} id block(s)"),
+            },
+            match self.host_names {
+                true => ", its names in /etc/hosts",
+                false => "",
             },
             if self.state { " and its state" } else { "" }
         )
@@ -62,6 +68,7 @@ impl DownReport {
             && self.host_links == 0
             && self.cgroups == 0
             && self.id_blocks == 0
+            && !self.host_names
             && !self.state
     }
 
@@ -298,6 +305,10 @@ pub(super) fn teardown_locked<K: Kernel>(
         note(&e);
     }
 
+    match kernel.set_host_names(lab, None) {
+        Ok(removed) => report.host_names = removed,
+        Err(e) => note(&e),
+    }
     match state::remove_in(kernel.state_root(), lab) {
         Ok(removed) => report.state = removed,
         Err(e) => note(&e),

@@ -6,6 +6,7 @@ mod down;
 pub mod events;
 pub(crate) mod exec;
 mod fault;
+mod host_names;
 mod host_side;
 mod impair;
 mod inspect;

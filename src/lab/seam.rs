@@ -191,4 +191,7 @@ pub(crate) trait Kernel: Sync {
         holder: i32,
         sockets: Vec<OwnedFd>,
     ) -> Result<(), LabError>;
+    /// Sets the lab's block of the host's `/etc/hosts` to `entries`
+    /// (`None`: takes it out); true when the file changed.
+    fn set_host_names(&self, lab: &str, entries: Option<&str>) -> Result<bool, LabError>;
 }

@@ -49,6 +49,9 @@ pub struct UpOptions {
     /// Host ids (start, count) that user-namespaced nodes take their
     /// blocks from; `None`: nslab's `/etc/subuid` and `/etc/subgid` entry.
     pub userns_range: Option<(u32, u32)>,
+    /// List the nodes in the host's `/etc/hosts` too, in a block of the
+    /// lab's that `down` takes out (see [`Plan::host_entries`]).
+    pub host_names: bool,
 }
 
 /// What `up` built and how long each phase took.
@@ -134,7 +137,13 @@ pub(super) fn up_on<K: Kernel>(
         not_running: Vec::new(),
         port_sockets,
     };
-    let built = builder.build();
+    let mut built = builder.build();
+    if built.is_ok() && options.host_names {
+        // Last, so that an `up` killed before has nothing there to undo.
+        built = kernel
+            .set_host_names(&plan.lab, Some(&plan.host_entries()))
+            .map(drop);
+    }
     if let Some(steps) = fault::report() {
         eprintln!("nslab: fault injection armed: {steps} kernel-changing steps taken");
     }

@@ -5,24 +5,62 @@ use std::fmt::Write;
 
 use ipnet::IpNet;
 
-use super::{Place, Plan};
+use super::{NodeId, Place, Plan};
 use crate::spec::{MGMT_BRIDGE, MGMT_IFACE, NodeKind};
 
 impl Plan {
     /// The file: localhost, then each node (not a bridge) by name at its
-    /// management addresses, or where the lab has no management network
-    /// (or the node is off it) its first IPv4 and first IPv6 address;
-    /// beside the name its hostname when that differs, and its
-    /// containerlab name for a containerlab file. A node without any
-    /// address is left out.
+    /// addresses (see [`name_addresses`](Self::name_addresses)), beside
+    /// the name its hostname when that differs, and its containerlab name
+    /// for a containerlab file.
     pub fn hosts_file(&self) -> String {
-        let mut text = String::from("# The hosts of lab ");
+        let mut text = String::new();
         let _ = writeln!(
             text,
-            "{}, written by nslab (`nslab apply` rewrites it).",
+            "# The hosts of lab {}, written by nslab (`nslab apply` rewrites it).",
             self.lab
         );
         text.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (id, addresses) in self.name_addresses() {
+            let node = &self.nodes[id];
+            let mut names = node.name.clone();
+            if node.hostname != node.name {
+                let _ = write!(names, " {}", node.hostname);
+            }
+            if let Some(prefix) = &self.container_prefix {
+                let _ = write!(names, " {prefix}{}", node.name);
+            }
+            for address in addresses {
+                let _ = writeln!(text, "{}\t{names}", address.addr());
+            }
+        }
+        text
+    }
+
+    /// The lab's lines for the host's `/etc/hosts` (`up --hosts`): each
+    /// node under a name that cannot be taken for one of the host's own:
+    /// its containerlab name (`clab-LAB-NODE`) for a containerlab file,
+    /// else `LAB-NODE` (its net namespace's name too).
+    pub fn host_entries(&self) -> String {
+        let mut text = String::new();
+        for (id, addresses) in self.name_addresses() {
+            let node = &self.nodes[id].name;
+            let name = match &self.container_prefix {
+                Some(prefix) => format!("{prefix}{node}"),
+                None => super::netns_name(&self.lab, node),
+            };
+            for address in addresses {
+                let _ = writeln!(text, "{}\t{name}", address.addr());
+            }
+        }
+        text
+    }
+
+    /// Each node (not a bridge) with the addresses its name stands for:
+    /// its management addresses, or where the lab has no management
+    /// network (or the node is off it) its first IPv4 and first IPv6
+    /// address. A node without any address is left out.
+    fn name_addresses(&self) -> Vec<(NodeId, Vec<IpNet>)> {
         let bridge = self.node_id(MGMT_BRIDGE).filter(|_| self.mgmt.is_some());
         let mut first: Vec<[Option<IpNet>; 2]> = vec![[None, None]; self.nodes.len()];
         let mut management: Vec<[Option<IpNet>; 2]> = vec![[None, None]; self.nodes.len()];
@@ -41,26 +79,19 @@ impl Plan {
                 }
             }
         }
-        for (id, node) in self.nodes.iter().enumerate() {
-            if node.kind != NodeKind::Node {
-                continue;
-            }
-            let mut names = node.name.clone();
-            if node.hostname != node.name {
-                let _ = write!(names, " {}", node.hostname);
-            }
-            if let Some(prefix) = &self.container_prefix {
-                let _ = write!(names, " {prefix}{}", node.name);
-            }
-            let addresses = match management[id] {
-                [None, None] => first[id],
-                on_network => on_network,
-            };
-            for address in addresses.iter().flatten() {
-                let _ = writeln!(text, "{}\t{names}", address.addr());
-            }
-        }
-        text
+        (self.nodes.iter().enumerate())
+            .filter(|(_, node)| node.kind == NodeKind::Node)
+            .filter_map(|(id, _)| {
+                let addresses: Vec<IpNet> = match management[id] {
+                    [None, None] => first[id],
+                    on_network => on_network,
+                }
+                .into_iter()
+                .flatten()
+                .collect();
+                (!addresses.is_empty()).then_some((id, addresses))
+            })
+            .collect()
     }
 }
 
@@ -103,5 +134,9 @@ mod tests {
         let text = plan.hosts_file();
         let lines: Vec<&str> = text.lines().skip(3).collect();
         assert_eq!(lines, ["10.9.0.2\ta clab-h-a", "10.0.0.2\tb clab-h-b"]);
+        assert_eq!(
+            plan.host_entries(),
+            "10.9.0.2\tclab-h-a\n10.0.0.2\tclab-h-b\n"
+        );
     }
 }

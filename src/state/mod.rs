@@ -244,17 +244,19 @@ impl StateDir {
     }
 
     /// Writes the lab's `/etc/hosts` (see [`Plan::hosts_file`]) in place:
-    /// running nodes have this very file bound, so it stays one inode.
+    /// running nodes have this very file bound, so it stays one inode
+    /// (written over, then cut to its length: never seen empty).
     pub(crate) fn write_hosts(&self, text: &str) -> Result<(), StateError> {
         let path = self.dir.join(HOSTS);
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .mode(0o644)
             .open(&path)
             .map_err(io_error(&path))?;
-        file.write_all(text.as_bytes()).map_err(io_error(&path))
+        file.write_all(text.as_bytes()).map_err(io_error(&path))?;
+        file.set_len(text.len() as u64).map_err(io_error(&path))
     }
 
     /// An empty file in the lab's state folder, for /run/netns names to be

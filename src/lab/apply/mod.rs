@@ -114,6 +114,7 @@ pub(crate) fn apply_with(
             progress: options.progress.clone(),
             init_exe: options.init_exe.clone(),
             userns_range: options.userns_range,
+            host_names: false,
         };
         let built = up(plan, &up_options)?;
         return Ok(report(Vec::new(), Some(built)));
@@ -165,6 +166,13 @@ pub(crate) fn apply_with(
         .collect();
     if !host_impairments.is_empty() {
         return Err(LabError::NotLive(host_impairments));
+    }
+    // The relays of forwarded ports are started by `up` alone.
+    let ports = |p: &Plan| p.mgmt.as_ref().map(|m| m.ports.clone()).unwrap_or_default();
+    if before.iter().any(|p| ports(p) != ports(plan)) {
+        return Err(LabError::NotLive(vec![
+            "the forwarded ports (`ports`, and the management addresses they reach) of a running lab change only with `down` and `up`".into(),
+        ]));
     }
     let pids = touched_nodes_running(&recorded, old, plan, &diff)?;
     if options.dry_run || (diff.is_empty() && recorded.pending.is_none()) {
@@ -219,6 +227,9 @@ pub(crate) fn apply_with(
         .collect();
     journal.record(&added)?;
     journal.commit_pending()?;
+    // The host's /etc/hosts block, when `up --hosts` made one.
+    let hosts = std::path::Path::new(super::host_names::HOSTS);
+    super::host_names::refresh_block(hosts, &plan.lab, &plan.host_entries())?;
     journal.record(&[Entry::step("apply: done")])?;
     if let Some(steps) = fault::report() {
         eprintln!("nslab: fault injection armed: {steps} kernel-changing steps taken");

@@ -662,4 +662,8 @@ impl Kernel for FakeKernel {
     ) -> Result<(), LabError> {
         Ok(())
     }
+
+    fn set_host_names(&self, _lab: &str, _entries: Option<&str>) -> Result<bool, LabError> {
+        Ok(false)
+    }
 }

@@ -248,6 +248,11 @@ impl Kernel for RealKernel {
     ) -> Result<(), LabError> {
         crate::lab::host_side::start_relays(plan, exe, holder, sockets)
     }
+
+    fn set_host_names(&self, lab: &str, entries: Option<&str>) -> Result<bool, LabError> {
+        let hosts = Path::new(crate::lab::host_names::HOSTS);
+        crate::lab::host_names::set_block(hosts, lab, entries)
+    }
 }
 
 /// Starts the inits of some nodes through a zygote of their own, telling
