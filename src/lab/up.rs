@@ -118,7 +118,15 @@ pub(super) fn up_on<K: Kernel>(
         });
     }
 
-    let port_sockets = kernel.prepare_host(plan)?;
+    let port_sockets = match kernel.prepare_host(plan) {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            // Nothing was built: no lock file is left either.
+            lock.release_and_remove();
+            state::remove_root_if_empty_in(root);
+            return Err(e);
+        }
+    };
     super::lab_dir::rewrite_files(plan)?;
     let raised_open_files = raise_open_files(plan)?;
     let state = StateDir::create_in(root, plan)?;
