@@ -493,3 +493,56 @@ fn apply_adds_a_node_to_the_management_network_and_its_names() {
     assert_eq!(code, 0, "down failed:\n{out}\n{err}");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// A `kind: bridge` node with `host-bridge: true` is the host's bridge of
+/// that name, as containerlab expects one: the lab's ends on it are host
+/// ends made its ports, and `down` takes those away and leaves the bridge.
+/// Without the bridge, `up` builds nothing.
+#[test]
+fn host_bridge_joins_the_hosts_own_bridge() {
+    if !can_build_labs("host_bridge_joins_the_hosts_own_bridge") {
+        return;
+    }
+    let bridge = common::host_ifname(990);
+    let yaml = own_subnets(&format!(
+        "name: LAB\ntopology:\n  nodes:\n    a: {{kind: linux, exec: [\"ip addr add 10.78.0.1/24 dev eth1\"]}}\n    b: {{kind: linux, exec: [\"ip addr add 10.78.0.2/24 dev eth1\"]}}\n    {bridge}: {{kind: bridge, host-bridge: true}}\n  links:\n    - endpoints: [\"a:eth1\", \"{bridge}:{}\"]\n    - endpoints: [\"b:eth1\", \"{bridge}:{}\"]\n",
+        common::host_ifname(991),
+        common::host_ifname(992),
+    ));
+    let lab = TestLab::new("clabhostbr", &yaml);
+    let (code, _, err) = run(&["up", lab.file()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("the host has no bridge {bridge}")),
+        "{err}"
+    );
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ip(&["link", "add", &bridge, "type", "bridge"]);
+    ip(&["link", "set", &bridge, "up"]);
+    let (code, out, err) = run(&["up", lab.file()]);
+    let ports = ip(&["-br", "link", "show", "master", &bridge]);
+    let pinged = lab
+        .exec("a", &["ping", "-c", "1", "-W", "2", "10.78.0.2"])
+        .0;
+    let (down, _, _) = run(&["down", "--lab", &lab.name]);
+    let after = ip(&["-br", "link", "show", "master", &bridge]);
+    ip(&["link", "del", &bridge]);
+    assert_eq!(code, 0, "up failed:\n{out}\n{err}");
+    assert_eq!(ports.lines().count(), 2, "{ports}");
+    assert_eq!(pinged, 0, "a reaches b across the host's bridge");
+    assert_eq!(down, 0);
+    assert_eq!(after, "", "the lab's ports went with it");
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -351,6 +351,7 @@ fn a_value_cannot_end_a_here_document_early() {
                     mac: None,
                     impair: None,
                     state: Default::default(),
+                    master: None,
                 },
                 EndpointPlan {
                     place: Place::Host,
@@ -359,6 +360,7 @@ fn a_value_cannot_end_a_here_document_early() {
                     mac: None,
                     impair: None,
                     state: Default::default(),
+                    master: None,
                 },
             ],
             mtu: None,

@@ -106,10 +106,17 @@ pub(super) fn interfaces(s: &mut Script, plan: &Plan) {
     if plan.links.is_empty() {
         return;
     }
-    let bridge_of = |end: &EndpointPlan| match end.place {
-        Place::Node(id) if plan.nodes[id].kind == NodeKind::Bridge => Some(&plan.nodes[id].name),
-        _ => None,
-    };
+    fn bridge_of<'p>(plan: &'p Plan, end: &'p EndpointPlan) -> Option<&'p String> {
+        match (end.place, &end.master) {
+            (Place::Node(id), _) if plan.nodes[id].kind == NodeKind::Bridge => {
+                Some(&plan.nodes[id].name)
+            }
+            // A port of one of the host's own bridges.
+            (Place::Host, Some(master)) => Some(master),
+            _ => None,
+        }
+    }
+    let bridge_of = |end| bridge_of(plan, end);
     let ends: Vec<&EndpointPlan> = plan.links.iter().flat_map(|l| &l.endpoints).collect();
     let (ports, others): (Vec<&EndpointPlan>, Vec<&EndpointPlan>) =
         ends.into_iter().partition(|e| bridge_of(e).is_some());

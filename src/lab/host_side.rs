@@ -1,77 +1,69 @@
-//! The host's side of a lab's management network, checked and made by
-//! `up`: the host's addresses on it must not be in a subnet the host has
-//! (a second lab on containerlab's default management subnet would
-//! otherwise take over the first one's route), and the sockets of the
-//! forwarded ports (`ports:`) are bound before anything is built, their
-//! relays started once the lab is wired.
+//! What a lab needs of the host, checked and made by `up`: the host's
+//! bridges its ends join must exist, the host's addresses on the
+//! management network must not be in a subnet the host has (a second lab
+//! on containerlab's default management subnet would otherwise take over
+//! the first one's route), and the sockets of the forwarded ports
+//! (`ports:`) are bound before anything is built, their relays started
+//! once the lab is wired.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use futures::TryStreamExt;
 use ipnet::IpNet;
+use std::collections::BTreeSet;
 
 use super::LabError;
 use crate::kernel::forward;
-use crate::kernel::netlink::address::dump_addresses;
+use crate::kernel::netlink::address::{AddressInfo, dump_addresses};
+use crate::kernel::netlink::link::{LinkInfo, dump_links};
 use crate::plan::Plan;
 
-/// Fails, naming both, when an address of the management network's host
-/// interface is in a subnet the host already has (or the other way round).
-/// (The file's own `host:` link ends are the user's to address as they
-/// like, and may share a subnet across labs.)
-pub(crate) fn check_host_addresses(plan: &Plan) -> Result<(), LabError> {
+/// What `up` needs of the host before it builds anything: the host's
+/// bridges the lab's ends join exist and are bridges, and the addresses
+/// of the management network's host interface are in no subnet the host
+/// has (or the other way round). The file's own `host:` ends are the
+/// user's to address as they like, and may share a subnet across labs.
+pub(crate) fn check_host(plan: &Plan) -> Result<(), LabError> {
+    let masters: BTreeSet<&str> = (plan.links.iter().flat_map(|l| &l.endpoints))
+        .filter_map(|e| e.master.as_deref())
+        .collect();
+    if plan.mgmt.is_none() && masters.is_empty() {
+        return Ok(());
+    }
+    let (links, addresses) = host_links_and_addresses()?;
+    for master in masters {
+        match links.iter().find(|l| l.name == master) {
+            Some(l) if l.kind.as_deref() == Some("bridge") => {}
+            Some(_) => {
+                return Err(LabError::HostConflict(format!(
+                    "the host's {master} is not a bridge; a `kind: bridge` node with `host-bridge: true` names one of the host's bridges"
+                )));
+            }
+            None => {
+                return Err(LabError::HostConflict(format!(
+                    "the host has no bridge {master} (`host-bridge: true`): make it first, as containerlab expects (ip link add {master} type bridge), or drop `host-bridge` to have the lab make a bridge of its own"
+                )));
+            }
+        }
+    }
     let Some(mgmt) = &plan.mgmt else {
         return Ok(());
     };
     let iface = mgmt.host_iface.as_str();
-    let ours: Vec<IpNet> = mgmt.ipv4.into_iter().chain(mgmt.ipv6).collect();
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |source| LabError::Io { what, source }
+    let link_local = |n: &IpNet| match n {
+        IpNet::V6(v6) => v6.addr().segments()[0] & 0xffc0 == 0xfe80,
+        IpNet::V4(v4) => v4.addr().is_link_local(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(LabError::Runtime)?;
-    let theirs = runtime.block_on(async {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(io("open a netlink socket in the host"))?;
-        tokio::spawn(connection);
-        let addresses = dump_addresses(&handle, "the host").await?;
-        let names: Vec<(u32, String)> = handle
-            .link()
-            .get()
-            .execute()
-            .try_filter_map(|m| async move {
-                let name = m.attributes.iter().find_map(|a| match a {
-                    rtnetlink::packet_route::link::LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                });
-                Ok(name.map(|n| (m.header.index, n)))
-            })
-            .try_collect()
-            .await
-            .map_err(crate::kernel::netlink::NetlinkError::request(
-                "list the host's links".to_owned(),
-            ))?;
-        Ok::<_, LabError>((addresses, names))
-    })?;
-    let (addresses, names) = theirs;
-    for mine in &ours {
+    for mine in mgmt.ipv4.iter().chain(&mgmt.ipv6) {
         for theirs in &addresses {
             let other = theirs.address;
-            let link_local = |n: &IpNet| match n {
-                IpNet::V6(v6) => v6.addr().segments()[0] & 0xffc0 == 0xfe80,
-                IpNet::V4(v4) => v4.addr().is_link_local(),
-            };
             if link_local(&other) || link_local(mine) {
                 continue;
             }
             if mine.contains(&other.addr()) || other.contains(&mine.addr()) {
-                let name = (names.iter())
-                    .find(|(i, _)| *i == theirs.index)
-                    .map_or_else(|| format!("interface {}", theirs.index), |(_, n)| n.clone());
+                let name = (links.iter())
+                    .find(|l| l.index == theirs.index)
+                    .map_or_else(|| format!("interface {}", theirs.index), |l| l.name.clone());
                 return Err(LabError::HostConflict(format!(
                     "the management network's host:{iface} would get {mine}, but the host's {name} has {other} in the same subnet (another lab's management network? give this one its own: mgmt: {{ipv4-subnet: ..., ipv6-subnet: ...}})"
                 )));
@@ -79,6 +71,26 @@ pub(crate) fn check_host_addresses(plan: &Plan) -> Result<(), LabError> {
         }
     }
     Ok(())
+}
+
+/// The host's links and addresses, over a netlink socket of this thread's
+/// (the host's) net namespace.
+fn host_links_and_addresses() -> Result<(Vec<LinkInfo>, Vec<AddressInfo>), LabError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LabError::Runtime)?;
+    runtime.block_on(async {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|source| LabError::Io {
+                what: "open a netlink socket in the host".into(),
+                source,
+            })?;
+        tokio::spawn(connection);
+        let links = dump_links(&handle, "the host namespace").await?;
+        let addresses = dump_addresses(&handle, "the host namespace").await?;
+        Ok((links, addresses))
+    })
 }
 
 /// Binds the host's socket of every forwarded port, in plan order.

@@ -745,11 +745,17 @@ impl<K: Kernel> Wiring<'_, K> {
                     .get(end.place, &end.ifname)
                     .ok_or_else(|| missing(&label))?;
                 let socket = self.socket(end.place).clone();
-                let bridge = match end.place {
-                    Place::Node(id) if self.plan.nodes[id].kind == NodeKind::Bridge => Some(
+                let bridge = match (end.place, &end.master) {
+                    (Place::Node(id), _) if self.plan.nodes[id].kind == NodeKind::Bridge => Some(
                         indexes
                             .get(end.place, &self.plan.nodes[id].name)
                             .ok_or_else(|| missing(&label))?,
+                    ),
+                    // A port of one of the host's own bridges.
+                    (Place::Host, Some(master)) => Some(
+                        indexes
+                            .get(Place::Host, master)
+                            .ok_or_else(|| missing(&format!("the host's bridge {master}")))?,
                     ),
                     _ => None,
                 };

@@ -69,6 +69,7 @@ fn links_of(t: &Topology) -> Vec<LinkPlan> {
         mac: e.mac,
         impair: e.impair,
         state: e.state,
+        master: e.master.clone(),
     };
     t.links
         .iter()

@@ -350,9 +350,10 @@ impl LinkView<'_> {
     }
 
     /// Whether the change from `self` to `new` needs the pair made again:
-    /// a MAC is given at creation.
+    /// a MAC is given at creation, and a host end joins a host bridge once.
     fn must_replace(&self, new: &LinkView<'_>) -> bool {
-        self.ends[0].mac != new.ends[0].mac || self.ends[1].mac != new.ends[1].mac
+        (self.ends.iter().zip(&new.ends))
+            .any(|(old, new)| old.mac != new.mac || old.master != new.master)
     }
 }
 
@@ -367,10 +368,12 @@ fn same_end(a: &EndpointPlan, b: &EndpointPlan) -> bool {
         mac,
         impair,
         state,
+        master,
     } = a;
     *ifname == b.ifname
         && *addresses == b.addresses
         && *mac == b.mac
+        && *master == b.master
         && *impair == b.impair
         && *state == b.state
 }

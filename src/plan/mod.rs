@@ -90,6 +90,9 @@ pub struct EndpointPlan {
     /// Set down at the end of `up` when `Down` (absent when up).
     #[serde(default, skip_serializing_if = "LinkState::is_up")]
     pub state: LinkState,
+    /// A host end's bridge of the host's (see [`Endpoint::master`](crate::spec::Endpoint::master)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
 }
 
 /// A veth's MTU when the topology gives none (the kernel's default).
@@ -203,6 +206,7 @@ mod unit_tests {
             mac: None,
             impair: None,
             state: LinkState::Up,
+            master: None,
         };
         let plan = Plan {
             lab: "l".into(),

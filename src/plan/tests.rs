@@ -143,6 +143,7 @@ fn example_plans_exactly() {
         mac: None,
         impair: None,
         state: Default::default(),
+        master: None,
     };
     let want = Plan {
         lab: "chain3".into(),

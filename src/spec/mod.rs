@@ -95,6 +95,9 @@ pub struct Endpoint {
     pub impair: Option<Impair>,
     /// Administratively up (the default) or down once the lab is up.
     pub state: LinkState,
+    /// For a host end: the host's own bridge it is made a port of (a
+    /// `kind: bridge` node with `host-bridge: true`).
+    pub master: Option<String>,
 }
 
 /// The administrative state of a link end: `state:` in a topology, `nslab

@@ -397,6 +397,7 @@ impl Network {
             mac: None,
             impair: None,
             state: LinkState::Up,
+            master: None,
         };
         let mut used: HashSet<String> = taken.iter().map(|s| (*s).to_owned()).collect();
         let mut port = |wanted: &str| {

@@ -310,6 +310,10 @@ pub(crate) struct NodeModel {
     pub pids: Option<Scalar>,
     #[serde(default)]
     pub userns: Option<Scalar>,
+    /// A `kind: bridge` node that is the host's bridge of that name, which
+    /// exists already: the lab's ends on it are host ends, its ports.
+    #[serde(default, rename = "host-bridge")]
+    pub host_bridge: Option<bool>,
     // containerlab's keys (see `clab`): mapped onto the ones above, or
     // accepted and not used (`image`, `labels`), or refused by name.
     #[serde(default)]

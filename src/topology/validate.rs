@@ -179,6 +179,8 @@ pub(crate) fn validate(
     let mut node_routes: Vec<(String, Vec<(usize, Route)>)> = Vec::new();
     // Per node, in the order of `nodes`: the nodes it waits for.
     let mut node_waits = Vec::new();
+    // `kind: bridge` nodes that are the host's own bridges.
+    let mut host_bridges: HashSet<String> = HashSet::new();
     for (node_name, model) in &node_models.entries {
         let path = node_path(node_name);
         if node_name == HOST {
@@ -294,6 +296,26 @@ pub(crate) fn validate(
         };
         nodes.insert(node_name.clone(), node);
         node_waits.push((node_name.clone(), start.waits));
+        if model.as_ref().and_then(|m| m.host_bridge) == Some(true) {
+            match kind {
+                NodeKind::Bridge => {
+                    host_bridges.insert(node_name.clone());
+                }
+                NodeKind::Node => c.push(
+                    format!("{}.host-bridge", node_path(node_name)),
+                    format!("node {node_name:?} is not a bridge; only a `kind: bridge` node can be the host's bridge"),
+                ),
+            }
+        }
+    }
+    // The host's bridges are not nodes of the lab: their ends are the
+    // host's, made ports of them.
+    if !host_bridges.is_empty() {
+        let keep: Vec<bool> = nodes.keys().map(|n| !host_bridges.contains(n)).collect();
+        nodes.retain(|n, _| !host_bridges.contains(n));
+        let mut kept = keep.iter();
+        node_routes.retain(|_| kept.next().copied().unwrap_or(true));
+        node_waits.retain(|(n, _)| !host_bridges.contains(n));
     }
 
     start_order::check(&nodes, &node_waits, &mut c.problems);
@@ -341,9 +363,22 @@ pub(crate) fn validate(
     let mut used: HashMap<(String, String), (usize, usize)> = HashMap::new();
     let mut bridge_ports: IndexMap<String, usize> = IndexMap::new();
     let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
-    let link_models = topo.links.unwrap_or_default().0;
+    let mut link_models = topo.links.unwrap_or_default().0;
+    let masters = host_bridge_ends(&mut link_models, &host_bridges);
     for (i, link) in link_models.iter().enumerate() {
-        if let Some(l) = c.link(i, link, &nodes, &mut used) {
+        if let Some(mut l) = c.link(i, link, &nodes, &mut used) {
+            for (j, end) in l.endpoints.iter_mut().enumerate() {
+                let Some(bridge) = masters.get(&(i, j)) else {
+                    continue;
+                };
+                if end.ipv4.is_some() || end.ipv6.is_some() {
+                    c.push(
+                        endpoint_path(i, j),
+                        format!("{}:{} is a port of the host's bridge {bridge:?}, which takes no address", bridge, end.iface),
+                    );
+                }
+                end.master = Some(bridge.clone());
+            }
             for e in &l.endpoints {
                 ifaces
                     .entry(e.node.clone())
@@ -460,6 +495,30 @@ pub(crate) fn validate(
     } else {
         Err(c.problems)
     }
+}
+
+/// Ends written `BRIDGE:PORT` on a host bridge become `host:PORT`; returns
+/// the bridge of each such end, by (link, end).
+fn host_bridge_ends(
+    links: &mut [LinkModel],
+    host_bridges: &HashSet<String>,
+) -> HashMap<(usize, usize), String> {
+    let mut masters = HashMap::new();
+    if host_bridges.is_empty() {
+        return masters;
+    }
+    for (i, link) in links.iter_mut().enumerate() {
+        for (j, end) in link.endpoints.0.iter_mut().enumerate() {
+            if let EndpointModel::Text(Text(text)) = end
+                && let Some((node, port)) = text.split_once(':')
+                && host_bridges.contains(node)
+            {
+                masters.insert((i, j), node.to_owned());
+                *text = format!("{HOST}:{port}");
+            }
+        }
+    }
+    masters
 }
 
 /// The key path of a link's end.
@@ -1266,6 +1325,7 @@ impl Checker {
                 mac: macs[j],
                 impair: impairs[j],
                 state: states[j],
+                master: None,
             });
         let a = it.next()?;
         let b = it.next()?;

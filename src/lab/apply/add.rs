@@ -268,10 +268,12 @@ impl Addition<'_> {
                 let links = &links[place];
                 let label = plan.endpoint_label(end);
                 let index = index_of(links, &end.ifname, &label)?;
-                let bridge = match end.place {
-                    Place::Node(id) if plan.nodes[id].kind == NodeKind::Bridge => {
+                let bridge = match (end.place, &end.master) {
+                    (Place::Node(id), _) if plan.nodes[id].kind == NodeKind::Bridge => {
                         Some(index_of(links, &plan.nodes[id].name, &label)?)
                     }
+                    // A port of one of the host's own bridges.
+                    (Place::Host, Some(master)) => Some(index_of(links, master, &label)?),
                     _ => None,
                 };
                 if let Some(bridge) = bridge {

@@ -235,7 +235,7 @@ impl Kernel for RealKernel {
     }
 
     fn prepare_host(&self, plan: &Plan) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
-        crate::lab::host_side::check_host_addresses(plan)?;
+        crate::lab::host_side::check_host(plan)?;
         crate::lab::host_side::bind_ports(plan)
     }
 

@@ -317,6 +317,7 @@ fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
         memory,
         pids,
         userns,
+        host_bridge,
         group,
         image,
         cpu,

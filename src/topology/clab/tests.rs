@@ -295,6 +295,28 @@ fn the_management_network_numbers_nodes_around_pinned_addresses() {
 }
 
 #[test]
+fn a_host_bridge_is_the_hosts_and_its_ends_host_ends() {
+    let yaml = "name: hb\ntopology:\n  nodes:\n    a: {}\n    br0: {kind: bridge, host-bridge: true}\n  links:\n    - endpoints: [a:eth1, br0:hb-a]\n";
+    let t = clab(yaml).expect("valid");
+    assert!(!t.nodes.contains_key("br0"));
+    let end = &t.links[0].endpoints[1];
+    assert_eq!(
+        (end.node.as_str(), end.iface.as_str(), end.master.as_deref()),
+        ("host", "hb-a", Some("br0"))
+    );
+    assert_problem(
+        "name: hb\ntopology:\n  nodes:\n    a: {host-bridge: true}\n",
+        "topology.nodes.a.host-bridge",
+        "only a `kind: bridge` node",
+    );
+    assert_problem(
+        "name: hb\ntopology:\n  nodes:\n    a: {}\n    br0: {kind: bridge, host-bridge: true}\n  links:\n    - endpoints: [a:eth1, br0:hb-a]\n      ipv4: [10.0.0.1/24, 10.0.0.2/24]\n",
+        "topology.links[0].endpoints[1]",
+        "takes no address",
+    );
+}
+
+#[test]
 fn nslab_files_opt_in_to_the_management_network() {
     let own = "name: o\ntopology:\n  nodes: {a: {}}\n";
     let t = parse_str(own, Path::new("/srv/o.yml"), Path::new("/srv")).expect("valid");

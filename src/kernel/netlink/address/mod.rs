@@ -6,4 +6,4 @@ mod dump;
 
 pub(crate) use add::AddAddress;
 pub(crate) use delete::DeleteAddress;
-pub(crate) use dump::dump_addresses;
+pub(crate) use dump::{AddressInfo, dump_addresses};
