@@ -107,7 +107,8 @@ fn every_topology_passes_the_schema_and_bad_ones_fail_it() {
             "topology/links/0/endpoints/0",
             "name: x\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a\", \"b:e\"]\n",
         ),
-        ("", "name: x\nmgmt: {network: m}\n"),
+        ("mgmt", "name: x\nmgmt: {driver-opts: {a: b}}\n"),
+        ("mgmt/mtu", "name: x\nmgmt: {mtu: 9}\n"),
         (
             "topology/nodes/b/stages/create/wait-for/0/stage",
             "name: x\ntopology:\n  nodes:\n    a: {}\n    b: {stages: {create: {wait-for: [{node: a, stage: healthy}]}}}\n",
