@@ -152,6 +152,8 @@ pub(crate) fn relay_main() -> i32 {
 fn relay_tcp(listener: TcpListener, to: SocketAddr) -> i32 {
     loop {
         let Ok((client, _)) = listener.accept() else {
+            // Out of file descriptors, say: wait rather than spin.
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         std::thread::spawn(move || {
@@ -196,6 +198,7 @@ fn relay_udp(socket: UdpSocket, to: SocketAddr) -> i32 {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = socket.recv_from(&mut buf) else {
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         let known = clients
@@ -241,4 +244,62 @@ fn open_upstream(to: SocketAddr) -> io::Result<UdpSocket> {
     socket.connect(to)?;
     socket.set_read_timeout(Some(UDP_IDLE))?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening(protocol: Protocol) -> (OwnedFd, SocketAddr) {
+        let fd = bind_socket("127.0.0.1:0".parse().unwrap(), protocol).expect("bind");
+        let address = Socket::from(fd.try_clone().unwrap()).local_addr().unwrap();
+        (fd, address.as_socket().unwrap())
+    }
+
+    #[test]
+    fn tcp_is_relayed_both_ways_with_each_end_closed() {
+        let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = echo.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut client in echo.incoming().flatten() {
+                let mut text = String::new();
+                let _ = client.read_to_string(&mut text);
+                let _ = client.write_all(text.to_uppercase().as_bytes());
+            }
+        });
+        let (fd, relay) = listening(Protocol::Tcp);
+        std::thread::spawn(move || relay_tcp(TcpListener::from(fd), to));
+        for word in ["first", "second"] {
+            let mut client = TcpStream::connect(relay).unwrap();
+            client.write_all(word.as_bytes()).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).unwrap();
+            assert_eq!(answer, word.to_uppercase());
+        }
+    }
+
+    #[test]
+    fn udp_is_relayed_to_each_client_from_its_own_socket() {
+        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = echo.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..n], from);
+            }
+        });
+        let (fd, relay) = listening(Protocol::Udp);
+        std::thread::spawn(move || relay_udp(UdpSocket::from(fd), to));
+        for word in [&b"one"[..], b"two"] {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            client.send_to(word, relay).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (word, relay));
+        }
+    }
 }
