@@ -41,10 +41,7 @@ fn own_subnets(yaml: &str) -> String {
 /// writes it as `lab.yml`, so it is known as containerlab's by its keys
 /// alone. Returns the lab, the host's port and c2's management address.
 fn linux_lab() -> (TestLab, u16, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let yaml = own_subnets(
         &example("linux.clab.yml")
             .replace("name: clab-linux", "name: LAB")
@@ -450,10 +447,7 @@ fn apply_adds_a_node_to_the_management_network_and_its_names() {
     let yaml = own_subnets(
         "name: LAB\ntopology:\n  nodes:\n    a: {kind: linux, ports: [\"127.0.0.1:PORT:80\"]}\n    b: {kind: linux}\n",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let yaml = yaml.replace("PORT", &port.to_string());
     let lab = TestLab::new("clabapply", &yaml);
     lab.up();

@@ -48,10 +48,7 @@ topology:
 /// `yaml` with a management subnet and a forwarded port of its own, so
 /// that labs of it run beside each other.
 fn with_own_mgmt(yaml: &str, subnet: &str) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     yaml.replace("MGMT_SUBNET", subnet)
         .replace("MGMT_PORT", &port.to_string())
 }

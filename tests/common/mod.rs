@@ -139,6 +139,15 @@ pub(crate) fn unique_lab(tag: &str) -> String {
 }
 
 /// A host interface name of this test process (at most 15 bytes).
+/// A TCP port of the host's loopback that is free now (for a forwarded
+/// port of a test's lab).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub(crate) fn host_ifname(n: usize) -> String {
     format!("{}h{n}", run_prefix())
 }
