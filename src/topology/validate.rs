@@ -342,7 +342,16 @@ pub(crate) fn validate(
     let mut bridge_ports: IndexMap<String, usize> = IndexMap::new();
     let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
     let link_models = topo.links.unwrap_or_default().0;
+    let mut devices = super::devices::Devices::default();
     for (i, link) in link_models.iter().enumerate() {
+        let lab = super::devices::Lab {
+            nodes: &nodes,
+            used: &mut used,
+            ifaces: &mut ifaces,
+        };
+        if devices.take(i, link, lab, &mut c.problems) {
+            continue;
+        }
         if let Some(l) = c.link(i, link, &nodes, &mut used) {
             for e in &l.endpoints {
                 ifaces
@@ -397,6 +406,7 @@ pub(crate) fn validate(
             links.push(l);
         }
     }
+    let devices = devices.finish(&used, &mut c.problems);
     for (bridge, count) in &bridge_ports {
         if *count > MAX_BRIDGE_PORTS {
             c.push(
@@ -434,8 +444,9 @@ pub(crate) fn validate(
         &super::expect::Lab {
             nodes: &nodes,
             links: &links,
+            devices: &devices,
             interfaces: &interfaces,
-            links_complete: links.len() == link_models.len(),
+            links_complete: links.len() + devices.len() == link_models.len(),
         },
     );
     c.problems.extend(problems);
@@ -449,6 +460,7 @@ pub(crate) fn validate(
             source: origin.to_path_buf(),
             nodes,
             links,
+            devices,
             expect,
             scenario,
             lab_dir: clab.lab_dir,
@@ -771,7 +783,7 @@ pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 }
 
 /// Parses `ADDR/LEN` of the given family (`v4`).
-fn parse_address(s: &str, v4: bool) -> Result<IpNet, String> {
+pub(super) fn parse_address(s: &str, v4: bool) -> Result<IpNet, String> {
     let net = match s.parse::<IpNet>() {
         Ok(n) => n,
         Err(_) => {

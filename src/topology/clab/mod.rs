@@ -16,6 +16,7 @@
 //! kind with no host equivalent is a problem naming the node, the key and
 //! why.
 
+mod devices;
 mod expand;
 mod images;
 mod kinds;
