@@ -187,6 +187,23 @@ impl FakeKernel {
         std::process::id()
     }
 
+    /// Gives the host an interface of its own (not the lab's), `name`:
+    /// a device's parent.
+    pub(crate) fn with_host_link(self, name: &str) -> Self {
+        let mut world = self.world();
+        world.next_index += 1;
+        let index = world.next_index;
+        world.links.push(FakeLink {
+            netns: Self::host(),
+            name: name.to_owned(),
+            index,
+            alias: None,
+            peer: None,
+        });
+        drop(world);
+        self
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
