@@ -62,6 +62,8 @@ pub struct UpReport {
     pub lab: String,
     pub nodes: usize,
     pub links: usize,
+    /// Devices (macvlan, vxlan, dummy interfaces of nodes).
+    pub devices: usize,
     pub phases: Vec<(String, Duration)>,
     pub total: Duration,
     /// The open-file limit, when `up` had to raise it: (before, after).
@@ -164,6 +166,7 @@ pub(super) fn up_on<K: Kernel>(
                 lab: plan.lab.clone(),
                 nodes: plan.nodes.len(),
                 links: plan.links.len(),
+                devices: plan.devices.len(),
                 phases: builder.phases,
                 total: started.elapsed(),
                 raised_open_files,
@@ -598,7 +601,7 @@ impl<K: Kernel> Wiring<'_, K> {
                 .await?;
             for (i, links) in dumped {
                 pending[i].retain(|end| {
-                    let running = links.iter().any(|l| l.name == end.ifname && l.running);
+                    let running = links.iter().any(|l| l.name == end.ifname && l.passes());
                     if running {
                         waiting.tick();
                     }

@@ -287,9 +287,11 @@ impl Check<'_> {
     fn parent(&mut self, given: Option<&Text>, what: &str, key: &str) -> Option<Option<String>> {
         match given {
             None if what == "macvlan" => {
+                // The file's own name of the key: `parent`, `host-interface`.
+                let name = key.rsplit('.').next().unwrap_or(key);
                 self.push(
                     key,
-                    "a macvlan needs `parent`: the host's interface it sits on",
+                    format!("a macvlan needs `{name}`: the host's interface it sits on"),
                 );
                 None
             }

@@ -378,7 +378,7 @@ fn containerlabs_problems_name_its_keys() {
     assert_clab_problem(
         "    - {type: macvlan, endpoint: {node: a, interface: eth1}}\n",
         "topology.links[0].host-interface",
-        "a macvlan needs `parent`",
+        "a macvlan needs `host-interface`",
     );
     assert_clab_problem(
         "    - {type: macvlan, endpoint: {node: a, interface: eth1}, host-interface: eth0, mode: nope}\n",
@@ -439,4 +439,16 @@ fn nslabs_form_works_in_containerlabs_files() {
     assert_eq!(t.devices[0].kind, DeviceKind::Dummy);
     // Without containerlab's MTU: the form is nslab's.
     assert_eq!(t.devices[0].mtu, None);
+}
+
+#[test]
+fn a_macvlan_end_makes_a_file_containerlabs() {
+    let yaml = "name: d\ntopology:\n  nodes: {a: {}}\n  links:\n    - endpoints: [\"a:eth1\", \"macvlan:eth0\"]\n";
+    let t = own(yaml).expect("valid");
+    assert!(t.mgmt.is_some(), "read as containerlab's");
+    assert_eq!(t.devices[0].kind.parent(), Some("eth0"));
+    // Unless a node is named `macvlan`: then it is that node's end.
+    let yaml = "name: d\ntopology:\n  nodes: {a: {}, macvlan: {}}\n  links:\n    - endpoints: [\"a:eth1\", \"macvlan:eth0\"]\n";
+    let t = own(yaml).expect("valid");
+    assert!(t.mgmt.is_none() && t.devices.is_empty() && t.links.len() == 1);
 }

@@ -439,7 +439,7 @@ impl Addition<'_> {
             let mut still = Vec::new();
             for end in pending {
                 let links = sockets.links(place_name(plan, end.place)).await?;
-                if !links.get(&end.ifname).is_some_and(|l| l.running) {
+                if !links.get(&end.ifname).is_some_and(|l| l.passes()) {
                     still.push(end);
                 }
             }
