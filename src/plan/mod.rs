@@ -123,12 +123,11 @@ impl Plan {
         }
     }
 
-    /// A warning for each link end whose impairment is set but will not
-    /// behave as written (see [`Impair::warning`]), `node:iface: why`.
+    /// A warning for each link end (or device) whose impairment is set but
+    /// will not behave as written (see [`Impair::warning`]), `node:iface:
+    /// why`.
     pub fn impairment_warnings(&self) -> Vec<String> {
-        self.links
-            .iter()
-            .flat_map(|l| &l.endpoints)
+        self.ends()
             .filter_map(|end| {
                 let warning = end.impair?.warning()?;
                 Some(format!("{}: {warning}", self.endpoint_label(end)))
