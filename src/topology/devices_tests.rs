@@ -421,6 +421,11 @@ fn containerlabs_problems_name_its_keys() {
         "nslab's form of a device",
     );
     assert_clab_problem(
+        "    - {type: macvlan, endpoint: {node: a, interface: eth1}, host-interface: eth0, macvlan: {parent: eth1}}\n",
+        "topology.links[0].macvlan",
+        "nslab's form of a device, without `type`",
+    );
+    assert_clab_problem(
         "    - {type: vxlan-stitch, endpoint: {node: a, interface: vx0}, remote: 192.0.2.1, vni: 7}\n",
         "topology.links[0].type",
         "write `type: vxlan`",

@@ -156,6 +156,20 @@ fn typed(
     push: &mut impl FnMut(&str, String),
 ) -> Option<EndpointModel> {
     keys.endpoint = "endpoint".into();
+    let own_form = [
+        ("macvlan", link.macvlan.is_some()),
+        ("vxlan", link.vxlan.is_some()),
+        ("dummy", link.dummy.is_some()),
+    ];
+    if let Some((key, _)) = own_form.iter().find(|(_, given)| *given) {
+        push(
+            key,
+            format!(
+                "`{key}` is nslab's form of a device, without `type`; a link of `type: {kind}` takes containerlab's keys"
+            ),
+        );
+        return None;
+    }
     if !link.endpoints.0.is_empty() {
         push(
             "endpoints",
