@@ -468,15 +468,14 @@ impl Lab {
     }
 
     /// The node's planned addresses with their interface names, IPv4 before
-    /// IPv6 on each interface, in link order. Empty for an unknown node.
+    /// IPv6 on each interface, in link order, then its devices'. Empty for
+    /// an unknown node.
     pub fn addresses(&self, node: &str) -> Vec<(String, IpNet)> {
         let Some(id) = self.plan.node_id(node) else {
             return Vec::new();
         };
         self.plan
-            .links
-            .iter()
-            .flat_map(|l| &l.endpoints)
+            .ends()
             .filter(|e| e.place == Place::Node(id))
             .flat_map(|e| e.addresses.iter().map(|a| (e.ifname.clone(), *a)))
             .collect()

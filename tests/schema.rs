@@ -110,6 +110,18 @@ fn every_topology_passes_the_schema_and_bad_ones_fail_it() {
         ("mgmt", "name: x\nmgmt: {driver-opts: {a: b}}\n"),
         ("mgmt/mtu", "name: x\nmgmt: {mtu: 9}\n"),
         (
+            "topology/links/0/vxlan/vni",
+            "name: x\ntopology:\n  nodes: {a: {}}\n  links:\n    - endpoints: [\"a:vx0\"]\n      vxlan: {remote: 192.0.2.1, vni: 0}\n",
+        ),
+        (
+            "topology/links/0/endpoints",
+            "name: x\ntopology:\n  nodes: {a: {}}\n  links:\n    - endpoints: [\"a:e\"]\n",
+        ),
+        (
+            "topology/links/0/endpoints",
+            "name: x\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:d\", \"b:d\"]\n      dummy: true\n",
+        ),
+        (
             "topology/nodes/b/stages/create/wait-for/0/stage",
             "name: x\ntopology:\n  nodes:\n    a: {}\n    b: {stages: {create: {wait-for: [{node: a, stage: healthy}]}}}\n",
         ),

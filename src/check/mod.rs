@@ -179,10 +179,10 @@ pub(crate) struct CheckPlan {
     from: Expectations,
 }
 
-/// Every planned address of every node, in link order.
+/// Every planned address of every node, in link order (then devices').
 pub(crate) fn node_addresses(plan: &Plan) -> Vec<NodeAddress> {
     let mut out = Vec::new();
-    for end in plan.links.iter().flat_map(|l| &l.endpoints) {
+    for end in plan.ends() {
         if let Place::Node(id) = end.place {
             for net in &end.addresses {
                 out.push(NodeAddress {

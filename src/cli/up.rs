@@ -63,8 +63,12 @@ pub(super) fn run(args: UpArgs) -> Outcome {
 }
 
 fn print_report(plan: &Plan, report: &UpReport) {
+    let devices = match report.devices {
+        0 => String::new(),
+        n => format!(", {n} device(s)"),
+    };
     println!(
-        "lab {} is up: {} node(s), {} link(s) in {:.3} s",
+        "lab {} is up: {} node(s), {} link(s){devices} in {:.3} s",
         report.lab,
         report.nodes,
         report.links,

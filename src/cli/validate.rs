@@ -17,8 +17,12 @@ pub(super) struct ValidateArgs {
 pub(super) fn run(args: ValidateArgs) -> Outcome {
     let plan = load(&args.file)?;
     refuse_notes(&plan, args.strict)?;
+    let devices = match plan.devices.len() {
+        0 => String::new(),
+        n => format!(", {n} device(s)"),
+    };
     println!(
-        "{}: lab {} is valid: {} node(s), {} link(s)",
+        "{}: lab {} is valid: {} node(s), {} link(s){devices}",
         args.file.display(),
         plan.lab,
         plan.nodes.len(),

@@ -2,13 +2,15 @@
 //! same lab by hand with `unshare`, `nsenter`, `mount`, `hostname` and `ip`,
 //! one commented step at a time, in the order of `up`'s phases
 //! (see [`crate::lab::up`]): nodes with what their init does, /run/netns
-//! names, bridges, veths, ports and addresses, routes, late sysctls, exec.
+//! names, bridges, veths, devices, ports and addresses, routes, late
+//! sysctls, exec.
 //!
 //! Pure text: no syscall, nothing read from the host, so it is unit-tested.
 //! The script takes its lab name from `$LAB` (default: the plan's), keeps
 //! its own record under `/run/nslab-sh/$LAB`, and `sh SCRIPT down` removes
 //! exactly what that record names.
 
+mod devices;
 mod node;
 mod preamble;
 mod quote;
@@ -53,6 +55,7 @@ pub(crate) fn script(plan: &Plan, given: Option<(u32, u32)>) -> Result<String, E
     wiring::names(&mut s, plan, &pids);
     wiring::bridges(&mut s, plan);
     wiring::veths(&mut s, plan);
+    devices::devices(&mut s, plan);
     wiring::interfaces(&mut s, plan);
     wiring::routes(&mut s, plan);
     wiring::impairments(&mut s, plan);

@@ -365,6 +365,7 @@ fn a_value_cannot_end_a_here_document_early() {
             ],
             mtu: None,
         }],
+        devices: vec![],
         expect: vec![],
         scenario: Default::default(),
     };

@@ -217,11 +217,7 @@ fn tc(plan: &Plan, place: Place) -> String {
 
 pub(super) fn impairments(s: &mut Script, plan: &Plan) {
     let impaired = || {
-        plan.links.iter().flat_map(|link| {
-            link.endpoints
-                .iter()
-                .filter_map(move |end| end.impair.as_ref().map(|i| (link, end, i)))
-        })
+        (plan.ends_with_mtu()).filter_map(|(end, mtu)| end.impair.as_ref().map(|i| (mtu, end, i)))
     };
     if impaired().next().is_none() {
         return;
@@ -231,11 +227,11 @@ pub(super) fn impairments(s: &mut Script, plan: &Plan) {
     s.raw("# With both, tbf hangs below netem, so the rate applies to what netem lets out.");
     // The handles nslab's own requests take on a new interface.
     let (root, child) = free_majors(&[]);
-    for (link, end, impair) in impaired() {
+    for (mtu, end, impair) in impaired() {
         let tc = tc(plan, end.place);
         let dev = quote(&end.ifname);
         let mut commands = Vec::new();
-        match qdiscs_for(impair, link.mtu_or_default()) {
+        match qdiscs_for(impair, mtu) {
             (Some(netem), tbf) => {
                 commands.push(format!(
                     "{tc} qdisc replace dev {dev} root handle {root}: {}",
@@ -265,12 +261,7 @@ pub(super) fn impairments(s: &mut Script, plan: &Plan) {
 /// them were added while they were up (the kernel drops those, and the
 /// end's IPv6 addresses, with the down).
 pub(super) fn links_down(s: &mut Script, plan: &Plan) {
-    let down: Vec<&EndpointPlan> = plan
-        .links
-        .iter()
-        .flat_map(|l| &l.endpoints)
-        .filter(|e| e.state == LinkState::Down)
-        .collect();
+    let down: Vec<&EndpointPlan> = plan.ends().filter(|e| e.state == LinkState::Down).collect();
     if down.is_empty() {
         return;
     }

@@ -49,6 +49,7 @@ pub(crate) fn to_dot(plan: &Plan) -> String {
             quote(&link_lines(plan, link).join("\n")),
         );
     }
+    super::devices::dot(&mut out, plan, &ids);
     out.push_str("}\n");
     out
 }

@@ -22,10 +22,10 @@ pub(crate) const DEFAULT_MAX_EDGES: usize = 500;
 /// What to tell whoever draws the lab's flowchart when it has more edges
 /// than Mermaid draws by default.
 pub(crate) fn edge_limit_note(plan: &Plan) -> Option<String> {
-    (plan.links.len() > DEFAULT_MAX_EDGES).then(|| {
+    let edges = plan.links.len() + plan.devices.len();
+    (edges > DEFAULT_MAX_EDGES).then(|| {
         format!(
-            "{} links; Mermaid draws at most {DEFAULT_MAX_EDGES} edges unless its maxEdges setting is raised",
-            plan.links.len()
+            "{edges} links; Mermaid draws at most {DEFAULT_MAX_EDGES} edges unless its maxEdges setting is raised"
         )
     })
 }
@@ -70,6 +70,7 @@ pub(crate) fn to_mermaid(plan: &Plan) -> String {
             vertex_index(plan, b.place)
         );
     }
+    super::devices::mermaid(&mut out, plan);
     if !bridges.is_empty() {
         out.push_str("  classDef bridge fill:#dde7f0,stroke:#4a6f8f\n");
         let _ = writeln!(out, "  class {} bridge", bridges.join(","));
@@ -78,7 +79,7 @@ pub(crate) fn to_mermaid(plan: &Plan) -> String {
 }
 
 /// A quoted Mermaid label of several lines (`<br/>` between them).
-fn quote_lines(lines: &[String]) -> String {
+pub(super) fn quote_lines(lines: &[String]) -> String {
     let escaped: Vec<String> = lines.iter().map(|l| escape(l)).collect();
     format!("\"{}\"", escaped.join("<br/>"))
 }

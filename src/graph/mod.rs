@@ -1,9 +1,10 @@
 //! Pictures of a lab: its nodes, bridges and (when links reach it) the host,
 //! with every link labelled by the interface names and addresses at its
-//! ends. Drawn from the validated [`Plan`], as Graphviz DOT ([`dot`]) or
+//! ends, and each device (macvlan, vxlan, dummy) a small vertex of its own. Drawn from the validated [`Plan`], as Graphviz DOT ([`dot`]) or
 //! Mermaid ([`mermaid`]) text; both are pure text generation. SVG is DOT
 //! rendered by Graphviz's own `dot` program ([`svg`]).
 
+mod devices;
 pub(crate) mod dot;
 pub(crate) mod mermaid;
 pub(crate) mod svg;

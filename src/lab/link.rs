@@ -67,11 +67,7 @@ pub(super) async fn restore(
         None if node == crate::spec::HOST => Place::Host,
         None => return Ok(()),
     };
-    let end = plan
-        .links
-        .iter()
-        .flat_map(|l| &l.endpoints)
-        .find(|e| e.place == place && e.ifname == iface);
+    let end = plan.ends().find(|e| e.place == place && e.ifname == iface);
     if let Some(end) = end {
         put_back_addresses(socket, index, label, &end.addresses).await?;
     }

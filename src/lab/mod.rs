@@ -2,6 +2,7 @@
 //! drives plan → kernel → state; the CLI is a thin shell around it.
 
 mod apply;
+mod devices;
 mod down;
 pub mod events;
 pub(crate) mod exec;
@@ -85,6 +86,14 @@ pub enum LabError {
     },
     #[error("{0}")]
     HostConflict(String),
+    #[error(
+        "{device}: the host has no interface {parent}; a {kind}'s parent is a host interface that is there before the lab is built"
+    )]
+    MissingParent {
+        device: String,
+        parent: String,
+        kind: &'static str,
+    },
     #[error("start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(

@@ -216,8 +216,7 @@ fn configure(plan: &Plan, id: usize, pid: i32) -> Result<usize, LabError> {
                 .ok_or_else(|| NetlinkError::Missing(format!("{label}:{name}")))
         };
         let mut up = 0;
-        let ends = plan.links.iter().flat_map(|l| &l.endpoints);
-        for end in ends.filter(|e| e.place == Place::Node(id)) {
+        for end in plan.ends().filter(|e| e.place == Place::Node(id)) {
             let index = index(&end.ifname)?;
             let label = plan.endpoint_label(end);
             put_back_addresses(&socket, index, &label, &end.addresses).await?;

@@ -25,7 +25,8 @@ use super::marks::MarkedName;
 use crate::kernel::namespace::NetnsNameError;
 use crate::kernel::netlink::address::AddAddress;
 use crate::kernel::netlink::link::{
-    AttachPort, CreateBridge, CreateVeth, LinkInfo, MarkLink, SetLinkState, SetUp,
+    AttachPort, CreateBridge, CreateDummy, CreateMacvlan, CreateVeth, CreateVxlan, LinkInfo,
+    MarkLink, SetLinkState, SetUp,
 };
 use crate::kernel::netlink::qdisc::{Psched, ReplaceRoot};
 use crate::kernel::netlink::route::AddRoute;
@@ -42,6 +43,9 @@ pub(crate) use real::{RealKernel, init_config, run_exec_step, spawn_configs, spa
 pub(crate) enum Request {
     CreateBridge(CreateBridge),
     CreateVeth(CreateVeth),
+    CreateMacvlan(CreateMacvlan),
+    CreateVxlan(CreateVxlan),
+    CreateDummy(CreateDummy),
     MarkLink(MarkLink),
     AttachPort(AttachPort),
     AddAddress(AddAddress),

@@ -3,10 +3,12 @@
 //!
 //! Phases, each finished for every node before the next starts:
 //! nodes (inits cloned by zygotes, one per core, then awaited) → sockets →
-//! links (bridges, then veths born in place) → addresses and ports → routes
-//! → impairments (qdiscs on the link ends that have one) → sysctls that
-//! name an interface → exec. The /run/netns names are made
-//! on a thread of their own alongside sockets, links, addresses and routes.
+//! links (bridges, then veths born in place, then devices) → addresses and
+//! ports → routes → impairments (qdiscs on the link ends that have one) →
+//! sysctls that name an interface → exec. The /run/netns names are made on
+//! a thread of their own alongside sockets, links, addresses and routes.
+
+mod devices;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -60,6 +62,8 @@ pub struct UpReport {
     pub lab: String,
     pub nodes: usize,
     pub links: usize,
+    /// Devices (macvlan, vxlan, dummy interfaces of nodes).
+    pub devices: usize,
     pub phases: Vec<(String, Duration)>,
     pub total: Duration,
     /// The open-file limit, when `up` had to raise it: (before, after).
@@ -162,6 +166,7 @@ pub(super) fn up_on<K: Kernel>(
                 lab: plan.lab.clone(),
                 nodes: plan.nodes.len(),
                 links: plan.links.len(),
+                devices: plan.devices.len(),
                 phases: builder.phases,
                 total: started.elapsed(),
                 raised_open_files,
@@ -317,7 +322,8 @@ impl<K: Kernel> Builder<'_, K> {
             .links
             .iter()
             .flat_map(|l| &l.endpoints)
-            .any(|e| e.place == Place::Host);
+            .any(|e| e.place == Place::Host)
+            || plan.devices.iter().any(|d| d.kind.uses_host());
         let mut targets: Vec<(String, Netns<'_>)> = self
             .nodes
             .iter()
@@ -368,28 +374,20 @@ impl<K: Kernel> Builder<'_, K> {
             self.state.record(&retracted)?;
             return Err(first.error.into());
         }
+        wiring.create_devices().await?;
         self.lap("links");
 
         let indexes = wiring.link_indexes().await?;
         wiring.configure_interfaces(&indexes).await?;
+        wiring.configure_devices(&indexes).await?;
         self.lap("addresses");
         wiring.add_routes(&indexes).await?;
         self.lap("routes");
-        if plan
-            .links
-            .iter()
-            .flat_map(|l| &l.endpoints)
-            .any(|e| e.impair.is_some())
-        {
+        if plan.ends().any(|e| e.impair.is_some()) {
             wiring.impair(&indexes).await?;
             self.lap("impairments");
         }
-        if plan
-            .links
-            .iter()
-            .flat_map(|l| &l.endpoints)
-            .any(|e| e.state == LinkState::Down)
-        {
+        if plan.ends().any(|e| e.state == LinkState::Down) {
             wiring.set_down(&indexes).await?;
             self.lap("links down");
         }
@@ -578,7 +576,9 @@ impl<K: Kernel> Wiring<'_, K> {
             .iter()
             .filter(|l| l.endpoints.iter().all(|e| e.state == LinkState::Up))
             .collect();
-        for end in links.iter().flat_map(|l| &l.endpoints) {
+        let devices = self.plan.devices.iter().map(|d| &d.end);
+        let devices = devices.filter(|e| e.state == LinkState::Up);
+        for end in links.iter().flat_map(|l| &l.endpoints).chain(devices) {
             pending[self.socket_index(end.place)].push(end);
         }
         let waiting = self.progress.phase("links running", links.len() * 2);
@@ -601,7 +601,7 @@ impl<K: Kernel> Wiring<'_, K> {
                 .await?;
             for (i, links) in dumped {
                 pending[i].retain(|end| {
-                    let running = links.iter().any(|l| l.name == end.ifname && l.running);
+                    let running = links.iter().any(|l| l.name == end.ifname && l.passes());
                     if running {
                         waiting.tick();
                     }
@@ -855,7 +855,7 @@ impl<K: Kernel> Wiring<'_, K> {
     /// back).
     async fn set_down(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
         let mut requests = Vec::new();
-        for end in self.plan.links.iter().flat_map(|l| &l.endpoints) {
+        for end in self.plan.ends() {
             if end.state != LinkState::Down {
                 continue;
             }
@@ -881,31 +881,24 @@ impl<K: Kernel> Wiring<'_, K> {
     async fn impair(&self, indexes: &Indexes) -> Result<(), NetlinkError> {
         let clock = Psched::read();
         let mut requests = Vec::new();
-        for link in &self.plan.links {
-            for end in &link.endpoints {
-                let Some(impair) = &end.impair else { continue };
-                let label = self.plan.endpoint_label(end);
-                let index = indexes
-                    .get(end.place, &end.ifname)
-                    .ok_or_else(|| missing(&label))?;
-                // An impairment of all zeros sets nothing (validate makes
-                // it none).
-                let Some(request) = ReplaceRoot::for_plan(
-                    index,
-                    impair,
-                    link.mtu_or_default(),
-                    Vec::new(),
-                    Previous::Default,
-                    label,
-                ) else {
-                    continue;
-                };
-                let socket = self.socket(end.place);
-                requests.push(
-                    self.kernel
-                        .request(socket, Request::ReplaceRoot(request, clock)),
-                );
-            }
+        for (end, mtu) in self.plan.ends_with_mtu() {
+            let Some(impair) = &end.impair else { continue };
+            let label = self.plan.endpoint_label(end);
+            let index = indexes
+                .get(end.place, &end.ifname)
+                .ok_or_else(|| missing(&label))?;
+            // An impairment of all zeros sets nothing (validate makes it
+            // none).
+            let Some(request) =
+                ReplaceRoot::for_plan(index, impair, mtu, Vec::new(), Previous::Default, label)
+            else {
+                continue;
+            };
+            let socket = self.socket(end.place);
+            requests.push(
+                self.kernel
+                    .request(socket, Request::ReplaceRoot(request, clock)),
+            );
         }
         in_flight(self.progress, "impairments", requests).await
     }

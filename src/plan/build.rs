@@ -24,6 +24,7 @@ impl Plan {
             source: Some(t.source.clone()),
             nodes: t.nodes.values().cloned().collect(),
             links: links_of(t),
+            devices: super::devices::devices_of(t),
             expect: t.expect.clone(),
             scenario: t.scenario.clone(),
             lab_dir: t.lab_dir.clone(),
@@ -38,11 +39,13 @@ impl Plan {
     /// copying them (a 1000-node file's nodes cost a millisecond to copy).
     fn from_owned(t: Topology) -> Plan {
         let links = links_of(&t);
+        let devices = super::devices::devices_of(&t);
         Plan {
             lab: t.name,
             source: Some(t.source),
             nodes: t.nodes.into_values().collect(),
             links,
+            devices,
             expect: t.expect,
             scenario: t.scenario,
             lab_dir: t.lab_dir,

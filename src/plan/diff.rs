@@ -46,6 +46,11 @@ pub struct PlanDiff {
     pub add_nodes: Vec<NodeId>,
     /// Links to create, by index in the new plan.
     pub add_links: Vec<usize>,
+    /// Devices of nodes that stay, to delete (removed or changed), by
+    /// their end; deleted with the links.
+    pub remove_devices: Vec<EndKey>,
+    /// Devices to create, by index in the new plan; made after the links.
+    pub add_devices: Vec<usize>,
     /// Changes that cannot be made live.
     pub refused: Vec<Refusal>,
     /// The plan's expectations or scenario changed (saved, nothing built).
@@ -223,6 +228,7 @@ impl PlanDiff {
             }
         }
         diff.add_links.sort_unstable();
+        super::devices::diff(before, after, &rebuilt, &mut diff, &mut lines);
 
         if after.expect != first.expect || after.scenario != first.scenario {
             diff.checks_changed = true;

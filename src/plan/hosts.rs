@@ -79,6 +79,14 @@ impl Plan {
                 }
             }
         }
+        // A device's addresses are its node's, after those of its links.
+        for end in self.devices.iter().map(|d| &d.end) {
+            let Place::Node(id) = end.place else { continue };
+            for address in &end.addresses {
+                let slot = &mut first[id][usize::from(address.addr().is_ipv6())];
+                slot.get_or_insert(*address);
+            }
+        }
         (self.nodes.iter().enumerate())
             .filter(|(_, node)| node.kind == NodeKind::Node)
             .filter_map(|(id, _)| {

@@ -3,11 +3,13 @@
 //! every later stage (kernel, state, explain, inspect) reads one description.
 
 mod build;
+mod devices;
 mod diff;
 mod hosts;
 mod order;
 pub(crate) mod qdisc;
 
+pub use devices::DevicePlan;
 pub use diff::{EndChanges, EndKey, LinkKey, NodeChanges, PlanDiff, Refusal};
 pub use order::exec_order;
 
@@ -42,6 +44,11 @@ pub struct Plan {
     pub nodes: Vec<Node>,
     /// Links, in the order of the topology file.
     pub links: Vec<LinkPlan>,
+    /// Devices (macvlan, vxlan, dummy), in the order of the topology file
+    /// (absent when there are none, and in plans saved before they
+    /// existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DevicePlan>,
     /// Reachability expectations for `nslab check` (absent in plans saved
     /// before they existed).
     #[serde(default)]
@@ -119,12 +126,11 @@ impl Plan {
         }
     }
 
-    /// A warning for each link end whose impairment is set but will not
-    /// behave as written (see [`Impair::warning`]), `node:iface: why`.
+    /// A warning for each link end (or device) whose impairment is set but
+    /// will not behave as written (see [`Impair::warning`]), `node:iface:
+    /// why`.
     pub fn impairment_warnings(&self) -> Vec<String> {
-        self.links
-            .iter()
-            .flat_map(|l| &l.endpoints)
+        self.ends()
             .filter_map(|end| {
                 let warning = end.impair?.warning()?;
                 Some(format!("{}: {warning}", self.endpoint_label(end)))
@@ -141,8 +147,9 @@ impl Plan {
         )
     }
 
-    /// Names of every node's interfaces, by node: its link ends, and for a
-    /// bridge the bridge device itself. One pass over the links.
+    /// Names of every node's interfaces, by node: its link ends and
+    /// devices, and for a bridge the bridge device itself. One pass over
+    /// the links.
     pub fn interfaces_by_node(&self) -> Vec<Vec<&str>> {
         let mut names: Vec<Vec<&str>> = self
             .nodes
@@ -152,7 +159,7 @@ impl Plan {
                 NodeKind::Node => Vec::new(),
             })
             .collect();
-        for end in self.links.iter().flat_map(|l| &l.endpoints) {
+        for end in self.ends() {
             if let Place::Node(id) = end.place {
                 names[id].push(&end.ifname);
             }
@@ -240,6 +247,7 @@ mod unit_tests {
                 endpoints: [end(0, "eth0"), end(0, "eth1")],
                 mtu: None,
             }],
+            devices: vec![],
             expect: vec![],
             scenario: Default::default(),
         };

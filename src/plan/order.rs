@@ -107,6 +107,7 @@ mod tests {
             nodes,
             links: vec![],
             expect: vec![],
+            devices: vec![],
             scenario: Default::default(),
             lab_dir: None,
             lab_files: vec![],

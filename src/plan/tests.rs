@@ -201,6 +201,7 @@ fn example_plans_exactly() {
                 mtu: Some(9000),
             },
         ],
+        devices: vec![],
         expect: vec![],
         scenario: Default::default(),
     };

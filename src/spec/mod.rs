@@ -8,6 +8,7 @@
 //! The name rules (labs, nodes, interfaces, hostnames) live here too, with
 //! the typed references that name a lab, a node or an interface.
 
+mod device;
 mod expect;
 mod impair;
 mod mgmt;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
+pub use device::{Device, DeviceKind, MAX_VNI, MacvlanMode, VXLAN_PORT};
 pub(crate) use expect::parse_port;
 pub use expect::{Expect, ExpectTarget, Port, Protocol};
 pub use impair::Impair;
@@ -52,6 +54,8 @@ pub struct Topology {
     pub nodes: IndexMap<String, Node>,
     /// Links in file order.
     pub links: Vec<Link>,
+    /// Devices (macvlan, vxlan, dummy: single-ended links) in file order.
+    pub devices: Vec<Device>,
     /// `expect:` entries in file order.
     pub expect: Vec<Expect>,
     /// `scenario:`, the timed steps of `nslab run-scenario` (empty: none).

@@ -8,14 +8,17 @@ use ipnet::IpNet;
 
 use super::Problem;
 use super::model::{ExpectModel, Scalar, Text};
+use crate::spec::{Device, HOST, Link, Node};
 use crate::spec::{Expect, ExpectTarget, NodeKind, parse_port};
-use crate::spec::{HOST, Link, Node};
 
 /// What the expectations are checked against.
 pub(crate) struct Lab<'a> {
     pub nodes: &'a IndexMap<String, Node>,
     /// The links that passed validation.
     pub links: &'a [Link],
+    /// The devices that passed validation: their addresses are their
+    /// nodes' too.
+    pub devices: &'a [Device],
     /// Every well-formed `node:iface` of the links, valid or not, so that a
     /// link with a bad address does not also make its interface unknown.
     pub interfaces: &'a HashSet<(String, String)>,
@@ -28,7 +31,13 @@ pub(crate) struct Lab<'a> {
 pub(crate) fn expectations(list: &[ExpectModel], lab: &Lab) -> (Vec<Expect>, Vec<Problem>) {
     // (node, iface) → its addresses; node → whether it has any.
     let mut addresses: HashMap<(&str, &str), Vec<IpNet>> = HashMap::new();
-    for end in lab.links.iter().flat_map(|l| &l.endpoints) {
+    let device_ends = lab.devices.iter().map(|d| &d.end);
+    for end in lab
+        .links
+        .iter()
+        .flat_map(|l| &l.endpoints)
+        .chain(device_ends)
+    {
         let list = addresses
             .entry((end.node.as_str(), end.iface.as_str()))
             .or_default();

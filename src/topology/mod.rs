@@ -9,6 +9,7 @@
 
 mod builder;
 mod clab;
+mod devices;
 mod error;
 mod expect;
 mod impair;

@@ -545,22 +545,34 @@ pub(crate) struct LinkModel {
     pub vars: Option<de::IgnoredAny>,
     #[serde(default)]
     pub labels: Option<de::IgnoredAny>,
-    /// The keys of containerlab's other link types (macvlan, vxlan):
-    /// accepted here so that the type is what is refused.
+    /// The keys of containerlab's macvlan and vxlan links, which `clab`
+    /// turns into nslab's `macvlan:` and `vxlan:`.
     #[serde(default)]
-    pub remote: Option<de::IgnoredAny>,
+    pub remote: Option<Text>,
     #[serde(default)]
-    pub vni: Option<de::IgnoredAny>,
+    pub vni: Option<Scalar>,
     #[serde(default, rename = "dst-port")]
-    pub dst_port: Option<de::IgnoredAny>,
+    pub dst_port: Option<Scalar>,
+    /// containerlab's older name of `dst-port`.
     #[serde(default, rename = "udp-port")]
-    pub udp_port: Option<de::IgnoredAny>,
+    pub udp_port: Option<Scalar>,
     #[serde(default, rename = "src-port")]
-    pub src_port: Option<de::IgnoredAny>,
+    pub src_port: Option<Scalar>,
     #[serde(default, rename = "parent-interface")]
-    pub parent_interface: Option<de::IgnoredAny>,
+    pub parent_interface: Option<Text>,
     #[serde(default)]
-    pub mode: Option<de::IgnoredAny>,
+    pub mode: Option<Text>,
+    /// nslab's devices, links of one endpoint (see `devices`): a macvlan,
+    /// a vxlan or a dummy.
+    #[serde(default)]
+    pub macvlan: Option<MacvlanModel>,
+    #[serde(default)]
+    pub vxlan: Option<VxlanModel>,
+    #[serde(default)]
+    pub dummy: Option<Scalar>,
+    /// The keys a containerlab device was written with (set by `clab`).
+    #[serde(skip)]
+    pub device_keys: Option<super::devices::DeviceKeys>,
     #[serde(default)]
     pub ipv4: Option<Seq<Option<Text>>>,
     #[serde(default)]
@@ -573,6 +585,33 @@ pub(crate) struct LinkModel {
     pub impair: Option<ImpairModel>,
     #[serde(default)]
     pub state: Option<Seq<Option<Text>>>,
+}
+
+/// `macvlan:` of a link: the host's interface it sits on, and its mode.
+/// Both optional here, so that a missing one is a problem with its path.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MacvlanModel {
+    #[serde(default)]
+    pub parent: Option<Text>,
+    #[serde(default)]
+    pub mode: Option<Text>,
+}
+
+/// `vxlan:` of a link: where the tunnel goes, and how.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VxlanModel {
+    #[serde(default)]
+    pub remote: Option<Text>,
+    #[serde(default)]
+    pub vni: Option<Scalar>,
+    #[serde(default)]
+    pub port: Option<Scalar>,
+    #[serde(default, rename = "src-port")]
+    pub src_port: Option<Scalar>,
+    #[serde(default)]
+    pub parent: Option<Text>,
 }
 
 /// One end of a link: `node:iface`, or containerlab's

@@ -365,7 +365,16 @@ pub(crate) fn validate(
     let mut ifaces: HashMap<String, HashSet<String>> = HashMap::new();
     let mut link_models = topo.links.unwrap_or_default().0;
     let masters = host_bridge_ends(&mut link_models, &host_bridges);
+    let mut devices = super::devices::Devices::default();
     for (i, link) in link_models.iter().enumerate() {
+        let lab = super::devices::Lab {
+            nodes: &nodes,
+            used: &mut used,
+            ifaces: &mut ifaces,
+        };
+        if devices.take(i, link, lab, &mut c.problems) {
+            continue;
+        }
         if let Some(mut l) = c.link(i, link, &nodes, &mut used) {
             for (j, end) in l.endpoints.iter_mut().enumerate() {
                 let Some(bridge) = masters.get(&(i, j)) else {
@@ -432,6 +441,7 @@ pub(crate) fn validate(
             links.push(l);
         }
     }
+    let devices = devices.finish(&used, &mut c.problems);
     for (bridge, count) in &bridge_ports {
         if *count > MAX_BRIDGE_PORTS {
             c.push(
@@ -469,8 +479,9 @@ pub(crate) fn validate(
         &super::expect::Lab {
             nodes: &nodes,
             links: &links,
+            devices: &devices,
             interfaces: &interfaces,
-            links_complete: links.len() == link_models.len(),
+            links_complete: links.len() + devices.len() == link_models.len(),
         },
     );
     c.problems.extend(problems);
@@ -484,6 +495,7 @@ pub(crate) fn validate(
             source: origin.to_path_buf(),
             nodes,
             links,
+            devices,
             expect,
             scenario,
             lab_dir: clab.lab_dir,
@@ -830,7 +842,7 @@ pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 }
 
 /// Parses `ADDR/LEN` of the given family (`v4`).
-fn parse_address(s: &str, v4: bool) -> Result<IpNet, String> {
+pub(super) fn parse_address(s: &str, v4: bool) -> Result<IpNet, String> {
     let net = match s.parse::<IpNet>() {
         Ok(n) => n,
         Err(_) => {

@@ -39,6 +39,14 @@ pub enum NetlinkError {
         kind: &'static str,
         module: &'static str,
     },
+    #[error(
+        "{what}: the kernel has no {kind} interfaces (\"Unknown device type\"): load the module {kind}, or use a kernel built with {config}"
+    )]
+    MissingLinkKind {
+        what: String,
+        kind: &'static str,
+        config: &'static str,
+    },
     #[error("{what}: {source}")]
     Request {
         what: String,

@@ -1,9 +1,11 @@
 //! The second half of `apply`: what comes. New nodes start as `up` starts
 //! them (id blocks, cgroups, inits through a zygote, /run/netns names);
 //! then, over one socket per namespace involved: bridges, veth pairs born
-//! in place, ports, addresses and up, MTUs, routes, impairments and link
-//! states; then sysctls and the new nodes' `exec` steps. Nothing of a node
-//! or link that did not change is touched.
+//! in place, devices, ports, addresses and up, MTUs, routes, impairments
+//! and link states; then sysctls and the new nodes' `exec` steps. Nothing
+//! of a node or link that did not change is touched.
+
+mod devices;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +29,7 @@ use crate::lab::up::{name_namespaces, next_end_index};
 use crate::lab::{
     LabError, RunningNode, fault, host_link_alias, impair_clear, impair_set, runtime,
 };
-use crate::plan::{EndpointPlan, Place, Plan, PlanDiff};
+use crate::plan::{DEFAULT_MTU, EndpointPlan, Place, Plan, PlanDiff};
 use crate::spec::{HOST, LinkState, NodeKind, Sysctl};
 use crate::state::{self, Entry, STATE_ROOT, StateDir};
 
@@ -74,6 +76,7 @@ impl Addition<'_> {
         let mtu_ends = (self.diff.mtus.iter()).flat_map(|&(l, _)| &self.plan.links[l].endpoints);
         new_ends.chain(mtu_ends).any(|e| e.place == Place::Host)
             || self.diff.ends.keys().any(|(node, _)| node == HOST)
+            || (self.diff.add_devices.iter()).any(|&d| self.plan.devices[d].kind.uses_host())
     }
 
     /// Inits of the new nodes, as `up` starts them, and their names.
@@ -190,6 +193,7 @@ impl Addition<'_> {
                 fault::step();
             }
         }
+        self.create_devices(sockets).await?;
         // One dump per namespace now that every link is there.
         let mut links: Links = HashMap::new();
         for place in sockets.places() {
@@ -256,73 +260,95 @@ impl Addition<'_> {
             .collect())
     }
 
-    /// Ports join their bridge; other new ends get their addresses and come
-    /// up, or stay down (`state: down`); impairments of new ends are set.
+    /// Ports join their bridge; other new ends (of links and devices) get
+    /// their addresses and come up, or stay down (`state: down`);
+    /// impairments of new ends are set.
     async fn configure_new_ends(&self, sockets: &Sockets, links: &Links) -> Result<(), LabError> {
         let plan = self.plan;
         let clock = Psched::read();
-        for &link in &self.diff.add_links {
-            for end in &plan.links[link].endpoints {
-                let place = place_name(plan, end.place);
-                let socket = sockets.get(place)?;
-                let links = &links[place];
-                let label = plan.endpoint_label(end);
-                let index = index_of(links, &end.ifname, &label)?;
-                let bridge = match (end.place, &end.master) {
-                    (Place::Node(id), _) if plan.nodes[id].kind == NodeKind::Bridge => {
-                        Some(index_of(links, &plan.nodes[id].name, &label)?)
-                    }
-                    // A port of one of the host's own bridges.
-                    (Place::Host, Some(master)) => Some(index_of(links, master, &label)?),
-                    _ => None,
-                };
-                if let Some(bridge) = bridge {
-                    let attach = AttachPort {
-                        port: index,
-                        bridge,
-                        label: format!("bridge port {label}"),
-                    };
-                    attach.execute(socket).await?;
-                } else {
-                    for address in &end.addresses {
-                        let add = AddAddress {
-                            index,
-                            address: *address,
-                            label: label.clone(),
-                        };
-                        add.execute(socket).await?;
-                    }
-                    SetUp {
-                        index,
-                        label: label.clone(),
-                    }
-                    .execute(socket)
-                    .await?;
-                }
-                fault::step();
-                if let Some(impair) = &end.impair
-                    && let Some(replace) = ReplaceRoot::for_plan(
-                        index,
-                        impair,
-                        plan.links[link].mtu_or_default(),
-                        Vec::new(),
-                        Previous::Default,
-                        label.clone(),
-                    )
-                {
-                    replace.execute(socket, &clock).await?;
-                    fault::step();
-                }
-                if end.state == LinkState::Down {
-                    let down = SetLinkState {
-                        index,
-                        state: LinkState::Down,
-                        label,
-                    };
-                    down.execute(socket).await?;
-                    fault::step();
-                }
+        let link_ends = (self.diff.add_links.iter()).flat_map(|&link| {
+            let mtu = plan.links[link].mtu_or_default();
+            plan.links[link].endpoints.iter().map(move |end| (end, mtu))
+        });
+        let device_ends = (self.diff.add_devices.iter()).map(|&d| {
+            let device = &plan.devices[d];
+            (&device.end, device.mtu.unwrap_or(DEFAULT_MTU))
+        });
+        for (end, mtu) in link_ends.chain(device_ends) {
+            self.configure_end(sockets, links, end, mtu, &clock).await?;
+        }
+        Ok(())
+    }
+
+    /// One new end: a port joins its bridge; another end gets its
+    /// addresses and comes up; then its impairment and state.
+    async fn configure_end(
+        &self,
+        sockets: &Sockets,
+        links: &Links,
+        end: &EndpointPlan,
+        mtu: u32,
+        clock: &Psched,
+    ) -> Result<(), LabError> {
+        let plan = self.plan;
+        let place = place_name(plan, end.place);
+        let socket = sockets.get(place)?;
+        let links = &links[place];
+        let label = plan.endpoint_label(end);
+        let index = index_of(links, &end.ifname, &label)?;
+        let bridge = match (end.place, &end.master) {
+            (Place::Node(id), _) if plan.nodes[id].kind == NodeKind::Bridge => {
+                Some(index_of(links, &plan.nodes[id].name, &label)?)
             }
+            // A port of one of the host's own bridges.
+            (Place::Host, Some(master)) => Some(index_of(links, master, &label)?),
+            _ => None,
+        };
+        if let Some(bridge) = bridge {
+            let attach = AttachPort {
+                port: index,
+                bridge,
+                label: format!("bridge port {label}"),
+            };
+            attach.execute(socket).await?;
+        } else {
+            for address in &end.addresses {
+                let add = AddAddress {
+                    index,
+                    address: *address,
+                    label: label.clone(),
+                };
+                add.execute(socket).await?;
+            }
+            SetUp {
+                index,
+                label: label.clone(),
+            }
+            .execute(socket)
+            .await?;
+        }
+        fault::step();
+        if let Some(impair) = &end.impair
+            && let Some(replace) = ReplaceRoot::for_plan(
+                index,
+                impair,
+                mtu,
+                Vec::new(),
+                Previous::Default,
+                label.clone(),
+            )
+        {
+            replace.execute(socket, clock).await?;
+            fault::step();
+        }
+        if end.state == LinkState::Down {
+            let down = SetLinkState {
+                index,
+                state: LinkState::Down,
+                label,
+            };
+            down.execute(socket).await?;
+            fault::step();
         }
         Ok(())
     }
@@ -403,17 +429,19 @@ impl Addition<'_> {
     /// a link with an end kept down never is.
     async fn wait_until_running(&self, sockets: &Sockets) -> Result<(), LabError> {
         let plan = self.plan;
+        let devices = (self.diff.add_devices.iter()).map(|&d| &plan.devices[d].end);
         let mut pending: Vec<&EndpointPlan> = (self.diff.add_links.iter())
             .map(|&l| &plan.links[l])
             .filter(|l| l.endpoints.iter().all(|e| e.state == LinkState::Up))
             .flat_map(|l| &l.endpoints)
+            .chain(devices.filter(|e| e.state == LinkState::Up))
             .collect();
         let deadline = Instant::now() + RUNNING_WITHIN;
         while !pending.is_empty() && Instant::now() < deadline {
             let mut still = Vec::new();
             for end in pending {
                 let links = sockets.links(place_name(plan, end.place)).await?;
-                if !links.get(&end.ifname).is_some_and(|l| l.running) {
+                if !links.get(&end.ifname).is_some_and(|l| l.passes()) {
                     still.push(end);
                 }
             }

@@ -174,6 +174,8 @@ pub(crate) fn apply_with(
             "the forwarded ports (`ports`, and the management addresses they reach) of a running lab change only with `down` and `up`".into(),
         ]));
     }
+    // A parent that is not there fails before the first change.
+    super::devices::check_parents(plan, diff.add_devices.iter().map(|&d| &plan.devices[d]))?;
     let pids = touched_nodes_running(&recorded, old, plan, &diff)?;
     if options.dry_run || (diff.is_empty() && recorded.pending.is_none()) {
         return Ok(report(diff.lines, None));
@@ -277,6 +279,12 @@ fn touched_nodes_running(
     }
     let links = (diff.mtus.iter().map(|(link, _)| link)).chain(&diff.add_links);
     for end in links.flat_map(|&link| &plan.links[link].endpoints) {
+        if let Place::Node(id) = end.place {
+            touched.push(&plan.nodes[id].name);
+        }
+    }
+    touched.extend(diff.remove_devices.iter().map(|(node, _)| node.as_str()));
+    for end in diff.add_devices.iter().map(|&d| &plan.devices[d].end) {
         if let Place::Node(id) = end.place {
             touched.push(&plan.nodes[id].name);
         }

@@ -1,9 +1,10 @@
 //! The first half of `apply`: what goes. Links of nodes that stay are
-//! deleted from an end whose node stays (so their names are free at once);
-//! removed and rebuilt nodes end with their inits and /run/netns names,
-//! which takes their namespaces and every interface in them; then routes,
-//! addresses and sysctls of nodes that stay. Whatever is already gone
-//! (after an `apply` that was killed) is passed over.
+//! deleted from an end whose node stays (so their names are free at once),
+//! and so are their devices; removed and rebuilt nodes end with their
+//! inits and /run/netns names, which takes their namespaces and every
+//! interface in them; then routes, addresses and sysctls of nodes that
+//! stay. Whatever is already gone (after an `apply` that was killed) is
+//! passed over.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,6 +48,7 @@ impl Removal<'_> {
         // One socket per namespace that stays, used before and after the
         // removed nodes end.
         let sockets = match !diff.remove_links.is_empty()
+            || !diff.remove_devices.is_empty()
             || !diff.ends.is_empty()
             || !diff.nodes.is_empty()
         {
@@ -55,6 +57,7 @@ impl Removal<'_> {
         };
         if let Some(sockets) = &sockets {
             runtime.block_on(|| self.delete_links(sockets))?;
+            runtime.block_on(|| self.delete_devices(sockets))?;
         }
         if !diff.remove_nodes.is_empty() {
             // One scan of /proc for every node to end.
@@ -102,6 +105,27 @@ impl Removal<'_> {
                 label: format!("{place}:{iface}"),
             };
             delete.execute(sockets.get(place)?).await?;
+            fault::step();
+        }
+        Ok(())
+    }
+
+    /// Deletes each device that goes from a node that stays (one already
+    /// gone is passed over); a removed or rebuilt node's go with it.
+    async fn delete_devices(&self, sockets: &Sockets) -> Result<(), NetlinkError> {
+        for (node, iface) in &self.diff.remove_devices {
+            if !self.pids.contains_key(node) {
+                continue;
+            }
+            let links = sockets.links(node).await?;
+            let Some(link) = links.get(iface) else {
+                continue;
+            };
+            let delete = DeleteLink {
+                index: link.index,
+                label: format!("{node}:{iface}"),
+            };
+            delete.execute(sockets.get(node)?).await?;
             fault::step();
         }
         Ok(())

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::{Kernel, LateSysctls, Request};
 use crate::kernel::init::InitError;
 use crate::kernel::namespace::NetnsNameError;
-use crate::kernel::netlink::link::LinkInfo;
+use crate::kernel::netlink::link::{CreateDummy, CreateMacvlan, CreateVxlan, LinkInfo};
 use crate::kernel::netlink::{NetlinkError, Netns};
 use crate::kernel::process::FoundInit;
 use crate::kernel::userns::{BLOCK, IdMap, IdRange};
@@ -187,6 +187,23 @@ impl FakeKernel {
         std::process::id()
     }
 
+    /// Gives the host an interface of its own (not the lab's), `name`:
+    /// a device's parent.
+    pub(crate) fn with_host_link(self, name: &str) -> Self {
+        let mut world = self.world();
+        world.next_index += 1;
+        let index = world.next_index;
+        world.links.push(FakeLink {
+            netns: Self::host(),
+            name: name.to_owned(),
+            index,
+            alias: None,
+            peer: None,
+        });
+        drop(world);
+        self
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -263,6 +280,9 @@ fn describe(request: &Request) -> String {
     match request {
         Request::CreateBridge(r) => format!("bridge {}", r.name),
         Request::CreateVeth(r) => format!("veth {}", r.label),
+        Request::CreateMacvlan(r) => r.device.label.clone(),
+        Request::CreateVxlan(r) => r.device.label.clone(),
+        Request::CreateDummy(r) => r.device.label.clone(),
         Request::MarkLink(r) => format!("mark host:{}", r.name),
         Request::AttachPort(r) => r.label.clone(),
         Request::AddAddress(r) => format!("address {} on {}", r.address, r.label),
@@ -480,6 +500,24 @@ impl Kernel for FakeKernel {
                         peer: Some((other.netns_pid, other.name.clone())),
                     });
                 }
+            }
+            Request::CreateMacvlan(CreateMacvlan { device, .. })
+            | Request::CreateVxlan(CreateVxlan { device, .. })
+            | Request::CreateDummy(CreateDummy { device }) => {
+                // Born in the node, even when asked from the host.
+                let netns = device.netns_pid.unwrap_or(*socket);
+                if world.link_named(netns, &device.name).is_some() {
+                    return Err(Self::refused(what));
+                }
+                world.next_index += 1;
+                let index = world.next_index;
+                world.links.push(FakeLink {
+                    netns,
+                    name: device.name.clone(),
+                    index,
+                    alias: None,
+                    peer: None,
+                });
             }
             Request::MarkLink(r) => {
                 let Some(at) = world.link_named(*socket, &r.name) else {

@@ -124,6 +124,9 @@ impl Kernel for RealKernel {
         match request {
             Request::CreateBridge(r) => r.execute(socket).await,
             Request::CreateVeth(r) => r.execute(socket).await,
+            Request::CreateMacvlan(r) => r.execute(socket).await,
+            Request::CreateVxlan(r) => r.execute(socket).await,
+            Request::CreateDummy(r) => r.execute(socket).await,
             Request::MarkLink(r) => r.execute(socket).await,
             Request::AttachPort(r) => r.execute(socket).await,
             Request::AddAddress(r) => r.execute(socket).await,
@@ -236,6 +239,7 @@ impl Kernel for RealKernel {
 
     fn prepare_host(&self, plan: &Plan) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
         crate::lab::host_side::check_host(plan)?;
+        crate::lab::devices::check_parents(plan, &plan.devices)?;
         crate::lab::host_side::bind_ports(plan)
     }
 

@@ -192,14 +192,29 @@ fn a_whole_up_journals_everything_and_down_removes_it_all() {
 
 #[test]
 fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
-    let plan = plan();
-    let whole = FakeKernel::new("count", None);
-    up_on(&whole, &plan, &UpOptions::default()).expect("up on the fake");
-    let steps = whole.steps();
+    let steps = rolls_back_at_every_step("refuse", &plan(), &[]);
     assert!(steps >= 30, "only {steps} steps");
+}
+
+/// Refuses each kernel-changing step of `up` of `plan` in turn (on a
+/// fake whose host has the interfaces `host_links` of its own) and checks
+/// that exactly what was built is rolled back, the host's own interfaces
+/// left. Returns how many steps a whole `up` takes.
+fn rolls_back_at_every_step(tag: &str, plan: &Plan, host_links: &[&str]) -> usize {
+    let fake = |k: Option<usize>| {
+        (host_links.iter()).fold(FakeKernel::new(tag, k), |kernel, name| {
+            kernel.with_host_link(name)
+        })
+    };
+    let whole = fake(None);
+    up_on(&whole, plan, &UpOptions::default()).expect("up on the fake");
+    let steps = whole.steps();
+    let hosts: Vec<String> = (host_links.iter())
+        .map(|name| format!("{}:{name}", std::process::id()))
+        .collect();
     for k in 1..=steps {
-        let kernel = FakeKernel::new("refuse", Some(k));
-        let error = up_on(&kernel, &plan, &UpOptions::default()).expect_err("refused");
+        let kernel = fake(Some(k));
+        let error = up_on(&kernel, plan, &UpOptions::default()).expect_err("refused");
         let LabError::RolledBack { rollback, .. } = &error else {
             panic!("k={k}: not rolled back: {error}");
         };
@@ -217,7 +232,7 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
             log[teardown_at..].iter().all(is_teardown),
             "k={k}: up went on during its rollback: {log:#?}"
         );
-        let made = built(&log[..teardown_at], &plan);
+        let made = built(&log[..teardown_at], plan);
 
         // The journal as the rollback read it holds every object made.
         let journal = journaled(&kernel.last_journal().expect("journal read"));
@@ -271,16 +286,109 @@ fn up_refused_at_any_step_rolls_back_exactly_what_it_built() {
             }
         }
 
-        // Nothing left: no init, name or link, no state, lock or root.
+        // Nothing left: no init, name or link (the host's own are
+        // there still), no state, lock or root.
         assert_eq!(
             kernel.leftovers(),
-            (vec![], vec![], vec![]),
+            (vec![], vec![], hosts.clone()),
             "k={k}: {log:#?}"
         );
         assert!(!kernel.state_root_exists(), "k={k}: state left");
         assert!(kernel.cgroups_left().is_empty(), "k={k}: cgroups left");
         assert!(kernel.id_blocks_left().is_empty(), "k={k}: id blocks left");
     }
+    steps
+}
+
+/// A macvlan on the host's `xq-nope9`, a vxlan and a dummy, each with an
+/// address; the dummy impaired and kept down.
+const DEVICES: &str = r#"
+name: fakedev
+topology:
+  nodes:
+    a: {}
+    b: {}
+  links:
+    - endpoints: ["a:eth0", "b:eth0"]
+    - endpoints: ["a:mv0"]
+      macvlan: {parent: xq-nope9}
+      ipv4: [10.0.9.2/24]
+    - endpoints: ["b:vx0"]
+      vxlan: {remote: 192.0.2.1, vni: 100}
+      ipv4: [10.0.8.2/24]
+    - endpoints: ["b:d0"]
+      dummy: true
+      ipv6: ["2001:db8:9::1/64"]
+      impair: {delay: 5ms}
+      state: [down]
+"#;
+
+#[test]
+fn devices_are_made_after_the_veths_from_the_host_and_go_with_their_nodes() {
+    let topology =
+        topology::parse_str(DEVICES, "fakedev.yml".as_ref(), ".".as_ref()).expect("valid");
+    let plan = Plan::from_topology(&topology);
+    let kernel = FakeKernel::new("devices", None).with_host_link("xq-nope9");
+    up_on(&kernel, &plan, &UpOptions::default()).expect("up on the fake");
+    let log = kernel.log();
+    let at = |what: &str| {
+        (log.iter())
+            .position(|c| matches!(c, Change::Request(w) if w == what))
+            .unwrap_or_else(|| panic!("no {what:?}: {log:#?}"))
+    };
+    let macvlan = at("macvlan a:mv0 on xq-nope9 (bridge)");
+    let vxlan = at("vxlan b:vx0 to 192.0.2.1 vni 100 port 14789");
+    let dummy = at("dummy b:d0");
+    let veth = at("veth link a:eth0 <-> b:eth0");
+    assert!(veth < macvlan.min(vxlan).min(dummy), "{log:#?}");
+    let devices_made = macvlan.max(vxlan).max(dummy);
+    for later in [
+        "address 10.0.9.2/24 on a:mv0",
+        "address 10.0.8.2/24 on b:vx0",
+        "address 2001:db8:9::1/64 on b:d0",
+        "up a:mv0",
+        "qdisc on b:d0",
+        "down b:d0",
+    ] {
+        assert!(at(later) > devices_made, "{later}: {log:#?}");
+    }
+    // Born in their nodes, nothing of theirs on the host.
+    let (_, _, links) = kernel.leftovers();
+    let host = std::process::id();
+    let on_host: Vec<&String> = (links.iter())
+        .filter(|l| l.starts_with(&format!("{host}:")))
+        .collect();
+    assert_eq!(on_host, [&format!("{host}:xq-nope9")]);
+    teardown_locked(&kernel, &plan.lab, &Progress::default()).expect("down");
+    assert_eq!(
+        kernel.leftovers(),
+        (vec![], vec![], vec![format!("{host}:xq-nope9")])
+    );
+    rolls_back_at_every_step("devices-refused", &plan, &["xq-nope9"]);
+}
+
+#[test]
+fn a_missing_parent_fails_naming_it() {
+    let topology =
+        topology::parse_str(DEVICES, "fakedev.yml".as_ref(), ".".as_ref()).expect("valid");
+    let plan = Plan::from_topology(&topology);
+    // The real `up` checks parents before anything is built; the fake
+    // skips that check, so the request itself finds none and rolls back.
+    let kernel = FakeKernel::new("no-parent", None);
+    let error = up_on(&kernel, &plan, &UpOptions::default()).expect_err("no xq-nope9");
+    assert!(
+        error
+            .to_string()
+            .contains("macvlan a:mv0 on xq-nope9 (bridge): the host has no interface xq-nope9"),
+        "{error}"
+    );
+    assert_eq!(kernel.leftovers(), (vec![], vec![], vec![]));
+    let missing = crate::lab::devices::check_parents(&plan, &plan.devices)
+        .expect_err("no such host interface");
+    assert!(
+        missing.to_string().contains("has no interface xq-nope9"),
+        "{missing}"
+    );
 }
 
 /// `up` runs the nodes' `exec` steps in start order: a node's after all of

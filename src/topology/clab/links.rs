@@ -1,6 +1,7 @@
 //! containerlab's links, brief (`endpoints: ["a:eth1", "b:eth1"]`) and
 //! extended (`type: veth` with `{node, interface, mac}` ends, `type:
-//! host`), in nslab's form.
+//! host`), in nslab's form; its single-ended ones (macvlan, vxlan, dummy)
+//! are `devices`'.
 
 use std::collections::HashSet;
 
@@ -20,7 +21,12 @@ pub(super) fn resolve(
     let mut out = Vec::new();
     for (i, mut link) in links.0.into_iter().enumerate() {
         let path = format!("topology.links[{i}]");
-        let kind = link.kind.take().map_or("veth".to_owned(), |k| k.0);
+        let typed = link.kind.take().map(|k| k.0);
+        if let Some(form) = super::devices::form(typed.as_deref(), &link) {
+            out.extend(super::devices::resolve(form, link, &path, hosts, problems));
+            continue;
+        }
+        let kind = typed.unwrap_or_else(|| "veth".to_owned());
         let ends: Vec<EndpointModel> = match kind.as_str() {
             "veth" => {
                 if link.endpoint.is_some() || link.host_interface.is_some() {
@@ -70,6 +76,18 @@ pub(super) fn resolve(
             ("parent-interface", link.parent_interface.is_some()),
             ("mode", link.mode.is_some()),
         ];
+        let own_device = [
+            ("macvlan", link.macvlan.is_some()),
+            ("vxlan", link.vxlan.is_some()),
+            ("dummy", link.dummy.is_some()),
+        ];
+        if let Some((key, _)) = own_device.iter().find(|(_, given)| *given) {
+            problems.push(Problem::new(
+                format!("{path}.{key}"),
+                format!("`{key}` is nslab's form of a device, a link of one endpoint without `type`; not part of a {kind} link"),
+            ));
+            continue;
+        }
         if let Some((key, _)) = foreign.iter().find(|(_, given)| *given) {
             problems.push(Problem::new(
                 format!("{path}.{key}"),
@@ -137,15 +155,18 @@ pub(super) fn resolve(
 
 /// What an extended endpoint gives besides its name.
 #[derive(Debug, Default)]
-struct EndFields {
-    mac: Option<Text>,
-    ipv4: Option<Text>,
-    ipv6: Option<Text>,
+pub(super) struct EndFields {
+    pub mac: Option<Text>,
+    pub ipv4: Option<Text>,
+    pub ipv6: Option<Text>,
 }
 
 /// An end as `node:iface` (a `kind: host` node's as `host:iface`) and its
 /// MAC and addresses, or why it cannot be one.
-fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndFields), String> {
+pub(super) fn end_text(
+    end: EndpointModel,
+    hosts: &HashSet<String>,
+) -> Result<(String, EndFields), String> {
     let (node, iface, fields) = match end {
         EndpointModel::Text(Text(text)) => match text.split_once(':') {
             Some((node, iface)) => (node.to_owned(), iface.to_owned(), EndFields::default()),
@@ -179,7 +200,7 @@ fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndF
     };
     match node.as_str() {
         "macvlan" => Err(format!(
-            "endpoint \"macvlan:{iface}\": macvlan links are not built by nslab yet"
+            "endpoint \"macvlan:{iface}\": a macvlan end belongs to a brief link (`endpoints` and no `type`), or write `type: macvlan` with `host-interface: {iface}`"
         )),
         "host" => Ok((format!("host:{iface}"), fields)),
         _ if hosts.contains(&node) => Ok((format!("host:{iface}"), fields)),
@@ -189,11 +210,8 @@ fn end_text(end: EndpointModel, hosts: &HashSet<String>) -> Result<(String, EndF
 
 fn link_type_problem(kind: &str) -> String {
     match kind {
-        "macvlan" => "links of type macvlan are not built by nslab yet".into(),
-        "vxlan" | "vxlan-stitch" | "veth-stitch" => {
-            format!("links of type {kind} are not built by nslab yet")
-        }
-        "dummy" => "links of type dummy are not built by nslab yet".into(),
+        "vxlan-stitch" => "links of type vxlan-stitch are not built by nslab: containerlab makes the vxlan in the host and joins it to a veth into the node with tc rules, and nslab makes no interface in the host but a link's host end; write `type: vxlan`, which puts the vxlan in the node itself, its tunnel still the host's".into(),
+        "veth-stitch" => "links of type veth-stitch are not built by nslab: containerlab joins two veth pairs through the host with tc rules so that a vendor node's link can be captured and impaired; nslab's veth links take `impair` and `nslab capture` as they are: write a veth link (no `type`, or `type: veth`)".into(),
         other => format!(
             "link type {other:?} is not known: containerlab's are veth, veth-stitch, host, mgmt-net, macvlan, vxlan, vxlan-stitch and dummy"
         ),

@@ -16,6 +16,7 @@
 //! kind with no host equivalent is a problem naming the node, the key and
 //! why.
 
+mod devices;
 mod expand;
 mod images;
 mod kinds;
@@ -78,6 +79,7 @@ fn uses_clab_keys(model: &FileModel) -> bool {
             || !m.unsupported().is_empty()
     };
     let nodes = topo.nodes.iter().flat_map(|n| n.entries.values().flatten());
+    let has_macvlan_node = (topo.nodes.iter()).any(|n| n.entries.contains_key("macvlan"));
     let link_is_clab = |l: &super::model::LinkModel| {
         l.kind.is_some()
             || l.endpoint.is_some()
@@ -91,10 +93,11 @@ fn uses_clab_keys(model: &FileModel) -> bool {
             || l.src_port.is_some()
             || l.parent_interface.is_some()
             || l.mode.is_some()
-            || l.endpoints
-                .0
-                .iter()
-                .any(|e| matches!(e, EndpointModel::Fields(_)))
+            || l.endpoints.0.iter().any(|e| match e {
+                EndpointModel::Fields(_) => true,
+                // containerlab's macvlan end, unless a node has that name.
+                EndpointModel::Text(t) => t.0.starts_with("macvlan:") && !has_macvlan_node,
+            })
     };
     model.prefix.is_some()
         || topo.kinds.is_some()

@@ -59,6 +59,15 @@ pub(crate) async fn dump_links(
 }
 
 impl LinkInfo {
+    /// Whether packets pass it: operationally up, or up when it is of a
+    /// kind whose operational state the kernel leaves `unknown` for good
+    /// (a vxlan, a dummy: no carrier event ever comes, and their queue is
+    /// theirs from the moment they are up).
+    pub(crate) fn passes(&self) -> bool {
+        let unmanaged = matches!(self.kind.as_deref(), Some("vxlan" | "dummy"));
+        self.running || (unmanaged && self.up && self.operstate == "unknown")
+    }
+
     fn from_message(message: &LinkMessage) -> Self {
         let mut info = LinkInfo {
             index: message.header.index,
@@ -122,5 +131,39 @@ pub(crate) fn operstate(state: State) -> String {
         State::Up => "up".into(),
         State::Other(n) => format!("other({n})"),
         _ => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(kind: &str, up: bool, operstate: &str) -> LinkInfo {
+        LinkInfo {
+            index: 2,
+            name: "x".into(),
+            kind: Some(kind.into()),
+            mtu: None,
+            mac: None,
+            up,
+            running: operstate == "up",
+            operstate: operstate.into(),
+            alias: None,
+            peer_index: None,
+            controller: None,
+            counters: None,
+        }
+    }
+
+    #[test]
+    fn a_vxlan_or_dummy_up_passes_packets_in_its_unknown_state() {
+        assert!(link("veth", true, "up").passes());
+        // A veth before the kernel's link-watch work ran: not yet.
+        assert!(!link("veth", true, "unknown").passes());
+        assert!(!link("macvlan", true, "lowerlayerdown").passes());
+        assert!(link("vxlan", true, "unknown").passes());
+        assert!(link("dummy", true, "unknown").passes());
+        assert!(!link("vxlan", false, "unknown").passes());
+        assert!(!link("vxlan", true, "down").passes());
     }
 }
