@@ -435,7 +435,10 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
             .iter()
             .map(|v| v["text"].as_str().expect("text").to_string())
             .collect();
-        assert_eq!(shown, expected_vertices(&plan), "{at}");
+        // A device is a vertex of its own, named by what it is.
+        let mut expected = expected_vertices(&plan);
+        expected.extend(plan.devices.iter().map(|d| d.kind.to_string()));
+        assert_eq!(shown, expected, "{at}");
         let id_of = |name: &str| {
             let v = vertices
                 .iter()
@@ -458,9 +461,21 @@ fn mermaid_output_is_read_back_by_the_mermaid_parser() {
             assert_eq!(id_of("host").1, "cylinder", "{at}");
         }
         // Edges: one per link, between the right vertices, labelled with
-        // exactly the expected lines.
+        // exactly the expected lines; then one per device, from its node.
         let edges = report["edges"].as_array().expect("edges");
-        assert_eq!(edges.len(), plan.links.len(), "{at}");
+        assert_eq!(edges.len(), plan.links.len() + plan.devices.len(), "{at}");
+        for (device, edge) in plan.devices.iter().zip(&edges[plan.links.len()..]) {
+            assert_eq!(
+                edge["start"].as_str(),
+                Some(id_of(name_of(&plan, device.end.place)).0.as_str()),
+                "{at}"
+            );
+            assert_eq!(
+                edge["end"].as_str(),
+                Some(id_of(&device.kind.to_string()).0.as_str()),
+                "{at}"
+            );
+        }
         for ((link, lines), edge) in plan.links.iter().zip(expected_lines(&plan)).zip(edges) {
             let [a, b] = &link.endpoints;
             assert_eq!(
