@@ -48,7 +48,11 @@ fn open_bound(at: SocketAddr, protocol: Protocol) -> io::Result<OwnedFd> {
         Protocol::Udp => Type::DGRAM,
     };
     let socket = Socket::new(Domain::for_address(at), kind.cloexec(), None)?;
-    socket.set_reuse_address(true)?;
+    // A listener may take a port whose old connections linger; a UDP
+    // socket must not: SO_REUSEADDR would let it share a port in use.
+    if protocol == Protocol::Tcp {
+        socket.set_reuse_address(true)?;
+    }
     if at.is_ipv6() {
         socket.set_only_v6(false)?;
     }
@@ -85,31 +89,54 @@ pub(crate) fn start(
         .collect();
     let envp = [std::ptr::null::<libc::c_char>()];
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
-    let (ns_fd, socket_fd, null_fd) = (pid_ns.as_raw_fd(), socket.as_raw_fd(), null.as_raw_fd());
+    // The relay's exec (or its setns) failing comes back on this pipe as
+    // an errno; its closing on exec, with nothing written, is success.
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (ns_fd, socket_fd, null_fd, report_fd) = (
+        pid_ns.as_raw_fd(),
+        socket.as_raw_fd(),
+        null.as_raw_fd(),
+        report_write.as_raw_fd(),
+    );
     // SAFETY: fork(2); the child makes only async-signal-safe calls
-    // (setns, fork, setsid, dup2, close_range, execve, _exit) on data
-    // prepared above, and never returns.
+    // (setns, a raw clone, setsid, dup2, fcntl, sigprocmask, close_range,
+    // write, execve, _exit) on data prepared above, and never returns.
     let child = unsafe { libc::fork() };
     if child == 0 {
         // SAFETY: see above.
         unsafe {
+            let fail = |errno: i32| -> ! {
+                let bytes = errno.to_ne_bytes();
+                libc::write(report_fd, bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(1)
+            };
             if libc::setns(ns_fd, libc::CLONE_NEWPID) != 0 {
-                libc::_exit(1);
+                fail(errno());
             }
-            // Entering a pid namespace places only children in it.
-            let relay = libc::fork();
+            // Entering a pid namespace places only children in it. A raw
+            // clone, not fork(3): no atfork handlers in a forked child.
+            let relay = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0);
             if relay == 0 {
                 libc::setsid();
                 libc::dup2(socket_fd, 0);
                 libc::dup2(null_fd, 1);
                 libc::dup2(null_fd, 2);
-                super::fds::close_all_except([-1; 4]);
+                // dup2 onto itself keeps close-on-exec: clear it.
+                libc::fcntl(0, libc::F_SETFD, 0);
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                super::fds::close_all_except([report_fd, -1, -1, -1]);
                 libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                libc::_exit(127);
+                fail(errno());
             }
-            libc::_exit(if relay > 0 { 0 } else { 1 });
+            if relay < 0 {
+                fail(errno());
+            }
+            libc::_exit(0);
         }
     }
+    drop(report_write);
     if child < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -121,12 +148,19 @@ pub(crate) fn start(
             return Err(e);
         }
     }
-    match libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        true => Ok(()),
-        false => Err(io::Error::other(format!(
-            "could not start the relay of {label} in the pid namespace of pid {holder}"
-        ))),
+    let mut report = [0u8; 4];
+    let mut read = std::fs::File::from(report_read);
+    match read.read(&mut report) {
+        Ok(4) => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(report))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// The relay: `nslab-forward LABEL tcp|udp ADDR:PORT`, its socket on
@@ -156,7 +190,9 @@ fn relay_tcp(listener: TcpListener, to: SocketAddr) -> i32 {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
-        std::thread::spawn(move || {
+        // Past the most threads the system gives, a connection is closed,
+        // not the relay ended.
+        let _ = spawn(move || {
             if let Ok(node) = TcpStream::connect_timeout(&to, CONNECT_WITHIN) {
                 splice_both(client, node);
             }
@@ -164,12 +200,19 @@ fn relay_tcp(listener: TcpListener, to: SocketAddr) -> i32 {
     }
 }
 
+/// A thread, or an error where `std::thread::spawn` would panic.
+fn spawn<F: FnOnce() + Send + 'static>(f: F) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().stack_size(64 * 1024).spawn(f)
+}
+
 /// Copies each way until both ends have finished sending.
 fn splice_both(client: TcpStream, node: TcpStream) {
     let (Ok(client_in), Ok(node_out)) = (client.try_clone(), node.try_clone()) else {
         return;
     };
-    let upstream = std::thread::spawn(move || copy_then_close(client_in, node_out));
+    let Ok(upstream) = spawn(move || copy_then_close(client_in, node_out)) else {
+        return;
+    };
     copy_then_close(node, client);
     let _ = upstream.join();
 }
@@ -212,20 +255,22 @@ fn relay_udp(socket: UdpSocket, to: SocketAddr) -> i32 {
                     continue;
                 };
                 let upstream = Arc::new(upstream);
-                if let Ok(mut c) = clients.lock() {
-                    c.push((client, upstream.clone()));
-                }
-                let (socket, clients, replies) =
-                    (socket.clone(), clients.clone(), upstream.clone());
-                std::thread::spawn(move || {
+                let (socket, list, replies) = (socket.clone(), clients.clone(), upstream.clone());
+                let replying = spawn(move || {
                     let mut buf = vec![0u8; 65536];
                     while let Ok(n) = replies.recv(&mut buf) {
                         let _ = socket.send_to(&buf[..n], client);
                     }
-                    if let Ok(mut c) = clients.lock() {
+                    if let Ok(mut c) = list.lock() {
                         c.retain(|(a, _)| *a != client);
                     }
                 });
+                if replying.is_err() {
+                    continue;
+                }
+                if let Ok(mut c) = clients.lock() {
+                    c.push((client, upstream.clone()));
+                }
                 upstream
             }
         };
