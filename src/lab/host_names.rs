@@ -5,7 +5,7 @@
 //! by `down`, which looks for it whether or not `up` finished.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -26,8 +26,9 @@ fn end_marker(lab: &str) -> String {
 
 /// `text` with the block of `lab` replaced by `entries` (`None`: taken
 /// out). A block is added at the end, after a newline if the text lacks
-/// its last one.
-pub(crate) fn with_block(text: &str, lab: &str, entries: Option<&str>) -> String {
+/// its last one. Only a whole block is taken: a start marker without its
+/// end (the file edited by hand) is an error, and the file is left alone.
+pub(crate) fn with_block(text: &str, lab: &str, entries: Option<&str>) -> Result<String, String> {
     let (start, end) = (start_marker(lab), end_marker(lab));
     let mut out = String::with_capacity(text.len());
     let mut inside = false;
@@ -41,6 +42,11 @@ pub(crate) fn with_block(text: &str, lab: &str, entries: Option<&str>) -> String
             out.push_str(line);
         }
     }
+    if inside {
+        return Err(format!(
+            "{start} has no {end} after it: the block was edited; take it out by hand"
+        ));
+    }
     if let Some(entries) = entries {
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
@@ -51,7 +57,7 @@ pub(crate) fn with_block(text: &str, lab: &str, entries: Option<&str>) -> String
         out.push_str(&end);
         out.push('\n');
     }
-    out
+    Ok(out)
 }
 
 /// Sets the block of `lab` in the file at `path` (`None`: takes it out),
@@ -64,7 +70,8 @@ pub(crate) fn set_block(path: &Path, lab: &str, entries: Option<&str>) -> Result
         Err(e) if e.kind() == io::ErrorKind::NotFound && entries.is_none() => return Ok(false),
         Err(e) => return Err(io(format!("read {}", path.display()))(e)),
     };
-    let new = with_block(&text, lab, entries);
+    let new = with_block(&text, lab, entries)
+        .map_err(|why| LabError::HostConflict(format!("{}: {why}", path.display())))?;
     if new == text {
         return Ok(false);
     }
@@ -90,9 +97,7 @@ pub(crate) fn refresh_block(path: &Path, lab: &str, entries: &str) -> Result<boo
 /// file cut to its length, so a reader sees no empty file.
 fn replace(path: &Path, text: &str) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.set_len(text.len() as u64)?;
-    file.sync_all()
+    crate::state::rewrite_in_place(&mut file, text)
 }
 
 /// An exclusive lock on `/run/nslab/.hosts.lock`, held until dropped.
@@ -118,19 +123,23 @@ mod tests {
     #[test]
     fn a_block_is_added_replaced_and_taken_out_leaving_the_rest() {
         let host = "127.0.0.1 localhost\n10.1.1.1 printer";
-        let added = with_block(host, "lab1", Some("10.0.0.2\tlab1-a\n"));
+        let added = with_block(host, "lab1", Some("10.0.0.2\tlab1-a\n")).unwrap();
         assert_eq!(
             added,
             "127.0.0.1 localhost\n10.1.1.1 printer\n###### NSLAB-lab1-START ######\n10.0.0.2\tlab1-a\n###### NSLAB-lab1-END ######\n"
         );
-        let other = with_block(&added, "lab2", Some("10.0.1.2\tlab2-b\n"));
-        let replaced = with_block(&other, "lab1", Some("10.0.0.3\tlab1-c\n"));
+        let other = with_block(&added, "lab2", Some("10.0.1.2\tlab2-b\n")).unwrap();
+        let replaced = with_block(&other, "lab1", Some("10.0.0.3\tlab1-c\n")).unwrap();
         assert!(replaced.contains("10.0.0.3\tlab1-c\n") && !replaced.contains("lab1-a"));
         assert!(replaced.contains("10.0.1.2\tlab2-b\n"));
-        let removed = with_block(&with_block(&replaced, "lab1", None), "lab2", None);
+        let removed =
+            with_block(&with_block(&replaced, "lab1", None).unwrap(), "lab2", None).unwrap();
         // The file's own last newline was added with the first block.
         assert_eq!(removed, format!("{host}\n"));
-        assert_eq!(with_block("a\n", "lab1", None), "a\n");
+        assert_eq!(with_block("a\n", "lab1", None).unwrap(), "a\n");
+        // A block whose end marker was edited away is not guessed at.
+        let torn = "a\n###### NSLAB-lab1-START ######\n10.0.0.2\tx\nb\n";
+        assert!(with_block(torn, "lab1", None).is_err());
     }
 
     #[test]

@@ -26,6 +26,32 @@ pub(crate) const STATE_ROOT: &str = "/run/nslab";
 /// The lab's `/etc/hosts`, in its state folder.
 const HOSTS: &str = "hosts";
 
+/// Replaces the text of an open file without replacing the file (mounts
+/// on it, such as a node's `/etc/hosts`, stay). A reader, or a process
+/// killed midway, never sees a torn line: shorter text is first written
+/// padded to the old length with a trailing comment line, then cut.
+pub(crate) fn rewrite_in_place(file: &mut File, text: &str) -> io::Result<()> {
+    use std::io::Seek;
+    let old = file.metadata()?.len();
+    let mut bytes = text.as_bytes().to_vec();
+    let short = usize::try_from(old)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(bytes.len());
+    match short {
+        0 => {}
+        1 => bytes.push(b'\n'),
+        n => {
+            bytes.push(b'#');
+            bytes.resize(bytes.len() + n - 2, b' ');
+            bytes.push(b'\n');
+        }
+    }
+    file.seek(io::SeekFrom::Start(0))?;
+    file.write_all(&bytes)?;
+    file.set_len(text.len() as u64)?;
+    file.sync_data()
+}
+
 /// Where the nodes of `lab` find their `/etc/hosts` (under the real state
 /// root; `lab` is a validated name).
 pub(crate) fn hosts_path(lab: &str) -> PathBuf {
@@ -255,8 +281,7 @@ impl StateDir {
             .mode(0o644)
             .open(&path)
             .map_err(io_error(&path))?;
-        file.write_all(text.as_bytes()).map_err(io_error(&path))?;
-        file.set_len(text.len() as u64).map_err(io_error(&path))
+        rewrite_in_place(&mut file, text).map_err(io_error(&path))
     }
 
     /// An empty file in the lab's state folder, for /run/netns names to be
