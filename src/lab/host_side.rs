@@ -16,18 +16,26 @@ use super::LabError;
 use crate::kernel::forward;
 use crate::kernel::netlink::address::{AddressInfo, dump_addresses};
 use crate::kernel::netlink::link::{LinkInfo, dump_links};
-use crate::plan::Plan;
+use crate::plan::{LinkPlan, Plan};
 
-/// What `up` needs of the host before it builds anything: the host's
-/// bridges the lab's ends join exist and are bridges, and the addresses
-/// of the management network's host interface are in no subnet the host
-/// has (or the other way round). The file's own `host:` ends are the
-/// user's to address as they like, and may share a subnet across labs.
-pub(crate) fn check_host(plan: &Plan) -> Result<(), LabError> {
-    let masters: BTreeSet<&str> = (plan.links.iter().flat_map(|l| &l.endpoints))
+/// What `up` (and `apply`, for what it adds) needs of the host before it
+/// builds anything: the host's bridges that the ends of `links` join exist
+/// and are bridges, and (when `mgmt`) the addresses of the management
+/// network's host interface are in no subnet the host has (or the other
+/// way round). The lab's own management interface is not compared: it is
+/// there only when `apply` changes its addresses. The file's own `host:`
+/// ends are the user's to address as they like, and may share a subnet
+/// across labs.
+pub(crate) fn check_host<'a>(
+    plan: &Plan,
+    links: impl IntoIterator<Item = &'a LinkPlan>,
+    mgmt: bool,
+) -> Result<(), LabError> {
+    let masters: BTreeSet<&str> = (links.into_iter().flat_map(|l| &l.endpoints))
         .filter_map(|e| e.master.as_deref())
         .collect();
-    if plan.mgmt.is_none() && masters.is_empty() {
+    let mgmt = plan.mgmt.as_ref().filter(|_| mgmt);
+    if mgmt.is_none() && masters.is_empty() {
         return Ok(());
     }
     let (links, addresses) = host_links_and_addresses()?;
@@ -46,16 +54,17 @@ pub(crate) fn check_host(plan: &Plan) -> Result<(), LabError> {
             }
         }
     }
-    let Some(mgmt) = &plan.mgmt else {
+    let Some(mgmt) = mgmt else {
         return Ok(());
     };
     let iface = mgmt.host_iface.as_str();
+    let own = links.iter().find(|l| l.name == iface).map(|l| l.index);
     let link_local = |n: &IpNet| match n {
         IpNet::V6(v6) => v6.addr().segments()[0] & 0xffc0 == 0xfe80,
         IpNet::V4(v4) => v4.addr().is_link_local(),
     };
     for mine in mgmt.ipv4.iter().chain(&mgmt.ipv6) {
-        for theirs in &addresses {
+        for theirs in addresses.iter().filter(|a| Some(a.index) != own) {
             let other = theirs.address;
             if link_local(&other) || link_local(mine) {
                 continue;

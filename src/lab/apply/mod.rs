@@ -33,7 +33,7 @@ use crate::kernel::netlink::link::{LinkInfo, dump_links};
 use crate::kernel::netlink::{NetlinkError, Netns, open_sockets};
 use crate::kernel::process::is_init_of;
 use crate::plan::{Place, Plan, PlanDiff};
-use crate::spec::HOST;
+use crate::spec::{HOST, MGMT_BRIDGE};
 use crate::state::{self, Entry, LabLock, PlanBytes, Recorded, STATE_ROOT, StateDir};
 
 /// How `apply` runs.
@@ -174,7 +174,27 @@ pub(crate) fn apply_with(
             "the forwarded ports (`ports`, and the management addresses they reach) of a running lab change only with `down` and `up`".into(),
         ]));
     }
-    // A parent that is not there fails before the first change.
+    // The relays live in the bridge's pid namespace: rebuilding it would
+    // end them.
+    let has_ports = |p: &Plan| p.mgmt.as_ref().is_some_and(|m| !m.ports.is_empty());
+    if has_ports(old) && diff.remove_nodes.iter().any(|n| n == MGMT_BRIDGE) {
+        return Err(LabError::NotLive(vec![format!(
+            "{MGMT_BRIDGE}: the relays of the forwarded ports run in it; it is rebuilt only with `down` and `up`"
+        )]));
+    }
+    // What the additions need of the host is checked before the first
+    // change: a host bridge or a device's parent that is not there, a
+    // management subnet the host has.
+    let host_addresses = |p: &Plan| p.mgmt.as_ref().map(|m| (m.ipv4, m.ipv6));
+    let mgmt_moved = plan.mgmt.is_some()
+        && before
+            .iter()
+            .any(|p| host_addresses(p) != host_addresses(plan));
+    super::host_side::check_host(
+        plan,
+        diff.add_links.iter().map(|&l| &plan.links[l]),
+        mgmt_moved,
+    )?;
     super::devices::check_parents(plan, diff.add_devices.iter().map(|&d| &plan.devices[d]))?;
     let pids = touched_nodes_running(&recorded, old, plan, &diff)?;
     if options.dry_run || (diff.is_empty() && recorded.pending.is_none()) {

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Kernel, LateSysctls, Request};
@@ -238,7 +238,7 @@ impl Kernel for RealKernel {
     }
 
     fn prepare_host(&self, plan: &Plan) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
-        crate::lab::host_side::check_host(plan)?;
+        crate::lab::host_side::check_host(plan, &plan.links, true)?;
         crate::lab::devices::check_parents(plan, &plan.devices)?;
         crate::lab::host_side::bind_ports(plan)
     }
@@ -392,12 +392,17 @@ pub(crate) fn init_config(
 }
 
 /// A node's binds, and the lab's `/etc/hosts` over the host's unless the
-/// node binds its own (or has a user namespace, whose binds are idmapped
-/// trees and this file under the state folder would need one too).
+/// node mounts its own there or over a folder above it (`/etc` bound or a
+/// tmpfs: the user's tree is meant to be seen whole), or has a user
+/// namespace, whose binds are idmapped trees and this file under the state
+/// folder would need one too.
 fn with_hosts_file(plan: &Plan, node: &Node) -> Vec<crate::spec::Bind> {
     let mut binds = node.binds.clone();
     let hosts = Path::new("/etc/hosts");
-    if node.kind == NodeKind::Node && !node.userns && !binds.iter().any(|b| b.target == hosts) {
+    let own = (binds.iter().map(|b| b.target.as_path()))
+        .chain(node.tmpfs.iter().map(PathBuf::as_path))
+        .any(|target| hosts.starts_with(target));
+    if node.kind == NodeKind::Node && !node.userns && !own {
         binds.push(crate::spec::Bind {
             source: crate::state::hosts_path(&plan.lab),
             target: hosts.to_path_buf(),
@@ -460,4 +465,25 @@ fn read_tail(mut file: File, limit: u64) -> String {
     let mut text = String::new();
     let _ = file.take(limit).read_to_string(&mut text);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_labs_hosts_file_is_bound_unless_the_node_mounts_its_own() {
+        let yaml = "name: hf\ntopology:\n  nodes:\n    plain: {}\n    file: {binds: [\"/etc/hosts:/etc/hosts\"]}\n    etc: {binds: [\"/etc:/etc\"]}\n    tmp: {tmpfs: [/etc]}\n    other: {binds: [\"/etc/hosts:/etc/hostsx\"]}\n    u: {userns: true}\n";
+        let topology =
+            crate::topology::parse_str(yaml, "hf.yml".as_ref(), "/".as_ref()).expect("valid");
+        let plan = Plan::from_topology(&topology);
+        let bound = |name: &str| {
+            let node = &plan.nodes[plan.node_id(name).expect("node")];
+            with_hosts_file(&plan, node)
+                .iter()
+                .any(|b| b.source == crate::state::hosts_path("hf"))
+        };
+        assert!(bound("plain") && bound("other"));
+        assert!(!bound("file") && !bound("etc") && !bound("tmp") && !bound("u"));
+    }
 }
