@@ -10,7 +10,8 @@ use crate::spec::{MGMT_BRIDGE, MGMT_IFACE, NodeKind};
 
 impl Plan {
     /// The file: localhost, then each node (not a bridge) by name at its
-    /// addresses (see [`name_addresses`](Self::name_addresses)), beside
+    /// management addresses, or where the lab has none (or the node is
+    /// off that network) its first IPv4 and first IPv6 address, beside
     /// the name its hostname when that differs, and its containerlab name
     /// for a containerlab file.
     pub fn hosts_file(&self) -> String {

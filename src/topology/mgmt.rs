@@ -249,12 +249,23 @@ pub(super) fn plan(
 
     // The nodes on the network, pinned addresses first so that the others
     // are numbered around them.
+    let off_network = |m: &NodeModel| m.network_mode.as_ref().is_some_and(|t| t.0 == "none");
     let on_network: Vec<(&String, Option<&NodeModel>)> = nodes
         .iter()
         .filter(|(_, n)| n.kind == NodeKind::Node)
         .map(|(name, _)| (name, models.get(name).and_then(Option::as_ref)))
-        .filter(|(_, m)| !m.is_some_and(|m| m.network_mode.as_ref().is_some_and(|t| t.0 == "none")))
+        .filter(|(_, m)| !m.is_some_and(off_network))
         .collect();
+    // An address on a network the node is kept off is a contradiction.
+    for (name, m) in models.iter().filter_map(|(n, m)| Some((n, m.as_ref()?))) {
+        let given = [("mgmt-ipv4", &m.mgmt_ipv4), ("mgmt-ipv6", &m.mgmt_ipv6)];
+        for (key, _) in given.iter().filter(|(_, v)| v.is_some() && off_network(m)) {
+            problems.push(Problem::new(
+                format!("topology.nodes.{name}.{key}"),
+                "the node has `network-mode: none`: it is not on the management network",
+            ));
+        }
+    }
     let mut pinned: HashMap<&str, (Option<IpNet>, Option<IpNet>)> = HashMap::new();
     for (name, m) in &on_network {
         let Some(m) = m else { continue };

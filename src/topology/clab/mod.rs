@@ -128,6 +128,18 @@ pub(super) fn resolve(
         None => Some(format!("clab-{}-", model.name.0)),
         Some(p) if p.is_empty() => None,
         Some(p) if p == "__lab-name" => Some(format!("{}-", model.name.0)),
+        // The names go into /etc/hosts files: a name's own characters only.
+        Some(p)
+            if !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            problems.push(Problem::new(
+                "prefix",
+                format!("{p:?}: a prefix is made of letters, digits, '-', '_' and '.' (it begins the nodes' names in /etc/hosts)"),
+            ));
+            None
+        }
         Some(p) => Some(format!("{p}-{}-", model.name.0)),
     };
     let mut extras = Derived {

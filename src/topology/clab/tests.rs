@@ -203,6 +203,11 @@ fn what_nslab_cannot_honour_is_named() {
         "not a host address of the management subnet 172.20.20.0/24",
     );
     assert_problem(
+        &node("network-mode: none, mgmt-ipv6: \"3fff:172:20:20::9\""),
+        "topology.nodes.n1.mgmt-ipv6",
+        "`network-mode: none`",
+    );
+    assert_problem(
         &node("mgmt-ipv4: 172.20.20.1"),
         "topology.nodes.n1.mgmt-ipv4",
         "the management network's gateway",
@@ -297,6 +302,17 @@ fn the_management_network_numbers_nodes_around_pinned_addresses() {
     );
     assert_eq!(t.nodes["mgmt-net"].kind, NodeKind::Bridge);
     assert_eq!(t.container_prefix.as_deref(), Some("clab-m-"));
+}
+
+#[test]
+fn a_prefix_is_a_names_characters() {
+    assert_problem(
+        "name: p\nprefix: \"a b\\nc\"\ntopology:\n  nodes: {a: {}}\n",
+        "prefix",
+        "a prefix is made of letters",
+    );
+    let t = clab("name: p\nprefix: lab.x_1\ntopology:\n  nodes: {a: {}}\n").expect("valid");
+    assert_eq!(t.container_prefix.as_deref(), Some("lab.x_1-p-"));
 }
 
 #[test]
