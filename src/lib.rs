@@ -20,7 +20,9 @@
 //!    plan → kernel → state, reaching the kernel through one trait so that
 //!    rollback is tested without root.
 //! 7. [`check`] (with its probes), `capture` (with its packet sockets),
-//!    `explain`, `graph`, `generate`: the verbs built on the layers below.
+//!    `explain`, `graph`, `generate`: the verbs built on the layers below;
+//!    [`spread`]: a lab spread over several hosts, each host's part built
+//!    there by its own nslab over SSH.
 //! 8. [`scenario`]: `nslab run-scenario`, the timed link, node and check
 //!    steps of a topology's `scenario:`, played on a running lab.
 //! 9. [`Lab`]: the Rust API over all of it; `cli` (private): one file per
@@ -93,6 +95,7 @@ pub mod plan;
 mod privileges;
 pub mod scenario;
 pub mod spec;
+pub mod spread;
 mod state;
 pub mod topology;
 

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["kernel"],
     &["state", "privileges"],
     &["lab"],
-    &["check", "capture", "explain", "graph", "generate"],
+    &["check", "capture", "explain", "graph", "generate", "spread"],
     &["scenario"],
     &["api"],
     &["cli"],

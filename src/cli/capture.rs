@@ -85,3 +85,10 @@ pub(super) fn run(args: CaptureArgs) -> Outcome {
     eprintln!("{}", report.summary());
     Ok(0)
 }
+
+impl CaptureArgs {
+    /// The target as given (`LAB/NODE:IFACE`).
+    pub(super) fn target(&self) -> &str {
+        &self.target
+    }
+}

@@ -45,3 +45,10 @@ pub(super) fn run(args: CheckArgs) -> Outcome {
         Conclusion::Incomplete => EXIT_CHECK_INCOMPLETE,
     })
 }
+
+impl CheckArgs {
+    /// The lab.
+    pub(super) fn lab(&self) -> &str {
+        &self.lab
+    }
+}

@@ -65,11 +65,16 @@ pub(super) fn run(args: DownArgs) -> Outcome {
     let all = args.target.all;
     let progress = progress_line(quiet);
     let reports: Vec<DownReport> = if all {
+        super::spread::down_all(quiet)?;
         let result = lab::down_all(&progress);
         clear_progress_line(quiet);
         result.map_err(failed)?
     } else {
         let lab = args.target.lab()?;
+        if let Some(outcome) = super::spread::down(lab.as_str(), quiet) {
+            clear_progress_line(quiet);
+            return outcome;
+        }
         let result = lab::down_with(&lab, &progress);
         clear_progress_line(quiet);
         vec![result.map_err(failed)?]

@@ -36,3 +36,10 @@ pub(super) fn run(args: ExecArgs) -> Outcome {
     // The command's own exit code, or the reason it could not run.
     result.map_err(|e| (e.exit_code(), e.to_string()))
 }
+
+impl ExecArgs {
+    /// The target as given (`LAB/NODE`, or `LAB` with `--all`), and `--all`.
+    pub(super) fn target(&self) -> (&str, bool) {
+        (&self.target, self.all)
+    }
+}

@@ -122,3 +122,10 @@ pub(super) fn run(args: ImpairArgs) -> Outcome {
     }
     Ok(0)
 }
+
+impl ImpairArgs {
+    /// The target as given (`LAB/NODE:IFACE`).
+    pub(super) fn target(&self) -> &str {
+        &self.target
+    }
+}

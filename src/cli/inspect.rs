@@ -33,7 +33,7 @@ pub(super) fn run(args: InspectArgs) -> Outcome {
     Ok(0)
 }
 
-fn print_views(views: &[LabView]) {
+pub(super) fn print_views(views: &[LabView]) {
     if views.is_empty() {
         println!("no labs");
     }
@@ -53,8 +53,13 @@ fn print_views(views: &[LabView]) {
                 (None, true) => "stopped".to_string(),
                 (None, false) => "-".to_string(),
             };
+            let host = node
+                .host
+                .as_deref()
+                .map(|h| format!("host {h:<8} "))
+                .unwrap_or_default();
             println!(
-                "  {:<12} {:<6} pid {:<8} hostname {:<12} netns {}  net:[{}]",
+                "  {:<12} {:<6} {host}pid {:<8} hostname {:<12} netns {}  net:[{}]",
                 node.name,
                 node.kind,
                 pid,
@@ -78,6 +83,10 @@ fn print_views(views: &[LabView]) {
                 if let Some(mtu) = iface.mtu {
                     details.push(format!("mtu {mtu}"));
                 }
+                // A cross-host link's end (its MTU less the tunnel's).
+                if iface.kind.as_deref() == Some("vxlan") {
+                    details.push("vxlan".into());
+                }
                 if let Some(peer) = &iface.peer {
                     details.push(format!("peer {peer}"));
                 }
@@ -95,5 +104,12 @@ fn print_views(views: &[LabView]) {
                 );
             }
         }
+    }
+}
+
+impl InspectArgs {
+    /// The lab, if one is named, and `--json`.
+    pub(super) fn lab(&self) -> (Option<&str>, bool) {
+        (self.lab.as_deref(), self.json)
     }
 }

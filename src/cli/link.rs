@@ -148,3 +148,13 @@ fn timestamp(start: Instant) -> String {
         start.elapsed().as_secs_f64()
     )
 }
+
+impl LinkArgs {
+    /// The target as given (`LAB/NODE:IFACE`).
+    pub(super) fn target(&self) -> &str {
+        match &self.action {
+            LinkAction::Down(t) | LinkAction::Up(t) => &t.target,
+            LinkAction::Flap(args) => &args.target.target,
+        }
+    }
+}

@@ -22,6 +22,8 @@ mod node;
 mod run_scenario;
 mod schema;
 mod signals;
+mod split;
+mod spread;
 mod stats;
 mod up;
 mod validate;
@@ -86,6 +88,9 @@ enum Command {
     Link(link::LinkArgs),
     /// Check a topology file without touching anything
     Validate(validate::ValidateArgs),
+    /// Write the per-host parts of a lab spread over hosts (`hosts:`), one
+    /// plan per host for `nslab up --plan`
+    Split(split::SplitArgs),
     /// Print the JSON Schema of topology files (nslab's and containerlab's
     /// form), for editors
     Schema(schema::SchemaArgs),
@@ -138,6 +143,9 @@ pub(crate) fn main() -> i32 {
 }
 
 fn run(command: Command) -> Outcome {
+    if let Some(outcome) = spread::route(&command) {
+        return outcome;
+    }
     match command {
         Command::Up(args) => up::run(args),
         Command::Apply(args) => apply::run(args),
@@ -151,6 +159,7 @@ fn run(command: Command) -> Outcome {
         Command::Impair(args) => impair::run(args),
         Command::Link(args) => link::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Split(args) => split::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Check(args) => check::run(args),
@@ -216,13 +225,25 @@ fn lab_failure(e: crate::lab::LabError) -> (i32, String) {
 /// The plan of a topology file, its impairment warnings printed.
 fn load(file: &Path) -> Result<Plan, (i32, String)> {
     let plan = Plan::from_file(file).map_err(invalid)?;
+    print_warnings(&plan);
+    Ok(plan)
+}
+
+/// The topology of a file, its plan's warnings printed (`up`, which
+/// drives the hosts of a file with `hosts:` rather than plan it here).
+fn load_topology(file: &Path) -> Result<crate::spec::Topology, (i32, String)> {
+    let topology = crate::topology::load(file).map_err(invalid)?;
+    print_warnings(&Plan::from_topology(&topology));
+    Ok(topology)
+}
+
+fn print_warnings(plan: &Plan) {
     for warning in plan.impairment_warnings() {
         eprintln!("nslab: warning: {warning}");
     }
     for note in &plan.notes {
         eprintln!("nslab: note: {note}");
     }
-    Ok(plan)
 }
 
 /// With `--strict`, what [`load`] only notes (a containerlab file's images

@@ -60,3 +60,12 @@ fn print_change(verb: &str, change: &NodeChange) {
     };
     println!("{}/{} {verb}: {what}", change.lab, change.node);
 }
+
+impl NodeArgs {
+    /// The target as given (`LAB/NODE`).
+    pub(super) fn target(&self) -> &str {
+        match &self.action {
+            NodeAction::Stop(t) | NodeAction::Start(t) | NodeAction::Restart(t) => &t.target,
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! `nslab up FILE`: build a lab.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -8,11 +8,18 @@ use crate::lab::{self, UpOptions, UpReport};
 use crate::plan::Plan;
 use crate::spec::NodeKind;
 
-use super::{EXIT_FAILED, Outcome, UsernsRange, clear_progress_line, failed, load, progress_line};
+use super::{
+    EXIT_FAILED, Outcome, UsernsRange, clear_progress_line, failed, load_topology, progress_line,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct UpArgs {
-    file: PathBuf,
+    #[arg(required_unless_present = "plan")]
+    file: Option<PathBuf>,
+    /// Build a plan instead of a file (JSON, `-`: standard input): what
+    /// the controller of a lab spread over hosts sends each host
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["file", "dry_run"])]
+    plan: Option<PathBuf>,
     /// Tear down an existing lab of the same name first
     #[arg(long)]
     reconfigure: bool,
@@ -34,10 +41,23 @@ pub(super) struct UpArgs {
 }
 
 pub(super) fn run(args: UpArgs) -> Outcome {
-    if args.dry_run {
-        return super::explain::print_script(&args.file, args.userns.range);
-    }
-    let plan = load(&args.file)?;
+    let plan = match (&args.plan, &args.file) {
+        (Some(path), _) => read_plan(path)?,
+        (None, Some(file)) if args.dry_run => {
+            return super::explain::print_script(file, args.userns.range);
+        }
+        (None, Some(file)) => {
+            let topology = load_topology(file)?;
+            if topology.spread.is_some() {
+                super::refuse_notes(&Plan::from_topology(&topology), args.strict)?;
+                return super::spread::up(&topology, file, args.reconfigure, args.quiet);
+            }
+            let mut plan = Plan::from_topology(&topology);
+            plan.source = std::path::absolute(file).ok();
+            plan
+        }
+        (None, None) => return Err(super::invalid("give a topology FILE")),
+    };
     super::refuse_notes(&plan, args.strict)?;
     super::need_privileges(EXIT_FAILED)?;
     let options = UpOptions {
@@ -60,6 +80,20 @@ pub(super) fn run(args: UpArgs) -> Outcome {
         print_report(&plan, &report);
     }
     Ok(0)
+}
+
+/// A plan in JSON, from a file or (`-`) standard input.
+fn read_plan(path: &Path) -> Result<Plan, (i32, String)> {
+    let bytes = match path.as_os_str() == "-" {
+        true => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+        }
+        false => std::fs::read(path),
+    }
+    .map_err(|e| super::invalid(format_args!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| super::invalid(format_args!("{}: not a plan: {e}", path.display())))
 }
 
 fn print_report(plan: &Plan, report: &UpReport) {

@@ -64,10 +64,14 @@ fn create(device: &DevicePlan, node: &str) -> String {
             port,
             source_port,
             parent,
+            local,
         } => {
             let mut words = format!(
                 "ip link add {common} netns {node} type vxlan id {vni} remote {remote} dstport {port}"
             );
+            if let Some(local) = local {
+                words.push_str(&format!(" local {local}"));
+            }
             if let Some(source) = source_port {
                 // ip's range is inclusive, the kernel's [low, high).
                 words.push_str(&format!(" srcport {source} {}", source.saturating_add(1)));

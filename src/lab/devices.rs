@@ -82,7 +82,9 @@ pub(crate) fn create_request(
             port,
             source_port,
             parent,
+            local,
         } => Request::CreateVxlan(CreateVxlan {
+            local: *local,
             vni: *vni,
             remote: *remote,
             port: *port,

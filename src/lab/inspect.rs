@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 
 use futures::future::try_join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::running::is_init_of;
 use super::{LabError, runtime};
@@ -21,7 +21,7 @@ use crate::spec::Impair;
 use crate::spec::LabName;
 use crate::state;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LabView {
     pub name: String,
     /// `running` (every node up, or stopped on purpose), `degraded` (some
@@ -31,7 +31,7 @@ pub(crate) struct LabView {
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct NodeView {
     pub name: String,
     pub kind: String,
@@ -50,9 +50,12 @@ pub(crate) struct NodeView {
     pub uid_map: Option<String>,
     pub gid_map: Option<String>,
     pub interfaces: Vec<InterfaceView>,
+    /// The host of a spread lab the node runs on (set by the controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InterfaceView {
     pub name: String,
     pub index: u32,
@@ -170,6 +173,7 @@ fn inspect_lab(plan: &Plan, pids: &BTreeMap<String, i32>) -> Result<LabView, Lab
                     .iter()
                     .map(|live_link| interface_view(plan, id, live_link, links, &live))
                     .collect(),
+                host: None,
             }
         })
         .collect();

@@ -6,7 +6,7 @@ mod devices;
 mod down;
 pub mod events;
 pub(crate) mod exec;
-mod fault;
+pub(crate) mod fault;
 mod host_names;
 mod host_side;
 mod impair;

@@ -8,6 +8,7 @@ mod diff;
 mod hosts;
 mod order;
 pub(crate) mod qdisc;
+pub mod spread;
 
 pub use devices::DevicePlan;
 pub use diff::{EndChanges, EndKey, LinkKey, NodeChanges, PlanDiff, Refusal};

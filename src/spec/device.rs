@@ -53,6 +53,11 @@ pub enum DeviceKind {
         /// `parent-interface`); `None`: the host's routes choose.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<String>,
+        /// The host's address the tunnel is sent from (a cross-host link's
+        /// end: the host's underlay address); `None`: the host's routes
+        /// choose.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<IpAddr>,
     },
     Dummy,
 }
@@ -97,8 +102,12 @@ impl std::fmt::Display for DeviceKind {
                 port,
                 source_port,
                 parent,
+                local,
             } => {
                 write!(f, "vxlan to {remote} vni {vni} port {port}")?;
+                if let Some(local) = local {
+                    write!(f, " from {local}")?;
+                }
                 if let Some(source) = source_port {
                     write!(f, " from port {source}")?;
                 }
@@ -197,6 +206,7 @@ mod tests {
             port: VXLAN_PORT,
             source_port: None,
             parent: Some("eth0".into()),
+            local: None,
         };
         assert_eq!(
             vxlan.to_string(),

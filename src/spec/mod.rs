@@ -16,6 +16,7 @@ mod names;
 mod node;
 mod route;
 mod scenario;
+mod spread;
 mod target;
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub(crate) use names::{
 pub use node::{Bind, CFS_PERIOD_US, Limits, Node, NodeKind, Sysctl};
 pub use route::Route;
 pub use scenario::{NodeAction, Scenario, Step, StepAction};
+pub use spread::{Machine, SPREAD_VXLAN_PORT, Spread, VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6};
 pub use target::{InterfaceRef, LabName, NodeRef, TargetError};
 
 /// The reserved endpoint node name for the host's own network namespace.
@@ -77,6 +79,9 @@ pub struct Topology {
     /// followed by the node name (`clab-LAB-`): listed beside the node
     /// names in each node's `/etc/hosts`.
     pub container_prefix: Option<String>,
+    /// The hosts the lab is spread over (`hosts:`); `None`: one host, the
+    /// one `up` runs on.
+    pub spread: Option<Spread>,
 }
 
 /// One link (a veth pair).

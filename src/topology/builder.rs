@@ -378,6 +378,8 @@ impl TopologyBuilder {
             }),
             expect: (!self.expect.is_empty()).then_some(Seq(self.expect)),
             scenario: (!self.scenario.is_empty()).then_some(Seq(self.scenario)),
+            hosts: None,
+            vxlan: None,
         };
         let mut problems = self.problems;
         match validate::validate(model, &origin, Path::new(".")) {

@@ -361,6 +361,7 @@ impl Check<'_> {
             port: u16::try_from(port?).ok()?,
             source_port: source_port?.and_then(|p| u16::try_from(p).ok()),
             parent: parent?,
+            local: None,
         })
     }
 

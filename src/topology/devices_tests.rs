@@ -80,6 +80,7 @@ fn nslabs_form_is_a_link_of_one_endpoint() {
             port: 4789,
             source_port: Some(5000),
             parent: Some("eth1".into()),
+            local: None,
         }
     );
     assert_eq!(vx.mtu, Some(1400));

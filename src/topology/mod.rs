@@ -17,6 +17,7 @@ mod load;
 mod mgmt;
 mod model;
 mod scenario;
+mod spread;
 mod start_order;
 mod validate;
 

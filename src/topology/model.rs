@@ -260,6 +260,34 @@ pub(crate) struct FileModel {
     pub expect: Option<Seq<ExpectModel>>,
     #[serde(default)]
     pub scenario: Option<Seq<StepModel>>,
+    /// The machines a lab is spread over.
+    #[serde(default)]
+    pub hosts: Option<UMap<Option<MachineModel>>>,
+    /// The cross-host links' VXLAN settings.
+    #[serde(default)]
+    pub vxlan: Option<SpreadVxlanModel>,
+}
+
+/// One machine of `hosts:`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MachineModel {
+    #[serde(default)]
+    pub ssh: Option<Text>,
+    #[serde(default)]
+    pub underlay: Option<Text>,
+    #[serde(default)]
+    pub nslab: Option<Text>,
+}
+
+/// Top-level `vxlan:` of a spread lab.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpreadVxlanModel {
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub vni: Option<i64>,
 }
 
 /// `topology:`.
@@ -314,6 +342,9 @@ pub(crate) struct NodeModel {
     /// exists already: the lab's ends on it are host ends, its ports.
     #[serde(default, rename = "host-bridge")]
     pub host_bridge: Option<bool>,
+    /// The machine of `hosts:` the node is placed on.
+    #[serde(default)]
+    pub host: Option<Text>,
     // containerlab's keys (see `clab`): mapped onto the ones above, or
     // accepted and not used (`image`, `labels`), or refused by name.
     #[serde(default)]

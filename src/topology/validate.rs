@@ -119,6 +119,7 @@ pub(crate) fn validate(
     }
 
     let topo = model.topology.unwrap_or_default();
+    let default_host = topo.defaults.as_ref().is_some_and(|d| d.host.is_some());
     if let Some(d) = &topo.defaults {
         for (key, given) in [
             ("mgmt-ipv4", d.mgmt_ipv4.is_some()),
@@ -489,6 +490,20 @@ pub(crate) fn validate(
         super::scenario::scenario(&model.scenario.unwrap_or_default().0, &nodes, &interfaces);
     c.problems.extend(problems);
 
+    let spread = super::spread::spread(
+        super::spread::Given {
+            lab: &name,
+            hosts: model.hosts,
+            vxlan: model.vxlan,
+            node_models: &node_models.entries,
+            default_host,
+            links: &links,
+            has_mgmt: network.is_some(),
+            has_scenario: !scenario.steps.is_empty(),
+        },
+        &mut c.problems,
+    );
+
     if c.problems.is_empty() {
         Ok(Topology {
             name,
@@ -503,6 +518,7 @@ pub(crate) fn validate(
             notes: clab.notes,
             mgmt: network.map(|n| n.mgmt),
             container_prefix: clab.container_prefix,
+            spread,
         })
     } else {
         Err(c.problems)

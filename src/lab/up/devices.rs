@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use super::{Indexes, Wiring, in_flight, missing};
 use crate::kernel::netlink::NetlinkError;
 use crate::kernel::netlink::address::AddAddress;
-use crate::kernel::netlink::link::SetUp;
+use crate::kernel::netlink::link::{AttachPort, SetUp};
 use crate::lab::LabError;
 use crate::lab::devices::{asked_from, create_request, need_host_indexes};
 use crate::lab::seam::{Kernel, Request};
 use crate::plan::Place;
+use crate::spec::NodeKind;
 
 impl<K: Kernel> Wiring<'_, K> {
     /// Makes every device, many in flight at once.
@@ -56,7 +57,28 @@ impl<K: Kernel> Wiring<'_, K> {
                 .get(end.place, &end.ifname)
                 .ok_or_else(|| missing(&label))?;
             let (kernel, socket) = (self.kernel, self.socket(end.place));
+            // A bridge's device (a cross-host link's end) is one of its
+            // ports, as a veth end there is.
+            let bridge = match end.place {
+                Place::Node(id) if self.plan.nodes[id].kind == NodeKind::Bridge => {
+                    let name = &self.plan.nodes[id].name;
+                    Some(
+                        indexes
+                            .get(end.place, name)
+                            .ok_or_else(|| missing(&label))?,
+                    )
+                }
+                _ => None,
+            };
             requests.push(async move {
+                if let Some(bridge) = bridge {
+                    let attach = AttachPort {
+                        port: index,
+                        bridge,
+                        label: format!("bridge port {label}"),
+                    };
+                    kernel.request(socket, Request::AttachPort(attach)).await?;
+                }
                 for address in &end.addresses {
                     let add = AddAddress {
                         index,

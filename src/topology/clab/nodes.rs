@@ -318,6 +318,7 @@ fn merge(high: &NodeModel, low: &NodeModel) -> NodeModel {
         pids,
         userns,
         host_bridge,
+        host,
         group,
         image,
         cpu,

@@ -22,6 +22,8 @@ pub(crate) struct CreateVxlan {
     pub source_port: Option<u16>,
     /// The ifindex of the host's interface the tunnel leaves by.
     pub underlay: Option<u32>,
+    /// The host's address the tunnel is sent from.
+    pub local: Option<IpAddr>,
 }
 
 impl CreateVxlan {
@@ -32,6 +34,11 @@ impl CreateVxlan {
         builder = match self.remote {
             IpAddr::V4(v4) => builder.remote(v4),
             IpAddr::V6(v6) => builder.remote6(v6),
+        };
+        builder = match self.local {
+            Some(IpAddr::V4(v4)) => builder.local(v4),
+            Some(IpAddr::V6(v6)) => builder.local6(v6),
+            None => builder,
         };
         if let Some(port) = self.source_port {
             // [low, high): the kernel takes an empty range for its own.

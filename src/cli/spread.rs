@@ -1,0 +1,263 @@
+//! The command line on a spread lab (a file with `hosts:`): `up` and
+//! `down` drive every host; a verb on a node runs on its host, a verb on
+//! the lab on every host, merged here. A remote nslab (`NSLAB_HERE` set)
+//! acts on its own part and never forwards.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::Stdio;
+
+use super::{Command, EXIT_FAILED, EXIT_INVALID, Outcome, failed};
+use crate::lab::LabView;
+use crate::spec::Topology;
+use crate::spread::forward::{failure, on_every_host, on_node_host};
+use crate::spread::record::{self, Record};
+use crate::spread::{self, HERE_ENV, SpreadError};
+
+/// Whether this nslab was run by a controller for its own part.
+pub(super) fn here() -> bool {
+    std::env::var_os(HERE_ENV).is_some()
+}
+
+/// `up FILE` of a file with `hosts:`.
+pub(super) fn up(topology: &Topology, file: &Path, reconfigure: bool, quiet: bool) -> Outcome {
+    let options = spread::UpOptions { reconfigure };
+    let report = spread::up(topology, file, &options).map_err(spread_failure)?;
+    if !quiet {
+        let nodes: usize = report.hosts.iter().map(|h| h.1).sum();
+        println!(
+            "lab {} is up over {} host(s): {nodes} node(s), {} cross-host link(s) in {:.3} s",
+            report.lab,
+            report.hosts.len(),
+            report.tunnels,
+            report.total.as_secs_f64()
+        );
+        for (host, nodes, took) in &report.hosts {
+            println!(
+                "  host {host}: {nodes} node(s) in {:.3} s",
+                took.as_secs_f64()
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `down` of `lab` when this machine has its record: `None` when it has
+/// none (a lab of this host's).
+pub(super) fn down(lab: &str, quiet: bool) -> Option<Outcome> {
+    if here() {
+        return None;
+    }
+    match record::read(lab) {
+        Ok(None) => None,
+        Err(e) => Some(Err(failed(e))),
+        Ok(Some(_)) => Some(spread::down(lab).map_err(spread_failure).map(|report| {
+            if !quiet {
+                println!(
+                    "lab {}: removed from {} host(s) in {:.3} s",
+                    report.lab,
+                    report.hosts,
+                    report.total.as_secs_f64()
+                );
+            }
+            0
+        })),
+    }
+}
+
+/// Every spread lab this machine has a record of, taken down (`down --all`).
+pub(super) fn down_all(quiet: bool) -> Outcome {
+    if here() {
+        return Ok(0);
+    }
+    for lab in record::list().map_err(failed)? {
+        if let Some(outcome) = down(&lab, quiet) {
+            outcome?;
+        }
+    }
+    Ok(0)
+}
+
+fn spread_failure(e: SpreadError) -> (i32, String) {
+    match e {
+        SpreadError::Exists { .. } | SpreadError::NoNode { .. } | SpreadError::Plan(_) => {
+            (EXIT_INVALID, e.to_string())
+        }
+        SpreadError::Hosts { .. } => (EXIT_FAILED, format!("on the hosts of the lab:\n  {e}")),
+        e => failed(e),
+    }
+}
+
+/// Runs `command` on the hosts of its spread lab when it names one this
+/// machine has a record of: `None` otherwise (it runs here).
+pub(super) fn route(command: &Command) -> Option<Outcome> {
+    if here() {
+        return None;
+    }
+    let (target, scope) = match command {
+        Command::Exec(args) => match args.target() {
+            (lab, true) => (lab, Scope::Lab),
+            (target, false) => (target, Scope::Node),
+        },
+        Command::Capture(args) => (args.target(), Scope::Node),
+        Command::Impair(args) => (args.target(), Scope::Node),
+        Command::Link(args) => (args.target(), Scope::Node),
+        Command::Node(args) => (args.target(), Scope::Node),
+        Command::Check(args) => (args.lab(), Scope::Lab),
+        Command::Inspect(args) => match args.lab() {
+            (Some(lab), json) => (lab, Scope::Inspect { json }),
+            (None, _) => return None,
+        },
+        _ => return None,
+    };
+    let lab = target.split_once('/').map_or(target, |(lab, _)| lab);
+    let record = match record::read(lab) {
+        Ok(Some(record)) => record,
+        Ok(None) | Err(_) => return None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    Some(match scope {
+        Scope::Node => on_node(&record, target, args),
+        Scope::Lab => on_lab(&record, &args),
+        Scope::Inspect { json } => inspect(&record, json),
+    })
+}
+
+enum Scope {
+    Node,
+    Lab,
+    Inspect { json: bool },
+}
+
+/// A verb on one node, run by its host's nslab with this terminal.
+fn on_node(record: &Record, target: &str, mut args: Vec<String>) -> Outcome {
+    let node = target.split_once('/').map_or("", |(_, rest)| rest);
+    let node = node.split_once(':').map_or(node, |(node, _)| node);
+    // A capture file is written here: the host sends the packets.
+    let file = capture_file(&mut args);
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && file.is_none();
+    let (host, mut command) = on_node_host(record, node, &args, tty).map_err(spread_failure)?;
+    if let Some(path) = file {
+        let out = std::fs::File::create(&path).map_err(|e| failed(format_args!("{path}: {e}")))?;
+        command.stdout(Stdio::from(out));
+    }
+    let status = command
+        .status()
+        .map_err(|e| failed(format_args!("host {host}: ssh could not start: {e}")))?;
+    Ok(status.code().unwrap_or(EXIT_FAILED))
+}
+
+/// `capture -w FILE` (not `-`) becomes `-w -` with FILE returned, to be
+/// written on this machine.
+fn capture_file(args: &mut [String]) -> Option<String> {
+    if args.first().map(String::as_str) != Some("capture") {
+        return None;
+    }
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].clone();
+        if arg == "--" {
+            break;
+        }
+        if (arg == "-w" || arg == "--write") && i + 1 < args.len() && args[i + 1] != "-" {
+            return Some(std::mem::replace(&mut args[i + 1], "-".into()));
+        }
+        for prefix in ["--write=", "-w"] {
+            if let Some(path) = arg
+                .strip_prefix(prefix)
+                .filter(|p| !p.is_empty() && *p != "-")
+            {
+                let path = path.to_owned();
+                args[i] = format!("{prefix}-");
+                return Some(path);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A verb on the lab, run by every host's nslab: each host's output under
+/// its name; the exit code is the worst.
+fn on_lab(record: &Record, args: &[String]) -> Outcome {
+    let mut worst = 0;
+    for (host, result) in on_every_host(record, args) {
+        let output =
+            result.map_err(|e| failed(format_args!("host {host}: ssh could not start: {e}")))?;
+        // A host without nodes has no part: nothing to say.
+        if !record.nodes.values().any(|h| *h == host) {
+            continue;
+        }
+        println!("host {host}:");
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        worst = worst.max(output.status.code().unwrap_or(EXIT_FAILED));
+    }
+    Ok(worst)
+}
+
+/// `inspect LAB`: every host's view of its part, merged into one lab with
+/// each node's host.
+fn inspect(record: &Record, json: bool) -> Outcome {
+    let args = ["inspect", &record.lab, "--json"].map(String::from);
+    let mut merged: Option<LabView> = None;
+    let mut problems = Vec::new();
+    for (host, result) in on_every_host(record, &args) {
+        if !record.nodes.values().any(|h| *h == host) {
+            continue;
+        }
+        let output = match result {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => {
+                problems.push(format!("host {host}: {}", failure(&output)));
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("host {host}: ssh could not start: {e}"));
+                continue;
+            }
+        };
+        let views: Vec<LabView> = serde_json::from_slice(&output.stdout)
+            .map_err(|e| failed(format_args!("host {host}: its inspect output: {e}")))?;
+        for mut view in views {
+            for node in &mut view.nodes {
+                node.host = Some(host.clone());
+            }
+            match &mut merged {
+                None => merged = Some(view),
+                Some(all) => {
+                    if view.status != "running" {
+                        all.status = view.status;
+                    }
+                    all.nodes.extend(view.nodes);
+                }
+            }
+        }
+    }
+    let Some(mut view) = merged else {
+        return Err(failed(format_args!(
+            "no host has a part of lab {}:\n  {}",
+            record.lab,
+            problems.join("\n  ")
+        )));
+    };
+    if !problems.is_empty() {
+        view.status = "degraded".into();
+    }
+    // The file's order, whatever host answered first.
+    view.nodes
+        .sort_by_key(|n| record.nodes.get_index_of(&n.name).unwrap_or(usize::MAX));
+    if json {
+        let text = serde_json::to_string_pretty(&[&view]).map_err(failed)?;
+        println!("{text}");
+    } else {
+        super::inspect::print_views(std::slice::from_ref(&view));
+        for tunnel in &record.tunnels {
+            println!("  tunnel {tunnel}");
+        }
+    }
+    for problem in &problems {
+        eprintln!("nslab: {problem}");
+    }
+    Ok(if problems.is_empty() { 0 } else { EXIT_FAILED })
+}

@@ -1,0 +1,148 @@
+//! The controller's record of a spread lab, `/run/nslab/.spread/LAB.json`:
+//! its hosts and where each node is. Written before any host is asked to
+//! build anything, removed once every host's part is down, so that `down`
+//! finds every host even after a controller that was killed midway.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::SpreadError;
+use crate::spec::Machine;
+
+/// The folder of the records, under nslab's state root.
+const FOLDER: &str = ".spread";
+
+/// A spread lab, as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub lab: String,
+    /// The topology file, as given to `up`.
+    pub source: Option<PathBuf>,
+    /// Every host of the file, in file order (those without nodes too:
+    /// `down` asks them all).
+    pub hosts: IndexMap<String, Machine>,
+    /// Each node's host.
+    pub nodes: IndexMap<String, String>,
+    /// The cross-host links: `node:iface node:iface vni N mtu M`.
+    pub tunnels: Vec<String>,
+}
+
+impl Record {
+    /// The machine `node` is on.
+    pub fn host_of(&self, node: &str) -> Option<(&str, &Machine)> {
+        let host = self.nodes.get(node)?;
+        Some((host.as_str(), self.hosts.get(host)?))
+    }
+}
+
+fn folder() -> PathBuf {
+    Path::new(crate::state::STATE_ROOT).join(FOLDER)
+}
+
+fn path(lab: &str) -> PathBuf {
+    folder().join(format!("{lab}.json"))
+}
+
+fn io_error(path: &Path) -> impl Fn(io::Error) -> SpreadError + '_ {
+    move |source| SpreadError::Record {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The record of `lab`, if the controller has one (`lab` is a checked
+/// name).
+pub fn read(lab: &str) -> Result<Option<Record>, SpreadError> {
+    let path = path(lab);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| SpreadError::Record {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&path)(e)),
+    }
+}
+
+/// Writes the record (replacing it whole).
+pub(super) fn write(record: &Record) -> Result<(), SpreadError> {
+    let folder = folder();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .map_err(io_error(&folder))?;
+    let path = path(&record.lab);
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| SpreadError::Record {
+        path: path.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })?;
+    crate::state::write_atomic(&path, &bytes).map_err(|e| SpreadError::Record {
+        path: path.clone(),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
+/// Removes the record, and the folder when it was the last.
+pub(super) fn remove(lab: &str) -> Result<(), SpreadError> {
+    let path = path(lab);
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&path)(e)),
+    }
+    let _ = fs::remove_file(lock_path(lab));
+    let _ = fs::remove_dir(folder());
+    crate::state::remove_root_if_empty();
+    Ok(())
+}
+
+/// The labs the controller has records of, sorted.
+pub fn list() -> Result<Vec<String>, SpreadError> {
+    let folder = folder();
+    let entries = match fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(&folder)(e)),
+    };
+    let mut labs: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .filter(|name| crate::spec::is_valid_name(name))
+        .collect();
+    labs.sort();
+    Ok(labs)
+}
+
+fn lock_path(lab: &str) -> PathBuf {
+    folder().join(format!("{lab}.lock"))
+}
+
+/// The controller's lock of `lab`: one `up` or `down` of a spread lab at a
+/// time (each host's nslab locks its own part as well).
+pub(super) fn lock(lab: &str) -> Result<Flock<File>, SpreadError> {
+    let folder = folder();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .map_err(io_error(&folder))?;
+    let path = lock_path(lab);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io_error(&path)(e.into()))
+}

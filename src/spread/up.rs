@@ -1,0 +1,182 @@
+//! `up` of a spread lab: check every host, record them, then build every
+//! host's part at once; a part that fails takes every part down again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use super::record::{self, Record};
+use super::{SpreadError, on_each, ssh};
+use crate::plan::Plan;
+use crate::plan::spread::{Part, parts};
+use crate::spec::{Machine, Topology};
+
+/// How `up` goes.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Take down a spread lab of the same name first.
+    pub reconfigure: bool,
+}
+
+/// What `up` built.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    pub lab: String,
+    /// Per host with nodes: its name, its node count, how long its part
+    /// took (ssh included).
+    pub hosts: Vec<(String, usize, Duration)>,
+    /// The cross-host links (VXLAN pairs).
+    pub tunnels: usize,
+    pub total: Duration,
+}
+
+/// Builds the spread lab `t` (a topology with `hosts:`) from the file at
+/// `source`.
+pub fn up(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, SpreadError> {
+    let started = Instant::now();
+    let spread = (t.spread.as_ref())
+        .ok_or_else(|| SpreadError::Plan(format!("lab {} has no `hosts:`", t.name)))?;
+    let (parts, tunnels) = parts(t, spread);
+    let _lock = record::lock(&t.name)?;
+    if record::read(&t.name)?.is_some() {
+        if !options.reconfigure {
+            return Err(SpreadError::Exists {
+                lab: t.name.clone(),
+                on: None,
+            });
+        }
+        super::down::down_locked(&t.name)?;
+    }
+    // Every host answers, with this nslab and without the lab, before
+    // anything is built on any.
+    let hosts: Vec<(&String, &Machine)> = spread.hosts.iter().collect();
+    let failures: Vec<(String, String)> = on_each(&hosts, |(name, machine)| {
+        check_host(&t.name, machine)
+            .err()
+            .map(|why| ((*name).clone(), why))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(exists) = failures.iter().find(|(_, why)| why == LAB_EXISTS) {
+        return Err(SpreadError::Exists {
+            lab: t.name.clone(),
+            on: Some(exists.0.clone()),
+        });
+    }
+    if let Some((host, why)) = failures.into_iter().next() {
+        return Err(SpreadError::Unreachable {
+            ssh: spread.hosts[&host].ssh.clone(),
+            host,
+            why,
+        });
+    }
+
+    let placed: IndexMap<String, String> = (parts.iter())
+        .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
+        .collect();
+    record::write(&Record {
+        lab: t.name.clone(),
+        source: std::path::absolute(source).ok(),
+        hosts: spread.hosts.clone(),
+        nodes: t
+            .nodes
+            .keys()
+            .map(|n| (n.clone(), placed[n].clone()))
+            .collect(),
+        tunnels: (tunnels.iter())
+            .map(|tn| {
+                let [(a, ai), (b, bi)] = &tn.ends;
+                format!("{a}:{ai} {b}:{bi} vni {} mtu {}", tn.vni, tn.mtu)
+            })
+            .collect(),
+    })?;
+
+    let results = on_each(&parts, |part| build_part(part, source));
+    let failures: Vec<(String, String)> = (parts.iter().zip(&results))
+        .filter_map(|(p, r)| r.as_ref().err().map(|why| (p.host.clone(), why.clone())))
+        .collect();
+    if !failures.is_empty() {
+        // What was built comes down again; the record stays if a host
+        // could not be cleaned, for `down` to finish.
+        let cleanup = super::down::down_locked(&t.name);
+        let mut failures = failures;
+        if let Err(SpreadError::Hosts { failures: more }) = cleanup {
+            failures.extend(
+                more.into_iter()
+                    .map(|(h, why)| (h, format!("taking its part down again: {why}"))),
+            );
+        }
+        return Err(SpreadError::Hosts { failures });
+    }
+    Ok(UpReport {
+        lab: t.name.clone(),
+        hosts: (parts.iter().zip(results))
+            .map(|(p, r)| {
+                (
+                    p.host.clone(),
+                    p.topology.nodes.len(),
+                    r.unwrap_or_default(),
+                )
+            })
+            .collect(),
+        tunnels: tunnels.len(),
+        total: started.elapsed(),
+    })
+}
+
+/// What `check_host` says when the host has the lab already.
+const LAB_EXISTS: &str = "it has a lab of that name";
+
+/// Fails, saying why, unless `machine` answers over ssh with this version
+/// of nslab and has no lab `lab`.
+fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
+    let ours = format!("nslab {}", env!("CARGO_PKG_VERSION"));
+    let output = ssh::run(machine, &["--version".into()], None)
+        .map_err(|e| format!("ssh could not start: {e}"))?;
+    match output.status.code() {
+        Some(0) => {}
+        Some(127) => {
+            return Err(format!(
+                "no nslab at {:?} there ({})",
+                machine.nslab,
+                ssh::failure(&output)
+            ));
+        }
+        _ => return Err(ssh::failure(&output)),
+    }
+    let theirs = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if theirs != ours {
+        return Err(format!(
+            "it runs {theirs:?}, this machine {ours:?}: the same version is needed everywhere"
+        ));
+    }
+    let output = ssh::run(
+        machine,
+        &["inspect".into(), lab.into(), "--json".into()],
+        None,
+    )
+    .map_err(|e| format!("ssh could not start: {e}"))?;
+    match output.status.code() {
+        Some(0) => Err(LAB_EXISTS.into()),
+        Some(1) => Ok(()),
+        _ => Err(ssh::failure(&output)),
+    }
+}
+
+/// Builds one host's part there; how long it took, or why it failed.
+fn build_part(part: &Part, source: &Path) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut plan = Plan::from_topology(&part.topology);
+    plan.source = std::path::absolute(source).ok();
+    let json = serde_json::to_vec(&plan).map_err(|e| e.to_string())?;
+    let args = ["up", "--plan", "-", "--quiet"].map(String::from);
+    let output = ssh::run(&part.machine, &args, Some(&json))
+        .map_err(|e| format!("ssh could not start: {e}"))?;
+    crate::lab::fault::step();
+    match output.status.success() {
+        true => Ok(started.elapsed()),
+        false => Err(ssh::failure(&output)),
+    }
+}
