@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{EXIT_INVALID, Outcome, failed, load_topology};
-use crate::plan::Plan;
 use crate::plan::spread::parts;
 
 #[derive(Debug, Args)]
@@ -35,7 +34,7 @@ pub(super) fn run(args: SplitArgs) -> Outcome {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| failed(format_args!("{}: {e}", args.out.display())))?;
     for part in &parts {
-        let mut plan = Plan::from_topology(&part.topology);
+        let mut plan = part.plan();
         plan.source = std::path::absolute(&args.file).ok();
         let path = args.out.join(format!("{}.json", part.host));
         let text = serde_json::to_vec_pretty(&plan).map_err(failed)?;

@@ -323,6 +323,7 @@ fn a_value_cannot_end_a_here_document_early() {
         notes: Vec::new(),
         mgmt: None,
         container_prefix: None,
+        remote_names: Vec::new(),
         nodes: vec![Node {
             name: "a".into(),
             kind: NodeKind::Node,

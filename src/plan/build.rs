@@ -32,6 +32,7 @@ impl Plan {
             notes: t.notes.clone(),
             mgmt: t.mgmt.clone(),
             container_prefix: t.container_prefix.clone(),
+            remote_names: Vec::new(),
         }
     }
 
@@ -53,6 +54,7 @@ impl Plan {
             notes: t.notes,
             mgmt: t.mgmt,
             container_prefix: t.container_prefix,
+            remote_names: Vec::new(),
         }
     }
 }

@@ -35,6 +35,11 @@ impl Plan {
                 let _ = writeln!(text, "{}\t{names}", address.addr());
             }
         }
+        for (name, addresses) in &self.remote_names {
+            for address in addresses {
+                let _ = writeln!(text, "{}\t{name}", address.addr());
+            }
+        }
         text
     }
 
@@ -61,7 +66,7 @@ impl Plan {
     /// its management addresses, or where the lab has no management
     /// network (or the node is off it) its first IPv4 and first IPv6
     /// address. A node without any address is left out.
-    fn name_addresses(&self) -> Vec<(NodeId, Vec<IpNet>)> {
+    pub(crate) fn name_addresses(&self) -> Vec<(NodeId, Vec<IpNet>)> {
         let bridge = self.node_id(MGMT_BRIDGE).filter(|_| self.mgmt.is_some());
         let mut first: Vec<[Option<IpNet>; 2]> = vec![[None, None]; self.nodes.len()];
         let mut management: Vec<[Option<IpNet>; 2]> = vec![[None, None]; self.nodes.len()];

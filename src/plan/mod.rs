@@ -74,6 +74,10 @@ pub struct Plan {
     /// See [`Topology::container_prefix`](crate::spec::Topology::container_prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_prefix: Option<String>,
+    /// A spread lab's nodes on the other hosts, by name with the addresses
+    /// their name stands for: listed in this part's `/etc/hosts` too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_names: Vec<(String, Vec<IpNet>)>,
 }
 
 /// A veth pair.
@@ -224,6 +228,7 @@ mod unit_tests {
             notes: Vec::new(),
             mgmt: None,
             container_prefix: None,
+            remote_names: Vec::new(),
             nodes: vec![Node {
                 name: "r1".into(),
                 kind: NodeKind::Node,

@@ -114,6 +114,7 @@ mod tests {
             notes: vec![],
             mgmt: None,
             container_prefix: None,
+            remote_names: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
+use super::Plan;
 use crate::spec::{
     Device, DeviceKind, Endpoint, Expect, ExpectTarget, Machine, NodeKind, Spread, Topology,
     VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6,
@@ -124,6 +125,17 @@ pub struct Part {
     /// Its lab: the nodes placed on it, their links with each other, and
     /// a VXLAN device for each end of a link to another host.
     pub topology: Topology,
+    /// The other hosts' nodes with their addresses, for its `/etc/hosts`.
+    pub remote_names: Vec<(String, Vec<IpNet>)>,
+}
+
+impl Part {
+    /// The plan the host builds.
+    pub fn plan(&self) -> Plan {
+        let mut plan = Plan::from_topology(&self.topology);
+        plan.remote_names = self.remote_names.clone();
+        plan
+    }
 }
 
 /// A link between two hosts, for `inspect` and the docs: its ends and the
@@ -212,12 +224,27 @@ pub fn parts(t: &Topology, spread: &Spread) -> (Vec<Part>, Vec<Tunnel>) {
             });
         }
     }
+    // A start order across hosts cannot be kept: each part starts alone.
+    for part in parts.values_mut() {
+        let here: Vec<String> = part.nodes.keys().cloned().collect();
+        for node in part.nodes.values_mut() {
+            node.wait_for.retain(|n| here.contains(n));
+        }
+    }
+    let whole = Plan::from_topology(t);
+    let names: Vec<(String, Vec<IpNet>)> = (whole.name_addresses().into_iter())
+        .map(|(id, addresses)| (whole.nodes[id].name.clone(), addresses))
+        .collect();
     let parts = parts
         .into_iter()
         .filter(|(_, part)| !part.nodes.is_empty())
         .map(|(host, topology)| Part {
             host: host.to_owned(),
             machine: spread.hosts[host].clone(),
+            remote_names: (names.iter())
+                .filter(|(n, _)| host_of(n) != Some(host))
+                .cloned()
+                .collect(),
             topology,
         })
         .collect();

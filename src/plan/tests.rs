@@ -153,6 +153,7 @@ fn example_plans_exactly() {
         notes: Vec::new(),
         mgmt: None,
         container_prefix: None,
+        remote_names: Vec::new(),
         nodes: vec![
             Node {
                 routes: vec![

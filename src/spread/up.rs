@@ -8,7 +8,6 @@ use indexmap::IndexMap;
 
 use super::record::{self, Record};
 use super::{SpreadError, on_each, ssh};
-use crate::plan::Plan;
 use crate::plan::spread::{Part, parts};
 use crate::spec::{Machine, Topology};
 
@@ -168,7 +167,7 @@ fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
 /// Builds one host's part there; how long it took, or why it failed.
 fn build_part(part: &Part, source: &Path) -> Result<Duration, String> {
     let started = Instant::now();
-    let mut plan = Plan::from_topology(&part.topology);
+    let mut plan = part.plan();
     plan.source = std::path::absolute(source).ok();
     let json = serde_json::to_vec(&plan).map_err(|e| e.to_string())?;
     let args = ["up", "--plan", "-", "--quiet"].map(String::from);
