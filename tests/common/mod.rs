@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Simulated hosts (nodes running sshd) for the multi-host tests.
+pub(crate) mod underlay;
+
 /// The host ids the tests lend to user-namespaced nodes (256 blocks), so
 /// that the suite never writes the host's /etc/subuid and /etc/subgid
 /// (what nslab does on first use without a range is unit-tested on
