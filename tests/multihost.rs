@@ -11,11 +11,15 @@
 //! hosts `h1`..`hN` (10.77.0.11.., fd77::11..). Each host has
 //!
 //! - its own network stack and address, on the underlay bridge only, so
-//!   traffic between hosts (ssh, and VXLAN later) stays inside the test's
-//!   namespaces;
+//!   traffic between hosts (ssh, and the VXLAN of cross-host links) stays
+//!   inside the test's namespaces;
 //! - its own `/run` and `/tmp` (tmpfs), so the nslab it runs keeps its own
 //!   `/run/nslab` and `/run/netns`, and its labs are invisible to the
 //!   machine's nslab and to the other hosts;
+//! - its own cgroup tree: a node's cgroup namespace makes its cgroup the
+//!   root of every hierarchy it sees, so the parts of one lab (all named
+//!   `LAB`, their cgroups under `nslab/LAB`) do not meet, as on separate
+//!   machines;
 //! - its own `/root` (tmpfs), so an ssh session's shell reads none of the
 //!   machine's root dotfiles and writes nothing in its home;
 //! - its own sshd, listening on its addresses only, with a host key and the
@@ -172,4 +176,268 @@ fn an_underlay_leaves_nothing_behind_even_with_a_lab_left_on_a_host() {
         "no sshd of the underlay runs: {}",
         String::from_utf8_lossy(&sshd.stdout)
     );
+}
+
+/// The `hosts:` block of a spread lab over the underlay's hosts `which`.
+fn hosts_block(ul: &Underlay, which: &[usize]) -> String {
+    let mut text = String::from("hosts:\n");
+    for &i in which {
+        let address = ul.host_address(i);
+        text.push_str(&format!(
+            "  h{i}: {{ssh: \"root@{address}\", underlay: {address}, nslab: {NSLAB}}}\n"
+        ));
+    }
+    text
+}
+
+/// A routed chain r1..rN: r1 and rN are hosts with a default route, the
+/// routers between forward, each link a /30 and a /64 of its own.
+fn chain(name: &str, hosts: &str, n: usize) -> String {
+    let mut nodes = String::new();
+    let mut links = String::new();
+    for i in 1..=n {
+        nodes.push_str(&format!("    r{i}:\n      sysctls: {{net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1}}\n"));
+        let mut routes = Vec::new();
+        if i > 1 {
+            routes.push(format!("10.9.0.0/16 via 10.9.{}.1", i - 1));
+            routes.push(format!("\"2001:db8:9::/48 via 2001:db8:9:{:x}::1\"", i - 1));
+        }
+        // Toward rN (the further /30s and /64s).
+        if i < n {
+            for j in (i + 1)..n {
+                routes.push(format!("10.9.{j}.0/30 via 10.9.{i}.2"));
+                routes.push(format!("\"2001:db8:9:{j:x}::/64 via 2001:db8:9:{i:x}::2\""));
+            }
+        }
+        if i > 1 {
+            // Back toward r1: more specific than the /16 for the earlier links.
+            for j in 1..(i - 1) {
+                routes.push(format!("10.9.{j}.0/30 via 10.9.{}.1", i - 1));
+                routes.push(format!(
+                    "\"2001:db8:9:{j:x}::/64 via 2001:db8:9:{:x}::1\"",
+                    i - 1
+                ));
+            }
+            routes.retain(|r| !r.starts_with("10.9.0.0/16") && !r.contains("2001:db8:9::/48"));
+        }
+        nodes.push_str(&format!("      routes: [{}]\n", routes.join(", ")));
+    }
+    for i in 1..n {
+        links.push_str(&format!(
+            "    - endpoints: [r{i}:eth1, r{}:eth0]\n      ipv4: [10.9.{i}.1/30, 10.9.{i}.2/30]\n      ipv6: [\"2001:db8:9:{i:x}::1/64\", \"2001:db8:9:{i:x}::2/64\"]\n",
+            i + 1
+        ));
+    }
+    format!(
+        "name: {name}\n{hosts}topology:\n  nodes:\n{nodes}  links:\n{links}expect:\n  - {{from: r1, to: r{n}}}\n  - {{from: r{n}, to: r1}}\n"
+    )
+}
+
+/// Labs and cgroups nslab left on host `i` of the underlay for `lab`.
+fn left_on_host(ul: &Underlay, i: usize, lab: &str) -> Vec<String> {
+    let mut left: Vec<String> = ul
+        .labs_in(&format!("h{i}"))
+        .into_iter()
+        .filter(|l| l == lab)
+        .collect();
+    let out = ul.in_host(
+        i,
+        &[
+            "sh",
+            "-c",
+            &format!("ls -d /sys/fs/cgroup/*/nslab/{lab} 2>/dev/null || true"),
+        ],
+    );
+    left.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| format!("cgroup {l}")),
+    );
+    left
+}
+
+fn assert_nothing_left(ul: &Underlay, hosts: &[usize], lab: &str) {
+    for &i in hosts {
+        // The kernel ends a part's nodes with their inits; give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut left = left_on_host(ul, i, lab);
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            left = left_on_host(ul, i, lab);
+        }
+        assert_eq!(left, Vec::<String>::new(), "what {lab} left on h{i}");
+    }
+    let out = ul.in_ctl(&["ls", "-A", "/run/nslab/.spread"]);
+    let records = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !records.contains(lab),
+        "the controller's record of {lab} is gone: {records}"
+    );
+}
+
+#[test]
+fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
+    let Some(ul) = Underlay::start(3) else {
+        return;
+    };
+    let lab = unique_lab("spread");
+    let file = ul.write("chain.yml", &chain(&lab, &hosts_block(&ul, &[1, 2, 3]), 6));
+    let file = file.to_str().expect("a UTF-8 path");
+    let out = ul.ctl(&["up", file]);
+    assert_ok(&out, "up of the spread chain from ctl");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("over 3 host(s): 6 node(s), 2 cross-host link(s)"),
+        "{said}"
+    );
+    // Two nodes on each host, each part its own lab there.
+    for i in 1..=3 {
+        assert_eq!(
+            ul.labs_in(&format!("h{i}")),
+            vec![lab.clone()],
+            "h{i}'s part"
+        );
+    }
+
+    // End to end, across both tunnels, both families; by name too.
+    let r1 = format!("{lab}/r1");
+    for address in ["10.9.5.2", "2001:db8:9:5::2", "r6"] {
+        let out = ul.ctl(&["exec", &r1, "--", "ping", "-c", "2", "-W", "3", address]);
+        assert_ok(&out, &format!("ping {address} from r1 (h1) to r6 (h3)"));
+    }
+    let out = ul.ctl(&["exec", &format!("{lab}/r6"), "--", "hostname"]);
+    assert_ok(&out, "exec on r6 through its host");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "r6");
+
+    // inspect: one lab, every node with its host, tunnels marked.
+    let out = ul.ctl(&["inspect", &lab]);
+    assert_ok(&out, "inspect of the spread lab");
+    let view = String::from_utf8_lossy(&out.stdout);
+    for (node, host) in [("r1", "h1"), ("r3", "h2"), ("r6", "h3")] {
+        assert!(
+            view.lines()
+                .any(|l| l.trim_start().starts_with(node) && l.contains(&format!("host {host}"))),
+            "{node} on {host} in:\n{view}"
+        );
+    }
+    assert!(
+        view.contains("mtu 1450, vxlan"),
+        "a tunnel end's MTU:\n{view}"
+    );
+    assert!(view.contains("tunnel r2:eth1 r3:eth0 vni"), "{view}");
+
+    // check: the expectations, each probed from its node's host.
+    let out = ul.ctl(&["check", &lab]);
+    assert_ok(&out, "check across hosts");
+
+    let out = ul.ctl(&["down", "--lab", &lab]);
+    assert_ok(&out, "down of the spread lab");
+    assert_nothing_left(&ul, &[1, 2, 3], &lab);
+}
+
+#[test]
+fn a_bridge_lan_spans_two_hosts() {
+    let Some(ul) = Underlay::start(2) else {
+        return;
+    };
+    let lab = unique_lab("lan");
+    let yaml = format!(
+        "name: {lab}\n{}topology:\n  nodes:\n    sw: {{kind: bridge, host: h1}}\n    a: {{}}\n    b: {{host: h2}}\n  links:\n    - endpoints: [a:eth0, sw:p1]\n      ipv4: [10.8.0.1/24, null]\n      ipv6: [\"2001:db8:8::1/64\", null]\n    - endpoints: [b:eth0, sw:p2]\n      ipv4: [10.8.0.2/24, null]\n      ipv6: [\"2001:db8:8::2/64\", null]\n",
+        hosts_block(&ul, &[1, 2])
+    );
+    let file = ul.write("lan.yml", &yaml);
+    let out = ul.ctl(&["up", file.to_str().expect("a UTF-8 path")]);
+    assert_ok(&out, "up of the LAN over two hosts");
+    for address in ["10.8.0.1", "2001:db8:8::1"] {
+        let out = ul.ctl(&[
+            "exec",
+            &format!("{lab}/b"),
+            "--",
+            "ping",
+            "-c",
+            "2",
+            "-W",
+            "3",
+            address,
+        ]);
+        assert_ok(
+            &out,
+            &format!("ping {address} from b (h2) over the bridge on h1"),
+        );
+    }
+    // The tunnel end on h1 is a port of the bridge.
+    let out = ul.ctl(&["inspect", &lab]);
+    assert_ok(&out, "inspect");
+    let view = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        view.lines().any(|l| l.trim_start().starts_with("p2")
+            && l.contains("bridge sw")
+            && l.contains("vxlan")),
+        "sw:p2 is a VXLAN port of sw:\n{view}"
+    );
+    let out = ul.ctl(&["down", "--lab", &lab]);
+    assert_ok(&out, "down");
+    assert_nothing_left(&ul, &[1, 2], &lab);
+}
+
+#[test]
+fn a_controller_killed_midway_leaves_a_lab_that_down_removes_from_every_host() {
+    let Some(ul) = Underlay::start(3) else {
+        return;
+    };
+    let lab = unique_lab("killed");
+    let file = ul.write("killed.yml", &chain(&lab, &hosts_block(&ul, &[1, 2, 3]), 6));
+    // The controller kills itself (SIGKILL) once the first part is up:
+    // the others are being built, or not yet.
+    let out = ul.in_ctl(&[
+        "env",
+        "NSLAB_FAULT_AFTER=1",
+        NSLAB,
+        "up",
+        file.to_str().expect("a UTF-8 path"),
+    ]);
+    assert!(
+        !out.status.success(),
+        "the controller was killed:\n{}",
+        text(&out)
+    );
+    let out = ul.ctl(&["down", "--lab", &lab]);
+    assert_ok(&out, "down after the killed controller");
+    assert_nothing_left(&ul, &[1, 2, 3], &lab);
+}
+
+#[test]
+fn a_host_that_cannot_be_reached_is_named_and_nothing_is_built() {
+    let Some(ul) = Underlay::start(2) else {
+        return;
+    };
+    let lab = unique_lab("unreach");
+    // h3 is on the underlay's subnet, but nothing answers there.
+    let hosts = format!(
+        "{}  h3: {{ssh: \"root@10.77.0.99\", underlay: 10.77.0.99, nslab: {NSLAB}}}\n",
+        hosts_block(&ul, &[1, 2])
+    );
+    let file = ul.write("unreach.yml", &chain(&lab, &hosts, 6));
+    let out = ul.ctl(&["up", file.to_str().expect("a UTF-8 path")]);
+    assert!(!out.status.success(), "up must fail:\n{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("host h3 (root@10.77.0.99) cannot be used"),
+        "{said}"
+    );
+    assert_nothing_left(&ul, &[1, 2], &lab);
+    // A host without nslab at the path given is named too.
+    let hosts = hosts_block(&ul, &[1, 2]).replace(
+        &format!("nslab: {NSLAB}}}\n  h2"),
+        "nslab: /nowhere/nslab}\n  h2",
+    );
+    let file = ul.write("nonslab.yml", &chain(&lab, &hosts, 4));
+    let out = ul.ctl(&["up", file.to_str().expect("a UTF-8 path")]);
+    assert!(!out.status.success(), "up must fail:\n{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("host h1") && said.contains("no nslab at \"/nowhere/nslab\""),
+        "{said}"
+    );
+    assert_nothing_left(&ul, &[1, 2], &lab);
 }

@@ -33,11 +33,22 @@ pub struct UpReport {
 /// Builds the spread lab `t` (a topology with `hosts:`) from the file at
 /// `source`.
 pub fn up(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, SpreadError> {
+    let lock = record::lock(&t.name)?;
+    let result = up_locked(t, source, options);
+    // Refused before the record was written (or rolled back whole):
+    // nothing of the lab stays on this machine, its lock file neither.
+    if result.is_err() && matches!(record::read(&t.name), Ok(None)) {
+        let _ = record::remove(&t.name);
+    }
+    drop(lock);
+    result
+}
+
+fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, SpreadError> {
     let started = Instant::now();
     let spread = (t.spread.as_ref())
         .ok_or_else(|| SpreadError::Plan(format!("lab {} has no `hosts:`", t.name)))?;
     let (parts, tunnels) = parts(t, spread);
-    let _lock = record::lock(&t.name)?;
     if record::read(&t.name)?.is_some() {
         if !options.reconfigure {
             return Err(SpreadError::Exists {
