@@ -51,6 +51,10 @@ pub enum ApiError {
     Impair { target: String, problems: String },
     #[error(transparent)]
     Scenario(#[from] Box<crate::scenario::ScenarioError>),
+    #[error(
+        "lab {lab} is spread over hosts (`hosts:`): `nslab up` on the command line builds it; the Rust API builds labs of one host"
+    )]
+    Spread { lab: String },
 }
 
 /// How a lab is brought up: the fields, or the builder methods, then
@@ -223,6 +227,11 @@ impl LabOptions {
     /// [`topology::parse_str`] or [`Topology::builder`]). Blocks until it is
     /// up; async code awaits [`up_async`](Self::up_async).
     pub fn up(&self, topology: &Topology) -> Result<Lab, ApiError> {
+        if topology.spread.is_some() {
+            return Err(ApiError::Spread {
+                lab: topology.name.clone(),
+            });
+        }
         crate::privileges::check()?;
         let mut plan = Plan::from_topology(topology);
         if self.unique {

@@ -280,8 +280,23 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
     let Some(ul) = Underlay::start(3) else {
         return;
     };
+    // The shipped example, its hosts made the underlay's.
     let lab = unique_lab("spread");
-    let file = ul.write("chain.yml", &chain(&lab, &hosts_block(&ul, &[1, 2, 3]), 6));
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/topologies/spread/chain.yml"
+    ))
+    .expect("topologies/spread/chain.yml");
+    let mut yaml = example.replace("name: spread-chain", &format!("name: {lab}"));
+    for (host, i) in [("a", 1), ("b", 2), ("c", 3)] {
+        let address = ul.host_address(i);
+        yaml = yaml.replace(
+            &format!("  {host}: {{ssh: root@192.0.2.1{i}, underlay: 192.0.2.1{i}}}"),
+            &format!("  {host}: {{ssh: root@{address}, underlay: {address}, nslab: {NSLAB}}}"),
+        );
+    }
+    assert!(!yaml.contains("192.0.2."), "every host replaced:\n{yaml}");
+    let file = ul.write("chain.yml", &yaml);
     let file = file.to_str().expect("a UTF-8 path");
     let out = ul.ctl(&["up", file]);
     assert_ok(&out, "up of the spread chain from ctl");
@@ -313,7 +328,7 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
     let out = ul.ctl(&["inspect", &lab]);
     assert_ok(&out, "inspect of the spread lab");
     let view = String::from_utf8_lossy(&out.stdout);
-    for (node, host) in [("r1", "h1"), ("r3", "h2"), ("r6", "h3")] {
+    for (node, host) in [("r1", "a"), ("r3", "b"), ("r6", "c")] {
         assert!(
             view.lines()
                 .any(|l| l.trim_start().starts_with(node) && l.contains(&format!("host {host}"))),
@@ -325,6 +340,23 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
         "a tunnel end's MTU:\n{view}"
     );
     assert!(view.contains("tunnel r2:eth1 r3:eth0 vni"), "{view}");
+
+    // capture on r6 (h3) while r1 (h1) pings it: the file is written on
+    // the controller, the packets read on r6's host.
+    let script = format!(
+        "{NSLAB} capture {lab}/r6:eth0 -c 2 --duration 20 -w /tmp/r6.pcap & sleep 1.5; \
+         {NSLAB} exec {lab}/r1 -- ping -c 3 -i 0.3 10.9.5.2 >/dev/null; wait %1 && tcpdump -nr /tmp/r6.pcap"
+    );
+    let out = ul.in_ctl(&["sh", "-c", &script]);
+    assert_ok(
+        &out,
+        "capture on r6 through its host, written on the controller",
+    );
+    let packets = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        packets.contains("ICMP echo request") || packets.contains("ICMP6"),
+        "{packets}"
+    );
 
     // check: the expectations, each probed from its node's host.
     let out = ul.ctl(&["check", &lab]);

@@ -50,6 +50,13 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
         .join()
         .map_err(|_| failed("the thread parsing the file panicked"))??;
     super::refuse_notes(&plan, args.strict)?;
+    if plan.spread.is_some() {
+        return Err(invalid(format_args!(
+            "{}: lab {} is spread over hosts (`hosts:`): it changes with `nslab down` and `nslab up`, not `apply` (one host's)",
+            args.file.display(),
+            plan.lab
+        )));
+    }
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {
         dry_run: args.dry_run,

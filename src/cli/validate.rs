@@ -21,8 +21,12 @@ pub(super) fn run(args: ValidateArgs) -> Outcome {
         0 => String::new(),
         n => format!(", {n} device(s)"),
     };
+    let hosts = match &plan.spread {
+        Some(spread) => format!(" over {} host(s)", spread.hosts.len()),
+        None => String::new(),
+    };
     println!(
-        "{}: lab {} is valid: {} node(s), {} link(s){devices}",
+        "{}: lab {} is valid: {} node(s), {} link(s){devices}{hosts}",
         args.file.display(),
         plan.lab,
         plan.nodes.len(),

@@ -324,6 +324,7 @@ fn a_value_cannot_end_a_here_document_early() {
         mgmt: None,
         container_prefix: None,
         remote_names: Vec::new(),
+        spread: None,
         nodes: vec![Node {
             name: "a".into(),
             kind: NodeKind::Node,

@@ -39,14 +39,41 @@ pub(crate) fn to_dot(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "  {id}{style};");
     }
+    // A lab spread over hosts: a cluster per host, and the links between
+    // hosts (VXLAN pairs) dashed.
+    let placement = plan.placement();
+    if let Some(placement) = &placement {
+        for (i, (host, machine)) in plan.spread.iter().flat_map(|s| &s.hosts).enumerate() {
+            let members: Vec<&str> = (vertices.iter().zip(&ids))
+                .filter(|(v, _)| placement.get(v.name()) == Some(host))
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let label = quote(&format!("host {host} ({})", machine.underlay));
+            let _ = writeln!(
+                out,
+                "  subgraph cluster_{i} {{ label={label}; style=dashed; {}; }}",
+                members.join("; ")
+            );
+        }
+    }
+    let host_of = |place| match (place, &placement) {
+        (crate::plan::Place::Node(id), Some(p)) => p.get(&plan.nodes[id].name),
+        _ => None,
+    };
     for link in &plan.links {
         let [a, b] = &link.endpoints;
+        let crosses = host_of(a.place) != host_of(b.place);
+        let lines = link_lines(plan, link);
         let _ = writeln!(
             out,
-            "  {} -- {} [label={}];",
+            "  {} -- {} [label={}{}];",
             ids[vertex_index(plan, a.place)],
             ids[vertex_index(plan, b.place)],
-            quote(&link_lines(plan, link).join("\n")),
+            quote(&lines.join("\n")),
+            if crosses { ", style=dashed" } else { "" },
         );
     }
     super::devices::dot(&mut out, plan, &ids);

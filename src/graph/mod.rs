@@ -171,4 +171,28 @@ topology:
         );
         assert_eq!(super::vertices(&without).len(), 2);
     }
+
+    #[test]
+    fn a_spread_lab_has_a_cluster_per_host_and_its_tunnels_drawn_apart() {
+        let plan = plan(
+            "name: sp\nhosts:\n  a: {ssh: a, underlay: 192.0.2.1}\n  b: {ssh: b, underlay: 192.0.2.2}\ntopology:\n  nodes:\n    r1: {}\n    r2: {}\n  links:\n    - endpoints: [r1:eth0, r2:eth0]\n",
+        );
+        let dot = super::dot::to_dot(&plan);
+        assert!(
+            dot.contains(
+                r#"subgraph cluster_0 { label="host a (192.0.2.1)"; style=dashed; "r1"; }"#
+            ),
+            "{dot}"
+        );
+        assert!(
+            dot.contains(r#""r1" -- "r2" [label="r1:eth0\nr2:eth0", style=dashed];"#),
+            "{dot}"
+        );
+        let mermaid = super::mermaid::to_mermaid(&plan);
+        assert!(
+            mermaid.contains("  subgraph h1[\"host b (192.0.2.2)\"]\n    n1\n  end"),
+            "{mermaid}"
+        );
+        assert!(mermaid.contains("n0 -.-|"), "{mermaid}");
+    }
 }

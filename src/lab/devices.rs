@@ -21,6 +21,18 @@ pub(crate) fn check_parents<'a>(
     devices: impl IntoIterator<Item = &'a DevicePlan>,
 ) -> Result<(), LabError> {
     for device in devices {
+        // A cross-host link's end is sent from its host's underlay
+        // address: a part built on another machine is refused here.
+        if let DeviceKind::Vxlan {
+            local: Some(local), ..
+        } = &device.kind
+            && !host_has_address(*local)
+        {
+            return Err(LabError::HostConflict(format!(
+                "{}: this host has no address {local}, the underlay address of its tunnel (was the part sent to the host its `hosts:` entry names?)",
+                plan.device_label(device)
+            )));
+        }
         let Some(parent) = device.kind.parent() else {
             continue;
         };
@@ -33,6 +45,18 @@ pub(crate) fn check_parents<'a>(
         }
     }
     Ok(())
+}
+
+/// Whether an interface of the host has `address`.
+fn host_has_address(address: std::net::IpAddr) -> bool {
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addresses.filter_map(|a| a.address).any(|a| {
+        let v4 = a.as_sockaddr_in().map(|s| std::net::IpAddr::V4(s.ip()));
+        let v6 = a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip()));
+        v4.or(v6) == Some(address)
+    })
 }
 
 /// The ifindex of the host's interface `name`, if there is one.

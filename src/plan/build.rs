@@ -33,6 +33,7 @@ impl Plan {
             mgmt: t.mgmt.clone(),
             container_prefix: t.container_prefix.clone(),
             remote_names: Vec::new(),
+            spread: t.spread.clone(),
         }
     }
 
@@ -42,6 +43,7 @@ impl Plan {
         let links = links_of(&t);
         let devices = super::devices::devices_of(&t);
         Plan {
+            spread: t.spread,
             lab: t.name,
             source: Some(t.source),
             nodes: t.nodes.into_values().collect(),

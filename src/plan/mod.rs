@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Expect, Impair, LinkState, Mgmt, Node, NodeKind, Scenario, Sysctl};
+use crate::spec::{Expect, Impair, LinkState, Mgmt, Node, NodeKind, Scenario, Spread, Sysctl};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeId = usize;
@@ -78,6 +78,12 @@ pub struct Plan {
     /// their name stands for: listed in this part's `/etc/hosts` too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remote_names: Vec<(String, Vec<IpNet>)>,
+    /// The hosts of a lab spread over several (see
+    /// [`Topology::spread`](crate::spec::Topology::spread)): such a plan is
+    /// the whole lab, for `explain` and `graph`; each host builds its part
+    /// ([`spread::parts`]). Not saved: a saved plan is one host's.
+    #[serde(skip)]
+    pub spread: Option<Spread>,
 }
 
 /// A veth pair.
@@ -229,6 +235,7 @@ mod unit_tests {
             mgmt: None,
             container_prefix: None,
             remote_names: Vec::new(),
+            spread: None,
             nodes: vec![Node {
                 name: "r1".into(),
                 kind: NodeKind::Node,

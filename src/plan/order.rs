@@ -115,6 +115,7 @@ mod tests {
             mgmt: None,
             container_prefix: None,
             remote_names: Vec::new(),
+            spread: None,
         }
     }
 

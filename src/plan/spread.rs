@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use indexmap::IndexMap;
 use ipnet::IpNet;
 
-use super::Plan;
+use super::{Place, Plan};
 use crate::spec::{
     Device, DeviceKind, Endpoint, Expect, ExpectTarget, Machine, NodeKind, Spread, Topology,
     VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6,
@@ -33,19 +33,51 @@ pub fn tunnel_mtu(underlay: IpAddr) -> u32 {
 
 /// Each node's host, by node name, in file order.
 pub fn placement(t: &Topology, spread: &Spread) -> IndexMap<String, String> {
+    let nodes: Vec<(&str, bool)> = (t.nodes.values())
+        .map(|n| (n.name.as_str(), n.kind == NodeKind::Bridge))
+        .collect();
+    let links =
+        (t.links.iter()).map(|l| (l.endpoints[0].node.as_str(), l.endpoints[1].node.as_str()));
+    place(&nodes, links, spread)
+}
+
+impl Plan {
+    /// The host of each node of a spread lab's whole plan (see
+    /// [`placement`]), by node name; `None` for a lab of one host.
+    pub fn placement(&self) -> Option<IndexMap<String, String>> {
+        let spread = self.spread.as_ref()?;
+        let nodes: Vec<(&str, bool)> = (self.nodes.iter())
+            .map(|n| (n.name.as_str(), n.kind == NodeKind::Bridge))
+            .collect();
+        let name = |place: Place| match place {
+            Place::Node(id) => self.nodes[id].name.as_str(),
+            Place::Host => crate::spec::HOST,
+        };
+        let links =
+            (self.links.iter()).map(|l| (name(l.endpoints[0].place), name(l.endpoints[1].place)));
+        Some(place(&nodes, links, spread))
+    }
+}
+
+/// [`placement`] of `nodes` (name, is a bridge) in file order, linked by
+/// `links` (the node names at their ends).
+fn place<'a>(
+    nodes: &[(&'a str, bool)],
+    links: impl Iterator<Item = (&'a str, &'a str)>,
+    spread: &Spread,
+) -> IndexMap<String, String> {
     let hosts: Vec<&String> = spread.hosts.keys().collect();
     let mut placed: IndexMap<String, String> = IndexMap::new();
     if hosts.is_empty() {
         return placed;
     }
-    let index: HashMap<&str, usize> = t
-        .nodes
-        .keys()
+    let index: HashMap<&str, usize> = nodes
+        .iter()
         .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
+        .map(|(i, (n, _))| (*n, i))
         .collect();
     // Groups: a bridge with every node linked to it.
-    let mut group: Vec<usize> = (0..t.nodes.len()).collect();
+    let mut group: Vec<usize> = (0..nodes.len()).collect();
     fn root(group: &mut [usize], mut i: usize) -> usize {
         while group[i] != i {
             group[i] = group[group[i]];
@@ -53,19 +85,18 @@ pub fn placement(t: &Topology, spread: &Spread) -> IndexMap<String, String> {
         }
         i
     }
-    let is_bridge = |n: &str| t.nodes.get(n).is_some_and(|n| n.kind == NodeKind::Bridge);
-    for link in &t.links {
-        let [a, b] = &link.endpoints;
-        if !(is_bridge(&a.node) || is_bridge(&b.node)) {
+    let is_bridge = |n: &str| index.get(n).is_some_and(|&i| nodes[i].1);
+    for (a, b) in links {
+        if !(is_bridge(a) || is_bridge(b)) {
             continue;
         }
-        if let (Some(&x), Some(&y)) = (index.get(a.node.as_str()), index.get(b.node.as_str())) {
+        if let (Some(&x), Some(&y)) = (index.get(a), index.get(b)) {
             let (rx, ry) = (root(&mut group, x), root(&mut group, y));
             group[rx.max(ry)] = rx.min(ry);
         }
     }
     let mut members: IndexMap<usize, Vec<&str>> = IndexMap::new();
-    for (i, name) in t.nodes.keys().enumerate() {
+    for (i, (name, _)) in nodes.iter().enumerate() {
         let r = root(&mut group, i);
         members.entry(r).or_default().push(name);
     }
@@ -74,7 +105,7 @@ pub fn placement(t: &Topology, spread: &Spread) -> IndexMap<String, String> {
     for host in spread.pinned.values() {
         *load.entry(host).or_default() += 1;
     }
-    let share = t.nodes.len().div_ceil(hosts.len());
+    let share = nodes.len().div_ceil(hosts.len());
     let mut cursor = 0;
     for names in members.values() {
         let free: Vec<&str> = names
@@ -107,11 +138,11 @@ pub fn placement(t: &Topology, spread: &Spread) -> IndexMap<String, String> {
         }
     }
     // File order, pinned nodes among the others.
-    t.nodes
-        .keys()
-        .map(|n| {
-            let host = spread.pinned.get(n).or_else(|| placed.get(n)).cloned();
-            (n.clone(), host.expect("every node is placed"))
+    nodes
+        .iter()
+        .map(|(n, _)| {
+            let host = spread.pinned.get(*n).or_else(|| placed.get(*n)).cloned();
+            ((*n).to_owned(), host.expect("every node is placed"))
         })
         .collect()
 }

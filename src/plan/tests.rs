@@ -154,6 +154,7 @@ fn example_plans_exactly() {
         mgmt: None,
         container_prefix: None,
         remote_names: Vec::new(),
+        spread: None,
         nodes: vec![
             Node {
                 routes: vec![
