@@ -344,8 +344,8 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
     // capture on r6 (h3) while r1 (h1) pings it: the file is written on
     // the controller, the packets read on r6's host.
     let script = format!(
-        "{NSLAB} capture {lab}/r6:eth0 -c 2 --duration 20 -w /tmp/r6.pcap & sleep 1.5; \
-         {NSLAB} exec {lab}/r1 -- ping -c 3 -i 0.3 10.9.5.2 >/dev/null; wait %1 && tcpdump -nr /tmp/r6.pcap"
+        "{NSLAB} capture {lab}/r6:eth0 -c 8 --duration 20 -w /tmp/r6.pcap & capture=$!; sleep 1.5; \
+         {NSLAB} exec {lab}/r1 -- ping -c 6 -i 0.2 10.9.5.2 >/dev/null; wait $capture && tcpdump -nr /tmp/r6.pcap"
     );
     let out = ul.in_ctl(&["sh", "-c", &script]);
     assert_ok(
@@ -361,6 +361,29 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
     // check: the expectations, each probed from its node's host.
     let out = ul.ctl(&["check", &lab]);
     assert_ok(&out, "check across hosts");
+
+    // stats and events fan out to every host, each line or object with
+    // its host; `link` runs on the node's host.
+    let out = ul.ctl(&["stats", &lab, "--json"]);
+    assert_ok(&out, "stats of the spread lab");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for host in ["a", "b", "c"] {
+        assert!(stats["hosts"][host].is_array(), "{host}'s stats in {stats}");
+    }
+    let script = format!(
+        "{NSLAB} events {lab} --json > /tmp/events & events=$!; sleep 2; \
+         {NSLAB} link down {lab}/r3:eth1 && sleep 1 && {NSLAB} link up {lab}/r3:eth1 && sleep 1; \
+         kill $events; wait $events; cat /tmp/events"
+    );
+    let out = ul.in_ctl(&["sh", "-c", &script]);
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"host\":\"b\"") && l.contains("r3")),
+        "an event of r3 on host b:\n{}",
+        text(&out)
+    );
 
     let out = ul.ctl(&["down", "--lab", &lab]);
     assert_ok(&out, "down of the spread lab");

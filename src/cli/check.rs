@@ -51,4 +51,9 @@ impl CheckArgs {
     pub(super) fn lab(&self) -> &str {
         &self.lab
     }
+
+    /// `--json`.
+    pub(super) fn json(&self) -> bool {
+        self.json
+    }
 }

@@ -48,3 +48,10 @@ pub(super) fn run(args: EventsArgs) -> Outcome {
     }
     Ok(0)
 }
+
+impl EventsArgs {
+    /// The lab, if one is named, and `--json`.
+    pub(super) fn lab(&self) -> (Option<&str>, bool) {
+        (self.lab.as_deref(), self.json)
+    }
+}

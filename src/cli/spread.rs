@@ -96,14 +96,23 @@ pub(super) fn route(command: &Command) -> Option<Outcome> {
     }
     let (target, scope) = match command {
         Command::Exec(args) => match args.target() {
-            (lab, true) => (lab, Scope::Lab),
+            (lab, true) => (lab, Scope::Lab { json: false }),
             (target, false) => (target, Scope::Node),
         },
         Command::Capture(args) => (args.target(), Scope::Node),
         Command::Impair(args) => (args.target(), Scope::Node),
         Command::Link(args) => (args.target(), Scope::Node),
         Command::Node(args) => (args.target(), Scope::Node),
-        Command::Check(args) => (args.lab(), Scope::Lab),
+        Command::Check(args) => (args.lab(), Scope::Lab { json: args.json() }),
+        Command::Stats(args) => match args.lab() {
+            (Some(lab), json, true) => (lab, Scope::Stream { json }),
+            (Some(lab), json, false) => (lab, Scope::Lab { json }),
+            (None, ..) => return None,
+        },
+        Command::Events(args) => match args.lab() {
+            (Some(lab), json) => (lab, Scope::Stream { json }),
+            (None, _) => return None,
+        },
         Command::Inspect(args) => match args.lab() {
             (Some(lab), json) => (lab, Scope::Inspect { json }),
             (None, _) => return None,
@@ -118,14 +127,22 @@ pub(super) fn route(command: &Command) -> Option<Outcome> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     Some(match scope {
         Scope::Node => on_node(&record, target, args),
-        Scope::Lab => on_lab(&record, &args),
+        Scope::Lab { json } => on_lab(&record, &args, json),
+        Scope::Stream { json } => stream(&record, &args, json),
         Scope::Inspect { json } => inspect(&record, json),
     })
 }
 
 enum Scope {
+    /// Run on the node's host.
     Node,
-    Lab,
+    /// Run on every host; the outputs one after the other (JSON: one
+    /// object, by host).
+    Lab { json: bool },
+    /// Run on every host until each ends; lines as they come, with their
+    /// host.
+    Stream { json: bool },
+    /// `inspect`: merged.
     Inspect { json: bool },
 }
 
@@ -178,9 +195,11 @@ fn capture_file(args: &mut [String]) -> Option<String> {
 }
 
 /// A verb on the lab, run by every host's nslab: each host's output under
-/// its name; the exit code is the worst.
-fn on_lab(record: &Record, args: &[String]) -> Outcome {
+/// its name (with `json`, one object: `{"lab": LAB, "hosts": {HOST:
+/// OUTPUT}}`); the exit code is the worst.
+fn on_lab(record: &Record, args: &[String], json: bool) -> Outcome {
     let mut worst = 0;
+    let mut by_host = serde_json::Map::new();
     for (host, result) in on_every_host(record, args) {
         let output =
             result.map_err(|e| failed(format_args!("host {host}: ssh could not start: {e}")))?;
@@ -188,12 +207,104 @@ fn on_lab(record: &Record, args: &[String]) -> Outcome {
         if !record.nodes.values().any(|h| *h == host) {
             continue;
         }
-        println!("host {host}:");
-        print!("{}", String::from_utf8_lossy(&output.stdout));
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
         worst = worst.max(output.status.code().unwrap_or(EXIT_FAILED));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        if json {
+            let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&output.stdout).into_owned())
+            });
+            by_host.insert(host, value);
+        } else {
+            println!("host {host}:");
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+        }
+    }
+    if json {
+        let all = serde_json::json!({"lab": record.lab, "hosts": by_host});
+        println!("{}", serde_json::to_string_pretty(&all).map_err(failed)?);
     }
     Ok(worst)
+}
+
+/// A verb that streams (`events`, `stats --watch`), run by every host's
+/// nslab at once until each ends (the lab down, or Ctrl-C, which reaches
+/// every ssh): each line printed as it comes, after its host's name, or
+/// with `json` a JSON object line given a `"host"` member.
+fn stream(record: &Record, args: &[String], json: bool) -> Outcome {
+    use std::io::{BufRead, Write};
+    let hosts: Vec<&String> = (record.hosts.keys())
+        .filter(|h| record.nodes.values().any(|n| n == *h))
+        .collect();
+    let mut children = Vec::new();
+    for host in hosts {
+        let (_, mut command) = on_node_host(record, first_node_on(record, host), args, false)
+            .map_err(spread_failure)?;
+        command.stdout(Stdio::piped());
+        // ssh ends with this process, however it ends (Ctrl-C reaches
+        // both, a kill only this one): nothing keeps streaming for no one.
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of
+        // the parent; it runs in the forked child before exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| failed(format_args!("host {host}: ssh could not start: {e}")))?;
+        children.push((host.clone(), child));
+    }
+    let out = std::sync::Mutex::new(std::io::stdout());
+    let readers: Vec<(String, Option<std::process::ChildStdout>)> = (children.iter_mut())
+        .map(|(host, child)| (host.clone(), child.stdout.take()))
+        .collect();
+    std::thread::scope(|scope| {
+        for (host, stdout) in readers {
+            let out = &out;
+            scope.spawn(move || {
+                let lines = stdout
+                    .map(std::io::BufReader::new)
+                    .into_iter()
+                    .flat_map(|r| r.lines());
+                for line in lines {
+                    let Ok(line) = line else { break };
+                    let line = match serde_json::from_str::<serde_json::Value>(&line) {
+                        Ok(serde_json::Value::Object(mut object)) if json => {
+                            object.insert("host".into(), host.as_str().into());
+                            serde_json::Value::Object(object).to_string()
+                        }
+                        _ => format!("{host}: {line}"),
+                    };
+                    let mut out = out
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let codes: Vec<i32> = (children.iter_mut())
+        .map(|(_, child)| {
+            child
+                .wait()
+                .ok()
+                .and_then(|s| s.code())
+                .unwrap_or(EXIT_FAILED)
+        })
+        .collect();
+    Ok(codes.into_iter().max().unwrap_or(0))
+}
+
+/// A node of `host`, to reach that host by.
+fn first_node_on<'a>(record: &'a Record, host: &str) -> &'a str {
+    (record.nodes.iter())
+        .find(|(_, h)| *h == host)
+        .map_or("", |(node, _)| node.as_str())
 }
 
 /// `inspect LAB`: every host's view of its part, merged into one lab with

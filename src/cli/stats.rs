@@ -205,6 +205,13 @@ fn bytes(n: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
+impl StatsArgs {
+    /// The lab, if one is named; `--json`; `--watch`.
+    pub(super) fn lab(&self) -> (Option<&str>, bool, bool) {
+        (self.lab.as_deref(), self.json, self.watch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

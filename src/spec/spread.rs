@@ -21,8 +21,9 @@ pub const VXLAN_OVERHEAD_V6: u32 = 70;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Machine {
     /// What `ssh` is given to reach it: `user@address`, or a name of the
-    /// user's `~/.ssh/config`.
-    pub ssh: String,
+    /// user's `~/.ssh/config`; `None`: reached some other way (`nslab
+    /// split` writes its part, `up` refuses it).
+    pub ssh: Option<String>,
     /// Its address on the network between the hosts: the local end of its
     /// tunnels, the remote end of the others'.
     pub underlay: IpAddr,

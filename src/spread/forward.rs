@@ -19,7 +19,12 @@ pub fn on_node_host(
         lab: record.lab.clone(),
         node: node.into(),
     })?;
-    Ok((host.to_owned(), ssh::command(machine, args, tty)))
+    let command = ssh::command(machine, args, tty).map_err(|e| SpreadError::Unreachable {
+        host: host.to_owned(),
+        ssh: machine.ssh.clone().unwrap_or_default(),
+        why: e.to_string(),
+    })?;
+    Ok((host.to_owned(), command))
 }
 
 /// Runs `nslab ARGS` on every host of `record` at once: each host's name

@@ -26,7 +26,7 @@ pub use up::{UpOptions, UpReport, up};
 /// What can go wrong driving a spread lab.
 #[derive(Debug, thiserror::Error)]
 pub enum SpreadError {
-    #[error("host {host} ({ssh}) cannot be used: {why}")]
+    #[error("host {host}{} cannot be used: {why}", if ssh.is_empty() { String::new() } else { format!(" ({ssh})") })]
     Unreachable {
         host: String,
         ssh: String,

@@ -18,14 +18,20 @@ pub const HERE_ENV: &str = "NSLAB_HERE";
 
 /// A command for `machine`: `ssh [OPTIONS] DEST env NSLAB_HERE=1 NSLAB ARGS...`.
 /// `tty`: give the remote command a terminal (an interactive `exec`).
-pub(crate) fn command(machine: &Machine, args: &[String], tty: bool) -> Command {
+pub(crate) fn command(machine: &Machine, args: &[String], tty: bool) -> std::io::Result<Command> {
+    let Some(destination) = &machine.ssh else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "its `hosts:` entry has no `ssh:`",
+        ));
+    };
     let ssh = std::env::var(SSH_ENV).unwrap_or_default();
     let mut words = ssh.split_whitespace();
     let mut command = Command::new(words.next().unwrap_or("ssh"));
     command.args(words);
     command.args(["-o", "BatchMode=yes"]);
     command.arg(if tty { "-t" } else { "-T" });
-    command.arg("--").arg(&machine.ssh);
+    command.arg("--").arg(destination);
     // One string for the remote shell: every word quoted.
     let mut remote = format!("env {HERE_ENV}=1 {}", quote(&machine.nslab));
     for arg in args {
@@ -33,7 +39,7 @@ pub(crate) fn command(machine: &Machine, args: &[String], tty: bool) -> Command 
         remote.push_str(&quote(arg));
     }
     command.arg(remote);
-    command
+    Ok(command)
 }
 
 /// Runs `nslab ARGS` on `machine`, `input` on its standard input; the
@@ -43,7 +49,7 @@ pub(crate) fn run(
     args: &[String],
     input: Option<&[u8]>,
 ) -> std::io::Result<Output> {
-    let mut command = command(machine, args, false);
+    let mut command = command(machine, args, false)?;
     command
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -99,7 +105,7 @@ mod tests {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's $HOME"), r"'it'\''s $HOME'");
         let machine = Machine {
-            ssh: "root@192.0.2.1".into(),
+            ssh: Some("root@192.0.2.1".into()),
             underlay: "192.0.2.1".parse().expect("ip"),
             nslab: "/opt/nslab dir/nslab".into(),
         };
@@ -107,7 +113,8 @@ mod tests {
             &machine,
             &["exec".into(), "l/a".into(), "--".into(), "echo $x".into()],
             false,
-        );
+        )
+        .expect("a command");
         let args: Vec<String> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())

@@ -77,7 +77,7 @@ fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpRepor
     }
     if let Some((host, why)) = failures.into_iter().next() {
         return Err(SpreadError::Unreachable {
-            ssh: spread.hosts[&host].ssh.clone(),
+            ssh: spread.hosts[&host].ssh.clone().unwrap_or_default(),
             host,
             why,
         });
@@ -142,6 +142,9 @@ const LAB_EXISTS: &str = "it has a lab of that name";
 /// Fails, saying why, unless `machine` answers over ssh with this version
 /// of nslab and has no lab `lab`.
 fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
+    if machine.ssh.is_none() {
+        return Err("its `hosts:` entry has no `ssh:` (`nslab split` writes the parts of hosts reached some other way)".into());
+    }
     let ours = format!("nslab {}", env!("CARGO_PKG_VERSION"));
     let output = ssh::run(machine, &["--version".into()], None)
         .map_err(|e| format!("ssh could not start: {e}"))?;

@@ -76,19 +76,13 @@ pub(super) fn spread(given: Given<'_>, problems: &mut Vec<Problem>) -> Option<Sp
         }
         let model = model.clone().unwrap_or_default();
         let ssh = match model.ssh {
-            None => {
-                push(
-                    at("ssh"),
-                    "how to reach the host: `user@address`, or a name of ~/.ssh/config".into(),
-                );
-                None
-            }
+            None => Some(None),
             Some(Text(ssh)) => match word_problem(&ssh) {
                 Some(why) => {
                     push(at("ssh"), format!("{ssh:?} {why}"));
                     None
                 }
-                None => Some(ssh),
+                None => Some(Some(ssh)),
             },
         };
         let underlay = match model.underlay {
@@ -271,7 +265,6 @@ topology:
         let ps = problems_of(parse_str(yaml, origin, Path::new("/")), origin);
         for (path, message) in [
             ("hosts.a.ssh", "starts with '-'"),
-            ("hosts.b.ssh", "how to reach the host"),
             ("hosts.b.underlay", "is not an IP address"),
             ("hosts.b.nslab", "white space"),
             ("hosts.c.underlay", "host \"a\"'s underlay too"),
