@@ -21,6 +21,11 @@ pub(super) fn devices(s: &mut Script, plan: &Plan) {
         let node = netns(&plan.nodes[id].name);
         let mut commands = vec![create(device, &node)];
         let dev = quote(&device.end.ifname);
+        // A bridge's device (a cross-host link's end) is one of its ports.
+        if plan.nodes[id].kind == crate::spec::NodeKind::Bridge {
+            let bridge = quote(&plan.nodes[id].name);
+            commands.push(format!("ip -n {node} link set dev {dev} master {bridge}"));
+        }
         for address in &device.end.addresses {
             // nodad: the address is usable at once, as nslab adds it.
             let nodad = if address.addr().is_ipv6() {
