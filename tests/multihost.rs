@@ -301,6 +301,7 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
     let out = ul.ctl(&["up", file]);
     assert_ok(&out, "up of the spread chain from ctl");
     let said = String::from_utf8_lossy(&out.stdout);
+    eprint!("$ nslab up {file}\n{said}");
     assert!(
         said.contains("over 3 host(s): 6 node(s), 2 cross-host link(s)"),
         "{said}"
