@@ -359,6 +359,15 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
         "{packets}"
     );
 
+    // inspect of every lab lists it on the controller.
+    let out = ul.ctl(&["inspect"]);
+    assert_ok(&out, "inspect of every lab");
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        all.contains(&format!("lab {lab} (spread over hosts: a, b, c;")),
+        "{all}"
+    );
+
     // check: the expectations, each probed from its node's host.
     let out = ul.ctl(&["check", &lab]);
     assert_ok(&out, "check across hosts");

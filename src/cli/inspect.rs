@@ -28,9 +28,31 @@ pub(super) fn run(args: InspectArgs) -> Outcome {
         let text = serde_json::to_string_pretty(&views).map_err(failed)?;
         println!("{text}");
     } else {
-        print_views(&views);
+        let spread = match args.lab.is_none() && !super::spread::here() {
+            true => crate::spread::record::list().unwrap_or_default(),
+            false => Vec::new(),
+        };
+        if !(views.is_empty() && !spread.is_empty()) {
+            print_views(&views);
+        }
+        print_spread_labs(&spread);
     }
     Ok(0)
+}
+
+/// The labs spread over hosts from this machine, a line each (their nodes
+/// are the hosts' to show: `inspect LAB`).
+fn print_spread_labs(labs: &[String]) {
+    for lab in labs {
+        if let Ok(Some(record)) = crate::spread::record::read(lab) {
+            let hosts: Vec<&str> = record.hosts.keys().map(String::as_str).collect();
+            println!(
+                "lab {lab} (spread over {}: {}; nslab inspect {lab})",
+                if hosts.len() == 1 { "host" } else { "hosts" },
+                hosts.join(", ")
+            );
+        }
+    }
 }
 
 pub(super) fn print_views(views: &[LabView]) {
