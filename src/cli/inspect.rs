@@ -32,7 +32,7 @@ pub(super) fn run(args: InspectArgs) -> Outcome {
             true => crate::spread::record::list().unwrap_or_default(),
             false => Vec::new(),
         };
-        if !(views.is_empty() && !spread.is_empty()) {
+        if !views.is_empty() || spread.is_empty() {
             print_views(&views);
         }
         print_spread_labs(&spread);
