@@ -41,38 +41,24 @@ pub(crate) fn to_dot(plan: &Plan) -> String {
     }
     // A lab spread over hosts: a cluster per host, and the links between
     // hosts (VXLAN pairs) dashed.
-    let placement = plan.placement();
-    if let Some(placement) = &placement {
-        for (i, (host, machine)) in plan.spread.iter().flat_map(|s| &s.hosts).enumerate() {
-            let members: Vec<&str> = (vertices.iter().zip(&ids))
-                .filter(|(v, _)| placement.get(v.name()) == Some(host))
-                .map(|(_, id)| id.as_str())
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            let label = quote(&format!("host {host} ({})", machine.underlay));
-            let _ = writeln!(
-                out,
-                "  subgraph cluster_{i} {{ label={label}; style=dashed; {}; }}",
-                members.join("; ")
-            );
-        }
+    let hosts = super::hosts(plan);
+    for (i, (label, members)) in hosts.clusters.iter().enumerate() {
+        let members: Vec<&str> = members.iter().map(|&m| ids[m].as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{i} {{ label={}; style=dashed; {}; }}",
+            quote(label),
+            members.join("; ")
+        );
     }
-    let host_of = |place| match (place, &placement) {
-        (crate::plan::Place::Node(id), Some(p)) => p.get(&plan.nodes[id].name),
-        _ => None,
-    };
-    for link in &plan.links {
+    for (link, crosses) in plan.links.iter().zip(hosts.crossing) {
         let [a, b] = &link.endpoints;
-        let crosses = host_of(a.place) != host_of(b.place);
-        let lines = link_lines(plan, link);
         let _ = writeln!(
             out,
             "  {} -- {} [label={}{}];",
             ids[vertex_index(plan, a.place)],
             ids[vertex_index(plan, b.place)],
-            quote(&lines.join("\n")),
+            quote(&link_lines(plan, link).join("\n")),
             if crosses { ", style=dashed" } else { "" },
         );
     }

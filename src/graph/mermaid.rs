@@ -62,38 +62,24 @@ pub(crate) fn to_mermaid(plan: &Plan) -> String {
     }
     // A lab spread over hosts: a subgraph per host, the links between
     // hosts (VXLAN pairs) dotted.
-    let placement = plan.placement();
-    if let Some(placement) = &placement {
-        for (h, (host, machine)) in plan.spread.iter().flat_map(|s| &s.hosts).enumerate() {
-            let members: Vec<String> = (vertices.iter().enumerate())
-                .filter(|(_, v)| placement.get(v.name()) == Some(host))
-                .map(|(i, _)| format!("n{i}"))
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            let title = quote(&format!("host {host} ({})", machine.underlay));
-            let _ = writeln!(
-                out,
-                "  subgraph h{h}[{title}]\n    {}\n  end",
-                members.join("\n    ")
-            );
-        }
+    let hosts = super::hosts(plan);
+    for (h, (label, members)) in hosts.clusters.iter().enumerate() {
+        let members: Vec<String> = members.iter().map(|m| format!("n{m}")).collect();
+        let _ = writeln!(
+            out,
+            "  subgraph h{h}[{}]\n    {}\n  end",
+            quote(label),
+            members.join("\n    ")
+        );
     }
-    let host_of = |place| match (place, &placement) {
-        (crate::plan::Place::Node(id), Some(p)) => p.get(&plan.nodes[id].name),
-        _ => None,
-    };
-    for link in &plan.links {
+    for (link, crosses) in plan.links.iter().zip(hosts.crossing) {
         let [a, b] = &link.endpoints;
-        let crosses = host_of(a.place) != host_of(b.place);
-        let lines = link_lines(plan, link);
         let _ = writeln!(
             out,
             "  n{} {}|{}| n{}",
             vertex_index(plan, a.place),
             if crosses { "-.-" } else { "---" },
-            quote_lines(&lines),
+            quote_lines(&link_lines(plan, link)),
             vertex_index(plan, b.place)
         );
     }

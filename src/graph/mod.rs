@@ -84,6 +84,42 @@ fn vertex_index(plan: &Plan, place: Place) -> usize {
     }
 }
 
+/// A lab spread over hosts: each host with nodes, its label (`host NAME
+/// (UNDERLAY)`) and the indexes of its vertices, and for each link whether
+/// it crosses between hosts (a VXLAN pair). Empty for a lab of one host.
+struct Hosts {
+    clusters: Vec<(String, Vec<usize>)>,
+    crossing: Vec<bool>,
+}
+
+fn hosts(plan: &Plan) -> Hosts {
+    let Some((placement, spread)) = plan.placement().zip(plan.spread.as_ref()) else {
+        return Hosts {
+            clusters: Vec::new(),
+            crossing: vec![false; plan.links.len()],
+        };
+    };
+    let vertices = vertices(plan);
+    let clusters = (spread.hosts.iter())
+        .map(|(host, machine)| {
+            let members = (vertices.iter().enumerate())
+                .filter(|(_, v)| placement.get(v.name()) == Some(host))
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>();
+            (format!("host {host} ({})", machine.underlay), members)
+        })
+        .filter(|(_, members)| !members.is_empty())
+        .collect();
+    let host_of = |place| match place {
+        Place::Node(id) => placement.get(&plan.nodes[id].name),
+        Place::Host => None,
+    };
+    let crossing = (plan.links.iter())
+        .map(|l| host_of(l.endpoints[0].place) != host_of(l.endpoints[1].place))
+        .collect();
+    Hosts { clusters, crossing }
+}
+
 /// A link's label, a line each: its first end, its second end (each
 /// `node:iface` and the addresses as written in the topology), and the
 /// MTU when the link sets one.

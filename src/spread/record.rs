@@ -45,6 +45,16 @@ fn folder() -> PathBuf {
     Path::new(crate::state::STATE_ROOT).join(FOLDER)
 }
 
+/// The records' folder, root's alone, made if missing.
+fn make_folder() -> Result<(), SpreadError> {
+    let folder = folder();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .map_err(io_error(&folder))
+}
+
 fn path(lab: &str) -> PathBuf {
     folder().join(format!("{lab}.json"))
 }
@@ -74,12 +84,7 @@ pub fn read(lab: &str) -> Result<Option<Record>, SpreadError> {
 
 /// Writes the record (replacing it whole).
 pub(super) fn write(record: &Record) -> Result<(), SpreadError> {
-    let folder = folder();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&folder)
-        .map_err(io_error(&folder))?;
+    make_folder()?;
     let path = path(&record.lab);
     let bytes = serde_json::to_vec_pretty(record).map_err(|e| SpreadError::Record {
         path: path.clone(),
@@ -130,12 +135,7 @@ fn lock_path(lab: &str) -> PathBuf {
 /// The controller's lock of `lab`: one `up` or `down` of a spread lab at a
 /// time (each host's nslab locks its own part as well).
 pub(super) fn lock(lab: &str) -> Result<Flock<File>, SpreadError> {
-    let folder = folder();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&folder)
-        .map_err(io_error(&folder))?;
+    make_folder()?;
     let path = lock_path(lab);
     let file = OpenOptions::new()
         .write(true)
