@@ -340,7 +340,10 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
         view.contains("mtu 1450, vxlan"),
         "a tunnel end's MTU:\n{view}"
     );
-    assert!(view.contains("tunnel r2:eth1 r3:eth0 vni"), "{view}");
+    assert!(
+        view.contains("tunnel r2:eth1 (a) <-> r3:eth0 (b) vni"),
+        "{view}"
+    );
 
     // capture on r6 (h3) while r1 (h1) pings it: the file is written on
     // the controller, the packets read on r6's host.
@@ -430,6 +433,62 @@ fn a_bridge_lan_spans_two_hosts() {
             &format!("ping {address} from b (h2) over the bridge on h1"),
         );
     }
+    // apply: a node added on h2 with a port on the LAN (a new tunnel);
+    // the running nodes keep their inits.
+    let pids = || {
+        let out = ul.ctl(&["inspect", &lab, "--json"]);
+        assert_ok(&out, "inspect --json");
+        let views: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        (views[0]["nodes"].as_array().expect("nodes").iter())
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap_or("").to_owned(),
+                    n["pid"].as_i64(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = pids();
+    let edited = yaml.replace(
+        "    b: {host: h2}\n",
+        "    b: {host: h2}\n    c: {host: h2}\n",
+    ) + "    - endpoints: [c:eth0, sw:p3]\n      ipv4: [10.8.0.3/24, null]\n";
+    let file = ul.write("lan.yml", &edited);
+    let file = file.to_str().expect("a UTF-8 path");
+    let out = ul.ctl(&["apply", file, "--dry-run"]);
+    assert_ok(&out, "apply --dry-run");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("+ node c") && said.contains("host h2:"),
+        "{said}"
+    );
+    let out = ul.ctl(&["apply", file]);
+    assert_ok(&out, "apply of an added node");
+    let out = ul.ctl(&[
+        "exec",
+        &format!("{lab}/c"),
+        "--",
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "3",
+        "10.8.0.1",
+    ]);
+    assert_ok(&out, "ping from the added c (h2) over the bridge on h1");
+    let after = pids();
+    for node in ["sw", "a", "b"] {
+        assert_eq!(before[node], after[node], "{node} kept its init");
+    }
+    assert!(after["c"].is_some(), "c runs: {after:?}");
+    let out = ul.ctl(&["apply", file, "--dry-run"]);
+    assert_ok(&out, "apply --dry-run of the applied file");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no change"),
+        "{}",
+        text(&out)
+    );
+
     // The tunnel end on h1 is a port of the bridge.
     let out = ul.ctl(&["inspect", &lab]);
     assert_ok(&out, "inspect");

@@ -13,7 +13,12 @@ use super::{
 
 #[derive(Debug, Args)]
 pub(super) struct ApplyArgs {
-    file: PathBuf,
+    #[arg(required_unless_present = "plan")]
+    file: Option<PathBuf>,
+    /// Apply a plan instead of a file (JSON, `-`: standard input): what
+    /// the controller of a lab spread over hosts sends each host
+    #[arg(long, value_name = "PLAN", conflicts_with = "file")]
+    plan: Option<PathBuf>,
     /// Change nothing: print the changes, one per line (`+ node r4`,
     /// `- link r1:eth2 <-> r3:eth0`, `~ h1: route ...`)
     #[arg(long)]
@@ -40,22 +45,36 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
     // The file is parsed on a thread of its own while this one starts the
     // work that needs only the lab's name (its lock and state, a zygote:
     // see `EarlyStart`), so the two overlap.
-    let file = args.file.clone();
-    let parsing = std::thread::spawn(move || load(&file));
-    let early = match args.dry_run {
-        true => lab::EarlyStart::default(),
-        false => lab::EarlyStart::start(&args.file, None),
+    let (plan, early, file) = match (&args.plan, &args.file) {
+        (Some(path), _) => (
+            super::read_plan(path)?,
+            lab::EarlyStart::default(),
+            path.clone(),
+        ),
+        (None, Some(file)) => {
+            let parsing = std::thread::spawn({
+                let file = file.clone();
+                move || load(&file)
+            });
+            // A lab spread over hosts is not this host's to start early
+            // (a top-level `hosts:` line is enough to wait for the parse).
+            let spread = std::fs::read_to_string(file)
+                .is_ok_and(|text| text.lines().any(|l| l.starts_with("hosts:")));
+            let early = match args.dry_run || spread {
+                true => lab::EarlyStart::default(),
+                false => lab::EarlyStart::start(file, None),
+            };
+            let plan = parsing
+                .join()
+                .map_err(|_| failed("the thread parsing the file panicked"))??;
+            (plan, early, file.clone())
+        }
+        (None, None) => return Err(invalid("give a topology FILE")),
     };
-    let plan = parsing
-        .join()
-        .map_err(|_| failed("the thread parsing the file panicked"))??;
     super::refuse_notes(&plan, args.strict)?;
     if plan.spread.is_some() {
-        return Err(invalid(format_args!(
-            "{}: lab {} is spread over hosts (`hosts:`): it changes with `nslab down` and `nslab up`, not `apply` (one host's)",
-            args.file.display(),
-            plan.lab
-        )));
+        let topology = super::load_topology(&file)?;
+        return super::spread::apply(&topology, &file, args.dry_run, &args.recreate, args.quiet);
     }
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {
@@ -83,7 +102,7 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
             println!(
                 "no change: lab {} runs what {} says",
                 report.lab,
-                args.file.display()
+                file.display()
             );
         }
         return Ok(0);

@@ -237,6 +237,20 @@ fn load_topology(file: &Path) -> Result<crate::spec::Topology, (i32, String)> {
     Ok(topology)
 }
 
+/// A plan in JSON, from a file or (`-`) standard input.
+fn read_plan(path: &Path) -> Result<Plan, (i32, String)> {
+    let bytes = match path.as_os_str() == "-" {
+        true => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+        }
+        false => std::fs::read(path),
+    }
+    .map_err(|e| invalid(format_args!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format_args!("{}: not a plan: {e}", path.display())))
+}
+
 fn print_warnings(plan: &Plan) {
     for warning in plan.impairment_warnings() {
         eprintln!("nslab: warning: {warning}");

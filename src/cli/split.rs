@@ -48,12 +48,7 @@ pub(super) fn run(args: SplitArgs) -> Outcome {
         );
     }
     for tunnel in &tunnels {
-        let [(a, ai), (b, bi)] = &tunnel.ends;
-        let [ha, hb] = &tunnel.hosts;
-        println!(
-            "tunnel {a}:{ai} ({ha}) <-> {b}:{bi} ({hb}) vni {} mtu {}",
-            tunnel.vni, tunnel.mtu
-        );
+        println!("tunnel {tunnel}");
     }
     Ok(0)
 }

@@ -42,6 +42,42 @@ pub(super) fn up(topology: &Topology, file: &Path, reconfigure: bool, quiet: boo
     Ok(0)
 }
 
+/// `apply FILE` of a file with `hosts:`: each host's nslab says what it
+/// changed, under the host's name.
+pub(super) fn apply(
+    topology: &Topology,
+    file: &Path,
+    dry_run: bool,
+    recreate: &[String],
+    quiet: bool,
+) -> Outcome {
+    let options = spread::ApplyOptions {
+        dry_run,
+        recreate: recreate.to_vec(),
+    };
+    let report = spread::apply(topology, file, &options).map_err(spread_failure)?;
+    if !quiet || dry_run {
+        for (host, said) in &report.hosts {
+            if !host.is_empty() {
+                println!("host {host}:");
+            }
+            print!("{said}");
+            if !said.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    if !quiet && !dry_run {
+        println!(
+            "lab {}: applied over {} host(s) in {:.3} s",
+            report.lab,
+            report.hosts.len(),
+            report.total.as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
 /// `down` of `lab` when this machine has its record: `None` when it has
 /// none (a lab of this host's).
 pub(super) fn down(lab: &str, quiet: bool) -> Option<Outcome> {

@@ -1,6 +1,6 @@
 //! `nslab up FILE`: build a lab.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -42,7 +42,7 @@ pub(super) struct UpArgs {
 
 pub(super) fn run(args: UpArgs) -> Outcome {
     let plan = match (&args.plan, &args.file) {
-        (Some(path), _) => read_plan(path)?,
+        (Some(path), _) => super::read_plan(path)?,
         (None, Some(file)) if args.dry_run => {
             return super::explain::print_script(file, args.userns.range);
         }
@@ -80,20 +80,6 @@ pub(super) fn run(args: UpArgs) -> Outcome {
         print_report(&plan, &report);
     }
     Ok(0)
-}
-
-/// A plan in JSON, from a file or (`-`) standard input.
-fn read_plan(path: &Path) -> Result<Plan, (i32, String)> {
-    let bytes = match path.as_os_str() == "-" {
-        true => {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
-        }
-        false => std::fs::read(path),
-    }
-    .map_err(|e| super::invalid(format_args!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| super::invalid(format_args!("{}: not a plan: {e}", path.display())))
 }
 
 fn print_report(plan: &Plan, report: &UpReport) {

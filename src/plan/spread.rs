@@ -169,9 +169,9 @@ impl Part {
     }
 }
 
-/// A link between two hosts, for `inspect` and the docs: its ends and the
-/// VNI both use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A link between two hosts: its ends (`node`, `iface`), their hosts, the
+/// VNI both use and their MTU.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tunnel {
     pub ends: [(String, String); 2],
     pub hosts: [String; 2],
@@ -179,9 +179,45 @@ pub struct Tunnel {
     pub mtu: u32,
 }
 
+impl Tunnel {
+    /// Its two ends, the lesser first: the same link whichever end the
+    /// file writes first.
+    pub fn key(&self) -> [(String, String); 2] {
+        let [a, b] = self.ends.clone();
+        if a <= b { [a, b] } else { [b, a] }
+    }
+}
+
+impl std::fmt::Display for Tunnel {
+    /// `r2:eth1 (a) <-> r3:eth0 (b) vni 8192 mtu 1450`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [(a, ai), (b, bi)] = &self.ends;
+        let [ha, hb] = &self.hosts;
+        write!(
+            f,
+            "{a}:{ai} ({ha}) <-> {b}:{bi} ({hb}) vni {} mtu {}",
+            self.vni, self.mtu
+        )
+    }
+}
+
 /// Every host's part (hosts without nodes too: they have nothing to
 /// build, and are left out), with the tunnels between them.
 pub fn parts(t: &Topology, spread: &Spread) -> (Vec<Part>, Vec<Tunnel>) {
+    parts_keeping(t, spread, &[])
+}
+
+/// [`parts`] for a lab that runs: a link of `running` keeps its VNI, a new
+/// one takes the lowest free from the first (`apply`, which also keeps
+/// running nodes on their hosts through `spread.pinned`).
+pub fn parts_keeping(
+    t: &Topology,
+    spread: &Spread,
+    running: &[Tunnel],
+) -> (Vec<Part>, Vec<Tunnel>) {
+    let kept: HashMap<[(String, String); 2], u32> =
+        running.iter().map(|t| (t.key(), t.vni)).collect();
+    let mut taken: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let placed = placement(t, spread);
     let host_of = |node: &str| placed.get(node).map(String::as_str);
     let mut parts: IndexMap<&str, Topology> = IndexMap::new();
@@ -205,7 +241,26 @@ pub fn parts(t: &Topology, spread: &Spread) -> (Vec<Part>, Vec<Tunnel>) {
             parts[ha].links.push(link.clone());
             continue;
         }
-        let vni = spread.first_vni + tunnels.len() as u32;
+        let key = {
+            let ends = [
+                (a.node.clone(), a.iface.clone()),
+                (b.node.clone(), b.iface.clone()),
+            ];
+            Tunnel {
+                ends,
+                hosts: Default::default(),
+                vni: 0,
+                mtu: 0,
+            }
+            .key()
+        };
+        let vni = match kept.get(&key) {
+            Some(&vni) if !taken.contains(&vni) => vni,
+            _ => (spread.first_vni..)
+                .find(|v| !taken.contains(v) && !kept.values().any(|k| k == v))
+                .unwrap_or(spread.first_vni),
+        };
+        taken.insert(vni);
         let mtu = link
             .mtu
             .unwrap_or_else(|| tunnel_mtu(spread.hosts[ha].underlay));
@@ -401,5 +456,24 @@ mod tests {
         // Every node is on exactly one host.
         let total: usize = parts.iter().map(|p| p.topology.nodes.len()).sum();
         assert_eq!(total, 5);
+    }
+
+    #[test]
+    fn a_running_link_keeps_its_vni_and_a_new_one_takes_a_free_one() {
+        let base = format!(
+            "name: keep\n{HOSTS}topology:\n  nodes:\n    r1: {{host: a}}\n    r2: {{host: b}}\n    r3: {{host: c}}\n  links:\n"
+        );
+        let later = "    - endpoints: [r2:eth1, r3:eth0]\n";
+        let t = topology(&(base.clone() + later));
+        let (_, running) = parts(&t, t.spread.as_ref().expect("hosts"));
+        assert_eq!(running[0].vni, 100);
+        // A link written before it: file order would give it 100.
+        let t = topology(&(base + "    - endpoints: [r1:eth0, r2:eth0]\n" + later));
+        let (_, tunnels) = parts_keeping(&t, t.spread.as_ref().expect("hosts"), &running);
+        let vnis: Vec<(String, u32)> = tunnels
+            .iter()
+            .map(|t| (t.ends[0].0.clone(), t.vni))
+            .collect();
+        assert_eq!(vnis, [("r1".to_owned(), 101), ("r2".to_owned(), 100)]);
     }
 }

@@ -11,6 +11,7 @@
 //! [`record`]) is written before the first part, and `down` asks every
 //! host in it, so a failed or killed `up` leaves nothing `down` misses.
 
+mod apply;
 mod down;
 pub mod forward;
 pub mod record;
@@ -19,6 +20,7 @@ mod up;
 
 use std::path::PathBuf;
 
+pub use apply::{ApplyOptions, ApplyReport, apply};
 pub use down::{DownReport, down};
 pub use ssh::{HERE_ENV, SSH_ENV};
 pub use up::{UpOptions, UpReport, up};

@@ -29,8 +29,8 @@ pub struct Record {
     pub hosts: IndexMap<String, Machine>,
     /// Each node's host.
     pub nodes: IndexMap<String, String>,
-    /// The cross-host links: `node:iface node:iface vni N mtu M`.
-    pub tunnels: Vec<String>,
+    /// The links between hosts, with their VNIs (kept by `apply`).
+    pub tunnels: Vec<crate::plan::spread::Tunnel>,
 }
 
 impl Record {

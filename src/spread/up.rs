@@ -95,12 +95,7 @@ fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpRepor
             .keys()
             .map(|n| (n.clone(), placed[n].clone()))
             .collect(),
-        tunnels: (tunnels.iter())
-            .map(|tn| {
-                let [(a, ai), (b, bi)] = &tn.ends;
-                format!("{a}:{ai} {b}:{bi} vni {} mtu {}", tn.vni, tn.mtu)
-            })
-            .collect(),
+        tunnels: tunnels.clone(),
     })?;
 
     let results = on_each(&parts, |part| build_part(part, source));

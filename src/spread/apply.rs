@@ -1,0 +1,182 @@
+//! `apply` of a spread lab: each host's part changed to what the edited
+//! file makes of it, by that host's `nslab apply --plan -`. Running nodes
+//! stay on their hosts and running links between hosts keep their VNIs, so
+//! that a part changes only where the file did; a host whose part is left
+//! without nodes takes it down, a new host builds its own (an `apply` of a
+//! lab that is not there is `up`). The record lists every host the lab
+//! may be on before any is asked, so a killed `apply` leaves nothing that
+//! `down` misses, and a second `apply` finishes it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::record::{self, Record};
+use super::{SpreadError, on_each, ssh};
+use crate::plan::spread::parts_keeping;
+use crate::spec::Topology;
+
+/// How `apply` goes.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Change nothing: each host lists its changes.
+    pub dry_run: bool,
+    /// Nodes to build again (each on its host).
+    pub recreate: Vec<String>,
+}
+
+/// What `apply` did: each host with what its nslab said (its changes), or
+/// that its part was taken down.
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    pub lab: String,
+    pub hosts: Vec<(String, String)>,
+    pub total: Duration,
+}
+
+/// Applies `t` (a topology with `hosts:`) to the spread lab of its name;
+/// builds it (as `up`) when this machine has no record of it.
+pub fn apply(
+    t: &Topology,
+    source: &Path,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, SpreadError> {
+    let started = Instant::now();
+    let lock = record::lock(&t.name)?;
+    let Some(running) = record::read(&t.name)? else {
+        drop(lock);
+        if options.dry_run {
+            return Ok(ApplyReport {
+                lab: t.name.clone(),
+                hosts: vec![(
+                    String::new(),
+                    format!("lab {} is not running: apply would bring it up", t.name),
+                )],
+                total: started.elapsed(),
+            });
+        }
+        let up = super::up(t, source, &super::UpOptions::default())?;
+        return Ok(ApplyReport {
+            lab: up.lab,
+            hosts: (up.hosts.into_iter())
+                .map(|(host, nodes, _)| (host, format!("brought up: {nodes} node(s)")))
+                .collect(),
+            total: started.elapsed(),
+        });
+    };
+    let mut spread = (t.spread.clone())
+        .ok_or_else(|| SpreadError::Plan(format!("lab {} has no `hosts:`", t.name)))?;
+    for node in &options.recreate {
+        if !t.nodes.contains_key(node) {
+            return Err(SpreadError::NoNode {
+                lab: t.name.clone(),
+                node: node.clone(),
+            });
+        }
+    }
+    // Running nodes stay where they run, unless the file moves them.
+    for (node, host) in &running.nodes {
+        if t.nodes.contains_key(node) && spread.hosts.contains_key(host) {
+            spread
+                .pinned
+                .entry(node.clone())
+                .or_insert_with(|| host.clone());
+        }
+    }
+    let (parts, tunnels) = parts_keeping(t, &spread, &running.tunnels);
+
+    // Every host that has a part now or had one: a part is changed, made
+    // or taken down.
+    let mut hosts = running.hosts.clone();
+    for (name, machine) in &spread.hosts {
+        hosts.insert(name.clone(), machine.clone());
+    }
+    if !options.dry_run {
+        record::write(&Record {
+            hosts: hosts.clone(),
+            ..running.clone()
+        })?;
+    }
+    let had_nodes = |host: &str| running.nodes.values().any(|h| h == host);
+    let work: Vec<(String, Work)> = (hosts.iter())
+        .filter_map(|(host, machine)| {
+            let part = parts.iter().find(|p| &p.host == host);
+            let work = match part {
+                Some(part) => Work::Apply(Box::new(part.plan()), machine.clone()),
+                None if had_nodes(host) => Work::Down(machine.clone()),
+                None => return None,
+            };
+            Some((host.clone(), work))
+        })
+        .collect();
+    let results = on_each(&work, |(_, work)| run(&t.name, source, work, options));
+    let mut failures = Vec::new();
+    let mut said = Vec::new();
+    for ((host, _), result) in work.iter().zip(results) {
+        match result {
+            Ok(text) => said.push((host.clone(), text)),
+            Err(why) => failures.push((host.clone(), why)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(SpreadError::Hosts { failures });
+    }
+    if !options.dry_run {
+        // The hosts the lab is on now, and where each node is.
+        let placed: indexmap::IndexMap<String, String> = (parts.iter())
+            .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
+            .collect();
+        record::write(&Record {
+            lab: t.name.clone(),
+            source: std::path::absolute(source).ok(),
+            hosts: spread.hosts.clone(),
+            nodes: t
+                .nodes
+                .keys()
+                .map(|n| (n.clone(), placed[n].clone()))
+                .collect(),
+            tunnels,
+        })?;
+    }
+    Ok(ApplyReport {
+        lab: t.name.clone(),
+        hosts: said,
+        total: started.elapsed(),
+    })
+}
+
+/// What one host does.
+enum Work {
+    Apply(Box<crate::plan::Plan>, crate::spec::Machine),
+    Down(crate::spec::Machine),
+}
+
+/// Does `work`; what the host's nslab said, or why it failed.
+fn run(lab: &str, source: &Path, work: &Work, options: &ApplyOptions) -> Result<String, String> {
+    let output = match work {
+        Work::Apply(plan, machine) => {
+            let mut plan = (**plan).clone();
+            plan.source = std::path::absolute(source).ok();
+            let json = serde_json::to_vec(&plan).map_err(|e| e.to_string())?;
+            let mut args = vec!["apply".to_owned(), "--plan".into(), "-".into()];
+            if options.dry_run {
+                args.push("--dry-run".into());
+            }
+            let here = |node: &String| plan.nodes.iter().any(|n| n.name == *node);
+            for node in options.recreate.iter().filter(|n| here(n)) {
+                args.extend(["--recreate".to_owned(), node.clone()]);
+            }
+            ssh::run(machine, &args, Some(&json))
+        }
+        Work::Down(_) if options.dry_run => {
+            return Ok(format!("- its part of lab {lab} (no node left there)"));
+        }
+        Work::Down(machine) => {
+            ssh::run(machine, &["down".into(), "--lab".into(), lab.into()], None)
+        }
+    }
+    .map_err(|e| format!("ssh could not start: {e}"))?;
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        false => Err(ssh::failure(&output)),
+    }
+}
