@@ -398,6 +398,44 @@ fn a_routed_chain_over_three_hosts_passes_ipv4_and_ipv6_end_to_end() {
         text(&out)
     );
 
+    // A scenario, added by apply (no node or link changes), played from
+    // the controller: a link of r3 (b) down, the check fails; up again, a
+    // router on c restarted, the check passes.
+    let with_scenario = format!(
+        "{yaml}scenario:\n  - {{at: 0.5s, link: \"r3:eth1\", state: down}}\n  - {{at: 1s, check: true}}\n  - {{at: 1.5s, link: \"r3:eth1\", state: up}}\n  - {{at: 2s, node: r5, action: restart}}\n  - {{at: 3s, check: true}}\n"
+    );
+    let file = ul.write("chain.yml", &with_scenario);
+    let file = file.to_str().expect("a UTF-8 path");
+    let out = ul.ctl(&["apply", file]);
+    assert_ok(&out, "apply of the scenario");
+    let out = ul.ctl(&["run-scenario", &lab, "--timeout", "1"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the first check fails:\n{}",
+        text(&out)
+    );
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("[1] check: FAILED")),
+        "{said}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("[3] node r5 restart")),
+        "{said}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[4] check: passed on every host")),
+        "{said}"
+    );
+    assert!(
+        said.contains("5 step(s)") && said.contains("2 check(s), 1 failed: FAIL"),
+        "{said}"
+    );
+
     let out = ul.ctl(&["down", "--lab", &lab]);
     assert_ok(&out, "down of the spread lab");
     assert_nothing_left(&ul, &[1, 2, 3], &lab);

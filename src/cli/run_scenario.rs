@@ -33,3 +33,10 @@ pub(super) fn run(args: RunScenarioArgs) -> Outcome {
     println!("{}", report.summary());
     Ok(if report.passed { 0 } else { EXIT_FAILED })
 }
+
+impl RunScenarioArgs {
+    /// The lab, and how long a check step's probes wait.
+    pub(super) fn lab(&self) -> (&str, Duration) {
+        (&self.lab, self.timeout)
+    }
+}

@@ -149,6 +149,10 @@ pub(super) fn route(command: &Command) -> Option<Outcome> {
             (Some(lab), json) => (lab, Scope::Stream { json }),
             (None, _) => return None,
         },
+        Command::RunScenario(args) => {
+            let (lab, timeout) = args.lab();
+            (lab, Scope::Scenario { timeout })
+        }
         Command::Inspect(args) => match args.lab() {
             (Some(lab), json) => (lab, Scope::Inspect { json }),
             (None, _) => return None,
@@ -166,6 +170,7 @@ pub(super) fn route(command: &Command) -> Option<Outcome> {
         Scope::Lab { json } => on_lab(&record, &args, json),
         Scope::Stream { json } => stream(&record, &args, json),
         Scope::Inspect { json } => inspect(&record, json),
+        Scope::Scenario { timeout } => run_scenario(&record, timeout),
     })
 }
 
@@ -180,6 +185,36 @@ enum Scope {
     Stream { json: bool },
     /// `inspect`: merged.
     Inspect { json: bool },
+    /// `run-scenario`: played from here.
+    Scenario { timeout: std::time::Duration },
+}
+
+/// `run-scenario LAB` of a spread lab: a line per step as it is done, then
+/// the summary; exit 1 when a check failed or a step could not be done.
+fn run_scenario(record: &Record, timeout: std::time::Duration) -> Outcome {
+    if record.scenario.is_empty() {
+        return Err((EXIT_INVALID, format!("lab {} has no scenario", record.lab)));
+    }
+    let started = std::time::Instant::now();
+    let steps = match spread::scenario::run(record, timeout, |step| println!("{}", step.line())) {
+        Ok(steps) => steps,
+        Err((_, e)) => return Err((EXIT_FAILED, format!("a step could not be done: {e}"))),
+    };
+    let checks: Vec<bool> = steps
+        .iter()
+        .filter_map(|s| s.check.as_ref().map(Result::is_ok))
+        .collect();
+    let failed = checks.iter().filter(|p| !**p).count();
+    println!(
+        "scenario {}: {} step(s) in {:.3}s; {} check(s), {} failed: {}",
+        record.lab,
+        steps.len(),
+        started.elapsed().as_secs_f64(),
+        checks.len(),
+        failed,
+        if failed == 0 { "PASS" } else { "FAIL" }
+    );
+    Ok(if failed == 0 { 0 } else { EXIT_FAILED })
 }
 
 /// A verb on one node, run by its host's nslab with this terminal.

@@ -224,6 +224,8 @@ pub fn parts_keeping(
     for name in spread.hosts.keys() {
         let mut part = t.clone();
         part.spread = None;
+        // The controller plays the scenario, on every host.
+        part.scenario = Default::default();
         part.nodes.retain(|n, _| host_of(n) == Some(name.as_str()));
         part.links.clear();
         part.devices

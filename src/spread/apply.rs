@@ -135,6 +135,7 @@ pub fn apply(
                 .map(|n| (n.clone(), placed[n].clone()))
                 .collect(),
             tunnels,
+            scenario: t.scenario.clone(),
         })?;
     }
     Ok(ApplyReport {

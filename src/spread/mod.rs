@@ -15,6 +15,7 @@ mod apply;
 mod down;
 pub mod forward;
 pub mod record;
+pub mod scenario;
 mod ssh;
 mod up;
 

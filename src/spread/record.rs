@@ -31,6 +31,10 @@ pub struct Record {
     pub nodes: IndexMap<String, String>,
     /// The links between hosts, with their VNIs (kept by `apply`).
     pub tunnels: Vec<crate::plan::spread::Tunnel>,
+    /// The file's `scenario:`, which the controller plays
+    /// (`run-scenario`): its steps name nodes of every host.
+    #[serde(default, skip_serializing_if = "crate::spec::Scenario::is_empty")]
+    pub scenario: crate::spec::Scenario,
 }
 
 impl Record {

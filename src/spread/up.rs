@@ -96,6 +96,7 @@ fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpRepor
             .map(|n| (n.clone(), placed[n].clone()))
             .collect(),
         tunnels: tunnels.clone(),
+        scenario: t.scenario.clone(),
     })?;
 
     let results = on_each(&parts, |part| build_part(part, source));

@@ -24,7 +24,6 @@ pub(super) struct Given<'a> {
     pub default_host: bool,
     pub links: &'a [Link],
     pub has_mgmt: bool,
-    pub has_scenario: bool,
 }
 
 /// The lab's spread, or `None` for a one-host lab; problems are pushed.
@@ -191,12 +190,6 @@ pub(super) fn spread(given: Given<'_>, problems: &mut Vec<Problem>) -> Option<Sp
         push(
             "mgmt".into(),
             "a lab spread over hosts has no management network (each host's own would be a different one); reach nodes with `nslab exec`".into(),
-        );
-    }
-    if given.has_scenario {
-        push(
-            "scenario".into(),
-            "scenarios run on one host's lab; a lab spread over hosts has none yet".into(),
         );
     }
     for (i, link) in given.links.iter().enumerate() {

@@ -499,7 +499,6 @@ pub(crate) fn validate(
             default_host,
             links: &links,
             has_mgmt: network.is_some(),
-            has_scenario: !scenario.steps.is_empty(),
         },
         &mut c.problems,
     );
