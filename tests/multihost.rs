@@ -471,6 +471,22 @@ fn a_bridge_lan_spans_two_hosts() {
             &format!("ping {address} from b (h2) over the bridge on h1"),
         );
     }
+    // exec --all: every host runs it on its nodes.
+    let out = ul.ctl(&["exec", "--all", &lab, "--", "hostname"]);
+    assert_ok(&out, "exec --all over both hosts");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("host h1:") && said.contains("host h2:"),
+        "{said}"
+    );
+    for node in ["a", "b"] {
+        assert!(
+            said.lines()
+                .any(|l| l.trim_end().ends_with(&format!(" {node}"))),
+            "{node} in:\n{said}"
+        );
+    }
+
     // apply: a node added on h2 with a port on the LAN (a new tunnel);
     // the running nodes keep their inits.
     let pids = || {
