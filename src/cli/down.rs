@@ -59,6 +59,11 @@ pub(super) fn run(args: DownArgs) -> Outcome {
         for lab in lab::find_labs().map_err(failed)? {
             println!("{lab}");
         }
+        if !super::spread::here() {
+            for lab in crate::spread::record::list().map_err(failed)? {
+                println!("{lab} (spread over hosts: its part on each)");
+            }
+        }
         return Ok(0);
     }
     let quiet = args.quiet;
