@@ -604,6 +604,29 @@ fn a_host_that_cannot_be_reached_is_named_and_nothing_is_built() {
         "{said}"
     );
     assert_nothing_left(&ul, &[1, 2], &lab);
+    // A host that runs a lab of that name already (its own, one host's)
+    // is named, and its lab left alone.
+    let own = ul.write("own.yml", &tiny_lab(&lab));
+    assert_ok(
+        &ul.ssh(1, &[NSLAB, "up", own.to_str().expect("a UTF-8 path")]),
+        "h1's own lab",
+    );
+    let hosts = hosts_block(&ul, &[1, 2]);
+    let file = ul.write("taken.yml", &chain(&lab, &hosts, 4));
+    let out = ul.ctl(&["up", file.to_str().expect("a UTF-8 path")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is up already on host h1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ul.labs_in("h1"), vec![lab.clone()], "h1's own lab stays");
+    assert_ok(
+        &ul.ssh(1, &[NSLAB, "down", "--lab", &lab]),
+        "down of h1's own lab",
+    );
+    assert_nothing_left(&ul, &[1, 2], &lab);
+
     // A host without nslab at the path given is named too.
     let hosts = hosts_block(&ul, &[1, 2]).replace(
         &format!("nslab: {NSLAB}}}\n  h2"),

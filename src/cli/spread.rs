@@ -116,9 +116,10 @@ pub(super) fn down_all(quiet: bool) -> Outcome {
 
 fn spread_failure(e: SpreadError) -> (i32, String) {
     match e {
-        SpreadError::Exists { .. } | SpreadError::NoNode { .. } | SpreadError::Plan(_) => {
-            (EXIT_INVALID, e.to_string())
-        }
+        SpreadError::Exists { .. }
+        | SpreadError::NoNode { .. }
+        | SpreadError::Plan(_)
+        | SpreadError::Refused { .. } => (EXIT_INVALID, e.to_string()),
         SpreadError::Hosts { .. } => (EXIT_FAILED, format!("on the hosts of the lab:\n  {e}")),
         e => failed(e),
     }

@@ -113,7 +113,12 @@ fn place<'a>(
             .copied()
             .filter(|n| !spread.pinned.contains_key(*n))
             .collect();
-        let pinned_host = names.iter().find_map(|n| spread.pinned.get(*n));
+        // The bridge's host, when it is pinned, else the first pinned
+        // member's: the LAN goes where its bridge is.
+        let bridge_host = (names.iter())
+            .filter(|n| index.get(**n).is_some_and(|&i| nodes[i].1))
+            .find_map(|n| spread.pinned.get(*n));
+        let pinned_host = bridge_host.or_else(|| names.iter().find_map(|n| spread.pinned.get(*n)));
         let host: &str = match pinned_host {
             Some(host) => host,
             None => {
@@ -263,9 +268,20 @@ pub fn parts_keeping(
                 .unwrap_or(spread.first_vni),
         };
         taken.insert(vni);
-        let mtu = link
-            .mtu
-            .unwrap_or_else(|| tunnel_mtu(spread.hosts[ha].underlay));
+        // A bridge's port keeps the LAN's MTU (a bridge drops a frame too
+        // big for a port without a word); its tunnel's packets are then
+        // fragmented on the underlay. A routed link gets the tunnel's, so
+        // that path MTU discovery sees it.
+        let on_bridge = [a, b].iter().any(|e| {
+            t.nodes
+                .get(&e.node)
+                .is_some_and(|n| n.kind == NodeKind::Bridge)
+        });
+        let mtu = match (link.mtu, on_bridge) {
+            (Some(mtu), _) => mtu,
+            (None, true) => super::DEFAULT_MTU,
+            (None, false) => tunnel_mtu(spread.hosts[ha].underlay),
+        };
         for (end, host, other) in [(a, ha, hb), (b, hb, ha)] {
             let (here, there) = (&spread.hosts[host], &spread.hosts[other]);
             parts[host].devices.push(Device {

@@ -84,30 +84,88 @@ pub fn apply(
     }
     let (parts, tunnels) = parts_keeping(t, &spread, &running.tunnels);
 
-    // Every host that has a part now or had one: a part is changed, made
-    // or taken down.
+    // A host that holds a part keeps its machine: another `ssh:` or
+    // `underlay:` for it would leave the old machine's part behind.
+    for host in &running.parts {
+        if let (Some(old), Some(new)) = (running.hosts.get(host), spread.hosts.get(host))
+            && old != new
+        {
+            return Err(SpreadError::Plan(format!(
+                "hosts.{host}: its `ssh:`, `underlay:` or `nslab:` changed while it holds a part of lab {}: take the lab down and up again",
+                t.name
+            )));
+        }
+    }
+    // A host new to the lab must not hold a lab of that name already.
+    let new_hosts: Vec<&crate::plan::spread::Part> = parts
+        .iter()
+        .filter(|p| !running.parts.contains(&p.host))
+        .collect();
+    let refused: Vec<(String, String)> = on_each(&new_hosts, |part| {
+        super::up::check_host(&t.name, &part.machine)
+            .err()
+            .map(|why| (part.host.clone(), why))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    if !refused.is_empty() {
+        return Err(SpreadError::Refused { failures: refused });
+    }
+
+    // Every host that has a part now or may hold one: a part is changed,
+    // made or taken down.
     let mut hosts = running.hosts.clone();
     for (name, machine) in &spread.hosts {
         hosts.insert(name.clone(), machine.clone());
     }
-    if !options.dry_run {
-        record::write(&Record {
-            hosts: hosts.clone(),
-            ..running.clone()
-        })?;
-    }
-    let had_nodes = |host: &str| running.nodes.values().any(|h| h == host);
     let work: Vec<(String, Work)> = (hosts.iter())
         .filter_map(|(host, machine)| {
             let part = parts.iter().find(|p| &p.host == host);
             let work = match part {
                 Some(part) => Work::Apply(Box::new(part.plan()), machine.clone()),
-                None if had_nodes(host) => Work::Down(machine.clone()),
+                None if running.parts.contains(host) => Work::Down(machine.clone()),
                 None => return None,
             };
             Some((host.clone(), work))
         })
         .collect();
+    // A trial first (each host's `apply --dry-run` makes every check of
+    // its `apply`): a change one host refuses is made on none.
+    let trial = ApplyOptions {
+        dry_run: true,
+        ..options.clone()
+    };
+    let tried = on_each(&work, |(_, work)| run(&t.name, source, work, &trial));
+    let refused: Vec<(String, String)> = (work.iter().zip(&tried))
+        .filter_map(|((host, _), r)| r.as_ref().err().map(|why| (host.clone(), why.clone())))
+        .collect();
+    if !refused.is_empty() {
+        return Err(SpreadError::Refused { failures: refused });
+    }
+    if options.dry_run {
+        let said = (work.iter().zip(tried))
+            .map(|((host, _), r)| (host.clone(), r.unwrap_or_default()))
+            .collect();
+        return Ok(ApplyReport {
+            lab: t.name.clone(),
+            hosts: said,
+            total: started.elapsed(),
+        });
+    }
+    // Before any host is asked: every host that may hold a part.
+    let mut may_hold: Vec<String> = running.parts.clone();
+    may_hold.extend(
+        parts
+            .iter()
+            .map(|p| p.host.clone())
+            .filter(|h| !running.parts.contains(h)),
+    );
+    record::write(&Record {
+        hosts: hosts.clone(),
+        parts: may_hold,
+        ..running.clone()
+    })?;
     let results = on_each(&work, |(_, work)| run(&t.name, source, work, options));
     let mut failures = Vec::new();
     let mut said = Vec::new();
@@ -120,24 +178,23 @@ pub fn apply(
     if !failures.is_empty() {
         return Err(SpreadError::Hosts { failures });
     }
-    if !options.dry_run {
-        // The hosts the lab is on now, and where each node is.
-        let placed: indexmap::IndexMap<String, String> = (parts.iter())
-            .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
-            .collect();
-        record::write(&Record {
-            lab: t.name.clone(),
-            source: std::path::absolute(source).ok(),
-            hosts: spread.hosts.clone(),
-            nodes: t
-                .nodes
-                .keys()
-                .map(|n| (n.clone(), placed[n].clone()))
-                .collect(),
-            tunnels,
-            scenario: t.scenario.clone(),
-        })?;
-    }
+    // The hosts the lab is on now, and where each node is.
+    let placed: indexmap::IndexMap<String, String> = (parts.iter())
+        .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
+        .collect();
+    record::write(&Record {
+        lab: t.name.clone(),
+        source: std::path::absolute(source).ok(),
+        hosts: spread.hosts.clone(),
+        nodes: t
+            .nodes
+            .keys()
+            .map(|n| (n.clone(), placed[n].clone()))
+            .collect(),
+        tunnels,
+        scenario: t.scenario.clone(),
+        parts: parts.iter().map(|p| p.host.clone()).collect(),
+    })?;
     Ok(ApplyReport {
         lab: t.name.clone(),
         hosts: said,

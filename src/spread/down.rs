@@ -26,6 +26,10 @@ pub(super) fn down_locked(lab: &str) -> Result<DownReport, SpreadError> {
     let record = record::read(lab)?.ok_or_else(|| SpreadError::NoRecord { lab: lab.into() })?;
     let failures = down_hosts(&record);
     if !failures.is_empty() {
+        // Done on the others: a second `down` asks only these.
+        let mut left = record.clone();
+        left.parts = failures.iter().map(|(h, _)| h.clone()).collect();
+        record::write(&left)?;
         return Err(SpreadError::Hosts { failures });
     }
     record::remove(lab)?;
@@ -39,7 +43,9 @@ pub(super) fn down_locked(lab: &str) -> Result<DownReport, SpreadError> {
 /// Runs `nslab down` on every host of `record` at once; the hosts that
 /// failed, with why.
 fn down_hosts(record: &Record) -> Vec<(String, String)> {
-    let hosts: Vec<_> = record.hosts.iter().collect();
+    let hosts: Vec<_> = (record.hosts.iter())
+        .filter(|(host, _)| record.parts.contains(host))
+        .collect();
     let args = ["down", "--lab", &record.lab, "--quiet"].map(String::from);
     on_each(&hosts, |(name, machine)| {
         let result = ssh::run(machine, &args, None);

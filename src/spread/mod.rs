@@ -43,6 +43,9 @@ pub enum SpreadError {
     NoNode { lab: String, node: String },
     #[error("{}", failures.iter().map(|(host, why)| format!("host {host}: {why}")).collect::<Vec<_>>().join("\n  "))]
     Hosts { failures: Vec<(String, String)> },
+    /// Refused before any host changed anything (`apply`'s trial run).
+    #[error("nothing changed on any host:\n  {}", failures.iter().map(|(host, why)| format!("host {host}: {why}")).collect::<Vec<_>>().join("\n  "))]
+    Refused { failures: Vec<(String, String)> },
     #[error("the record {}: {source}", path.display())]
     Record {
         path: PathBuf,

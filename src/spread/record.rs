@@ -35,6 +35,12 @@ pub struct Record {
     /// (`run-scenario`): its steps name nodes of every host.
     #[serde(default, skip_serializing_if = "crate::spec::Scenario::is_empty")]
     pub scenario: crate::spec::Scenario,
+    /// The hosts that may hold a part: those with nodes, and those an
+    /// unfinished `up` or `apply` asked to build one. `down` asks these,
+    /// and no other host (one without a part may run a lab of its own of
+    /// that name).
+    #[serde(default)]
+    pub parts: Vec<String>,
 }
 
 impl Record {
@@ -75,12 +81,21 @@ fn io_error(path: &Path) -> impl Fn(io::Error) -> SpreadError + '_ {
 pub fn read(lab: &str) -> Result<Option<Record>, SpreadError> {
     let path = path(lab);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SpreadError::Record {
-                path,
-                source: io::Error::new(io::ErrorKind::InvalidData, e),
-            }),
+        Ok(bytes) => {
+            let mut record: Record =
+                serde_json::from_slice(&bytes).map_err(|e| SpreadError::Record {
+                    path,
+                    source: io::Error::new(io::ErrorKind::InvalidData, e),
+                })?;
+            // A record without `parts`: the hosts with nodes hold them.
+            if record.parts.is_empty() {
+                let mut hosts: Vec<String> = record.nodes.values().cloned().collect();
+                hosts.sort();
+                hosts.dedup();
+                record.parts = hosts;
+            }
+            Ok(Some(record))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(&path)(e)),
     }
@@ -141,12 +156,25 @@ fn lock_path(lab: &str) -> PathBuf {
 pub(super) fn lock(lab: &str) -> Result<Flock<File>, SpreadError> {
     make_folder()?;
     let path = lock_path(lab);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_error(&path))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io_error(&path)(e.into()))
+    loop {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_error(&path)(e.into()))?;
+        // `remove` takes the file away under its holder's lock: a lock on
+        // a file no longer at the path is no lock; take the new one.
+        use std::os::unix::fs::MetadataExt;
+        let held = lock.metadata().map_err(io_error(&path))?;
+        match fs::metadata(&path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(lock),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path)(e)),
+        }
+    }
 }

@@ -29,7 +29,9 @@ pub(crate) fn command(machine: &Machine, args: &[String], tty: bool) -> std::io:
     let mut words = ssh.split_whitespace();
     let mut command = Command::new(words.next().unwrap_or("ssh"));
     command.args(words);
-    command.args(["-o", "BatchMode=yes"]);
+    // No prompt (a parallel run would hang on it); a host that drops
+    // packets is given up after 10 s, not the TCP default of minutes.
+    command.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
     command.arg(if tty { "-t" } else { "-T" });
     command.arg("--").arg(destination);
     // One string for the remote shell: every word quoted.

@@ -97,15 +97,30 @@ fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpRepor
             .collect(),
         tunnels: tunnels.clone(),
         scenario: t.scenario.clone(),
+        parts: parts.iter().map(|p| p.host.clone()).collect(),
     })?;
 
     let results = on_each(&parts, |part| build_part(part, source));
     let failures: Vec<(String, String)> = (parts.iter().zip(&results))
-        .filter_map(|(p, r)| r.as_ref().err().map(|why| (p.host.clone(), why.clone())))
+        .filter_map(|(p, r)| {
+            r.as_ref()
+                .err()
+                .map(|(why, _)| (p.host.clone(), why.clone()))
+        })
         .collect();
     if !failures.is_empty() {
-        // What was built comes down again; the record stays if a host
-        // could not be cleaned, for `down` to finish.
+        // What was built comes down again, on the hosts that may hold
+        // some of it; the record stays if one could not be cleaned, for
+        // `down` to finish.
+        let built: Vec<String> = (parts.iter().zip(&results))
+            .filter(|(_, r)| r.as_ref().map_or_else(|(_, maybe)| *maybe, |_| true))
+            .map(|(p, _)| p.host.clone())
+            .collect();
+        let mut record = record::read(&t.name)?.ok_or_else(|| SpreadError::NoRecord {
+            lab: t.name.clone(),
+        })?;
+        record.parts = built;
+        record::write(&record)?;
         let cleanup = super::down::down_locked(&t.name);
         let mut failures = failures;
         if let Err(SpreadError::Hosts { failures: more }) = cleanup {
@@ -137,7 +152,7 @@ const LAB_EXISTS: &str = "it has a lab of that name";
 
 /// Fails, saying why, unless `machine` answers over ssh with this version
 /// of nslab and has no lab `lab`.
-fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
+pub(super) fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
     if machine.ssh.is_none() {
         return Err("its `hosts:` entry has no `ssh:` (`nslab split` writes the parts of hosts reached some other way)".into());
     }
@@ -167,25 +182,33 @@ fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
         None,
     )
     .map_err(|e| format!("ssh could not start: {e}"))?;
+    // Absent only when nslab says so: any other failure may hide a lab.
+    let absent = format!("no lab {lab} ");
     match output.status.code() {
         Some(0) => Err(LAB_EXISTS.into()),
-        Some(1) => Ok(()),
-        _ => Err(ssh::failure(&output)),
+        Some(1) if String::from_utf8_lossy(&output.stderr).contains(&absent) => Ok(()),
+        _ => Err(format!(
+            "cannot tell whether it has a lab {lab}: {}",
+            ssh::failure(&output)
+        )),
     }
 }
 
-/// Builds one host's part there; how long it took, or why it failed.
-fn build_part(part: &Part, source: &Path) -> Result<Duration, String> {
+/// Builds one host's part there; how long it took, or why it failed and
+/// whether the host may hold some of it: its nslab's own failure is rolled
+/// back there; ssh's (255), a signal, may have cut it off midway.
+fn build_part(part: &Part, source: &Path) -> Result<Duration, (String, bool)> {
     let started = Instant::now();
     let mut plan = part.plan();
     plan.source = std::path::absolute(source).ok();
-    let json = serde_json::to_vec(&plan).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(&plan).map_err(|e| (e.to_string(), false))?;
     let args = ["up", "--plan", "-", "--quiet"].map(String::from);
     let output = ssh::run(&part.machine, &args, Some(&json))
-        .map_err(|e| format!("ssh could not start: {e}"))?;
+        .map_err(|e| (format!("ssh could not start: {e}"), false))?;
     crate::lab::fault::step();
-    match output.status.success() {
-        true => Ok(started.elapsed()),
-        false => Err(ssh::failure(&output)),
+    match output.status.code() {
+        Some(0) => Ok(started.elapsed()),
+        Some(1 | 2) => Err((ssh::failure(&output), false)),
+        _ => Err((ssh::failure(&output), true)),
     }
 }
