@@ -74,7 +74,7 @@ pub(super) fn run(args: ApplyArgs) -> Outcome {
     super::refuse_notes(&plan, args.strict)?;
     if plan.spread.is_some() {
         let topology = super::load_topology(&file)?;
-        return super::spread::apply(&topology, &file, args.dry_run, &args.recreate, args.quiet);
+        return super::spread::apply(&topology, args.dry_run, &args.recreate, args.quiet);
     }
     super::need_privileges(EXIT_FAILED)?;
     let options = ApplyOptions {

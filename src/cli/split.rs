@@ -34,8 +34,7 @@ pub(super) fn run(args: SplitArgs) -> Outcome {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| failed(format_args!("{}: {e}", args.out.display())))?;
     for part in &parts {
-        let mut plan = part.plan();
-        plan.source = std::path::absolute(&args.file).ok();
+        let plan = part.plan();
         let path = args.out.join(format!("{}.json", part.host));
         let text = serde_json::to_vec_pretty(&plan).map_err(failed)?;
         std::fs::write(&path, text).map_err(|e| failed(format_args!("{}: {e}", path.display())))?;

@@ -4,7 +4,6 @@
 //! acts on its own part and never forwards.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::Stdio;
 
 use super::{Command, EXIT_FAILED, EXIT_INVALID, Outcome, failed};
@@ -20,9 +19,9 @@ pub(super) fn here() -> bool {
 }
 
 /// `up FILE` of a file with `hosts:`.
-pub(super) fn up(topology: &Topology, file: &Path, reconfigure: bool, quiet: bool) -> Outcome {
+pub(super) fn up(topology: &Topology, reconfigure: bool, quiet: bool) -> Outcome {
     let options = spread::UpOptions { reconfigure };
-    let report = spread::up(topology, file, &options).map_err(spread_failure)?;
+    let report = spread::up(topology, &options).map_err(spread_failure)?;
     if !quiet {
         let nodes: usize = report.hosts.iter().map(|h| h.1).sum();
         println!(
@@ -46,7 +45,6 @@ pub(super) fn up(topology: &Topology, file: &Path, reconfigure: bool, quiet: boo
 /// changed, under the host's name.
 pub(super) fn apply(
     topology: &Topology,
-    file: &Path,
     dry_run: bool,
     recreate: &[String],
     quiet: bool,
@@ -55,7 +53,7 @@ pub(super) fn apply(
         dry_run,
         recreate: recreate.to_vec(),
     };
-    let report = spread::apply(topology, file, &options).map_err(spread_failure)?;
+    let report = spread::apply(topology, &options).map_err(spread_failure)?;
     if !quiet || dry_run {
         for (host, said) in &report.hosts {
             if !host.is_empty() {

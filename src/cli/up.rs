@@ -50,7 +50,7 @@ pub(super) fn run(args: UpArgs) -> Outcome {
             let topology = load_topology(file)?;
             if topology.spread.is_some() {
                 super::refuse_notes(&Plan::from_topology(&topology), args.strict)?;
-                return super::spread::up(&topology, file, args.reconfigure, args.quiet);
+                return super::spread::up(&topology, args.reconfigure, args.quiet);
             }
             let mut plan = Plan::from_topology(&topology);
             plan.source = std::path::absolute(file).ok();

@@ -166,10 +166,12 @@ pub struct Part {
 }
 
 impl Part {
-    /// The plan the host builds.
+    /// The plan the host builds, its file's path made absolute (as
+    /// [`Plan::from_file`] makes it).
     pub fn plan(&self) -> Plan {
         let mut plan = Plan::from_topology(&self.topology);
         plan.remote_names = self.remote_names.clone();
+        plan.source = plan.source.and_then(|p| std::path::absolute(p).ok());
         plan
     }
 }

@@ -7,7 +7,6 @@
 //! may be on before any is asked, so a killed `apply` leaves nothing that
 //! `down` misses, and a second `apply` finishes it.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::record::{self, Record};
@@ -35,11 +34,7 @@ pub struct ApplyReport {
 
 /// Applies `t` (a topology with `hosts:`) to the spread lab of its name;
 /// builds it (as `up`) when this machine has no record of it.
-pub fn apply(
-    t: &Topology,
-    source: &Path,
-    options: &ApplyOptions,
-) -> Result<ApplyReport, SpreadError> {
+pub fn apply(t: &Topology, options: &ApplyOptions) -> Result<ApplyReport, SpreadError> {
     let started = Instant::now();
     let lock = record::lock(&t.name)?;
     let Some(running) = record::read(&t.name)? else {
@@ -54,7 +49,7 @@ pub fn apply(
                 total: started.elapsed(),
             });
         }
-        let up = super::up(t, source, &super::UpOptions::default())?;
+        let up = super::up(t, &super::UpOptions::default())?;
         return Ok(ApplyReport {
             lab: up.lab,
             hosts: (up.hosts.into_iter())
@@ -136,7 +131,7 @@ pub fn apply(
         dry_run: true,
         ..options.clone()
     };
-    let tried = on_each(&work, |(_, work)| run(&t.name, source, work, &trial));
+    let tried = on_each(&work, |(_, work)| run(&t.name, work, &trial));
     let refused: Vec<(String, String)> = (work.iter().zip(&tried))
         .filter_map(|((host, _), r)| r.as_ref().err().map(|why| (host.clone(), why.clone())))
         .collect();
@@ -166,7 +161,7 @@ pub fn apply(
         parts: may_hold,
         ..running.clone()
     })?;
-    let results = on_each(&work, |(_, work)| run(&t.name, source, work, options));
+    let results = on_each(&work, |(_, work)| run(&t.name, work, options));
     let mut failures = Vec::new();
     let mut said = Vec::new();
     for ((host, _), result) in work.iter().zip(results) {
@@ -179,22 +174,7 @@ pub fn apply(
         return Err(SpreadError::Hosts { failures });
     }
     // The hosts the lab is on now, and where each node is.
-    let placed: indexmap::IndexMap<String, String> = (parts.iter())
-        .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
-        .collect();
-    record::write(&Record {
-        lab: t.name.clone(),
-        source: std::path::absolute(source).ok(),
-        hosts: spread.hosts.clone(),
-        nodes: t
-            .nodes
-            .keys()
-            .map(|n| (n.clone(), placed[n].clone()))
-            .collect(),
-        tunnels,
-        scenario: t.scenario.clone(),
-        parts: parts.iter().map(|p| p.host.clone()).collect(),
-    })?;
+    record::write(&Record::of(t, &spread.hosts, &parts, tunnels))?;
     Ok(ApplyReport {
         lab: t.name.clone(),
         hosts: said,
@@ -209,12 +189,10 @@ enum Work {
 }
 
 /// Does `work`; what the host's nslab said, or why it failed.
-fn run(lab: &str, source: &Path, work: &Work, options: &ApplyOptions) -> Result<String, String> {
+fn run(lab: &str, work: &Work, options: &ApplyOptions) -> Result<String, String> {
     let output = match work {
         Work::Apply(plan, machine) => {
-            let mut plan = (**plan).clone();
-            plan.source = std::path::absolute(source).ok();
-            let json = serde_json::to_vec(&plan).map_err(|e| e.to_string())?;
+            let json = serde_json::to_vec(plan).map_err(|e| e.to_string())?;
             let mut args = vec!["apply".to_owned(), "--plan".into(), "-".into()];
             if options.dry_run {
                 args.push("--dry-run".into());

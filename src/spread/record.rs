@@ -44,6 +44,44 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of lab `t` built as `parts` (each host's nodes, every
+    /// such host holding its part), with its `hosts` and `tunnels`.
+    pub(super) fn of(
+        t: &crate::spec::Topology,
+        hosts: &IndexMap<String, Machine>,
+        parts: &[crate::plan::spread::Part],
+        tunnels: Vec<crate::plan::spread::Tunnel>,
+    ) -> Record {
+        let placed: IndexMap<&str, &str> = (parts.iter())
+            .flat_map(|p| {
+                p.topology
+                    .nodes
+                    .keys()
+                    .map(|n| (n.as_str(), p.host.as_str()))
+            })
+            .collect();
+        Record {
+            lab: t.name.clone(),
+            source: std::path::absolute(&t.source).ok(),
+            hosts: hosts.clone(),
+            nodes: (t.nodes.keys())
+                .map(|n| {
+                    (
+                        n.clone(),
+                        placed
+                            .get(n.as_str())
+                            .copied()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect(),
+            tunnels,
+            scenario: t.scenario.clone(),
+            parts: parts.iter().map(|p| p.host.clone()).collect(),
+        }
+    }
+
     /// The machine `node` is on.
     pub fn host_of(&self, node: &str) -> Option<(&str, &Machine)> {
         let host = self.nodes.get(node)?;

@@ -1,10 +1,7 @@
 //! `up` of a spread lab: check every host, record them, then build every
 //! host's part at once; a part that fails takes every part down again.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-use indexmap::IndexMap;
 
 use super::record::{self, Record};
 use super::{SpreadError, on_each, ssh};
@@ -32,9 +29,9 @@ pub struct UpReport {
 
 /// Builds the spread lab `t` (a topology with `hosts:`) from the file at
 /// `source`.
-pub fn up(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, SpreadError> {
+pub fn up(t: &Topology, options: &UpOptions) -> Result<UpReport, SpreadError> {
     let lock = record::lock(&t.name)?;
-    let result = up_locked(t, source, options);
+    let result = up_locked(t, options);
     // Refused before the record was written (or rolled back whole):
     // nothing of the lab stays on this machine, its lock file neither.
     if result.is_err() && matches!(record::read(&t.name), Ok(None)) {
@@ -44,7 +41,7 @@ pub fn up(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, 
     result
 }
 
-fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpReport, SpreadError> {
+fn up_locked(t: &Topology, options: &UpOptions) -> Result<UpReport, SpreadError> {
     let started = Instant::now();
     let spread = (t.spread.as_ref())
         .ok_or_else(|| SpreadError::Plan(format!("lab {} has no `hosts:`", t.name)))?;
@@ -83,24 +80,9 @@ fn up_locked(t: &Topology, source: &Path, options: &UpOptions) -> Result<UpRepor
         });
     }
 
-    let placed: IndexMap<String, String> = (parts.iter())
-        .flat_map(|p| p.topology.nodes.keys().map(|n| (n.clone(), p.host.clone())))
-        .collect();
-    record::write(&Record {
-        lab: t.name.clone(),
-        source: std::path::absolute(source).ok(),
-        hosts: spread.hosts.clone(),
-        nodes: t
-            .nodes
-            .keys()
-            .map(|n| (n.clone(), placed[n].clone()))
-            .collect(),
-        tunnels: tunnels.clone(),
-        scenario: t.scenario.clone(),
-        parts: parts.iter().map(|p| p.host.clone()).collect(),
-    })?;
+    record::write(&Record::of(t, &spread.hosts, &parts, tunnels.clone()))?;
 
-    let results = on_each(&parts, |part| build_part(part, source));
+    let results = on_each(&parts, build_part);
     let failures: Vec<(String, String)> = (parts.iter().zip(&results))
         .filter_map(|(p, r)| {
             r.as_ref()
@@ -197,11 +179,9 @@ pub(super) fn check_host(lab: &str, machine: &Machine) -> Result<(), String> {
 /// Builds one host's part there; how long it took, or why it failed and
 /// whether the host may hold some of it: its nslab's own failure is rolled
 /// back there; ssh's (255), a signal, may have cut it off midway.
-fn build_part(part: &Part, source: &Path) -> Result<Duration, (String, bool)> {
+fn build_part(part: &Part) -> Result<Duration, (String, bool)> {
     let started = Instant::now();
-    let mut plan = part.plan();
-    plan.source = std::path::absolute(source).ok();
-    let json = serde_json::to_vec(&plan).map_err(|e| (e.to_string(), false))?;
+    let json = serde_json::to_vec(&part.plan()).map_err(|e| (e.to_string(), false))?;
     let args = ["up", "--plan", "-", "--quiet"].map(String::from);
     let output = ssh::run(&part.machine, &args, Some(&json))
         .map_err(|e| (format!("ssh could not start: {e}"), false))?;
